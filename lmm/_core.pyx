@@ -1,0 +1,682 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+"""Compiled kernels of lmm.
+
+Everything here works on the sufficient statistics of a linear mixed model
+with one grouping factor, rows sorted into contiguous group blocks:
+
+    ztz[g] = Z_g' Z_g   (n_groups, q, q)
+    ztx[g] = Z_g' X_g   (n_groups, q, p)
+    zty[g] = Z_g' y_g   (n_groups, q)
+    xtx = X'X (p, p),  xty = X'y (p,),  yty = y'y
+
+`cross_products` makes them in one pass over the rows; every other kernel
+takes only these arrays, so the cost of a likelihood evaluation grows with the
+number of groups, never with the number of rows.
+
+Notation (see DESIGN.md in the project's shared notes): Lambda is the q x q
+lower-triangular relative covariance factor, G = Lambda Lambda' = cov_re /
+scale, V_g = I + Z_g G Z_g'.  Per group, M_g = Lambda' Z_g'Z_g Lambda + I =
+L_g L_g' (Cholesky), and by the Woodbury identity and the matrix determinant
+lemma
+
+    log|V_g| = 2 sum log diag L_g
+    X_g'V_g^{-1}X_g = X_g'X_g - C_g'C_g,   C_g = L_g^{-1} Lambda' Z_g'X_g
+
+Small matrices inside the kernels are stored column-major (LAPACK's order);
+the arrays passed in are C-ordered numpy arrays, so symmetric ones read the
+same either way and `ztx` is read transposed where needed.
+
+The Python layer validates every shape and offset before calling: bounds
+checking is off here.
+"""
+
+import numpy as np
+
+from libc.math cimport log, M_PI, INFINITY
+from libc.stdlib cimport malloc, free
+from scipy.linalg.cython_lapack cimport dpotrf, dtrtrs
+
+ctypedef Py_ssize_t intp_t
+
+
+# ---------------------------------------------------------------------------
+# Small dense helpers (column-major, q and p are small)
+# ---------------------------------------------------------------------------
+
+cdef inline int _cholesky_lower(double* a, int n) noexcept nogil:
+    """In-place lower Cholesky factor of the n x n column-major `a`."""
+    cdef char uplo = b'L'
+    cdef int info = 0
+    dpotrf(&uplo, &n, a, &n, &info)
+    return info
+
+
+cdef inline int _solve_lower(const double* l, int n, double* b, int nrhs,
+                             bint transpose) noexcept nogil:
+    """b <- L^{-1} b (or L'^{-1} b), L lower-triangular n x n, b n x nrhs."""
+    cdef char uplo = b'L'
+    cdef char trans = b'T' if transpose else b'N'
+    cdef char diag = b'N'
+    cdef int info = 0
+    if nrhs == 0:
+        return 0
+    dtrtrs(&uplo, &trans, &diag, &n, &nrhs, <double*>l, &n, b, &n, &info)
+    return info
+
+
+cdef inline void _factor_group(
+    const double* ztz_g, const double* ztx_g, const double* zty_g,
+    const double* lam, int q, int p,
+    double* al, double* chol, double* cc,
+) noexcept nogil:
+    """Pass-one quantities of one group.
+
+    On return:
+      al   (q x q) = Z'Z Lambda
+      chol (q x q) = L, lower Cholesky factor of Lambda'Z'Z Lambda + I
+      cc   (q x (p+1)) = L^{-1} Lambda' [Z'X | Z'y]   (C and c of DESIGN.md)
+    The factorization cannot fail: M >= I, so every pivot is at least 1.
+    """
+    cdef int j, k, m, c
+    cdef double s
+    # al = A Lambda; Lambda is lower-triangular, so only m >= k contributes.
+    for k in range(q):
+        for j in range(q):
+            s = 0.0
+            for m in range(k, q):
+                s += ztz_g[j * q + m] * lam[m + k * q]
+            al[j + k * q] = s
+    # M = Lambda' A Lambda + I, lower part only.
+    for k in range(q):
+        for j in range(k, q):
+            s = 0.0
+            for m in range(j, q):
+                s += lam[m + j * q] * al[m + k * q]
+            chol[j + k * q] = s + (1.0 if j == k else 0.0)
+    _cholesky_lower(chol, q)
+    # cc = Lambda' [B | d], B[m, c] = ztx_g[m * p + c]
+    for c in range(p):
+        for j in range(q):
+            s = 0.0
+            for m in range(j, q):
+                s += lam[m + j * q] * ztx_g[m * p + c]
+            cc[j + c * q] = s
+    for j in range(q):
+        s = 0.0
+        for m in range(j, q):
+            s += lam[m + j * q] * zty_g[m]
+        cc[j + p * q] = s
+    _solve_lower(chol, q, cc, p + 1, False)
+
+
+cdef inline void _group_second_pass(
+    const double* ztz_g, const double* ztx_g, const double* zty_g,
+    int q, int p, const double* al, const double* chol, const double* cc,
+    const double* beta, double* f, double* w, double* hv, double* u,
+) noexcept nogil:
+    """Quantities of one group that need beta (after pass one).
+
+    On return:
+      f  (q x q)      = L^{-1} Lambda' Z'Z
+      w  (q x q)      = Z'V^{-1}Z = Z'Z - f'f
+      hv (q x (p+1))  = [Z'V^{-1}X | Z'V^{-1}y] = [Z'X | Z'y] - f' cc
+      u  (q)          = Z'V^{-1}(y - X beta)
+    """
+    cdef int j, k, m, c
+    cdef double s
+    for k in range(q):
+        for j in range(q):
+            f[j + k * q] = al[k + j * q]
+    _solve_lower(chol, q, f, q, False)
+    for k in range(q):
+        for j in range(q):
+            s = 0.0
+            for m in range(q):
+                s += f[m + j * q] * f[m + k * q]
+            w[j + k * q] = ztz_g[j * q + k] - s
+    for c in range(p + 1):
+        for j in range(q):
+            s = 0.0
+            for m in range(q):
+                s += f[m + j * q] * cc[m + c * q]
+            if c < p:
+                hv[j + c * q] = ztx_g[j * p + c] - s
+            else:
+                hv[j + c * q] = zty_g[j] - s
+    for j in range(q):
+        s = hv[j + p * q]
+        for c in range(p):
+            s -= hv[j + c * q] * beta[c]
+        u[j] = s
+
+
+cdef inline double _trace_product(const double* a, const double* b, int q) noexcept nogil:
+    """tr(A B) for q x q column-major A, B."""
+    cdef int j, k
+    cdef double s = 0.0
+    for j in range(q):
+        for k in range(q):
+            s += a[j + k * q] * b[k + j * q]
+    return s
+
+
+cdef inline void _matmul(const double* a, const double* b, double* out,
+                         int n, int m, int r) noexcept nogil:
+    """out (n x r) = a (n x m) @ b (m x r), column-major."""
+    cdef int i, j, k
+    cdef double s
+    for j in range(r):
+        for i in range(n):
+            s = 0.0
+            for k in range(m):
+                s += a[i + k * n] * b[k + j * m]
+            out[i + j * n] = s
+
+
+# ---------------------------------------------------------------------------
+# Cross-products: the only pass over the rows
+# ---------------------------------------------------------------------------
+
+def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                   const intp_t[::1] order, const intp_t[::1] group_offsets):
+    """Per-group and global cross-products in one pass over the rows.
+
+    Parameters
+    ----------
+    X : (n, p) float64, C-contiguous
+    Z : (n, q) float64, C-contiguous
+    y : (n,) float64
+    order : (n,) intp, a permutation of range(n) listing the rows group by group
+    group_offsets : (n_groups + 1,) intp, increasing, from 0 to n; the rows of
+        group g are order[group_offsets[g]:group_offsets[g + 1]]
+
+    Returns
+    -------
+    ztz (n_groups, q, q), ztx (n_groups, q, p), zty (n_groups, q),
+    xtx (p, p), xty (p,), yty (float)
+    """
+    cdef Py_ssize_t p = X.shape[1], q = Z.shape[1]
+    cdef Py_ssize_t n_groups = group_offsets.shape[0] - 1
+    ztz_arr = np.zeros((n_groups, q, q))
+    ztx_arr = np.zeros((n_groups, q, p))
+    zty_arr = np.zeros((n_groups, q))
+    xtx_arr = np.zeros((p, p))
+    xty_arr = np.zeros(p)
+    cdef double[:, :, ::1] ztz = ztz_arr
+    cdef double[:, :, ::1] ztx = ztx_arr
+    cdef double[:, ::1] zty = zty_arr
+    cdef double[:, ::1] xtx = xtx_arr
+    cdef double[::1] xty = xty_arr
+    cdef double yty = 0.0, zj, xa, yr
+    cdef Py_ssize_t g, r, row, j, k, a, b
+    with nogil:
+        for g in range(n_groups):
+            for r in range(group_offsets[g], group_offsets[g + 1]):
+                row = order[r]
+                yr = y[row]
+                for j in range(q):
+                    zj = Z[row, j]
+                    for k in range(j + 1):
+                        ztz[g, j, k] += zj * Z[row, k]
+                    for a in range(p):
+                        ztx[g, j, a] += zj * X[row, a]
+                    zty[g, j] += zj * yr
+                for a in range(p):
+                    xa = X[row, a]
+                    for b in range(a + 1):
+                        xtx[a, b] += xa * X[row, b]
+                    xty[a] += xa * yr
+                yty += yr * yr
+            for j in range(q):
+                for k in range(j):
+                    ztz[g, k, j] = ztz[g, j, k]
+        for a in range(p):
+            for b in range(a):
+                xtx[b, a] = xtx[a, b]
+    return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
+
+
+# ---------------------------------------------------------------------------
+# Pass one: the generalized-least-squares system
+# ---------------------------------------------------------------------------
+
+cdef int _pass_one(
+    const double* lam, const double[:, :, ::1] ztz, const double[:, :, ::1] ztx,
+    const double[:, ::1] zty, const double[:, ::1] xtx, const double[::1] xty, double yty,
+    int q, int p, double* work,
+    double* xvx, double* xvy, double* yvy, double* logdet,
+) noexcept nogil:
+    """Accumulate X'V^{-1}X, X'V^{-1}y, y'V^{-1}y and log|V| over the groups.
+
+    `work` holds at least q*q*2 + q*(p+1) doubles.
+    """
+    cdef double* al = work
+    cdef double* chol = work + q * q
+    cdef double* cc = work + 2 * q * q
+    cdef Py_ssize_t g, n_groups = ztz.shape[0]
+    cdef int a, b, j
+    cdef double s, ld = 0.0
+    for a in range(p):
+        for b in range(p):
+            xvx[a + b * p] = xtx[a, b]
+        xvy[a] = xty[a]
+    yvy[0] = yty
+    for g in range(n_groups):
+        _factor_group(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], lam, q, p, al, chol, cc)
+        for j in range(q):
+            ld += log(chol[j + j * q])
+        for b in range(p + 1):
+            for a in range(b + 1):
+                s = 0.0
+                for j in range(q):
+                    s += cc[j + a * q] * cc[j + b * q]
+                if b < p:
+                    xvx[a + b * p] -= s
+                elif a < p:
+                    xvy[a] -= s
+                else:
+                    yvy[0] -= s
+    for b in range(p):
+        for a in range(b):
+            xvx[b + a * p] = xvx[a + b * p]
+    logdet[0] = 2.0 * ld
+    return 0
+
+
+cdef int _solve_gls(double* xvx, double* xvy, double yvy, int p,
+                    double* beta, double* logdet_xvx, double* rss) noexcept nogil:
+    """Cholesky-factor X'V^{-1}X in place (lower), solve for beta.
+
+    Returns LAPACK's info: non-zero when X'V^{-1}X is not positive definite.
+    """
+    cdef int info, a
+    cdef double ld = 0.0, s
+    info = _cholesky_lower(xvx, p)
+    if info != 0:
+        return info
+    for a in range(p):
+        beta[a] = xvy[a]
+        ld += log(xvx[a + a * p])
+    _solve_lower(xvx, p, beta, 1, False)
+    _solve_lower(xvx, p, beta, 1, True)
+    s = yvy
+    for a in range(p):
+        s -= beta[a] * xvy[a]
+    logdet_xvx[0] = 2.0 * ld
+    rss[0] = s
+    return 0
+
+
+cdef double _criterion(double logdet, double logdet_xvx, double rss, double nobs,
+                       int p, bint reml) noexcept nogil:
+    """-2 log-likelihood (ML) or -2 REML log-likelihood, profiled."""
+    cdef double nu = nobs - p if reml else nobs
+    cdef double dev = logdet + nu * (1.0 + log(2.0 * M_PI * rss / nu))
+    if reml:
+        dev += logdet_xvx
+    return dev
+
+
+def _check_lam(const double[:, ::1] lam, Py_ssize_t q):
+    if lam.shape[0] != q or lam.shape[1] != q:
+        raise ValueError(f"lam must be ({q}, {q}), got {tuple(lam.shape)[:2]}")
+
+
+def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
+             const double[:, :, ::1] ztx, const double[:, ::1] zty,
+             const double[:, ::1] xtx, const double[::1] xty, double yty,
+             double nobs, bint reml, double[:, ::1] grad=None):
+    """Profiled deviance (-2 log-likelihood, ML or REML) at a relative factor.
+
+    Parameters
+    ----------
+    lam : (q, q) float64, lower-triangular relative covariance factor Lambda
+    ztz, ztx, zty, xtx, xty, yty : the cross-products (see `cross_products`)
+    nobs : number of observations n
+    reml : REML criterion if true, ML otherwise
+    grad : (q, q) float64 or None
+        If given, receives d deviance / d Lambda_jk in its lower triangle
+        (the upper triangle is the derivative for a full matrix and is to be
+        ignored).
+
+    Returns
+    -------
+    (deviance, rss) : the criterion and y'V^{-1}y - beta'X'V^{-1}y.
+        The deviance is +inf when X'V^{-1}X is not positive definite.
+    """
+    cdef int q = ztz.shape[1], p = ztx.shape[2]
+    cdef Py_ssize_t n_groups = ztz.shape[0], g
+    _check_lam(lam, q)
+    if grad is not None:
+        _check_lam(grad, q)
+    cdef int nwork = 2 * q * q + q * (p + 1)          # pass one
+    nwork += p * p + p + p                             # xvx, xvy, beta
+    nwork += q * q + q                                 # lam, u
+    nwork += 2 * q * q + q * (p + 1)                   # f, w, hv
+    nwork += 3 * q * q + q * p                         # sw, sk, suu, y
+    cdef double* work = <double*>malloc(nwork * sizeof(double))
+    if work == NULL:
+        raise MemoryError()
+    cdef double* pass_work = work
+    cdef double* xvx = pass_work + 2 * q * q + q * (p + 1)
+    cdef double* xvy = xvx + p * p
+    cdef double* beta = xvy + p
+    cdef double* lam_c = beta + p
+    cdef double* u = lam_c + q * q
+    cdef double* f = u + q
+    cdef double* w = f + q * q
+    cdef double* hv = w + q * q
+    cdef double* sw = hv + q * (p + 1)
+    cdef double* sk = sw + q * q
+    cdef double* suu = sk + q * q
+    cdef double* yk = suu + q * q
+    cdef double yvy = 0.0, logdet = 0.0, logdet_xvx = 0.0, rss = 0.0, dev, nu, s
+    cdef int info, j, k, m, c
+    cdef double* al = pass_work
+    cdef double* chol = pass_work + q * q
+    cdef double* cc = pass_work + 2 * q * q
+    cdef bint want_grad = grad is not None
+    try:
+        with nogil:
+            for k in range(q):
+                for j in range(q):
+                    lam_c[j + k * q] = lam[j, k] if j >= k else 0.0
+            _pass_one(lam_c, ztz, ztx, zty, xtx, xty, yty, q, p, pass_work,
+                      xvx, xvy, &yvy, &logdet)
+            info = _solve_gls(xvx, xvy, yvy, p, beta, &logdet_xvx, &rss)
+            if info != 0 or rss <= 0.0:
+                dev = INFINITY
+            else:
+                dev = _criterion(logdet, logdet_xvx, rss, nobs, p, reml)
+            if want_grad and info == 0 and rss > 0.0:
+                for j in range(q * q):
+                    sw[j] = 0.0
+                    sk[j] = 0.0
+                    suu[j] = 0.0
+                for g in range(n_groups):
+                    _factor_group(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], lam_c, q, p,
+                                  al, chol, cc)
+                    _group_second_pass(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], q, p,
+                                       al, chol, cc, beta, f, w, hv, u)
+                    # yk (p x q) = Lp^{-1} H', so H P^{-1} H' = yk' yk
+                    for j in range(q):
+                        for c in range(p):
+                            yk[c + j * p] = hv[j + c * q]
+                    _solve_lower(xvx, p, yk, q, False)
+                    for k in range(q):
+                        for j in range(q):
+                            sw[j + k * q] += w[j + k * q]
+                            suu[j + k * q] += u[j] * u[k]
+                            s = 0.0
+                            for c in range(p):
+                                s += yk[c + j * p] * yk[c + k * p]
+                            sk[j + k * q] += s
+                # S = d deviance / dG (as tr(S dG)); d/dLambda = 2 S Lambda
+                nu = nobs - p if reml else nobs
+                for j in range(q * q):
+                    sw[j] = sw[j] - nu / rss * suu[j] - (sk[j] if reml else 0.0)
+                for k in range(q):
+                    for j in range(q):
+                        s = 0.0
+                        for m in range(k, q):
+                            s += sw[j + m * q] * lam_c[m + k * q]
+                        grad[j, k] = 2.0 * s
+    finally:
+        free(work)
+    return dev, rss
+
+
+def solve(const double[:, ::1] lam, const double[:, :, ::1] ztz,
+          const double[:, :, ::1] ztx, const double[:, ::1] zty,
+          const double[:, ::1] xtx, const double[::1] xty, double yty):
+    """The generalized-least-squares solution at a relative factor.
+
+    Returns
+    -------
+    dict with beta (p,), xvx (p, p) = X'V^{-1}X, logdet_v = log|V|,
+    logdet_xvx = log|X'V^{-1}X|, rss = (y - X beta)'V^{-1}(y - X beta),
+    info (0, or LAPACK's code when X'V^{-1}X is not positive definite).
+    """
+    cdef int q = ztz.shape[1], p = ztx.shape[2]
+    _check_lam(lam, q)
+    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    cdef double[::1, :] lam_c = lam_arr
+    work_arr = np.empty(2 * q * q + q * (p + 1))
+    xvx_arr = np.empty((p, p), order="F")
+    xvy_arr = np.empty(p)
+    beta_arr = np.zeros(p)
+    cdef double[::1] work = work_arr
+    cdef double[::1, :] xvx = xvx_arr
+    cdef double[::1] xvy = xvy_arr
+    cdef double[::1] beta = beta_arr
+    cdef double yvy = 0.0, logdet = 0.0, logdet_xvx = float('nan'), rss = float('nan')
+    cdef int info
+    with nogil:
+        _pass_one(&lam_c[0, 0], ztz, ztx, zty, xtx, xty, yty, q, p, &work[0],
+                  &xvx[0, 0], &xvy[0], &yvy, &logdet)
+    xvx_full = np.array(xvx_arr)
+    with nogil:
+        info = _solve_gls(&xvx[0, 0], &xvy[0], yvy, p, &beta[0], &logdet_xvx, &rss)
+    return dict(beta=beta_arr, xvx=xvx_full, logdet_v=logdet, logdet_xvx=logdet_xvx,
+                rss=rss, info=info)
+
+
+# ---------------------------------------------------------------------------
+# Second derivatives
+# ---------------------------------------------------------------------------
+
+def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
+                       const double[:, :, ::1] ztx, const double[:, ::1] zty,
+                       const double[:, ::1] xtx, const double[::1] xty, double yty,
+                       const double[:, :, ::1] directions):
+    """Derivatives of the three parts of the profiled criterion along directions in G.
+
+    With G = Lambda Lambda' the relative covariance, the profiled criteria are
+    built from three functions of G:
+
+        logdet_v(G)   = log|V|
+        logdet_xvx(G) = log|X'V^{-1}X|
+        rss(G)        = min_beta (y - X beta)'V^{-1}(y - X beta)
+
+    This kernel returns their gradients as symmetric matrices S (so that the
+    derivative along a symmetric direction D is tr(S D)) and their second
+    derivatives along each pair of the given symmetric directions D_a, D_b.
+    The Python layer combines them into the Hessian of any parametrization
+    (theta for the optimizer; cov_re and scale for standard errors).
+
+    Parameters
+    ----------
+    lam : (q, q) lower-triangular factor
+    directions : (n_dir, q, q) symmetric matrices
+
+    Returns
+    -------
+    dict with beta, xvx (p, p), logdet_v, logdet_xvx, rss, info and
+      grad_logdet_v, grad_logdet_xvx, grad_rss : (q, q)
+      hess_logdet_v, hess_logdet_xvx, hess_rss : (n_dir, n_dir)
+    """
+    cdef int q = ztz.shape[1], p = ztx.shape[2], nd = directions.shape[0]
+    cdef Py_ssize_t n_groups = ztz.shape[0], g
+    _check_lam(lam, q)
+    if directions.shape[1] != q or directions.shape[2] != q:
+        raise ValueError("directions must be (n_dir, q, q)")
+    base = solve(lam, ztz, ztx, zty, xtx, xty, yty)
+    if base["info"] != 0:
+        raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite")
+    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    cdef double[::1, :] lam_c = lam_arr
+    xvx_arr = np.linalg.cholesky(base["xvx"]).copy(order="F")
+    xvx_inv = np.linalg.inv(base["xvx"])
+    cdef double[::1, :] xvx_chol = xvx_arr
+    cdef double[::1] beta = base["beta"]
+    dirs_arr = np.asarray(directions).transpose(0, 2, 1).copy()   # column-major per direction
+    cdef double[:, :, ::1] dirs = dirs_arr
+    # workspaces, allocated once
+    work_arr = np.zeros(2 * q * q + q * (p + 1) + 3 * q * q + q * (p + 1) + q + p * q)
+    cdef double[::1] work = work_arr
+    wd_arr = np.zeros((nd, q * q))    # W D_a
+    kd_arr = np.zeros((nd, q * q))    # K D_a
+    du_arr = np.zeros((nd, q))        # D_a u
+    dh_arr = np.zeros((nd, q * p))    # D_a H
+    cdef double[:, ::1] wd = wd_arr
+    cdef double[:, ::1] kd = kd_arr
+    cdef double[:, ::1] du = du_arr
+    cdef double[:, ::1] dh = dh_arr
+    # outputs
+    sw_arr = np.zeros((q, q), order="F")
+    sk_arr = np.zeros((q, q), order="F")
+    suu_arr = np.zeros((q, q), order="F")
+    hld_arr = np.zeros((nd, nd))
+    hk_arr = np.zeros((nd, nd))
+    hq_arr = np.zeros((nd, nd))
+    dxvx_arr = np.zeros((nd, p, p))   # d(X'V^{-1}X) along D_a
+    gvec_arr = np.zeros((nd, p))      # sum_g H' D_a u
+    cdef double[::1, :] sw = sw_arr
+    cdef double[::1, :] sk = sk_arr
+    cdef double[::1, :] suu = suu_arr
+    cdef double[:, ::1] hld = hld_arr
+    cdef double[:, ::1] hk = hk_arr
+    cdef double[:, ::1] hq = hq_arr
+    cdef double[:, :, ::1] dxvx = dxvx_arr
+    cdef double[:, ::1] gvec = gvec_arr
+    cdef double* al = &work[0]
+    cdef double* chol = al + q * q
+    cdef double* cc = chol + q * q
+    cdef double* f = cc + q * (p + 1)
+    cdef double* w = f + q * q
+    cdef double* kmat = w + q * q
+    cdef double* hv = kmat + q * q
+    cdef double* u = hv + q * (p + 1)
+    cdef double* yk = u + q
+    cdef int a, b, j, k, m, c, d
+    cdef double s
+    with nogil:
+        for g in range(n_groups):
+            _factor_group(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], &lam_c[0, 0], q, p,
+                          al, chol, cc)
+            _group_second_pass(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], q, p,
+                               al, chol, cc, &beta[0], f, w, hv, u)
+            for j in range(q):
+                for c in range(p):
+                    yk[c + j * p] = hv[j + c * q]
+            _solve_lower(&xvx_chol[0, 0], p, yk, q, False)
+            for k in range(q):
+                for j in range(q):
+                    s = 0.0
+                    for c in range(p):
+                        s += yk[c + j * p] * yk[c + k * p]
+                    kmat[j + k * q] = s
+                    sw[j, k] += w[j + k * q]
+                    sk[j, k] += s
+                    suu[j, k] += u[j] * u[k]
+            for a in range(nd):
+                _matmul(w, &dirs[a, 0, 0], &wd[a, 0], q, q, q)
+                _matmul(kmat, &dirs[a, 0, 0], &kd[a, 0], q, q, q)
+                _matmul(&dirs[a, 0, 0], u, &du[a, 0], q, q, 1)
+                _matmul(&dirs[a, 0, 0], hv, &dh[a, 0], q, q, p)
+                for c in range(p):
+                    s = 0.0
+                    for j in range(q):
+                        s += hv[j + c * q] * du[a, j]
+                    gvec[a, c] += s
+                    for d in range(c + 1):
+                        s = 0.0
+                        for j in range(q):
+                            s += hv[j + c * q] * dh[a, j + d * q]
+                        dxvx[a, c, d] -= s
+            for a in range(nd):
+                for b in range(a + 1):
+                    hld[a, b] -= _trace_product(&wd[a, 0], &wd[b, 0], q)
+                    s = 0.0
+                    for j in range(q):
+                        for k in range(q):
+                            s += du[a, j] * w[j + k * q] * du[b, k]
+                    hq[a, b] += 2.0 * s
+                for b in range(nd):
+                    hk[a, b] += _trace_product(&kd[a, 0], &wd[b, 0], q)
+    # symmetrize the accumulated lower triangles
+    il = np.tril_indices(nd, -1)
+    hld_arr[il[::-1]] = hld_arr[il]
+    hq_arr[il[::-1]] = hq_arr[il]
+    ip = np.tril_indices(p, -1)
+    for a in range(nd):
+        dxvx_arr[a][ip[::-1]] = dxvx_arr[a][ip]
+    # d2 log|P| = -tr(P^-1 dP_a P^-1 dP_b) + tr(P^-1 d2P_ab),
+    # with tr(P^-1 d2P_ab) = sum_g tr(K D_a W D_b) + tr(K D_b W D_a).
+    pd = np.einsum("ij,ajk->aik", xvx_inv, dxvx_arr)
+    hess_logdet_xvx = -np.einsum("aij,bji->ab", pd, pd) + hk_arr + hk_arr.T
+    # d2 rss = 2 sum_g u'D_a W D_b u - 2 g_a' P^-1 g_b
+    hess_rss = hq_arr - 2.0 * gvec_arr @ xvx_inv @ gvec_arr.T
+    out = dict(base)
+    out.update(
+        grad_logdet_v=np.ascontiguousarray(sw_arr),
+        grad_logdet_xvx=-np.ascontiguousarray(sk_arr),
+        grad_rss=-np.ascontiguousarray(suu_arr),
+        hess_logdet_v=hld_arr,
+        hess_logdet_xvx=hess_logdet_xvx,
+        hess_rss=hess_rss,
+    )
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Conditional modes of the random effects
+# ---------------------------------------------------------------------------
+
+def conditional_modes(const double[:, ::1] lam, const double[:, :, ::1] ztz,
+                      const double[:, :, ::1] ztx, const double[:, ::1] zty,
+                      const double[::1] beta):
+    """Conditional modes (BLUPs) b_g and their relative conditional covariances.
+
+    Returns
+    -------
+    modes : (n_groups, q), b_g = Lambda L_g'^{-1} (c_g - C_g beta)
+    cond_cov : (n_groups, q, q), Lambda M_g^{-1} Lambda' (multiply by the scale
+        for the conditional covariance of b_g given the data)
+    """
+    cdef int q = ztz.shape[1], p = ztx.shape[2]
+    cdef Py_ssize_t n_groups = ztz.shape[0], g
+    _check_lam(lam, q)
+    if beta.shape[0] != p:
+        raise ValueError(f"beta must have length {p}")
+    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    cdef double[::1, :] lam_c = lam_arr
+    modes_arr = np.zeros((n_groups, q))
+    cov_arr = np.zeros((n_groups, q, q))
+    cdef double[:, ::1] modes = modes_arr
+    cdef double[:, :, ::1] cov = cov_arr
+    work_arr = np.zeros(2 * q * q + q * (p + 1) + q + q * q)
+    cdef double[::1] work = work_arr
+    cdef double* al = &work[0]
+    cdef double* chol = al + q * q
+    cdef double* cc = chol + q * q
+    cdef double* u = cc + q * (p + 1)
+    cdef double* x = u + q
+    cdef int j, k, m, c
+    cdef double s
+    with nogil:
+        for g in range(n_groups):
+            _factor_group(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], &lam_c[0, 0], q, p,
+                          al, chol, cc)
+            for j in range(q):
+                s = cc[j + p * q]
+                for c in range(p):
+                    s -= cc[j + c * q] * beta[c]
+                u[j] = s
+            _solve_lower(chol, q, u, 1, True)
+            # x = L^{-1} Lambda'  so that Lambda M^{-1} Lambda' = x'x
+            for k in range(q):
+                for j in range(q):
+                    x[j + k * q] = lam_c[k, j]
+            _solve_lower(chol, q, x, q, False)
+            for j in range(q):
+                s = 0.0
+                for m in range(j + 1):
+                    s += lam_c[j, m] * u[m]
+                modes[g, j] = s
+                for k in range(q):
+                    s = 0.0
+                    for m in range(q):
+                        s += x[m + j * q] * x[m + k * q]
+                    cov[g, j, k] = s
+    return modes_arr, cov_arr

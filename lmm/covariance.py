@@ -1,0 +1,224 @@
+"""The structure of the random-effects covariance and its parametrizations.
+
+The optimizer works on lme4's theta: the free entries of the lower-triangular
+relative covariance factor Lambda (cov_re / scale = Lambda Lambda'), listed
+column by column.  A `CovarianceStructure` says which entries are free: the
+random effects fall into blocks, unstructured within a block and uncorrelated
+across blocks (one block is the unstructured model, q blocks the diagonal one).
+A block pattern in cov_re is the same pattern in Lambda, so the bounds stay
+simple (diagonal entries >= 0, the rest free).
+
+`Reparametrization` conditions the problem for the optimizer: Z -> Z T with T
+block-diagonal (within a block that holds an intercept, the other columns are
+centred as well as scaled, which only an unstructured block allows).
+"""
+
+import numpy as np
+
+
+def _lower_factor(f):
+    """Lower-triangular L with non-negative diagonal and L L' = F F'.
+
+    Works for singular F F' too (it is an LQ decomposition, not a Cholesky).
+    """
+    r = np.linalg.qr(f.T, mode="r")
+    low = r.T.copy()
+    signs = np.where(np.diag(low) < 0, -1.0, 1.0)
+    return low * signs[None, :]
+
+
+class CovarianceStructure:
+    """Which entries of cov_re (and so of Lambda) are free.
+
+    Parameters
+    ----------
+    q : int
+        Number of random effects per group.
+    blocks : sequence of sequences of int, optional
+        Indices of the random effects in each block; effects in different
+        blocks are uncorrelated.  Default: one block (unstructured).
+
+    Examples
+    --------
+    >>> s = CovarianceStructure(2, blocks=[[0], [1]])   # uncorrelated
+    >>> s.n_theta
+    2
+    """
+
+    def __init__(self, q, blocks=None):
+        self.q = int(q)
+        if blocks is None:
+            blocks = [list(range(self.q))]
+        self.blocks = tuple(tuple(sorted(int(i) for i in b)) for b in blocks)
+        block_of = np.full(self.q, -1)
+        for b, members in enumerate(self.blocks):
+            block_of[list(members)] = b
+        if np.any(block_of < 0) or sum(len(b) for b in self.blocks) != self.q:
+            raise ValueError("blocks must partition the random effects")
+        self.block_of = block_of
+        same = block_of[:, None] == block_of[None, :]
+        # theta: lower entries (j >= k) in the same block, column by column (lme4's order)
+        rows, cols = [], []
+        for k in range(self.q):
+            for j in range(k, self.q):
+                if same[j, k]:
+                    rows.append(j)
+                    cols.append(k)
+        self.theta_rows = np.array(rows, dtype=np.intp)
+        self.theta_cols = np.array(cols, dtype=np.intp)
+        self.n_theta = len(rows)
+        self.lower_bounds = np.where(self.theta_rows == self.theta_cols, 0.0, -np.inf)
+        # free entries of cov_re in statsmodels' order (row-major lower triangle)
+        tr, tc = np.tril_indices(self.q)
+        keep = same[tr, tc]
+        self.cov_rows = tr[keep]
+        self.cov_cols = tc[keep]
+        self.is_unstructured = len(self.blocks) == 1
+        self.is_diagonal = all(len(b) == 1 for b in self.blocks)
+
+    @classmethod
+    def from_free(cls, free_cov):
+        """Structure from statsmodels' `free` pattern of cov_re (1 = free, 0 = fixed at 0).
+
+        Only block patterns are supported: effects linked by free covariances
+        must all be pairwise free.
+        """
+        free_cov = np.asarray(free_cov, dtype=float)
+        q = free_cov.shape[0]
+        if free_cov.shape != (q, q):
+            raise ValueError(f"free.cov_re must be square, got shape {free_cov.shape}")
+        if not np.allclose(free_cov, free_cov.T):
+            raise ValueError("free.cov_re must be symmetric")
+        if np.any(np.diag(free_cov) == 0):
+            raise NotImplementedError(
+                "fixing a random-effect variance through `free` is not supported; "
+                "drop that random effect from the model instead"
+            )
+        linked = free_cov != 0
+        # connected components of the 'free covariance' graph
+        block_of = -np.ones(q, dtype=int)
+        blocks = []
+        for start in range(q):
+            if block_of[start] >= 0:
+                continue
+            stack, members = [start], []
+            block_of[start] = len(blocks)
+            while stack:
+                i = stack.pop()
+                members.append(i)
+                for j in np.flatnonzero(linked[i]):
+                    if block_of[j] < 0:
+                        block_of[j] = len(blocks)
+                        stack.append(j)
+            blocks.append(sorted(members))
+        for members in blocks:
+            sub = linked[np.ix_(members, members)]
+            if not sub.all():
+                raise ValueError(
+                    "free.cov_re must be block-diagonal (up to the order of the "
+                    f"random effects): effects {members} are linked but not all pairwise free"
+                )
+        return cls(q, blocks)
+
+    # -- theta <-> Lambda ----------------------------------------------------
+    def lam(self, theta):
+        """The q x q lower-triangular factor Lambda of a theta vector."""
+        lam = np.zeros((self.q, self.q))
+        lam[self.theta_rows, self.theta_cols] = theta
+        return lam
+
+    def theta(self, lam):
+        return np.asarray(lam)[self.theta_rows, self.theta_cols].copy()
+
+    def start_theta(self):
+        """lme4's start: Lambda = I."""
+        return np.where(self.theta_rows == self.theta_cols, 1.0, 0.0)
+
+    def theta_from_cov(self, cov):
+        """theta of a PSD relative covariance (entries outside the blocks ignored)."""
+        cov = np.asarray(cov, dtype=float)
+        out = np.zeros((self.q, self.q))
+        for members in self.blocks:
+            ix = np.ix_(members, members)
+            w, v = np.linalg.eigh(cov[ix])
+            f = v * np.sqrt(np.clip(w, 0, None))
+            out[ix] = _lower_factor(f)
+        return self.theta(out)
+
+    # -- directions for second derivatives --------------------------------
+    def theta_directions(self, lam):
+        """dG/dtheta_a = E_a Lambda' + Lambda E_a' for each theta entry."""
+        d = np.zeros((self.n_theta, self.q, self.q))
+        for a, (j, k) in enumerate(zip(self.theta_rows, self.theta_cols)):
+            e = np.zeros((self.q, self.q))
+            e[j, k] = 1.0
+            d[a] = e @ lam.T + lam @ e.T
+        return d
+
+    def cov_directions(self):
+        """Unit symmetric matrices for the free entries of cov_re (statsmodels' order)."""
+        d = np.zeros((len(self.cov_rows), self.q, self.q))
+        for a, (j, k) in enumerate(zip(self.cov_rows, self.cov_cols)):
+            d[a, j, k] = d[a, k, j] = 1.0
+        return d
+
+    def cov_vector(self, cov):
+        return np.asarray(cov)[self.cov_rows, self.cov_cols].copy()
+
+
+class Reparametrization:
+    """Z -> Z T, for the optimizer; maps relative factors between the two spaces.
+
+    T is block-diagonal with the structure's blocks; within a block that holds
+    an intercept column (and only there, since it takes an unstructured block),
+    the other columns are centred as well as scaled.
+
+    Parameters
+    ----------
+    structure : CovarianceStructure
+    col_mean, col_rms : (q,) arrays of the Z columns' means and root mean squares
+    intercept : (q,) bool, which Z columns are constant ones
+    """
+
+    def __init__(self, structure, col_mean, col_sd, col_rms, intercept):
+        q = structure.q
+        t = np.eye(q)
+        for members in structure.blocks:
+            icpt = [k for k in members if intercept[k]]
+            for j in members:
+                if intercept[j]:
+                    continue
+                if icpt and len(members) > 1 and col_sd[j] > 0:
+                    t[j, j] = 1.0 / col_sd[j]
+                    t[icpt[0], j] = -col_mean[j] / col_sd[j]
+                elif col_rms[j] > 0:
+                    t[j, j] = 1.0 / col_rms[j]
+        self.structure = structure
+        self.t = t
+        self.t_inv = np.linalg.inv(t)
+
+    def lam_to_user(self, lam_scaled):
+        """Lambda of the user's Z from Lambda of Z T: L L' = T Ls Ls' T'."""
+        lam = _lower_factor(self.t @ lam_scaled)
+        s = self.structure
+        mask = np.zeros_like(lam, dtype=bool)
+        mask[s.theta_rows, s.theta_cols] = True
+        lam[~mask] = 0.0
+        return lam
+
+    def lam_to_scaled(self, lam_user):
+        lam = _lower_factor(self.t_inv @ lam_user)
+        s = self.structure
+        mask = np.zeros_like(lam, dtype=bool)
+        mask[s.theta_rows, s.theta_cols] = True
+        lam[~mask] = 0.0
+        return lam
+
+    def cov_to_user(self, cov_scaled):
+        return self.t @ cov_scaled @ self.t.T
+
+    def cov_jacobian(self):
+        """Matrix M with vec_free(T C T') = M vec_free(C) for symmetric C."""
+        s = self.structure
+        dirs = s.cov_directions()
+        return np.array([s.cov_vector(self.t @ d @ self.t.T) for d in dirs]).T

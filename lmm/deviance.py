@@ -1,0 +1,216 @@
+"""The profiled deviance as a function of theta, on the cross-products only.
+
+`ProfiledDeviance` wraps the Cython kernels for the optimizer: it holds the
+cross-products of the conditioned design (X D, Z T), evaluates the profiled
+criterion (-2 log-likelihood, ML or REML, beta and the scale solved out), its
+gradient and Hessian in theta, and maps results back to the user's
+parametrization.  No method here touches the rows of the data.
+"""
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _core
+
+
+@dataclass(frozen=True)
+class CrossProducts:
+    """Sufficient statistics of a model with one grouping factor.
+
+    ztz (n_groups, q, q), ztx (n_groups, q, p), zty (n_groups, q),
+    xtx (p, p), xty (p,), yty float, nobs int.
+    """
+
+    ztz: np.ndarray
+    ztx: np.ndarray
+    zty: np.ndarray
+    xtx: np.ndarray
+    xty: np.ndarray
+    yty: float
+    nobs: int
+
+    @property
+    def n_groups(self):
+        return self.ztz.shape[0]
+
+    @property
+    def q(self):
+        return self.ztz.shape[1]
+
+    @property
+    def p(self):
+        return self.ztx.shape[2]
+
+    def transformed(self, x_scale, z_transform):
+        """Cross-products of X diag(x_scale) and Z z_transform."""
+        t = z_transform
+        ztz = np.einsum("ji,gjk,kl->gil", t, self.ztz, t, optimize=True)
+        ztx = np.einsum("ji,gjc->gic", t, self.ztx, optimize=True) * x_scale
+        zty = self.zty @ t
+        xtx = self.xtx * np.outer(x_scale, x_scale)
+        xty = self.xty * x_scale
+        return CrossProducts(
+            np.ascontiguousarray(ztz),
+            np.ascontiguousarray(ztx),
+            np.ascontiguousarray(zty),
+            np.ascontiguousarray(xtx),
+            np.ascontiguousarray(xty),
+            float(self.yty),
+            self.nobs,
+        )
+
+
+class ProfiledDeviance:
+    """Profiled -2 log-likelihood (ML) or -2 REML log-likelihood in theta.
+
+    Parameters
+    ----------
+    stats : CrossProducts
+        Cross-products of the user's design.
+    structure : CovarianceStructure
+    reml : bool
+    reparam : Reparametrization
+    x_scale : (p,) array
+        Column scaling of X for the optimizer.
+
+    Notes
+    -----
+    theta here is the factor of Z T (the conditioned random-effects design).
+    Scaling X by D shifts the REML criterion by 2 log|det D|; `value` reports
+    the criterion of the user's parametrization.
+    """
+
+    def __init__(self, stats, structure, reml, reparam, x_scale):
+        self.structure = structure
+        self.reml = bool(reml)
+        self.reparam = reparam
+        self.x_scale = np.asarray(x_scale, dtype=float)
+        self.user_stats = stats
+        self.stats = stats.transformed(self.x_scale, reparam.t)
+        self.nobs = stats.nobs
+        self.p = stats.p
+        self.nu = self.nobs - self.p if self.reml else self.nobs
+        self.shift = -2.0 * np.sum(np.log(self.x_scale)) if self.reml else 0.0
+        self._args = (
+            self.stats.ztz, self.stats.ztx, self.stats.zty,
+            self.stats.xtx, self.stats.xty, self.stats.yty,
+        )
+        self._grad = np.zeros((structure.q, structure.q))
+        self.n_evaluations = 0
+
+    def value(self, theta):
+        self.n_evaluations += 1
+        lam = self.structure.lam(theta)
+        dev, _ = _core.deviance(lam, *self._args, float(self.nobs), self.reml, None)
+        return dev + self.shift
+
+    def value_and_grad(self, theta):
+        self.n_evaluations += 1
+        lam = self.structure.lam(theta)
+        dev, _ = _core.deviance(lam, *self._args, float(self.nobs), self.reml, self._grad)
+        s = self.structure
+        return dev + self.shift, self._grad[s.theta_rows, s.theta_cols].copy()
+
+    def pieces(self, lam, directions):
+        """Second-derivative pieces of the kernel at Lambda (conditioned space)."""
+        return _core.second_derivatives(lam, *self._args, directions)
+
+    def hessian(self, theta):
+        """Hessian of the profiled criterion in theta (analytic)."""
+        s = self.structure
+        lam = s.lam(theta)
+        dirs = s.theta_directions(lam)
+        pc = self.pieces(lam, dirs)
+        rss, nu = pc["rss"], self.nu
+        grad_g = pc["grad_logdet_v"] + nu / rss * pc["grad_rss"]
+        hess = pc["hess_logdet_v"] + nu / rss * pc["hess_rss"]
+        if self.reml:
+            grad_g = grad_g + pc["grad_logdet_xvx"]
+            hess = hess + pc["hess_logdet_xvx"]
+        d_rss = np.einsum("ij,aij->a", pc["grad_rss"], dirs)
+        hess = hess - nu * np.outer(d_rss, d_rss) / rss**2
+        # second-order term of G(theta) = Lambda Lambda': tr(S (E_a E_b' + E_b E_a'))
+        # is 2 S[j_a, j_b] when theta_a and theta_b lie in the same column of Lambda.
+        same_col = s.theta_cols[:, None] == s.theta_cols[None, :]
+        hess = hess + 2.0 * same_col * grad_g[np.ix_(s.theta_rows, s.theta_rows)]
+        return 0.5 * (hess + hess.T)
+
+    # -- results in the user's parametrization -----------------------------
+    def solution(self, theta):
+        """Everything the results need at theta, in the user's units."""
+        s = self.structure
+        lam_s = s.lam(theta)
+        sol = _core.solve(lam_s, *self._args)
+        if sol["info"] != 0:
+            raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite at the optimum")
+        scale = sol["rss"] / self.nu
+        beta = sol["beta"] * self.x_scale
+        xvx_inv_s = np.linalg.inv(sol["xvx"])
+        vcov_fe = scale * xvx_inv_s * np.outer(self.x_scale, self.x_scale)
+        modes_s, cond_s = _core.conditional_modes(
+            lam_s, self.stats.ztz, self.stats.ztx, self.stats.zty, sol["beta"]
+        )
+        t = self.reparam.t
+        modes = modes_s @ t.T
+        cond = np.einsum("ij,gjk,lk->gil", t, cond_s, t, optimize=True) * scale
+        lam_user = self.reparam.lam_to_user(lam_s)
+        cov_re = scale * (lam_user @ lam_user.T)
+        dev_s = _core.deviance(lam_s, *self._args, float(self.nobs), self.reml, None)[0]
+        return dict(
+            theta_user=s.theta(lam_user),
+            lam_user=lam_user,
+            fe_params=beta,
+            vcov_fe=vcov_fe,
+            scale=scale,
+            cov_re=cov_re,
+            random_effects=modes,
+            random_effects_cov=cond,
+            deviance=dev_s + self.shift,
+        )
+
+    def variance_information(self, theta):
+        """Observed information of the log-likelihood in (free cov_re entries, scale).
+
+        The likelihood is the unprofiled one in the variance parameters (beta
+        profiled out under ML, which gives the same variance block of the
+        inverse information as the full (beta, cov_re, scale) Hessian at the
+        optimum; integrated out under REML).  Returned in the user's units,
+        parameters ordered as statsmodels orders cov_re's lower triangle,
+        followed by the scale.
+        """
+        s = self.structure
+        lam = s.lam(theta)
+        dirs = s.cov_directions()
+        pc = self.pieces(lam, dirs)
+        rss, nu = pc["rss"], self.nu
+        sc = rss / nu
+        g_rel = s.cov_vector(lam @ lam.T)          # entries of G = cov_re / scale
+        d_ld = np.einsum("ij,aij->a", pc["grad_logdet_v"], dirs)
+        d_rss = np.einsum("ij,aij->a", pc["grad_rss"], dirs)
+        h_gg = pc["hess_logdet_v"] + pc["hess_rss"] / sc
+        first = d_ld + d_rss / sc
+        if self.reml:
+            h_gg = h_gg + pc["hess_logdet_xvx"]
+            first = first + np.einsum("ij,aij->a", pc["grad_logdet_xvx"], dirs)
+        # F(G, s) = log|V| [+ log|X'V^-1 X|] + nu log s + rss(G) / s  (= -2 loglik + const)
+        k = len(g_rel)
+        h = np.zeros((k + 1, k + 1))
+        h[:k, :k] = h_gg
+        h[:k, k] = h[k, :k] = -d_rss / sc**2
+        h[k, k] = -nu / sc**2 + 2 * rss / sc**3
+        # change of variables (cov_re, s) -> (G = cov_re / s, s)
+        jac = np.zeros((k + 1, k + 1))
+        jac[:k, :k] = np.eye(k) / sc
+        jac[:k, k] = -g_rel / sc
+        jac[k, k] = 1.0
+        h_phi = jac.T @ h @ jac
+        h_phi[:k, k] += -first / sc**2
+        h_phi[k, :k] += -first / sc**2
+        h_phi[k, k] += np.sum(first * 2 * g_rel / sc**2)
+        info_scaled = 0.5 * h_phi
+        # back to the user's Z: cov_re = T cov_s T' is linear in the entries
+        m = np.eye(k + 1)
+        m[:k, :k] = self.reparam.cov_jacobian()
+        m_inv = np.linalg.inv(m)
+        return m_inv.T @ info_scaled @ m_inv

@@ -1,0 +1,16 @@
+"""Warning classes of lmm.
+
+`ConvergenceWarning` is raised only when the optimizer's end point fails the
+optimum check (projected gradient, curvature); `SingularFitWarning`, its
+subclass, when the optimum sits on the boundary of the parameter space (a
+variance at zero or a correlation at +-1), naming the parameter.  Both can be
+filtered as statsmodels' ConvergenceWarning is.
+"""
+
+
+class ConvergenceWarning(UserWarning):
+    """The fit did not reach a verified optimum."""
+
+
+class SingularFitWarning(ConvergenceWarning):
+    """The optimum lies on the boundary: a random-effect covariance is singular."""

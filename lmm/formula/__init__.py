@@ -1,0 +1,1 @@
+"""Formulas: patsy formulas to design matrices (and, later, lme4's bars)."""

@@ -1,0 +1,119 @@
+"""Design matrices from patsy formulas, with statsmodels' missing-value rules.
+
+The fixed-effects formula, the random-effects formula and the groups are
+evaluated on the same rows: with ``missing='drop'`` every row with a missing
+value in any variable they use is dropped first, then the matrices are built
+(so stateful transforms see the kept rows only, as in statsmodels).
+"""
+
+import numpy as np
+import pandas as pd
+import patsy
+
+
+def _check_columns(formula, data, what):
+    """Evaluate-time errors name the unknown column instead of patsy's traceback."""
+    try:
+        desc = patsy.ModelDesc.from_formula(formula)
+    except patsy.PatsyError as exc:
+        raise ValueError(f"cannot parse {what} {formula!r}: {exc}") from None
+    return desc
+
+
+def _missing_rows(data, formulas):
+    """Rows with a missing value in a variable used by any of the formulas."""
+    bad = np.zeros(len(data), dtype=bool)
+    for f in formulas:
+        if f is None:
+            continue
+        try:
+            mats = patsy.dmatrices(f, data, NA_action="drop", return_type="dataframe") \
+                if "~" in f and f.split("~")[0].strip() else \
+                (patsy.dmatrix(f, data, NA_action="drop", return_type="dataframe"),)
+        except patsy.PatsyError as exc:
+            raise ValueError(f"cannot evaluate formula {f!r}: {exc}") from None
+        kept = np.zeros(len(data), dtype=bool)
+        kept[mats[0].index.to_numpy()] = True
+        bad |= ~kept
+    return bad
+
+
+def _build(formula, data, what):
+    try:
+        if "~" in formula and formula.split("~")[0].strip():
+            y, x = patsy.dmatrices(formula, data, NA_action="raise", return_type="dataframe")
+            return y, x
+        return None, patsy.dmatrix(formula, data, NA_action="raise", return_type="dataframe")
+    except patsy.PatsyError as exc:
+        msg = str(exc).split("\n")[0]
+        if "missing values" in msg:
+            raise ValueError(
+                f"missing values (NaN) in a variable of the {what} {formula!r}; pass "
+                "missing='drop' to drop those rows"
+            ) from None
+        raise ValueError(f"cannot build the {what} {formula!r}: {msg}") from None
+    except NameError as exc:
+        raise ValueError(f"unknown column in the {what} {formula!r}: {exc}") from None
+
+
+def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
+                       missing="none", **kwargs):
+    """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way."""
+    if not isinstance(data, pd.DataFrame):
+        data = pd.DataFrame(data)
+    if subset is not None:
+        data = data.loc[subset]
+    group_name = "Group"
+    if isinstance(groups, str):
+        if groups not in data.columns:
+            raise ValueError(f"groups column {groups!r} is not in the data")
+        group_name = groups
+        groups = data[groups].to_numpy()
+    else:
+        groups = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
+            np.asarray(groups)
+        if groups.ndim != 1 or len(groups) != len(data):
+            raise ValueError(
+                f"groups has {len(groups)} entries but data has {len(data)} rows"
+            )
+    if "~" not in formula or not formula.split("~")[0].strip():
+        raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
+    _check_columns(formula, data, "formula")
+    row_labels = data.index
+    frame = data.reset_index(drop=True)
+    if missing == "drop":
+        bad = _missing_rows(frame, [formula, re_formula]) | pd.isna(groups)
+        if bad.any():
+            keep = ~bad
+            frame = frame.loc[keep].reset_index(drop=True)
+            groups = groups[keep]
+            row_labels = row_labels[keep]
+    elif missing not in ("none", "raise"):
+        raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
+    if pd.isna(groups).any():
+        raise ValueError("missing values in groups; pass missing='drop' to drop those rows")
+
+    y, x = _build(formula, frame, "formula")
+    if y.shape[1] != 1:
+        raise ValueError(f"the response of {formula!r} must be a single numeric column")
+    if re_formula is not None and re_formula.strip() not in ("1", "~1", "~ 1"):
+        _, z = _build(re_formula, frame, "re_formula")
+        re_names = [c.replace("Intercept", group_name) for c in z.columns]
+        z_info = z.design_info
+    else:
+        z = None
+        re_names = [group_name]
+        z_info = None
+    endog = y.iloc[:, 0]
+    endog.name = y.columns[0]
+    return cls(
+        endog, x, groups, exog_re=z, missing="none", formula=formula,
+        design_info=x.design_info, design_info_re=z_info, group_name=group_name,
+        exog_re_names=re_names, row_labels=row_labels, **kwargs,
+    )
+
+
+def transform_exog(design_info, data):
+    """The fixed-effects design of new data, through the model's design_info."""
+    (x,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    return np.asarray(x)

@@ -1,0 +1,450 @@
+"""MixedLM: the model's data and design.
+
+Validates the inputs, codes the groups, sorts the rows into contiguous group
+blocks (through an index, without copying the data) and computes the
+cross-products once; `fit` hands them to the optimizer (optimize.py) and wraps
+the optimum in a results object (results.py).
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+from . import _core
+from .covariance import CovarianceStructure, Reparametrization
+from .deviance import CrossProducts, ProfiledDeviance
+from .exceptions import ConvergenceWarning, SingularFitWarning
+from .optimize import SINGULAR_TOLERANCE, minimize_deviance
+from .params import MixedLMParams
+
+
+def _names_of(obj, default_prefix, k):
+    if isinstance(obj, pd.DataFrame):
+        return [str(c) for c in obj.columns]
+    if isinstance(obj, pd.Series):
+        return [str(obj.name) if obj.name is not None else f"{default_prefix}1"]
+    return [f"{default_prefix}{i + 1}" for i in range(k)]
+
+
+def _as_float_matrix(obj, what, names):
+    """A 2-D float64 array of `obj`, with a clear error for non-numeric columns."""
+    if isinstance(obj, pd.Series):
+        obj = obj.to_frame()
+    if isinstance(obj, pd.DataFrame):
+        bad = [str(c) for c in obj.columns if not pd.api.types.is_numeric_dtype(obj[c])]
+        if bad:
+            raise TypeError(f"{what} has non-numeric columns: {bad}")
+        arr = obj.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        arr = np.asarray(obj)
+        if arr.dtype.kind not in "biuf":
+            try:
+                arr = arr.astype(float)
+            except (TypeError, ValueError):
+                raise TypeError(f"{what} must be numeric, got dtype {arr.dtype}") from None
+        arr = arr.astype(float, copy=False)
+    if arr.ndim == 1:
+        arr = arr[:, None]
+    if arr.ndim != 2:
+        raise ValueError(f"{what} must be 1- or 2-dimensional, got {arr.ndim} dimensions")
+    return np.ascontiguousarray(arr)
+
+
+def _array_exog_names(arr):
+    """statsmodels' names for array columns: 'const' for a column of ones, x1, x2, ..."""
+    k = 1 if arr.ndim < 2 else arr.shape[1]
+    const = None
+    if arr.ndim == 2 and arr.dtype.kind in "biuf":
+        ones = [j for j in range(k) if np.all(arr[:, j] == 1)]
+        const = ones[0] if ones else None
+    names, i = [], 1
+    for j in range(k):
+        if j == const:
+            names.append("const")
+        else:
+            names.append(f"x{i}")
+            i += 1
+    return names
+
+
+def _dependent_columns(gram, names):
+    """Names of columns involved in a linear dependence, or [] if full rank."""
+    d = np.sqrt(np.diag(gram))
+    if np.any(d == 0):
+        return [names[i] for i in np.flatnonzero(d == 0)]
+    corr = gram / np.outer(d, d)
+    w, v = np.linalg.eigh(corr)
+    if w[0] > 1e-10 * max(1.0, w[-1]):
+        return []
+    vec = v[:, 0]
+    return [names[i] for i in np.flatnonzero(np.abs(vec) > 1e-6)]
+
+
+class MixedLM:
+    """Linear mixed model with one grouping factor (statsmodels' MixedLM API).
+
+    y = X beta + Z b + e, with b_g ~ N(0, cov_re) independently per group and
+    e ~ N(0, scale I).
+
+    Parameters
+    ----------
+    endog : array_like, (n,)
+        The response.
+    exog : array_like, (n, p)
+        Fixed-effects design (include an intercept column yourself, as in
+        statsmodels).
+    groups : array_like, (n,)
+        Group labels (any hashable values).
+    exog_re : array_like, (n, q), optional
+        Random-effects design; a random intercept if omitted.
+    exog_vc : not supported yet (variance components)
+    use_sqrt : bool
+        Packed `start_params` hold the Cholesky factor of cov_re/scale
+        (statsmodels' default).
+    missing : {'none', 'drop', 'raise'}
+        'drop' removes rows with NaN in any used variable; otherwise NaN is an
+        error.
+
+    Examples
+    --------
+    >>> import lmm
+    >>> data = lmm.datasets.get_rdataset("Sitka", "MASS").data
+    >>> data["Intercept"] = 1
+    >>> exog = data[["Intercept", "Time"]]
+    >>> md = lmm.MixedLM(data["size"], exog, groups=data["tree"], exog_re=exog["Intercept"])
+    >>> round(md.fit().llf, 4)
+    -82.3884
+    """
+
+    def __init__(self, endog, exog, groups, exog_re=None, exog_vc=None, use_sqrt=True,
+                 missing="none", **kwargs):
+        if exog_vc is not None:
+            raise NotImplementedError(
+                "variance components (exog_vc / vc_formula) are not supported yet"
+            )
+        if missing not in ("none", "drop", "raise"):
+            raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
+        self.use_sqrt = bool(use_sqrt)
+        self.formula = kwargs.pop("formula", None)
+        self.design_info = kwargs.pop("design_info", None)
+        self.design_info_re = kwargs.pop("design_info_re", None)
+        group_name = kwargs.pop("group_name", "Group")
+        exog_re_names = kwargs.pop("exog_re_names", None)
+        row_labels = kwargs.pop("row_labels", None)
+        if kwargs:
+            raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+
+        if endog is None or exog is None or groups is None:
+            raise ValueError("endog, exog and groups are required")
+        if isinstance(endog, pd.DataFrame):
+            if endog.shape[1] != 1:
+                raise ValueError("endog must be a single column")
+            endog = endog.iloc[:, 0]
+        self.endog_names = str(endog.name) if isinstance(endog, pd.Series) and \
+            endog.name is not None else "y"
+        if row_labels is None:
+            row_labels = endog.index if isinstance(endog, pd.Series) else None
+        if isinstance(endog, pd.Series) and not pd.api.types.is_numeric_dtype(endog):
+            raise TypeError(f"endog ({self.endog_names}) must be numeric, got {endog.dtype}")
+        y = _as_float_matrix(endog, f"endog ({self.endog_names})", None)
+        if y.shape[1] != 1:
+            raise ValueError(f"endog must be one-dimensional, got shape {np.shape(endog)}")
+        y = y[:, 0]
+        n = len(y)
+
+        if isinstance(exog, pd.DataFrame | pd.Series):
+            self.exog_names = _names_of(exog, "x", 1)
+        else:
+            self.exog_names = _array_exog_names(np.asarray(exog))
+        x = _as_float_matrix(exog, "exog", self.exog_names)
+
+        if exog_re is None:
+            z = np.ones((n, 1))
+            re_names = [group_name]
+        else:
+            k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
+            re_names = _names_of(exog_re, "Z", k_re)
+            z = _as_float_matrix(exog_re, "exog_re", re_names)
+        if exog_re_names is not None:
+            re_names = list(exog_re_names)
+
+        groups_arr = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
+            np.asarray(groups)
+        if groups_arr.ndim != 1:
+            raise ValueError(f"groups must be one-dimensional, got shape {groups_arr.shape}")
+        for what, arr in (("exog", x), ("exog_re", z), ("groups", groups_arr)):
+            if len(arr) != n:
+                raise ValueError(
+                    f"{what} has {len(arr)} rows but endog has {n}: they must have the same length"
+                )
+
+        # -- missing values ---------------------------------------------------
+        group_missing = pd.isna(groups_arr)
+        bad_rows = ~np.isfinite(y) | ~np.isfinite(x).all(1) | ~np.isfinite(z).all(1)
+        inf_rows = np.isinf(y) | np.isinf(x).any(1) | np.isinf(z).any(1)
+        if inf_rows.any():
+            raise ValueError(
+                f"{self._where_bad(np.isinf, y, x, z, re_names)} contain infinite values"
+            )
+        if (bad_rows | group_missing).any():
+            if missing == "drop":
+                keep = ~(bad_rows | group_missing)
+                y, x, z, groups_arr = y[keep], x[keep], z[keep], groups_arr[keep]
+                if row_labels is not None:
+                    row_labels = row_labels[keep]
+                n = len(y)
+            else:
+                where = self._where_bad(np.isnan, y, x, z, re_names)
+                if group_missing.any():
+                    where = (where + ", " if where else "") + "groups"
+                raise ValueError(
+                    f"missing values (NaN) in {where}; pass missing='drop' to drop those rows"
+                )
+        if row_labels is None:
+            row_labels = pd.RangeIndex(n)
+
+        self.endog, self.exog, self.exog_re = y, x, z
+        self.exog_re_names = re_names
+        self.row_labels = row_labels
+        self.nobs = self.n_totobs = n
+        self.k_fe = x.shape[1]
+        self.k_re = z.shape[1]
+        self.k_re2 = self.k_re * (self.k_re + 1) // 2
+        self.k_vc = 0
+        self.reml = True
+
+        # -- groups: code, sort into contiguous blocks ---------------------------
+        try:
+            codes, labels = pd.factorize(groups_arr, sort=True)
+        except TypeError:
+            codes, labels = pd.factorize(groups_arr.astype(str), sort=True)
+        self.group_codes = codes.astype(np.intp)
+        self.group_labels = list(labels)
+        self.n_groups = len(self.group_labels)
+        self.groups = groups_arr
+        if self.n_groups < 2:
+            raise ValueError(
+                f"a mixed model needs at least two groups; groups has {self.n_groups} "
+                "distinct value(s)"
+            )
+        if n <= self.n_groups * self.k_re:
+            raise ValueError(
+                f"the number of observations ({n}) must exceed the number of random "
+                f"effects ({self.n_groups} groups x {self.k_re}); the random effects would "
+                "be unidentifiable with the residual"
+            )
+        self.group_sizes = np.bincount(self.group_codes, minlength=self.n_groups)
+        self.group_offsets = np.zeros(self.n_groups + 1, dtype=np.intp)
+        np.cumsum(self.group_sizes, out=self.group_offsets[1:])
+        self.row_order = np.argsort(self.group_codes, kind="stable").astype(np.intp)
+
+        ztz, ztx, zty, xtx, xty, yty = _core.cross_products(
+            self.exog, self.exog_re, self.endog, self.row_order, self.group_offsets
+        )
+        self.cross_products = CrossProducts(ztz, ztx, zty, xtx, xty, float(yty), n)
+
+        dep = _dependent_columns(xtx, self.exog_names)
+        if dep:
+            raise ValueError(
+                "the fixed-effects design (exog) is rank deficient: columns "
+                f"{dep} are linearly dependent (or zero)"
+            )
+        ztz_all = ztz.sum(0)
+        dep = _dependent_columns(ztz_all, re_names)
+        if dep:
+            raise ValueError(
+                "the random-effects design (exog_re) is rank deficient: columns "
+                f"{dep} are linearly dependent (or zero)"
+            )
+        self._intercept_re = np.array([np.all(z[:, k] == 1.0) for k in range(self.k_re)])
+        self._deviances = {}
+
+    @staticmethod
+    def _where_bad(test, y, x, z, re_names):
+        parts = []
+        if test(y).any():
+            parts.append("endog")
+        if test(x).any():
+            parts.append("exog")
+        if test(z).any():
+            parts.append("exog_re")
+        return ", ".join(parts)
+
+    # -- formula constructor --------------------------------------------------
+    @classmethod
+    def from_formula(cls, formula, data, re_formula=None, vc_formula=None, subset=None,
+                     use_sparse=False, missing="none", *args, **kwargs):
+        """Create a model from a formula and a DataFrame (statsmodels' signature).
+
+        Parameters
+        ----------
+        formula : str
+            Fixed effects, e.g. ``"Weight ~ Time"`` (patsy syntax).
+        data : pandas.DataFrame
+        re_formula : str, optional
+            Random effects, e.g. ``"~Time"``; a random intercept if omitted.
+        groups : str or array_like (keyword, required)
+            A column name of `data` or the group labels.
+        missing : {'none', 'drop'}
+
+        Examples
+        --------
+        >>> import lmm
+        >>> data = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
+        ...                               re_formula="~Time")
+        """
+        from .formula.design import model_from_formula
+
+        if "groups" not in kwargs:
+            raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
+        groups = kwargs.pop("groups")
+        if vc_formula is not None:
+            raise NotImplementedError("vc_formula (variance components) is not supported yet")
+        if use_sparse:
+            warnings.warn("use_sparse is ignored: lmm's core works on group blocks",
+                          stacklevel=2)
+        return model_from_formula(cls, formula, data, groups, re_formula=re_formula,
+                                  subset=subset, missing=missing, **kwargs)
+
+    # -- fitting ------------------------------------------------------------
+    def _structure(self, free):
+        if free is None:
+            return CovarianceStructure(self.k_re)
+        if isinstance(free, MixedLMParams):
+            if np.any(np.asarray(free.fe_params) == 0):
+                raise NotImplementedError("fixing fixed effects through `free` is not supported")
+            cov = free.cov_re
+        else:
+            free_p = MixedLMParams.from_packed(free, self.k_fe, self.k_re, use_sqrt=False,
+                                               has_fe=len(free) > self.k_re2)
+            cov = free_p.cov_re
+        if np.shape(cov) != (self.k_re, self.k_re):
+            raise ValueError(
+                f"free.cov_re must be {self.k_re} x {self.k_re}, got shape {np.shape(cov)}"
+            )
+        return CovarianceStructure.from_free(cov)
+
+    def _deviance(self, reml, structure):
+        key = (bool(reml), structure.blocks)
+        if key not in self._deviances:
+            st = self.cross_products
+            n = st.nobs
+            xtx_diag = np.diag(st.xtx)
+            x_scale = np.where(xtx_diag > 0, 1.0 / np.sqrt(xtx_diag / n), 1.0)
+            ztz_all = st.ztz.sum(0)
+            col_rms = np.sqrt(np.diag(ztz_all) / n)
+            icpt = np.flatnonzero(self._intercept_re)
+            if icpt.size:
+                col_mean = ztz_all[icpt[0]] / n
+            else:
+                col_mean = np.zeros(self.k_re)
+            col_sd = np.sqrt(np.maximum(col_rms**2 - col_mean**2, 0.0))
+            reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
+                                        self._intercept_re)
+            self._deviances[key] = ProfiledDeviance(st, structure, reml, reparam, x_scale)
+        return self._deviances[key]
+
+    def _start_theta(self, start_params, dev):
+        s = dev.structure
+        if start_params is None:
+            return s.start_theta()
+        if isinstance(start_params, MixedLMParams):
+            cov = start_params.cov_re
+        else:
+            start_params = np.asarray(start_params, dtype=float)
+            if len(start_params) == self.k_fe + self.k_re2:
+                has_fe = True
+            elif len(start_params) == self.k_re2:
+                has_fe = False
+            else:
+                raise ValueError(
+                    f"start_params has length {len(start_params)}; expected {self.k_re2} "
+                    f"(covariance only) or {self.k_fe + self.k_re2} (with fixed effects)"
+                )
+            cov = MixedLMParams.from_packed(start_params, self.k_fe, self.k_re,
+                                            self.use_sqrt, has_fe).cov_re
+        cov = np.asarray(cov, dtype=float)
+        if cov.shape != (self.k_re, self.k_re) or not np.all(np.isfinite(cov)):
+            raise ValueError(f"start cov_re must be a finite {self.k_re} x {self.k_re} matrix")
+        lam_user = s.lam(s.theta_from_cov(cov))
+        return s.theta(dev.reparam.lam_to_scaled(lam_user))
+
+    def fit(self, start_params=None, reml=True, niter_sa=0, do_cg=True, fe_pen=None,
+            cov_pen=None, free=None, full_output=False, method=None, **fit_kwargs):
+        """Fit the model by REML (default) or ML.
+
+        Parameters
+        ----------
+        start_params : MixedLMParams or array_like, optional
+            Start for the covariance parameters (cov_re relative to the scale;
+            packed arrays follow `use_sqrt`).  Fixed effects in it are ignored:
+            they are profiled out.
+        reml : bool
+            Restricted maximum likelihood (default) or maximum likelihood.
+        free : MixedLMParams, optional
+            Entries 1 (free) or 0 (fixed at zero) of cov_re: a block pattern,
+            e.g. ``MixedLMParams.from_components(np.ones(2), np.eye(2))`` for
+            uncorrelated random effects.
+        method : str or list of str, optional
+            None (default) runs L-BFGS-B with the analytic gradient then
+            projected Newton steps with the analytic Hessian.  A scipy.optimize
+            method name (or statsmodels' 'lbfgs', 'bfgs', 'nm', 'powell', 'cg')
+            replaces the first stage; the Newton polish and the optimum check
+            always run.  With a list, the first entry is used.
+        niter_sa, do_cg, full_output :
+            Accepted for compatibility with statsmodels; they have no effect.
+        maxiter : int, optional (keyword)
+            Iteration limit of the first stage.
+
+        Returns
+        -------
+        MixedLMResults
+
+        Examples
+        --------
+        >>> import lmm
+        >>> data = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> md = lmm.mixedlm("Weight ~ Time", data, groups=data["Pig"], re_formula="~Time")
+        >>> mdf = md.fit()
+        >>> round(mdf.llf, 4)
+        -2217.0475
+        """
+        from .results import MixedLMResults
+
+        if fe_pen is not None or cov_pen is not None:
+            raise NotImplementedError("penalized fits (fe_pen, cov_pen) are not supported")
+        if isinstance(method, list | tuple):
+            method = method[0] if method else None
+        self.reml = bool(reml)
+        structure = self._structure(free)
+        dev = self._deviance(reml, structure)
+        theta0 = self._start_theta(start_params, dev)
+        check = minimize_deviance(dev, theta0, method=method,
+                                  maxiter=fit_kwargs.pop("maxiter", None))
+        results = MixedLMResults(self, dev, check)
+        if results.singular_messages:
+            warnings.warn(
+                "The fit is singular (on the boundary of the parameter space): "
+                + "; ".join(results.singular_messages),
+                SingularFitWarning,
+                stacklevel=2,
+            )
+        elif not check.converged:
+            warnings.warn(
+                "The fit did not converge: " + "; ".join(check.messages),
+                ConvergenceWarning,
+                stacklevel=2,
+            )
+        return results
+
+    def profiled_deviance(self, reml=True, free=None):
+        """The profiled criterion as a function of theta (for advanced use).
+
+        Returns a `ProfiledDeviance` whose ``value``, ``value_and_grad`` and
+        ``hessian`` take theta of the conditioned design.
+        """
+        return self._deviance(reml, self._structure(free))
+
+    _singular_tolerance = SINGULAR_TOLERANCE

@@ -1,0 +1,292 @@
+"""MixedLMResults: estimates, inference and random effects of a fitted model.
+
+Names and meanings follow statsmodels' MixedLMResults, except `bse_re`,
+which here is the standard error of each variance/covariance parameter on the
+scale of `cov_re`, from the observed information of the (unprofiled in the
+variance parameters) likelihood; statsmodels multiplies the standard error of
+cov_re/scale by sqrt(scale), which is not a standard error of cov_re.
+"""
+
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .optimize import SINGULAR_TOLERANCE
+from .params import MixedLMParams
+
+
+class MixedLMResults:
+    """Results of `MixedLM.fit`.
+
+    Attributes
+    ----------
+    fe_params : Series, fixed effects
+    cov_re : DataFrame, random-effects covariance (labelled by the random effects)
+    scale : float, residual variance
+    params : Series, fixed effects then cov_re/scale (statsmodels' parameters)
+    llf : float, log-likelihood (REML log-likelihood for a REML fit)
+    converged : bool, whether the optimum check passed
+    theta : ndarray, lme4's relative covariance factor entries, column by column
+    """
+
+    def __init__(self, model, deviance, check):
+        self.model = model
+        self._dev = deviance
+        self._check = check
+        self.reml = deviance.reml
+        self.method = "REML" if self.reml else "ML"
+        self.structure = deviance.structure
+        sol = deviance.solution(check.theta)
+        self._sol = sol
+        re_names = model.exog_re_names
+        self.fe_params = pd.Series(sol["fe_params"], index=model.exog_names)
+        self.cov_re = pd.DataFrame(sol["cov_re"], index=re_names, columns=re_names)
+        self.scale = float(sol["scale"])
+        self.cov_re_unscaled = self.cov_re / self.scale
+        self.theta = sol["theta_user"]
+        self.llf = -0.5 * float(sol["deviance"])
+        self.converged = bool(check.converged)
+        self.k_fe = model.k_fe
+        self.k_re = model.k_re
+        self.k_re2 = model.k_re2
+        self.k_vc = 0
+        self.vcomp = np.zeros(0)
+        self.use_sqrt = model.use_sqrt
+        self.nobs = model.nobs
+        self.n_groups = model.n_groups
+        self.optimizer = dict(
+            iterations=check.n_iterations,
+            evaluations=check.n_evaluations,
+            projected_gradient=check.projected_gradient,
+            messages=list(check.messages),
+        )
+        re_par_names = []
+        for j, k in zip(*np.tril_indices(self.k_re)):
+            if j == k:
+                re_par_names.append(f"{re_names[j]} Var")
+            else:
+                re_par_names.append(f"{re_names[k]} x {re_names[j]} Cov")
+        self._re_param_names = re_par_names
+        tril = np.tril_indices(self.k_re)
+        free_mask = np.zeros((self.k_re, self.k_re), dtype=bool)
+        free_mask[self.structure.cov_rows, self.structure.cov_cols] = True
+        self._re_free = free_mask[tril]
+        self.params = pd.Series(
+            np.concatenate([sol["fe_params"], self.cov_re_unscaled.to_numpy()[tril]]),
+            index=list(model.exog_names) + re_par_names,
+        )
+        self.params_object = MixedLMParams.from_components(
+            sol["fe_params"], self.cov_re_unscaled.to_numpy()
+        )
+        self.df_modelwc = self.k_fe + int(self._re_free.sum())
+        # lme4 counts the scale as a parameter too
+        self.n_params = self.df_modelwc + 1
+
+    # -- the boundary ---------------------------------------------------------
+    @cached_property
+    def singular_messages(self):
+        """Why the fit is singular (empty when it is not)."""
+        s = self.structure
+        theta_s = self._check.theta
+        lam_s = s.lam(theta_s)
+        msgs = []
+        names = self.model.exog_re_names
+        for j in range(s.q):
+            if lam_s[j, j] < SINGULAR_TOLERANCE:
+                if np.all(np.abs(lam_s[j, :j]) < SINGULAR_TOLERANCE):
+                    msgs.append(f"the variance of random effect '{names[j]}' is estimated at "
+                                f"zero ({self.cov_re.iloc[j, j]:.3g})")
+                else:
+                    msgs.append(f"random effect '{names[j]}' is perfectly correlated with "
+                                "the others (the covariance matrix is singular)")
+        return msgs
+
+    @property
+    def is_singular(self):
+        """True when a variance is at zero or a correlation at +-1 (as lme4's isSingular)."""
+        return bool(self.singular_messages)
+
+    # -- inference -------------------------------------------------------------
+    @cached_property
+    def _variance_cov(self):
+        """Covariance of the estimates of (free cov_re entries, scale)."""
+        info = self._dev.variance_information(self._check.theta)
+        try:
+            return np.linalg.inv(info)
+        except np.linalg.LinAlgError:
+            return np.full_like(info, np.nan)
+
+    @cached_property
+    def _re_params_cov(self):
+        """Covariance of statsmodels' re parameters (cov_re/scale), delta method."""
+        c = self._variance_cov
+        k = c.shape[0] - 1
+        psi = self.structure.cov_vector(self.cov_re.to_numpy())
+        s = self.scale
+        jac = np.zeros((k, k + 1))
+        jac[:, :k] = np.eye(k) / s
+        jac[:, k] = -psi / s**2
+        return jac @ c @ jac.T
+
+    @cached_property
+    def bse_fe(self):
+        """Standard errors of the fixed effects (as lme4's and statsmodels')."""
+        return pd.Series(np.sqrt(np.diag(self._sol["vcov_fe"])), index=self.model.exog_names)
+
+    @cached_property
+    def bse_re(self):
+        """Standard errors of the cov_re entries, on the scale of cov_re.
+
+        From the inverse observed information of the likelihood in
+        (cov_re, scale) (REML likelihood for a REML fit).  statsmodels' bse_re
+        differs: it is sqrt(scale) times the standard error of cov_re/scale.
+        Fixed (non-free) entries get NaN.
+        """
+        out = np.full(self.k_re2, np.nan)
+        k = int(self._re_free.sum())
+        out[self._re_free] = np.sqrt(np.clip(np.diag(self._variance_cov)[:k], 0, None))
+        return pd.Series(out, index=self._re_param_names)
+
+    @cached_property
+    def bse_scale(self):
+        """Standard error of the scale (residual variance)."""
+        return float(np.sqrt(max(self._variance_cov[-1, -1], 0.0)))
+
+    def cov_params(self):
+        """Covariance matrix of `params` (fixed effects and cov_re/scale).
+
+        The fixed-effects and covariance blocks are returned as independent
+        (they are asymptotically); entries for fixed covariances are NaN.
+        """
+        k = len(self.params)
+        out = np.zeros((k, k))
+        out[:self.k_fe, :self.k_fe] = self._sol["vcov_fe"]
+        re = np.full((self.k_re2, self.k_re2), np.nan)
+        fr = np.flatnonzero(self._re_free)
+        re[np.ix_(fr, fr)] = self._re_params_cov
+        out[self.k_fe:, self.k_fe:] = re
+        out[:self.k_fe, self.k_fe:][:, ~self._re_free] = np.nan
+        out[self.k_fe:, :self.k_fe][~self._re_free, :] = np.nan
+        return pd.DataFrame(out, index=self.params.index, columns=self.params.index)
+
+    @cached_property
+    def bse(self):
+        """Standard errors of `params` (statsmodels' parametrization)."""
+        return pd.Series(np.sqrt(np.diag(self.cov_params().to_numpy())), index=self.params.index)
+
+    @cached_property
+    def tvalues(self):
+        return self.params / self.bse
+
+    @cached_property
+    def pvalues(self):
+        """Two-sided normal p-values of `tvalues` (statsmodels' z tests)."""
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+                         index=self.params.index)
+
+    def conf_int(self, alpha=0.05, cols=None):
+        """Wald confidence intervals for `params`.
+
+        Returns
+        -------
+        DataFrame with columns 0 (lower) and 1 (upper).
+        """
+        q = stats.norm.ppf(1 - alpha / 2)
+        lo = self.params - q * self.bse
+        hi = self.params + q * self.bse
+        out = pd.DataFrame({0: lo, 1: hi})
+        if cols is not None:
+            out = out.iloc[list(cols)]
+        return out
+
+    @property
+    def aic(self):
+        """Akaike's criterion; NaN for a REML fit (as statsmodels)."""
+        if self.reml:
+            return np.nan
+        return -2 * self.llf + 2 * self.n_params
+
+    @property
+    def bic(self):
+        """Bayesian information criterion; NaN for a REML fit (as statsmodels)."""
+        if self.reml:
+            return np.nan
+        return -2 * self.llf + np.log(self.nobs) * self.n_params
+
+    # -- random effects ---------------------------------------------------------
+    @cached_property
+    def random_effects(self):
+        """Conditional modes (BLUPs) of the random effects: {group: Series}."""
+        names = self.model.exog_re_names
+        modes = self._sol["random_effects"]
+        return {lab: pd.Series(modes[g], index=names)
+                for g, lab in enumerate(self.model.group_labels)}
+
+    @cached_property
+    def random_effects_cov(self):
+        """Conditional covariance of each group's random effects given the data."""
+        names = self.model.exog_re_names
+        cov = self._sol["random_effects_cov"]
+        return {lab: pd.DataFrame(cov[g], index=names, columns=names)
+                for g, lab in enumerate(self.model.group_labels)}
+
+    @property
+    def random_effects_array(self):
+        """The conditional modes as an (n_groups, q) array, rows in `group_labels` order."""
+        return self._sol["random_effects"]
+
+    # -- fitted values ------------------------------------------------------------
+    @cached_property
+    def _fitted(self):
+        m = self.model
+        b = self._sol["random_effects"][m.group_codes]
+        return m.exog @ self._sol["fe_params"] + np.einsum("ij,ij->i", m.exog_re, b)
+
+    @property
+    def fittedvalues(self):
+        """Fitted values including the random effects (as statsmodels)."""
+        return pd.Series(self._fitted, index=self.model.row_labels)
+
+    @property
+    def resid(self):
+        """Residuals: endog minus `fittedvalues`."""
+        return pd.Series(self.model.endog - self._fitted, index=self.model.row_labels)
+
+    def predict(self, exog=None):
+        """Predictions from the fixed effects only (statsmodels' meaning).
+
+        Parameters
+        ----------
+        exog : array_like or DataFrame, optional
+            New fixed-effects design, or for a formula model a DataFrame of the
+            formula's variables.  The model's own design if omitted.
+        """
+        m = self.model
+        fe = self._sol["fe_params"]
+        if exog is None:
+            return m.exog @ fe
+        if m.design_info is not None and isinstance(exog, pd.DataFrame):
+            from .formula.design import transform_exog
+
+            x = transform_exog(m.design_info, exog)
+            return pd.Series(x @ fe, index=exog.index)
+        x = np.asarray(exog, dtype=float)
+        if x.ndim == 1:
+            x = x[None, :] if len(x) == self.k_fe else x[:, None]
+        if x.shape[1] != self.k_fe:
+            raise ValueError(f"exog must have {self.k_fe} columns, got {x.shape[1]}")
+        return x @ fe
+
+    # -- summaries ----------------------------------------------------------------
+    def summary(self, yname=None, xname_fe=None, xname_re=None, title=None, alpha=0.05):
+        """A text summary like statsmodels' MixedLM summary.
+
+        The random-effect rows show cov_re and `bse_re` (see its docstring for
+        how it differs from statsmodels').
+        """
+        from .summary import statsmodels_summary
+
+        return statsmodels_summary(self, yname=yname, xname_fe=xname_fe, xname_re=xname_re,
+                                   title=title, alpha=alpha)
