@@ -1,4 +1,5 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True, initializedcheck=False
+# cython: language_level=3, boundscheck=False, wraparound=False
+# cython: cdivision=True, initializedcheck=False
 """Compiled kernels of lmm.
 
 Everything here works on the sufficient statistics of a linear mixed model
@@ -548,7 +549,7 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     cdef double* hv = kmat + q * q
     cdef double* u = hv + q * (p + 1)
     cdef double* yk = u + q
-    cdef int a, b, j, k, m, c, d
+    cdef int a, b, j, k, c, d
     cdef double s
     with nogil:
         for g in range(n_groups):

@@ -71,7 +71,8 @@ def newton_polish(dev, theta, max_iter=50, tol=1e-10):
     lower = dev.structure.lower_bounds
     f, g = dev.value_and_grad(theta)
     it = 0
-    for it in range(1, max_iter + 1):
+    while it < max_iter:
+        it += 1
         pg, at_bound = _projected_gradient(theta, g, lower)
         if np.max(np.abs(pg), initial=0.0) < tol:
             break
