@@ -144,8 +144,9 @@ def test_datasets_offline():
         lmm.datasets.get_rdataset("sleepstudy", "lme4")
 
 
-def test_version_entry_point():
+def test_version_entry_point(tmp_path):
+    # run outside the checkout so the installed package is imported
     out = subprocess.run([sys.executable, "-m", "lmm", "--version"], capture_output=True,
-                         text=True, check=True).stdout
+                         text=True, check=True, cwd=tmp_path).stdout
     assert out.startswith(f"lmm {lmm.__version__}")
     assert "compiled core loaded" in out
