@@ -1,0 +1,94 @@
+"""Fits on the boundary, the warnings, and invariances of the fit."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import optimize
+
+import lmm
+from lmm.exceptions import ConvergenceWarning, SingularFitWarning
+from lmm.optimize import check_optimum
+from seedcases import dense_profiled_deviance, simulated
+
+
+def _no_slope_variance_data(seed=3):
+    """Random intercepts only, but a random slope is fitted: its variance is ~0."""
+    rng = np.random.default_rng(seed)
+    n_groups, size = 25, 6
+    g = np.repeat(np.arange(n_groups), size)
+    t = np.tile(np.arange(size, dtype=float), n_groups)
+    y = 1.0 + 0.5 * t + rng.normal(size=n_groups)[g] + rng.normal(size=len(g)) * 0.8
+    return pd.DataFrame({"y": y, "t": t, "g": g})
+
+
+def test_singular_fit_warns_and_is_the_best_optimum():
+    df = _no_slope_variance_data()
+    md = lmm.mixedlm("y ~ t", df, groups="g", re_formula="~t")
+    with pytest.warns(SingularFitWarning, match="'t'"):
+        res = md.fit()
+    assert res.is_singular
+    assert issubclass(SingularFitWarning, ConvergenceWarning)
+    # brute force: the dense criterion minimized from several starts with a
+    # derivative-free method, on lme4's theta with its bounds
+    y, x, z, g = md.endog, md.exog, md.exog_re, md.group_codes
+
+    def crit(theta):
+        lam = np.array([[theta[0], 0.0], [theta[1], theta[2]]])
+        return dense_profiled_deviance(y, x, z, g, lam, True)
+
+    best = np.inf
+    for start in ([1.0, 0.0, 1.0], [0.5, 0.1, 0.01], [2.0, -0.2, 0.3]):
+        r = optimize.minimize(crit, start, method="Powell",
+                              bounds=[(0, None), (None, None), (0, None)],
+                              options=dict(xtol=1e-10, ftol=1e-14, maxfev=20000))
+        best = min(best, r.fun)
+    assert res.llf >= -0.5 * best - 1e-6
+    # singular: a variance at zero or a correlation at +-1
+    cov = res.cov_re.to_numpy()
+    assert np.linalg.det(cov) < 1e-6 * cov[0, 0] * cov[1, 1]
+
+
+def test_no_warning_away_from_the_boundary():
+    y, x, z, g = simulated(n_groups=40, q=2, p=2, seed=2, min_size=5, max_size=8)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = lmm.MixedLM(y, x, g, exog_re=z).fit()
+    assert not res.is_singular and res.converged
+
+
+def test_check_flags_a_point_that_is_not_an_optimum(dietox):
+    md = lmm.mixedlm("Weight ~ Time", dietox, groups=dietox["Pig"], re_formula="~Time")
+    dev = md.profiled_deviance(reml=True)
+    check = check_optimum(dev, dev.structure.start_theta())
+    assert not check.converged
+    assert "projected gradient" in check.messages[0]
+
+
+def test_row_order_and_group_coding_do_not_matter(sitka):
+    base = lmm.mixedlm("size ~ Time", sitka, groups="tree", re_formula="~Time").fit()
+    perm = sitka.sample(frac=1.0, random_state=1)
+    perm = perm.assign(tree=perm["tree"].map(lambda v: f"tree-{v:03d}"))
+    other = lmm.mixedlm("size ~ Time", perm, groups="tree", re_formula="~Time").fit()
+    assert other.llf == pytest.approx(base.llf, abs=1e-8)
+    np.testing.assert_allclose(other.fe_params, base.fe_params, rtol=1e-8)
+    np.testing.assert_allclose(other.cov_re, base.cov_re, rtol=1e-5, atol=1e-12)
+    # fitted values follow the rows they belong to
+    np.testing.assert_allclose(other.fittedvalues.loc[sitka.index], base.fittedvalues,
+                               rtol=1e-7)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+def test_rescaling_a_covariate(sitka, reml):
+    """Time in days vs in units of 100 days: estimates transform, the REML
+    log-likelihood shifts by -log|det T| of the fixed-effects transformation."""
+    c = 0.01
+    a = lmm.mixedlm("size ~ Time", sitka, groups="tree", re_formula="~Time").fit(reml=reml)
+    scaled = sitka.assign(Time=sitka["Time"] * c)
+    b = lmm.mixedlm("size ~ Time", scaled, groups="tree", re_formula="~Time").fit(reml=reml)
+    shift = -np.log(c) if reml else 0.0   # X -> X T with T = diag(1, c)
+    assert b.llf == pytest.approx(a.llf + shift, abs=1e-7)
+    assert b.fe_params["Time"] == pytest.approx(a.fe_params["Time"] / c, rel=1e-8)
+    t = np.diag([1.0, 1 / c])
+    np.testing.assert_allclose(b.cov_re.to_numpy(), t @ a.cov_re.to_numpy() @ t, rtol=1e-5)
