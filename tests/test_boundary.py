@@ -10,6 +10,7 @@ from scipy import optimize
 import lmm
 from lmm.exceptions import ConvergenceWarning, SingularFitWarning
 from lmm.optimize import check_optimum
+
 from seedcases import dense_profiled_deviance, simulated
 
 
