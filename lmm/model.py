@@ -131,6 +131,8 @@ class MixedLM:
         self.design_info_re = kwargs.pop("design_info_re", None)
         group_name = kwargs.pop("group_name", "Group")
         exog_re_names = kwargs.pop("exog_re_names", None)
+        exog_names = kwargs.pop("exog_names", None)
+        endog_names = kwargs.pop("endog_names", None)
         row_labels = kwargs.pop("row_labels", None)
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
@@ -143,6 +145,8 @@ class MixedLM:
             endog = endog.iloc[:, 0]
         self.endog_names = str(endog.name) if isinstance(endog, pd.Series) and \
             endog.name is not None else "y"
+        if endog_names is not None:
+            self.endog_names = endog_names
         if row_labels is None:
             row_labels = endog.index if isinstance(endog, pd.Series) else None
         if isinstance(endog, pd.Series) and not pd.api.types.is_numeric_dtype(endog):
@@ -157,6 +161,8 @@ class MixedLM:
             self.exog_names = _names_of(exog, "x", 1)
         else:
             self.exog_names = _array_exog_names(np.asarray(exog))
+        if exog_names is not None:
+            self.exog_names = list(exog_names)
         x = _as_float_matrix(exog, "exog", self.exog_names)
 
         if exog_re is None:

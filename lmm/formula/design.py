@@ -10,6 +10,8 @@ import numpy as np
 import pandas as pd
 import patsy
 
+from . import fast
+
 
 def _check_columns(formula, data, what):
     """Evaluate-time errors name the unknown column instead of patsy's traceback."""
@@ -56,6 +58,29 @@ def _build(formula, data, what):
         raise ValueError(f"unknown column in the {what} {formula!r}: {exc}") from None
 
 
+def _split(formula):
+    if "~" not in formula:
+        return None, formula
+    lhs, rhs = formula.split("~", 1)
+    return lhs.strip() or None, rhs
+
+
+def _fast_designs(formula, re_formula, frame):
+    """Fast-path designs of both formulas, or None if either needs patsy."""
+    lhs, rhs = _split(formula)
+    if lhs is None or lhs not in frame.columns:
+        return None
+    fe = fast.plan(rhs, frame)
+    if fe is None:
+        return None
+    re = None
+    if re_formula is not None:
+        re = fast.plan(_split(re_formula)[1], frame)
+        if re is None:
+            return None
+    return lhs, fe, re
+
+
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
                        missing="none", **kwargs):
     """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way."""
@@ -63,6 +88,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         data = pd.DataFrame(data)
     if subset is not None:
         data = data.loc[subset]
+    if missing not in ("none", "drop", "raise"):
+        raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
     group_name = "Group"
     if isinstance(groups, str):
         if groups not in data.columns:
@@ -76,11 +103,49 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             raise ValueError(
                 f"groups has {len(groups)} entries but data has {len(data)} rows"
             )
-    if "~" not in formula or not formula.split("~")[0].strip():
+    if _split(formula)[0] is None:
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
-    _check_columns(formula, data, "formula")
+    if re_formula is not None and re_formula.strip().lstrip("~").strip() == "1":
+        re_formula = None
     row_labels = data.index
-    frame = data.reset_index(drop=True)
+    frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
+        or data.index.start != 0 or data.index.step != 1 else data
+
+    planned = _fast_designs(formula, re_formula, frame)
+    if planned is not None:
+        lhs, fe, re = planned
+        used = [lhs, *sorted(fe.variables | (re.variables if re else set()))]
+        bad = frame[used].isna().any(axis=1).to_numpy() | pd.isna(groups)
+        if bad.any():
+            if missing != "drop":
+                cols = [c for c in used if frame[c].isna().any()]
+                cols += ["groups"] if pd.isna(groups).any() else []
+                raise ValueError(
+                    f"missing values (NaN) in {cols}; pass missing='drop' to drop those rows"
+                )
+            keep = ~bad
+            frame = frame.loc[keep].reset_index(drop=True)
+            groups, row_labels = groups[keep], row_labels[keep]
+            planned = _fast_designs(formula, re_formula, frame)
+            lhs, fe, re = planned
+        endog = frame[lhs]
+        if not pd.api.types.is_numeric_dtype(endog) or pd.api.types.is_bool_dtype(endog):
+            raise TypeError(f"the response {lhs!r} must be numeric, got {endog.dtype}")
+        x = fe.matrix(frame)
+        exog_names = fe.column_names
+        if re is not None:
+            z = re.matrix(frame)
+            re_names = [c.replace("Intercept", group_name) for c in re.column_names]
+        else:
+            z, re_names = None, [group_name]
+        return cls(
+            endog.to_numpy(dtype=float), x, groups, exog_re=z, missing="none",
+            formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
+            exog_re_names=re_names, exog_names=exog_names, endog_names=lhs,
+            row_labels=row_labels, **kwargs,
+        )
+
+    _check_columns(formula, data, "formula")
     if missing == "drop":
         bad = _missing_rows(frame, [formula, re_formula]) | pd.isna(groups)
         if bad.any():
@@ -88,15 +153,13 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             frame = frame.loc[keep].reset_index(drop=True)
             groups = groups[keep]
             row_labels = row_labels[keep]
-    elif missing not in ("none", "raise"):
-        raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
     if pd.isna(groups).any():
         raise ValueError("missing values in groups; pass missing='drop' to drop those rows")
 
     y, x = _build(formula, frame, "formula")
     if y.shape[1] != 1:
         raise ValueError(f"the response of {formula!r} must be a single numeric column")
-    if re_formula is not None and re_formula.strip() not in ("1", "~1", "~ 1"):
+    if re_formula is not None:
         _, z = _build(re_formula, frame, "re_formula")
         re_names = [c.replace("Intercept", group_name) for c in z.columns]
         z_info = z.design_info
@@ -115,5 +178,7 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
 
 def transform_exog(design_info, data):
     """The fixed-effects design of new data, through the model's design_info."""
+    if isinstance(design_info, fast.FastDesign):
+        return design_info.matrix(data)
     (x,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
     return np.asarray(x)

@@ -1,0 +1,89 @@
+"""The fast formula path gives exactly patsy's design matrices and names."""
+
+import numpy as np
+import pandas as pd
+import patsy
+import pytest
+
+import lmm
+from lmm.formula import fast
+
+
+@pytest.fixture(scope="module")
+def frame():
+    rng = np.random.default_rng(0)
+    n = 40
+    return pd.DataFrame({
+        "y": rng.normal(size=n),
+        "x": rng.normal(size=n),
+        "t": rng.integers(0, 10, n),
+        "w": rng.uniform(1, 2, n),
+        "f": rng.choice(["b", "a", "c"], n),
+        "b": rng.integers(0, 2, n).astype(bool),
+        "k": pd.Categorical(rng.choice(["lo", "mid", "hi"], n), categories=["lo", "mid", "hi"]),
+        "g": rng.integers(0, 8, n),
+    })
+
+
+FAST = [
+    "x", "x + t", "t + x", "x*t", "t:x + x", "x + x", "x:t:w", "x*t*w", "0 + x",
+    "x - 1", "-1 + x + t", "x + 0", "1", "f", "C(f)", "x + f", "f + x", "0 + f",
+    "f - 1 + x", "b", "k", "C(t)", "x + f + k", "0 + f + k", "C(g) + x:t",
+    "x + 1", "x * w + f",
+]
+PATSY_ONLY = ["np.log(w)", "I(x**2)", "x:f", "f*x", "f:k", "x - t", "center(x)", "Q('x')"]
+
+
+@pytest.mark.parametrize("rhs", FAST)
+def test_fast_path_matches_patsy(frame, rhs):
+    design = fast.plan(rhs, frame)
+    assert design is not None, f"{rhs} should take the fast path"
+    expected = patsy.dmatrix(rhs, frame, return_type="dataframe")
+    assert design.column_names == list(expected.columns)
+    np.testing.assert_array_equal(design.matrix(frame), expected.to_numpy())
+
+
+@pytest.mark.parametrize("rhs", PATSY_ONLY)
+def test_other_formulas_fall_back_to_patsy(frame, rhs):
+    assert fast.plan(rhs, frame) is None
+
+
+@pytest.mark.parametrize("rhs", ["x + f", "x*t + k"])
+def test_new_data_uses_the_fitted_coding(frame, rhs):
+    design = fast.plan(rhs, frame)
+    info = patsy.dmatrix(rhs, frame).design_info
+    new = frame.iloc[[3, 1, 7]]
+    (expected,) = patsy.build_design_matrices([info], new)
+    np.testing.assert_array_equal(design.matrix(new), np.asarray(expected))
+
+
+def test_unseen_level_in_new_data(frame):
+    design = fast.plan("x + f", frame)
+    with pytest.raises(ValueError, match="levels not seen"):
+        design.matrix(frame.assign(f="zzz"))
+
+
+@pytest.mark.parametrize("formula,re_formula", [
+    ("y ~ x + f", "~x"), ("y ~ x*t", None), ("y ~ np.log(w) + x", "~x"), ("y ~ x", "~f"),
+])
+def test_models_from_both_paths_agree(frame, formula, re_formula, monkeypatch):
+    a = lmm.mixedlm(formula, frame, groups="g", re_formula=re_formula)
+    monkeypatch.setattr(fast, "plan", lambda rhs, data: None)
+    b = lmm.mixedlm(formula, frame, groups="g", re_formula=re_formula)
+    assert a.exog_names == b.exog_names
+    assert a.exog_re_names == b.exog_re_names
+    np.testing.assert_array_equal(a.exog, b.exog)
+    np.testing.assert_array_equal(a.exog_re, b.exog_re)
+    np.testing.assert_array_equal(a.endog, b.endog)
+
+
+def test_missing_values_in_fast_path(frame):
+    df = frame.copy()
+    df.loc[[1, 4], "x"] = np.nan
+    df.loc[6, "f"] = None
+    with pytest.raises(ValueError, match=r"missing values.*\['x', 'f'\]|missing values.*'f'"):
+        lmm.mixedlm("y ~ x + f", df, groups="g")
+    md = lmm.mixedlm("y ~ x + f", df, groups="g", missing="drop")
+    assert md.nobs == len(df) - 3
+    ref = df.dropna(subset=["x", "f"])
+    np.testing.assert_array_equal(md.exog, patsy.dmatrix("x + f", ref))
