@@ -64,7 +64,8 @@ class FastDesign:
             if len(term) == 1 and term[0] in self.categorical:
                 label = term[0]
                 lev = self.levels[label]
-                codes = pd.Index(lev).get_indexer(np.asarray(data[self.categorical[label]], dtype=object))
+                values = np.asarray(data[self.categorical[label]], dtype=object)
+                codes = pd.Index(lev).get_indexer(values)
                 if (codes < 0).any():
                     raise ValueError(
                         f"{label} has missing values or levels not seen in the fit"
