@@ -42,21 +42,26 @@ class CrossProducts:
     def p(self):
         return self.ztx.shape[2]
 
-    def transformed(self, x_scale, z_transform):
-        """Cross-products of X diag(x_scale) and Z z_transform."""
+    def transformed(self, x_scale, z_transform, y_offset=None):
+        """Cross-products of X diag(x_scale), Z z_transform and y - X diag(x_scale) y_offset."""
         t = z_transform
         ztz = np.einsum("ji,gjk,kl->gil", t, self.ztz, t, optimize=True)
         ztx = np.einsum("ji,gjc->gic", t, self.ztx, optimize=True) * x_scale
         zty = self.zty @ t
         xtx = self.xtx * np.outer(x_scale, x_scale)
         xty = self.xty * x_scale
+        yty = float(self.yty)
+        if y_offset is not None:
+            yty = yty - 2.0 * y_offset @ xty + y_offset @ xtx @ y_offset
+            zty = zty - ztx @ y_offset
+            xty = xty - xtx @ y_offset
         return CrossProducts(
             np.ascontiguousarray(ztz),
             np.ascontiguousarray(ztx),
             np.ascontiguousarray(zty),
             np.ascontiguousarray(xtx),
             np.ascontiguousarray(xty),
-            float(self.yty),
+            yty,
             self.nobs,
         )
 
@@ -87,7 +92,17 @@ class ProfiledDeviance:
         self.reparam = reparam
         self.x_scale = np.asarray(x_scale, dtype=float)
         self.user_stats = stats
-        self.stats = stats.transformed(self.x_scale, reparam.t)
+        # The response enters as its residual from ordinary least squares: the
+        # criterion is unchanged (it depends on y only through y - X beta) but
+        # y'V^{-1}y - beta'X'V^{-1}y then cancels far less, so the criterion
+        # is smooth to near machine precision and Newton steps can be judged
+        # by it all the way to the optimum.
+        scaled = stats.transformed(self.x_scale, np.eye(structure.q))
+        try:
+            self.beta_ols = np.linalg.solve(scaled.xtx, scaled.xty)
+        except np.linalg.LinAlgError:
+            self.beta_ols = np.zeros(stats.p)
+        self.stats = stats.transformed(self.x_scale, reparam.t, self.beta_ols)
         self.nobs = stats.nobs
         self.p = stats.p
         self.nu = self.nobs - self.p if self.reml else self.nobs
@@ -116,16 +131,19 @@ class ProfiledDeviance:
         """Second-derivative pieces of the kernel at Lambda (conditioned space)."""
         return _core.second_derivatives(lam, *self._args, directions)
 
-    def hessian(self, theta):
-        """Hessian of the profiled criterion in theta (analytic)."""
+    def value_grad_hessian(self, theta):
+        """Criterion, gradient and Hessian in theta from one kernel call."""
+        self.n_evaluations += 1
         s = self.structure
         lam = s.lam(theta)
         dirs = s.theta_directions(lam)
         pc = self.pieces(lam, dirs)
         rss, nu = pc["rss"], self.nu
+        dev = pc["logdet_v"] + nu * (1.0 + np.log(2.0 * np.pi * rss / nu))
         grad_g = pc["grad_logdet_v"] + nu / rss * pc["grad_rss"]
         hess = pc["hess_logdet_v"] + nu / rss * pc["hess_rss"]
         if self.reml:
+            dev += pc["logdet_xvx"]
             grad_g = grad_g + pc["grad_logdet_xvx"]
             hess = hess + pc["hess_logdet_xvx"]
         d_rss = np.einsum("ij,aij->a", pc["grad_rss"], dirs)
@@ -134,7 +152,12 @@ class ProfiledDeviance:
         # is 2 S[j_a, j_b] when theta_a and theta_b lie in the same column of Lambda.
         same_col = s.theta_cols[:, None] == s.theta_cols[None, :]
         hess = hess + 2.0 * same_col * grad_g[np.ix_(s.theta_rows, s.theta_rows)]
-        return 0.5 * (hess + hess.T)
+        grad = np.einsum("ij,aij->a", grad_g, dirs)
+        return dev + self.shift, grad, 0.5 * (hess + hess.T)
+
+    def hessian(self, theta):
+        """Hessian of the profiled criterion in theta (analytic)."""
+        return self.value_grad_hessian(theta)[2]
 
     # -- results in the user's parametrization -----------------------------
     def solution(self, theta):
@@ -145,12 +168,12 @@ class ProfiledDeviance:
         if sol["info"] != 0:
             raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite at the optimum")
         scale = sol["rss"] / self.nu
-        beta = sol["beta"] * self.x_scale
+        beta = (sol["beta"] + self.beta_ols) * self.x_scale
         xvx_inv_s = np.linalg.inv(sol["xvx"])
         vcov_fe = scale * xvx_inv_s * np.outer(self.x_scale, self.x_scale)
         modes_s, cond_s = _core.conditional_modes(
             lam_s, self.stats.ztz, self.stats.ztx, self.stats.zty, sol["beta"]
-        )
+        )   # beta of the offset response: the residual is the same
         t = self.reparam.t
         modes = modes_s @ t.T
         cond = np.einsum("ij,gjk,lk->gil", t, cond_s, t, optimize=True) * scale

@@ -1,9 +1,11 @@
 """The optimizer loop over theta and the optimum check.
 
-The search runs in the conditioned theta space of `ProfiledDeviance`: a
-quasi-Newton descent with the analytic gradient and simple bounds
-(scipy's L-BFGS-B), then projected Newton steps with the analytic Hessian,
-which converge quadratically to the optimum whatever the scaling left over.
+The search runs in the conditioned theta space of `ProfiledDeviance`, by
+projected Newton steps with the analytic Hessian (from lme4's start,
+Lambda = I): few iterations, quadratic convergence whatever scaling is left
+over, and exact handling of the bounds through an active set.  A
+scipy.optimize method can be asked for instead; Newton steps then finish
+from its end point.
 The end point is checked (projected gradient, curvature, boundary) before the
 fit is called converged; nothing restarts from a failed point.
 """
@@ -63,57 +65,92 @@ def _projected_gradient(theta, grad, lower):
     return pg, at_bound
 
 
-def newton_polish(dev, theta, max_iter=50, tol=1e-10):
-    """Projected Newton iterations with backtracking, from a nearby start.
+def _trust_region_step(h, g, radius, prefer):
+    """Minimizer of g'p + p'Hp/2 subject to |p| <= radius (exact, by eigh).
 
-    Returns the final theta, the number of iterations done.
+    Small dimensions only (the number of theta entries): the secular equation
+    |p(lam)| = radius is solved by bisection on the shift lam.
+    """
+    w, v = np.linalg.eigh(h)
+    gv = v.T @ g
+    if w[0] > 0:
+        p = -(v @ (gv / w))
+        if np.linalg.norm(p) <= radius:
+            return p
+    lo = max(0.0, -w[0]) + 1e-14 * max(1.0, abs(w[-1]))
+    if np.linalg.norm(gv / (w + lo)) < radius:
+        # the 'hard case': move along the lowest-curvature direction as well
+        p = -(v @ (gv / (w + lo)))
+        extra = np.sqrt(max(radius**2 - p @ p, 0.0))
+        # either sign of the eigenvector solves the subproblem; take the one
+        # pointing into the feasible region (a zero gradient at a bound, as at
+        # a variance of zero, would otherwise leave the choice to rounding)
+        direction = v[:, 0] if v[:, 0] @ prefer >= 0 else -v[:, 0]
+        return p + extra * direction
+    hi = lo + np.linalg.norm(g) / radius + abs(w[-1])
+    for _ in range(100):
+        mid = 0.5 * (lo + hi)
+        if np.linalg.norm(gv / (w + mid)) > radius:
+            lo = mid
+        else:
+            hi = mid
+    return -(v @ (gv / (w + hi)))
+
+
+def projected_newton(dev, theta, max_iter=200, tol=1e-9, radius=1.0):
+    """Minimize by trust-region Newton steps, projected onto the bounds.
+
+    Each iteration takes the criterion, gradient and Hessian from one kernel
+    call and solves the trust-region subproblem exactly on the free
+    parameters (those at their bound with an outward gradient are held, the
+    active set).  The radius starts at `radius` (theta is of order one in the
+    conditioned space), so early steps cannot leap onto the boundary, where
+    rank-deficient local optima lie.  Returns the final theta and the number
+    of iterations.
     """
     lower = dev.structure.lower_bounds
-    f, g = dev.value_and_grad(theta)
-    it = 0
-    while it < max_iter:
-        it += 1
+    theta = np.maximum(np.asarray(theta, dtype=float), lower)
+    f, g, h = dev.value_grad_hessian(theta)
+    n_iter = 0
+    while n_iter < max_iter and np.isfinite(f):
         pg, at_bound = _projected_gradient(theta, g, lower)
-        if np.max(np.abs(pg), initial=0.0) < tol:
-            break
-        # active set: parameters at their bound that the gradient pushes outward
-        active = at_bound & (g > 0)
-        free = ~active
-        h = dev.hessian(theta)[np.ix_(free, free)]
-        gf = g[free]
-        step_f = None
-        damping = 0.0
-        scale = max(1.0, np.max(np.abs(np.diag(h)), initial=1.0))
-        for _ in range(30):
-            try:
-                c = np.linalg.cholesky(h + damping * np.eye(len(gf)))
-                step_f = -np.linalg.solve(c.T, np.linalg.solve(c, gf))
-                break
-            except np.linalg.LinAlgError:
-                damping = max(2 * damping, 1e-8 * scale)
-        if step_f is None:
+        free = ~(at_bound & (g > 0))
+        if np.max(np.abs(pg), initial=0.0) < tol and (
+                not free.any() or np.linalg.eigvalsh(h[np.ix_(free, free)])[0] >= 0):
             break
         step = np.zeros_like(theta)
-        step[free] = step_f
-        t = 1.0
-        improved = False
-        for _ in range(40):
-            cand = np.maximum(theta + t * step, lower)
-            fc, gc = dev.value_and_grad(cand)
-            if np.isfinite(fc) and fc <= f + 1e-4 * t * float(g @ (cand - theta)) / max(t, 1e-300):
-                improved = True
+        prefer = np.where(at_bound, 1.0, -g)[free]
+        step[free] = _trust_region_step(h[np.ix_(free, free)], g[free], radius, prefer)
+        cand = np.maximum(theta + step, lower)
+        d = cand - theta
+        predicted = -(g @ d + 0.5 * d @ h @ d)
+        if 0 <= predicted < 1e-15 * (1.0 + abs(f)):
+            break                # nothing left that double precision can resolve
+        if 0 <= predicted < 1e-11 * (1.0 + abs(f)) and np.all(np.linalg.eigvalsh(
+                h[np.ix_(free, free)]) > 0):
+            # Within rounding noise of the criterion, its values cannot judge
+            # the step; the convex quadratic model (exact derivatives) can.
+            n_iter += 1
+            theta = cand
+            f, g, h = dev.value_grad_hessian(theta)
+            continue
+        fc = dev.value(cand)
+        n_iter += 1
+        rho = (f - fc) / predicted if predicted > 0 else -1.0
+        dnorm = np.linalg.norm(d)
+        if not np.isfinite(fc) or rho < 0.25:
+            radius = 0.25 * max(dnorm, 1e-3 * radius)
+        elif rho > 0.75 and np.linalg.norm(step) > 0.99 * radius:
+            radius *= 2.0
+        if np.isfinite(fc) and fc < f:
+            moved = dnorm > 1e-15 * (1.0 + np.max(np.abs(theta)))
+            theta = cand
+            f, g, h = dev.value_grad_hessian(theta)
+            if not moved:
                 break
-            if np.isfinite(fc) and fc < f:
-                improved = True
-                break
-            t *= 0.5
-        if not improved:
+        elif radius < 1e-12 * (1.0 + np.max(np.abs(theta))):
             break
-        small = np.max(np.abs(cand - theta)) < 1e-14 * (1 + np.max(np.abs(theta)))
-        theta, f, g = cand, fc, gc
-        if small:
-            break
-    return theta, it
+    return theta, n_iter
 
 
 def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
@@ -124,44 +161,60 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
     dev : ProfiledDeviance
     theta0 : start (conditioned space)
     method : str, optional
-        None (default): L-BFGS-B then projected Newton.  Otherwise a
-        scipy.optimize.minimize method (or a statsmodels name for one); its end
-        point is then polished by projected Newton as well.
+        None (default): projected Newton with the analytic Hessian from the
+        start.  Otherwise a scipy.optimize.minimize method (or a statsmodels
+        name for one) runs first, and projected Newton finishes from its end
+        point.
     """
     lower = dev.structure.lower_bounds
-    bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
     theta0 = np.maximum(np.asarray(theta0, dtype=float), lower)
-    name = "L-BFGS-B" if method is None else _METHOD_ALIASES.get(str(method).lower(), method)
+    name = "newton" if method is None else _METHOD_ALIASES.get(str(method).lower(), method)
     opts = dict(options or {})
     if maxiter is not None:
         opts["maxiter"] = int(maxiter)
     n_iter = 0
-    if name == "newton":
-        theta = theta0
-    else:
+    theta = theta0
+    if name != "newton":
         if name == "L-BFGS-B":
             opts.setdefault("ftol", 1e-12)
             opts.setdefault("gtol", 1e-7)
-            opts.setdefault("maxiter", 1000)
         gradient_based = name not in ("Nelder-Mead", "Powell", "COBYLA", "COBYQA")
         fun = dev.value_and_grad if gradient_based else dev.value
+        extra = {"hess": dev.hessian} if name == "trust-constr" else {}
         res = optimize.minimize(
             fun, theta0, jac=gradient_based or None, method=name,
-            bounds=bounds if name != "trust-constr" else bounds, options=opts,
-            **({"hess": dev.hessian} if name in ("trust-constr",) else {}),
+            bounds=optimize.Bounds(lower, np.full_like(lower, np.inf)), options=opts,
+            **extra,
         )
         theta = np.maximum(res.x, lower)
         n_iter = int(getattr(res, "nit", 0) or 0)
-    theta, n_newton = newton_polish(dev, theta)
-    return check_optimum(dev, theta, n_iterations=n_iter + n_newton)
+    theta, n_newton = projected_newton(
+        dev, theta, max_iter=opts.get("maxiter", 200) if name == "newton" else 200
+    )
+    n_iter += n_newton
+    if method is None and _on_boundary(dev, theta):
+        # Rank-deficient (boundary) local optima trap local searches: before
+        # calling a boundary point the optimum, search again from the start
+        # along a different path (quasi-Newton, small first steps) and keep
+        # the better end point.
+        other = minimize_deviance(dev, theta0, method="L-BFGS-B")
+        if other.deviance < dev.value(theta) - 1e-10 * (1.0 + abs(other.deviance)):
+            other.n_iterations += n_iter
+            return other
+    return check_optimum(dev, theta, n_iterations=n_iter)
+
+
+def _on_boundary(dev, theta):
+    s = dev.structure
+    diag = s.theta_rows == s.theta_cols
+    return bool(np.any(theta[diag] < SINGULAR_TOLERANCE))
 
 
 def check_optimum(dev, theta, n_iterations=0):
     """The optimum check: projected gradient and curvature at theta."""
     lower = dev.structure.lower_bounds
-    f, g = dev.value_and_grad(theta)
+    f, g, h = dev.value_grad_hessian(theta)
     pg, at_bound = _projected_gradient(theta, g, lower)
-    h = dev.hessian(theta)
     messages = []
     converged = bool(np.isfinite(f))
     if not converged:
@@ -170,13 +223,22 @@ def check_optimum(dev, theta, n_iterations=0):
     if gmax > GRADIENT_TOLERANCE:
         converged = False
         messages.append(f"projected gradient {gmax:.3g} exceeds {GRADIENT_TOLERANCE:g}")
-    interior = ~at_bound
-    if interior.any() and converged:
-        w = np.linalg.eigvalsh(h[np.ix_(interior, interior)])
-        if w[0] < -1e-6 * max(1.0, abs(w[-1])):
+    # second-order check over the parameters that can still move: the interior
+    # ones and those at a bound with no gradient holding them there (at a
+    # variance of zero the gradient vanishes, and only the curvature says
+    # whether moving inward would improve the fit)
+    movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
+    if movable.any() and converged:
+        sub = h[np.ix_(movable, movable)]
+        w = np.linalg.eigvalsh(sub)
+        tiny = -1e-6 * max(1.0, abs(w[-1]))
+        weak = at_bound[movable]
+        if (~weak).any() and np.linalg.eigvalsh(sub[np.ix_(~weak, ~weak)])[0] < tiny or \
+                np.any(np.diag(sub)[weak] < tiny):
             converged = False
             messages.append(
-                f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, not a minimum"
+                f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "
+                "not a minimum"
             )
     return OptimumCheck(
         theta=theta, deviance=f, gradient=g, projected_gradient=pg, hessian=h,

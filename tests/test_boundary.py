@@ -93,3 +93,39 @@ def test_rescaling_a_covariate(sitka, reml):
     assert b.fe_params["Time"] == pytest.approx(a.fe_params["Time"] / c, rel=1e-8)
     t = np.diag([1.0, 1 / c])
     np.testing.assert_allclose(b.cov_re.to_numpy(), t @ a.cov_re.to_numpy() @ t, rtol=1e-5)
+
+
+def test_stationary_point_at_zero_variance_is_left_for_the_interior_optimum():
+    """At a variance of zero the gradient vanishes (the criterion depends on
+    theta through theta^2), so only curvature tells a maximum from a minimum.
+    On this data set the criterion rises from theta = 0 to an interior optimum
+    near 0.5, which a 1-D brute-force search on the dense criterion confirms."""
+    y, x, z, g = simulated(n_groups=15, q=1, p=2, seed=27, min_size=2, max_size=6)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = lmm.MixedLM(y, x, g, exog_re=z).fit()
+    grid = np.linspace(0.0, 3.0, 601)
+    dense = [dense_profiled_deviance(y, x, z, g, np.array([[t]]), True) for t in grid]
+    r = optimize.minimize_scalar(
+        lambda t: dense_profiled_deviance(y, x, z, g, np.array([[t]]), True),
+        bracket=(grid[np.argmin(dense)] - 0.01, grid[np.argmin(dense)] + 0.01))
+    assert res.llf >= -0.5 * r.fun - 1e-8
+    assert res.theta[0] == pytest.approx(r.x, rel=1e-4)
+    assert not res.is_singular
+
+
+@pytest.mark.parametrize("seed", [5, 27, 62, 128])
+def test_default_fit_is_best_of_several_optimizers(seed):
+    """Seeds where an earlier optimizer stopped at a boundary local optimum."""
+    q = 1 + seed % 3
+    y, x, z, g = simulated(n_groups=8 + seed % 20, q=q, p=2, seed=seed, min_size=2, max_size=6)
+    if seed % 4 == 0:
+        z[:, 1:] = z[:, 1:] * 100 + 150
+    md = lmm.MixedLM(y, x, g, exog_re=z)
+    for reml in (True, False):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SingularFitWarning)
+            default = md.fit(reml=reml)
+            others = [md.fit(reml=reml, method=m).llf for m in ("lbfgs", "nm", "powell")]
+        assert default.converged
+        assert default.llf >= max(others) - 1e-6
