@@ -9,27 +9,11 @@ object; imports, data loading and the construction of ``free`` are outside.
 import gc
 import time
 import warnings
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from .cases import PROFILE_POINTS
-
-
-@dataclass
-class Measurement:
-    """One timed run of one tool on one case.
-
-    `status` is "ok", "not implemented" or "error: ...".  For a profile, `llf`
-    is the highest log-likelihood along it.
-    """
-
-    seconds: float | None
-    llf: float | None
-    converged: bool | None = None
-    status: str = "ok"
-    messages: list = field(default_factory=list)
-    extra: dict = field(default_factory=dict)
+from .measurement import Measurement, Unavailable
 
 
 def _warning_texts(caught):
@@ -132,7 +116,5 @@ def statsmodels_runner():
         import statsmodels.formula.api as smf
         from statsmodels.regression.mixed_linear_model import MixedLMParams
     except ImportError as exc:
-        stub = PythonRunner("statsmodels", None, None, None)
-        stub.available, stub.reason = False, f"statsmodels is not installed ({exc})"
-        return stub
+        return Unavailable("statsmodels", f"not installed ({exc})")
     return PythonRunner("statsmodels", smf.mixedlm, MixedLMParams, statsmodels.__version__)
