@@ -514,6 +514,108 @@ def solve(const double[:, ::1] lam, const double[:, :, ::1] ztz,
 # Second derivatives
 # ---------------------------------------------------------------------------
 
+cdef void _accumulate_second_order(
+    const double* lam, const double[:, :, ::1] ztz, const double[:, :, ::1] ztx,
+    const double[:, ::1] zty, int q, int p, const double* beta, const double* xvx_chol,
+    const double* dirs, int nd, double* work,
+    double* sw, double* sk, double* suu, double* hld, double* hk, double* hq,
+    double* dxvx, double* gvec,
+) noexcept nogil:
+    """Per-group sums behind the second derivatives along directions D_a in G.
+
+    dirs holds nd column-major q x q symmetric matrices.  Outputs (zeroed
+    here; column-major):
+      sw = sum W, sk = sum K (K = H P^-1 H'), suu = sum u u'       (q x q)
+      hld[a, b] = -sum tr(W D_a W D_b)                              (lower part)
+      hk[a, b]  =  sum tr(K D_a W D_b)                              (full)
+      hq[a, b]  = 2 sum u' D_a W D_b u                              (lower part)
+      dxvx[a]   = -sum H' D_a H   (p x p, lower part)   gvec[a] = sum H' D_a u
+    `work` holds at least 5q^2 + 2q(p+1) + q + pq + nd(2q^2 + q + qp) doubles.
+    """
+    cdef Py_ssize_t g, n_groups = ztz.shape[0]
+    cdef int a, b, j, k, c, d, i
+    cdef double s
+    cdef double* al = work
+    cdef double* chol = al + q * q
+    cdef double* cc = chol + q * q
+    cdef double* f = cc + q * (p + 1)
+    cdef double* w = f + q * q
+    cdef double* kmat = w + q * q
+    cdef double* hv = kmat + q * q
+    cdef double* u = hv + q * (p + 1)
+    cdef double* yk = u + q
+    cdef double* wd = yk + p * q          # nd blocks of q*q: W D_a
+    cdef double* kd = wd + nd * q * q     # K D_a
+    cdef double* du = kd + nd * q * q     # D_a u
+    cdef double* dh = du + nd * q         # D_a H (q x p)
+    for i in range(q * q):
+        sw[i] = 0.0
+        sk[i] = 0.0
+        suu[i] = 0.0
+    for i in range(nd * nd):
+        hld[i] = 0.0
+        hk[i] = 0.0
+        hq[i] = 0.0
+    for i in range(nd * p * p):
+        dxvx[i] = 0.0
+    for i in range(nd * p):
+        gvec[i] = 0.0
+    for g in range(n_groups):
+        _factor_group(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], lam, q, p, al, chol, cc)
+        _group_second_pass(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], q, p,
+                           al, chol, cc, beta, f, w, hv, u)
+        for j in range(q):
+            for c in range(p):
+                yk[c + j * p] = hv[j + c * q]
+        _solve_lower(xvx_chol, p, yk, q, False)
+        for k in range(q):
+            for j in range(q):
+                s = 0.0
+                for c in range(p):
+                    s += yk[c + j * p] * yk[c + k * p]
+                kmat[j + k * q] = s
+                sw[j + k * q] += w[j + k * q]
+                sk[j + k * q] += s
+                suu[j + k * q] += u[j] * u[k]
+        for a in range(nd):
+            _matmul(w, dirs + a * q * q, wd + a * q * q, q, q, q)
+            _matmul(kmat, dirs + a * q * q, kd + a * q * q, q, q, q)
+            _matmul(dirs + a * q * q, u, du + a * q, q, q, 1)
+            _matmul(dirs + a * q * q, hv, dh + a * q * p, q, q, p)
+            for c in range(p):
+                s = 0.0
+                for j in range(q):
+                    s += hv[j + c * q] * du[a * q + j]
+                gvec[a * p + c] += s
+                for d in range(c + 1):
+                    s = 0.0
+                    for j in range(q):
+                        s += hv[j + c * q] * dh[a * q * p + j + d * q]
+                    dxvx[a * p * p + c + d * p] -= s
+        for a in range(nd):
+            for b in range(a + 1):
+                hld[a + b * nd] -= _trace_product(wd + a * q * q, wd + b * q * q, q)
+                s = 0.0
+                for j in range(q):
+                    for k in range(q):
+                        s += du[a * q + j] * w[j + k * q] * du[b * q + k]
+                hq[a + b * nd] += 2.0 * s
+            for b in range(nd):
+                hk[a + b * nd] += _trace_product(kd + a * q * q, wd + b * q * q, q)
+    # complete the symmetric lower parts
+    for a in range(nd):
+        for b in range(a):
+            hld[b + a * nd] = hld[a + b * nd]
+            hq[b + a * nd] = hq[a + b * nd]
+        for c in range(p):
+            for d in range(c):
+                dxvx[a * p * p + d + c * p] = dxvx[a * p * p + c + d * p]
+
+
+cdef inline int _second_order_work(int q, int p, int nd) noexcept nogil:
+    return 5 * q * q + 2 * q * (p + 1) + q + p * q + nd * (2 * q * q + q + q * p)
+
+
 def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                        const double[:, :, ::1] ztx, const double[:, ::1] zty,
                        const double[:, ::1] xtx, const double[::1] xty, double yty,
@@ -531,7 +633,7 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     derivative along a symmetric direction D is tr(S D)) and their second
     derivatives along each pair of the given symmetric directions D_a, D_b.
     The Python layer combines them into the Hessian of any parametrization
-    (theta for the optimizer; cov_re and scale for standard errors).
+    (cov_re and scale for standard errors; `deviance_hessian` does theta).
 
     Parameters
     ----------
@@ -545,7 +647,6 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
       hess_logdet_v, hess_logdet_xvx, hess_rss : (n_dir, n_dir)
     """
     cdef int q = ztz.shape[1], p = ztx.shape[2], nd = directions.shape[0]
-    cdef Py_ssize_t n_groups = ztz.shape[0], g
     _check_lam(lam, q)
     if directions.shape[1] != q or directions.shape[2] != q:
         raise ValueError("directions must be (n_dir, q, q)")
@@ -554,102 +655,37 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
         raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite")
     lam_arr = np.tril(np.asarray(lam)).copy(order="F")
     cdef double[::1, :] lam_c = lam_arr
-    xvx_arr = np.linalg.cholesky(base["xvx"]).copy(order="F")
+    xvx_chol_arr = np.linalg.cholesky(base["xvx"]).copy(order="F")
     xvx_inv = np.linalg.inv(base["xvx"])
-    cdef double[::1, :] xvx_chol = xvx_arr
+    cdef double[::1, :] xvx_chol = xvx_chol_arr
     cdef double[::1] beta = base["beta"]
-    dirs_arr = np.asarray(directions).transpose(0, 2, 1).copy()   # column-major per direction
+    dirs_arr = np.asarray(directions).transpose(0, 2, 1).copy()   # column-major blocks
     cdef double[:, :, ::1] dirs = dirs_arr
-    # workspaces, allocated once
-    work_arr = np.zeros(2 * q * q + q * (p + 1) + 3 * q * q + q * (p + 1) + q + p * q)
+    work_arr = np.zeros(_second_order_work(q, p, nd))
     cdef double[::1] work = work_arr
-    wd_arr = np.zeros((nd, q * q))    # W D_a
-    kd_arr = np.zeros((nd, q * q))    # K D_a
-    du_arr = np.zeros((nd, q))        # D_a u
-    dh_arr = np.zeros((nd, q * p))    # D_a H
-    cdef double[:, ::1] wd = wd_arr
-    cdef double[:, ::1] kd = kd_arr
-    cdef double[:, ::1] du = du_arr
-    cdef double[:, ::1] dh = dh_arr
-    # outputs
     sw_arr = np.zeros((q, q), order="F")
     sk_arr = np.zeros((q, q), order="F")
     suu_arr = np.zeros((q, q), order="F")
-    hld_arr = np.zeros((nd, nd))
-    hk_arr = np.zeros((nd, nd))
-    hq_arr = np.zeros((nd, nd))
-    dxvx_arr = np.zeros((nd, p, p))   # d(X'V^{-1}X) along D_a
-    gvec_arr = np.zeros((nd, p))      # sum_g H' D_a u
+    hld_arr = np.zeros((nd, nd), order="F")
+    hk_arr = np.zeros((nd, nd), order="F")
+    hq_arr = np.zeros((nd, nd), order="F")
+    dxvx_arr = np.zeros((nd, p, p))     # each block column-major
+    gvec_arr = np.zeros((nd, p))
     cdef double[::1, :] sw = sw_arr
     cdef double[::1, :] sk = sk_arr
     cdef double[::1, :] suu = suu_arr
-    cdef double[:, ::1] hld = hld_arr
-    cdef double[:, ::1] hk = hk_arr
-    cdef double[:, ::1] hq = hq_arr
+    cdef double[::1, :] hld = hld_arr
+    cdef double[::1, :] hk = hk_arr
+    cdef double[::1, :] hq = hq_arr
     cdef double[:, :, ::1] dxvx = dxvx_arr
     cdef double[:, ::1] gvec = gvec_arr
-    cdef double* al = &work[0]
-    cdef double* chol = al + q * q
-    cdef double* cc = chol + q * q
-    cdef double* f = cc + q * (p + 1)
-    cdef double* w = f + q * q
-    cdef double* kmat = w + q * q
-    cdef double* hv = kmat + q * q
-    cdef double* u = hv + q * (p + 1)
-    cdef double* yk = u + q
-    cdef int a, b, j, k, c, d
-    cdef double s
-    with nogil:
-        for g in range(n_groups):
-            _factor_group(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], &lam_c[0, 0], q, p,
-                          al, chol, cc)
-            _group_second_pass(&ztz[g, 0, 0], &ztx[g, 0, 0], &zty[g, 0], q, p,
-                               al, chol, cc, &beta[0], f, w, hv, u)
-            for j in range(q):
-                for c in range(p):
-                    yk[c + j * p] = hv[j + c * q]
-            _solve_lower(&xvx_chol[0, 0], p, yk, q, False)
-            for k in range(q):
-                for j in range(q):
-                    s = 0.0
-                    for c in range(p):
-                        s += yk[c + j * p] * yk[c + k * p]
-                    kmat[j + k * q] = s
-                    sw[j, k] += w[j + k * q]
-                    sk[j, k] += s
-                    suu[j, k] += u[j] * u[k]
-            for a in range(nd):
-                _matmul(w, &dirs[a, 0, 0], &wd[a, 0], q, q, q)
-                _matmul(kmat, &dirs[a, 0, 0], &kd[a, 0], q, q, q)
-                _matmul(&dirs[a, 0, 0], u, &du[a, 0], q, q, 1)
-                _matmul(&dirs[a, 0, 0], hv, &dh[a, 0], q, q, p)
-                for c in range(p):
-                    s = 0.0
-                    for j in range(q):
-                        s += hv[j + c * q] * du[a, j]
-                    gvec[a, c] += s
-                    for d in range(c + 1):
-                        s = 0.0
-                        for j in range(q):
-                            s += hv[j + c * q] * dh[a, j + d * q]
-                        dxvx[a, c, d] -= s
-            for a in range(nd):
-                for b in range(a + 1):
-                    hld[a, b] -= _trace_product(&wd[a, 0], &wd[b, 0], q)
-                    s = 0.0
-                    for j in range(q):
-                        for k in range(q):
-                            s += du[a, j] * w[j + k * q] * du[b, k]
-                    hq[a, b] += 2.0 * s
-                for b in range(nd):
-                    hk[a, b] += _trace_product(&kd[a, 0], &wd[b, 0], q)
-    # symmetrize the accumulated lower triangles
-    il = np.tril_indices(nd, -1)
-    hld_arr[il[::-1]] = hld_arr[il]
-    hq_arr[il[::-1]] = hq_arr[il]
-    ip = np.tril_indices(p, -1)
-    for a in range(nd):
-        dxvx_arr[a][ip[::-1]] = dxvx_arr[a][ip]
+    if nd > 0:
+        with nogil:
+            _accumulate_second_order(
+                &lam_c[0, 0], ztz, ztx, zty, q, p, &beta[0], &xvx_chol[0, 0],
+                &dirs[0, 0, 0], nd, &work[0], &sw[0, 0], &sk[0, 0], &suu[0, 0],
+                &hld[0, 0], &hk[0, 0], &hq[0, 0], &dxvx[0, 0, 0], &gvec[0, 0])
+    dxvx_arr = dxvx_arr.transpose(0, 2, 1)    # blocks back to row-major (symmetric anyway)
     # d2 log|P| = -tr(P^-1 dP_a P^-1 dP_b) + tr(P^-1 d2P_ab),
     # with tr(P^-1 d2P_ab) = sum_g tr(K D_a W D_b) + tr(K D_b W D_a).
     pd = np.einsum("ij,ajk->aik", xvx_inv, dxvx_arr)
@@ -661,11 +697,128 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
         grad_logdet_v=np.ascontiguousarray(sw_arr),
         grad_logdet_xvx=-np.ascontiguousarray(sk_arr),
         grad_rss=-np.ascontiguousarray(suu_arr),
-        hess_logdet_v=hld_arr,
+        hess_logdet_v=np.ascontiguousarray(hld_arr),
         hess_logdet_xvx=hess_logdet_xvx,
         hess_rss=hess_rss,
     )
     return out
+
+
+def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
+                     const double[:, :, ::1] ztx, const double[:, ::1] zty,
+                     const double[:, ::1] xtx, const double[::1] xty, double yty,
+                     double nobs, bint reml, const intp_t[::1] theta_rows,
+                     const intp_t[::1] theta_cols, double[::1] grad, double[:, ::1] hess):
+    """Profiled deviance with its gradient and Hessian in theta, in one call.
+
+    theta_a is the entry (theta_rows[a], theta_cols[a]) of Lambda; the
+    gradient and Hessian are written into `grad` (n_theta,) and `hess`
+    (n_theta, n_theta).  This is the optimizer's kernel: no Python objects are
+    made beyond the returned float.
+
+    Returns
+    -------
+    deviance : float (+inf when X'V^{-1}X is not positive definite, and then
+        grad and hess are left untouched)
+    """
+    cdef int q = ztz.shape[1], p = ztx.shape[2], nd = theta_rows.shape[0]
+    _check_lam(lam, q)
+    if theta_cols.shape[0] != nd or grad.shape[0] != nd or hess.shape[0] != nd \
+            or hess.shape[1] != nd:
+        raise ValueError("theta_rows, theta_cols, grad and hess must agree in length")
+    cdef Py_ssize_t t
+    for t in range(nd):
+        if not (0 <= theta_cols[t] <= theta_rows[t] < q):
+            raise ValueError("theta indices must address the lower triangle of Lambda")
+    cdef int nwork = 2 * q * q + q * (p + 1) + 2 * p * p + 3 * p + q * q
+    nwork += nd * q * q + 3 * q * q + 3 * nd * nd + nd * p * p + nd * p + p * p * nd
+    nwork += _second_order_work(q, p, nd) + q * q
+    cdef double* work = <double*>malloc(nwork * sizeof(double))
+    if work == NULL:
+        raise MemoryError()
+    cdef double* pass_work = work
+    cdef double* xvx = pass_work + 2 * q * q + q * (p + 1)
+    cdef double* xvy = xvx + p * p
+    cdef double* beta = xvy + p
+    cdef double* lam_c = beta + p
+    cdef double* dirs = lam_c + q * q
+    cdef double* sw = dirs + nd * q * q
+    cdef double* sk = sw + q * q
+    cdef double* suu = sk + q * q
+    cdef double* hld = suu + q * q
+    cdef double* hk = hld + nd * nd
+    cdef double* hq = hk + nd * nd
+    cdef double* dxvx = hq + nd * nd
+    cdef double* gvec = dxvx + nd * p * p
+    cdef double* pinv_dp = gvec + nd * p        # P^-1 dP_a, nd blocks of p x p
+    cdef double* ginv = pinv_dp + nd * p * p     # P^-1 g_a, reuses p per a (nd * p fits)
+    cdef double* second_work = ginv + p
+    cdef double* stot = second_work + _second_order_work(q, p, nd)
+    cdef double yvy = 0.0, logdet = 0.0, logdet_xvx = 0.0, rss = 0.0, dev, nu, s, s2
+    cdef double d_rss_a, d_rss_b
+    cdef int info, a, b, i, j, k, m, ja, ka, jb, kb
+    try:
+        with nogil:
+            for k in range(q):
+                for j in range(q):
+                    lam_c[j + k * q] = lam[j, k] if j >= k else 0.0
+            _pass_one(lam_c, ztz, ztx, zty, xtx, xty, yty, q, p, pass_work,
+                      xvx, xvy, &yvy, &logdet)
+            info = _solve_gls(xvx, xvy, yvy, p, beta, &logdet_xvx, &rss)
+            if info != 0 or not rss > 0.0:
+                dev = INFINITY
+            else:
+                dev = _criterion(logdet, logdet_xvx, rss, nobs, p, reml)
+                nu = nobs - p if reml else nobs
+                # directions D_a = E_a Lambda' + Lambda E_a', E_a = e_j e_k'
+                for a in range(nd):
+                    ja = theta_rows[a]
+                    ka = theta_cols[a]
+                    for i in range(q * q):
+                        dirs[a * q * q + i] = 0.0
+                    for m in range(q):
+                        # (E_a Lambda')[ja, m] = Lambda[m, ka]; (Lambda E_a')[m, ja] = Lambda[m, ka]
+                        dirs[a * q * q + ja + m * q] += lam_c[m + ka * q]
+                        dirs[a * q * q + m + ja * q] += lam_c[m + ka * q]
+                _accumulate_second_order(lam_c, ztz, ztx, zty, q, p, beta, xvx, dirs, nd,
+                                         second_work, sw, sk, suu, hld, hk, hq, dxvx, gvec)
+                # gradient matrix of the criterion in G
+                for i in range(q * q):
+                    stot[i] = sw[i] - nu / rss * suu[i] - (sk[i] if reml else 0.0)
+                for a in range(nd):
+                    # P^-1 dP_a by two triangular solves on the Cholesky factor
+                    for i in range(p * p):
+                        pinv_dp[a * p * p + i] = dxvx[a * p * p + i]
+                    _solve_lower(xvx, p, pinv_dp + a * p * p, p, False)
+                    _solve_lower(xvx, p, pinv_dp + a * p * p, p, True)
+                for a in range(nd):
+                    grad[a] = _trace_product(stot, dirs + a * q * q, q)
+                    for i in range(p):
+                        ginv[i] = gvec[a * p + i]
+                    _solve_lower(xvx, p, ginv, 1, False)
+                    _solve_lower(xvx, p, ginv, 1, True)
+                    d_rss_a = -_trace_product(suu, dirs + a * q * q, q)
+                    ja = theta_rows[a]
+                    ka = theta_cols[a]
+                    for b in range(a + 1):
+                        jb = theta_rows[b]
+                        kb = theta_cols[b]
+                        d_rss_b = -_trace_product(suu, dirs + b * q * q, q)
+                        s2 = 0.0
+                        for i in range(p):
+                            s2 += gvec[b * p + i] * ginv[i]
+                        s = hld[a + b * nd] + nu / rss * (hq[a + b * nd] - 2.0 * s2)
+                        s -= nu * d_rss_a * d_rss_b / (rss * rss)
+                        if reml:
+                            s += hk[a + b * nd] + hk[b + a * nd]
+                            s -= _trace_product(pinv_dp + a * p * p, pinv_dp + b * p * p, p)
+                        if ka == kb:
+                            s += 2.0 * stot[ja + jb * q]
+                        hess[a, b] = s
+                        hess[b, a] = s
+    finally:
+        free(work)
+    return dev
 
 
 # ---------------------------------------------------------------------------

@@ -135,25 +135,11 @@ class ProfiledDeviance:
         """Criterion, gradient and Hessian in theta from one kernel call."""
         self.n_evaluations += 1
         s = self.structure
-        lam = s.lam(theta)
-        dirs = s.theta_directions(lam)
-        pc = self.pieces(lam, dirs)
-        rss, nu = pc["rss"], self.nu
-        dev = pc["logdet_v"] + nu * (1.0 + np.log(2.0 * np.pi * rss / nu))
-        grad_g = pc["grad_logdet_v"] + nu / rss * pc["grad_rss"]
-        hess = pc["hess_logdet_v"] + nu / rss * pc["hess_rss"]
-        if self.reml:
-            dev += pc["logdet_xvx"]
-            grad_g = grad_g + pc["grad_logdet_xvx"]
-            hess = hess + pc["hess_logdet_xvx"]
-        d_rss = np.einsum("ij,aij->a", pc["grad_rss"], dirs)
-        hess = hess - nu * np.outer(d_rss, d_rss) / rss**2
-        # second-order term of G(theta) = Lambda Lambda': tr(S (E_a E_b' + E_b E_a'))
-        # is 2 S[j_a, j_b] when theta_a and theta_b lie in the same column of Lambda.
-        same_col = s.theta_cols[:, None] == s.theta_cols[None, :]
-        hess = hess + 2.0 * same_col * grad_g[np.ix_(s.theta_rows, s.theta_rows)]
-        grad = np.einsum("ij,aij->a", grad_g, dirs)
-        return dev + self.shift, grad, 0.5 * (hess + hess.T)
+        grad = np.empty(s.n_theta)
+        hess = np.empty((s.n_theta, s.n_theta))
+        dev = _core.deviance_hessian(s.lam(theta), *self._args, float(self.nobs), self.reml,
+                                     s.theta_rows, s.theta_cols, grad, hess)
+        return dev + self.shift, grad, hess
 
     def hessian(self, theta):
         """Hessian of the profiled criterion in theta (analytic)."""
