@@ -69,7 +69,7 @@ def _trust_region_step(h, g, radius, prefer):
     """Minimizer of g'p + p'Hp/2 subject to |p| <= radius (exact, by eigh).
 
     Small dimensions only (the number of theta entries): the secular equation
-    |p(lam)| = radius is solved by bisection on the shift lam.
+    |p(lam)| = radius is solved for the shift lam by Newton steps.
     """
     w, v = np.linalg.eigh(h)
     gv = v.T @ g
@@ -87,14 +87,19 @@ def _trust_region_step(h, g, radius, prefer):
         # a variance of zero, would otherwise leave the choice to rounding)
         direction = v[:, 0] if v[:, 0] @ prefer >= 0 else -v[:, 0]
         return p + extra * direction
-    hi = lo + np.linalg.norm(g) / radius + abs(w[-1])
-    for _ in range(100):
-        mid = 0.5 * (lo + hi)
-        if np.linalg.norm(gv / (w + mid)) > radius:
-            lo = mid
-        else:
-            hi = mid
-    return -(v @ (gv / (w + hi)))
+    # Newton's method on 1/|p(lam)| - 1/radius, which is concave and increasing
+    # in lam: from the left end it converges monotonically (More and Sorensen).
+    lam = lo
+    g2 = gv * gv
+    for _ in range(50):
+        shifted = w + lam
+        norm2 = np.sum(g2 / shifted**2)
+        norm = np.sqrt(norm2)
+        if abs(norm - radius) <= 1e-3 * radius:
+            break
+        dnorm = np.sum(g2 / shifted**3) / norm2**1.5
+        lam -= (1.0 / norm - 1.0 / radius) / dnorm
+    return -(v @ (gv / (w + lam)))
 
 
 def projected_newton(dev, theta, max_iter=200, tol=1e-9, radius=1.0):
