@@ -147,7 +147,7 @@ class ProfiledDeviance:
 
     # -- results in the user's parametrization -----------------------------
     def solution(self, theta):
-        """Everything the results need at theta, in the user's units."""
+        """Estimates at theta in the user's units (no per-group work beyond one pass)."""
         s = self.structure
         lam_s = s.lam(theta)
         sol = _core.solve(lam_s, *self._args)
@@ -157,26 +157,34 @@ class ProfiledDeviance:
         beta = (sol["beta"] + self.beta_ols) * self.x_scale
         xvx_inv_s = np.linalg.inv(sol["xvx"])
         vcov_fe = scale * xvx_inv_s * np.outer(self.x_scale, self.x_scale)
-        modes_s, cond_s = _core.conditional_modes(
-            lam_s, self.stats.ztz, self.stats.ztx, self.stats.zty, sol["beta"]
-        )   # beta of the offset response: the residual is the same
-        t = self.reparam.t
-        modes = modes_s @ t.T
-        cond = np.einsum("ij,gjk,lk->gil", t, cond_s, t, optimize=True) * scale
         lam_user = self.reparam.lam_to_user(lam_s)
         cov_re = scale * (lam_user @ lam_user.T)
-        dev_s = _core.deviance(lam_s, *self._args, float(self.nobs), self.reml, None)[0]
+        nu = self.nu
+        dev = sol["logdet_v"] + nu * (1.0 + np.log(2.0 * np.pi * sol["rss"] / nu))
+        if self.reml:
+            dev += sol["logdet_xvx"]
         return dict(
             theta_user=s.theta(lam_user),
             lam_user=lam_user,
             fe_params=beta,
+            beta_conditioned=sol["beta"],
             vcov_fe=vcov_fe,
             scale=scale,
             cov_re=cov_re,
-            random_effects=modes,
-            random_effects_cov=cond,
-            deviance=dev_s + self.shift,
+            deviance=dev + self.shift,
         )
+
+    def conditional_modes(self, theta, beta_conditioned, scale):
+        """BLUPs (n_groups, q) and their conditional covariances (n_groups, q, q)."""
+        lam_s = self.structure.lam(theta)
+        # the offset response has the same residuals, so its beta gives the same modes
+        modes_s, cond_s = _core.conditional_modes(
+            lam_s, self.stats.ztz, self.stats.ztx, self.stats.zty, beta_conditioned
+        )
+        t = self.reparam.t
+        modes = modes_s @ t.T
+        cond = np.einsum("ij,gjk,lk->gil", t, cond_s, t, optimize=True) * scale
+        return modes, cond
 
     def variance_information(self, theta):
         """Observed information of the log-likelihood in (free cov_re entries, scale).

@@ -40,11 +40,7 @@ class MixedLMResults:
         self.structure = deviance.structure
         sol = deviance.solution(check.theta)
         self._sol = sol
-        re_names = model.exog_re_names
-        self.fe_params = pd.Series(sol["fe_params"], index=model.exog_names)
-        self.cov_re = pd.DataFrame(sol["cov_re"], index=re_names, columns=re_names)
         self.scale = float(sol["scale"])
-        self.cov_re_unscaled = self.cov_re / self.scale
         self.theta = sol["theta_user"]
         self.llf = -0.5 * float(sol["deviance"])
         self.converged = bool(check.converged)
@@ -62,27 +58,62 @@ class MixedLMResults:
             projected_gradient=check.projected_gradient,
             messages=list(check.messages),
         )
-        re_par_names = []
-        for j, k in zip(*np.tril_indices(self.k_re)):
-            if j == k:
-                re_par_names.append(f"{re_names[j]} Var")
-            else:
-                re_par_names.append(f"{re_names[k]} x {re_names[j]} Cov")
-        self._re_param_names = re_par_names
         tril = np.tril_indices(self.k_re)
         free_mask = np.zeros((self.k_re, self.k_re), dtype=bool)
         free_mask[self.structure.cov_rows, self.structure.cov_cols] = True
         self._re_free = free_mask[tril]
-        self.params = pd.Series(
-            np.concatenate([sol["fe_params"], self.cov_re_unscaled.to_numpy()[tril]]),
-            index=list(model.exog_names) + re_par_names,
-        )
-        self.params_object = MixedLMParams.from_components(
-            sol["fe_params"], self.cov_re_unscaled.to_numpy()
-        )
         self.df_modelwc = self.k_fe + int(self._re_free.sum())
         # lme4 counts the scale as a parameter too
         self.n_params = self.df_modelwc + 1
+
+    # Estimates as pandas objects, made on first use: a pipeline that reads
+    # only llf or the arrays pays nothing for them.
+    @cached_property
+    def fe_params(self):
+        """Fixed effects (Series)."""
+        return pd.Series(self._sol["fe_params"], index=self.model.exog_names)
+
+    @cached_property
+    def cov_re(self):
+        """Random-effects covariance (DataFrame labelled by the random effects)."""
+        names = self.model.exog_re_names
+        return pd.DataFrame(self._sol["cov_re"], index=names, columns=names)
+
+    @cached_property
+    def cov_re_unscaled(self):
+        """cov_re / scale."""
+        return self.cov_re / self.scale
+
+    @cached_property
+    def _re_param_names(self):
+        re_names = self.model.exog_re_names
+        names = []
+        for j, k in zip(*np.tril_indices(self.k_re)):
+            if j == k:
+                names.append(f"{re_names[j]} Var")
+            else:
+                names.append(f"{re_names[k]} x {re_names[j]} Cov")
+        return names
+
+    @cached_property
+    def params(self):
+        """Fixed effects then the lower triangle of cov_re / scale (statsmodels' params)."""
+        tril = np.tril_indices(self.k_re)
+        return pd.Series(
+            np.concatenate([self._sol["fe_params"], self._sol["cov_re"][tril] / self.scale]),
+            index=list(self.model.exog_names) + self._re_param_names,
+        )
+
+    @cached_property
+    def params_object(self):
+        """The estimates as a MixedLMParams (cov_re relative to the scale)."""
+        return MixedLMParams.from_components(self._sol["fe_params"],
+                                             self._sol["cov_re"] / self.scale)
+
+    @cached_property
+    def _modes(self):
+        return self._dev.conditional_modes(self._check.theta, self._sol["beta_conditioned"],
+                                           self.scale)
 
     # -- the boundary ---------------------------------------------------------
     @cached_property
@@ -220,7 +251,7 @@ class MixedLMResults:
     def random_effects(self):
         """Conditional modes (BLUPs) of the random effects: {group: Series}."""
         names = self.model.exog_re_names
-        modes = self._sol["random_effects"]
+        modes = self._modes[0]
         return {lab: pd.Series(modes[g], index=names)
                 for g, lab in enumerate(self.model.group_labels)}
 
@@ -228,20 +259,20 @@ class MixedLMResults:
     def random_effects_cov(self):
         """Conditional covariance of each group's random effects given the data."""
         names = self.model.exog_re_names
-        cov = self._sol["random_effects_cov"]
+        cov = self._modes[1]
         return {lab: pd.DataFrame(cov[g], index=names, columns=names)
                 for g, lab in enumerate(self.model.group_labels)}
 
     @property
     def random_effects_array(self):
         """The conditional modes as an (n_groups, q) array, rows in `group_labels` order."""
-        return self._sol["random_effects"]
+        return self._modes[0]
 
     # -- fitted values ------------------------------------------------------------
     @cached_property
     def _fitted(self):
         m = self.model
-        b = self._sol["random_effects"][m.group_codes]
+        b = self._modes[0][m.group_codes]
         return m.exog @ self._sol["fe_params"] + np.einsum("ij,ij->i", m.exog_re, b)
 
     @property
