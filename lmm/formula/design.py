@@ -115,10 +115,13 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if planned is not None:
         lhs, fe, re = planned
         used = [lhs, *sorted(fe.variables | (re.variables if re else set()))]
-        bad = frame[used].isna().any(axis=1).to_numpy() | pd.isna(groups)
+        col_missing = {c: frame[c].isna().to_numpy() for c in used}
+        bad = pd.isna(groups)
+        for m in col_missing.values():
+            bad = bad | m
         if bad.any():
             if missing != "drop":
-                cols = [c for c in used if frame[c].isna().any()]
+                cols = [c for c in used if col_missing[c].any()]
                 cols += ["groups"] if pd.isna(groups).any() else []
                 raise ValueError(
                     f"missing values (NaN) in {cols}; pass missing='drop' to drop those rows"
