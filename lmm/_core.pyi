@@ -13,6 +13,7 @@ def deviance(
     lam: NDArray[np.float64], ztz: NDArray[np.float64], ztx: NDArray[np.float64],
     zty: NDArray[np.float64], xtx: NDArray[np.float64], xty: NDArray[np.float64],
     yty: float, nobs: float, reml: bool, grad: NDArray[np.float64] | None = ...,
+    pieces: NDArray[np.float64] | None = ...,
 ) -> tuple[float, float]: ...
 def solve(
     lam: NDArray[np.float64], ztz: NDArray[np.float64], ztx: NDArray[np.float64],
@@ -24,6 +25,13 @@ def second_derivatives(
     zty: NDArray[np.float64], xtx: NDArray[np.float64], xty: NDArray[np.float64],
     yty: float, directions: NDArray[np.float64],
 ) -> dict: ...
+def deviance_hessian(
+    lam: NDArray[np.float64], ztz: NDArray[np.float64], ztx: NDArray[np.float64],
+    zty: NDArray[np.float64], xtx: NDArray[np.float64], xty: NDArray[np.float64],
+    yty: float, nobs: float, reml: bool, theta_rows: NDArray[np.intp],
+    theta_cols: NDArray[np.intp], grad: NDArray[np.float64], hess: NDArray[np.float64],
+    piece_grad: NDArray[np.float64] | None = ..., piece_hess: NDArray[np.float64] | None = ...,
+) -> tuple[float, float]: ...
 def conditional_modes(
     lam: NDArray[np.float64], ztz: NDArray[np.float64], ztx: NDArray[np.float64],
     zty: NDArray[np.float64], beta: NDArray[np.float64],

@@ -374,7 +374,8 @@ def _check_lam(const double[:, ::1] lam, Py_ssize_t q):
 def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
              const double[:, :, ::1] ztx, const double[:, ::1] zty,
              const double[:, ::1] xtx, const double[::1] xty, double yty,
-             double nobs, bint reml, double[:, ::1] grad=None):
+             double nobs, bint reml, double[:, ::1] grad=None,
+             double[:, :, ::1] pieces=None):
     """Profiled deviance (-2 log-likelihood, ML or REML) at a relative factor.
 
     Parameters
@@ -387,6 +388,11 @@ def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
         If given, receives d deviance / d Lambda_jk in its lower triangle
         (the upper triangle is the derivative for a full matrix and is to be
         ignored).
+    pieces : (2, q, q) float64 or None
+        If given, receives the gradients with respect to G = Lambda Lambda'
+        (as symmetric S with derivative tr(S dG)) of log|V| (+ log|X'V^-1 X|
+        under REML) in pieces[0] and of rss in pieces[1], for criteria other
+        than the profiled one (profiles over a variance on the cov_re scale).
 
     Returns
     -------
@@ -398,6 +404,9 @@ def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     _check_lam(lam, q)
     if grad is not None:
         _check_lam(grad, q)
+    if pieces is not None and (pieces.shape[0] != 2 or pieces.shape[1] != q
+                               or pieces.shape[2] != q):
+        raise ValueError(f"pieces must be (2, {q}, {q})")
     cdef int nwork = 2 * q * q + q * (p + 1)          # pass one
     nwork += p * p + p + p                             # xvx, xvy, beta
     nwork += q * q + q                                 # lam, u
@@ -424,7 +433,9 @@ def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     cdef double* al = pass_work
     cdef double* chol = pass_work + q * q
     cdef double* cc = pass_work + 2 * q * q
-    cdef bint want_grad = grad is not None
+    cdef bint want_grad = grad is not None or pieces is not None
+    cdef bint want_grad_lam = grad is not None
+    cdef bint want_pieces = pieces is not None
     try:
         with nogil:
             for k in range(q):
@@ -462,14 +473,20 @@ def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                             sk[j + k * q] += s
                 # S = d deviance / dG (as tr(S dG)); d/dLambda = 2 S Lambda
                 nu = nobs - p if reml else nobs
+                if want_pieces:
+                    for k in range(q):
+                        for j in range(q):
+                            pieces[0, j, k] = sw[j + k * q] - (sk[j + k * q] if reml else 0.0)
+                            pieces[1, j, k] = -suu[j + k * q]
                 for j in range(q * q):
                     sw[j] = sw[j] - nu / rss * suu[j] - (sk[j] if reml else 0.0)
-                for k in range(q):
-                    for j in range(q):
-                        s = 0.0
-                        for m in range(k, q):
-                            s += sw[j + m * q] * lam_c[m + k * q]
-                        grad[j, k] = 2.0 * s
+                if want_grad_lam:
+                    for k in range(q):
+                        for j in range(q):
+                            s = 0.0
+                            for m in range(k, q):
+                                s += sw[j + m * q] * lam_c[m + k * q]
+                            grad[j, k] = 2.0 * s
     finally:
         free(work)
     return dev, rss
@@ -708,7 +725,8 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                      const double[:, :, ::1] ztx, const double[:, ::1] zty,
                      const double[:, ::1] xtx, const double[::1] xty, double yty,
                      double nobs, bint reml, const intp_t[::1] theta_rows,
-                     const intp_t[::1] theta_cols, double[::1] grad, double[:, ::1] hess):
+                     const intp_t[::1] theta_cols, double[::1] grad, double[:, ::1] hess,
+                     double[:, ::1] piece_grad=None, double[:, :, ::1] piece_hess=None):
     """Profiled deviance with its gradient and Hessian in theta, in one call.
 
     theta_a is the entry (theta_rows[a], theta_cols[a]) of Lambda; the
@@ -716,16 +734,28 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     (n_theta, n_theta).  This is the optimizer's kernel: no Python objects are
     made beyond the returned float.
 
+    If `piece_grad` (2, n_theta) and `piece_hess` (2, n_theta, n_theta) are
+    given, they receive the gradient and Hessian in theta of the two parts
+    the criterion is made of, L = log|V| (+ log|X'V^-1 X| under REML) and
+    rss, for criteria built differently from them (profiles).  Then
+    deviance = L + nu (1 + log(2 pi rss / nu)).
+
     Returns
     -------
-    deviance : float (+inf when X'V^{-1}X is not positive definite, and then
-        grad and hess are left untouched)
+    (deviance, rss) : the criterion (+inf when X'V^{-1}X is not positive
+        definite, and then the outputs are left untouched) and
+        rss = y'V^{-1}y - beta'X'V^{-1}y.
     """
     cdef int q = ztz.shape[1], p = ztx.shape[2], nd = theta_rows.shape[0]
     _check_lam(lam, q)
     if theta_cols.shape[0] != nd or grad.shape[0] != nd or hess.shape[0] != nd \
             or hess.shape[1] != nd:
         raise ValueError("theta_rows, theta_cols, grad and hess must agree in length")
+    cdef bint want_pieces = piece_grad is not None and piece_hess is not None
+    if want_pieces and (piece_grad.shape[0] != 2 or piece_grad.shape[1] != nd
+                        or piece_hess.shape[0] != 2 or piece_hess.shape[1] != nd
+                        or piece_hess.shape[2] != nd):
+        raise ValueError("piece_grad must be (2, n_theta) and piece_hess (2, n_theta, n_theta)")
     cdef Py_ssize_t t
     for t in range(nd):
         if not (0 <= theta_cols[t] <= theta_rows[t] < q):
@@ -800,6 +830,9 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                     d_rss_a = -_trace_product(suu, dirs + a * q * q, q)
                     ja = theta_rows[a]
                     ka = theta_cols[a]
+                    if want_pieces:
+                        piece_grad[0, a] = grad[a] - nu / rss * d_rss_a
+                        piece_grad[1, a] = d_rss_a
                     for b in range(a + 1):
                         jb = theta_rows[b]
                         kb = theta_cols[b]
@@ -807,18 +840,28 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                         s2 = 0.0
                         for i in range(p):
                             s2 += gvec[b * p + i] * ginv[i]
-                        s = hld[a + b * nd] + nu / rss * (hq[a + b * nd] - 2.0 * s2)
-                        s -= nu * d_rss_a * d_rss_b / (rss * rss)
+                        # second derivatives of L and of rss; the terms
+                        # 2 S[j_a, j_b] come from G(theta) = Lambda Lambda' being
+                        # quadratic (nonzero when theta_a, theta_b share a column)
+                        h_l = hld[a + b * nd]
                         if reml:
-                            s += hk[a + b * nd] + hk[b + a * nd]
-                            s -= _trace_product(pinv_dp + a * p * p, pinv_dp + b * p * p, p)
+                            h_l += hk[a + b * nd] + hk[b + a * nd]
+                            h_l -= _trace_product(pinv_dp + a * p * p, pinv_dp + b * p * p, p)
+                        h_r = hq[a + b * nd] - 2.0 * s2
                         if ka == kb:
-                            s += 2.0 * stot[ja + jb * q]
+                            h_l += 2.0 * (sw[ja + jb * q] - (sk[ja + jb * q] if reml else 0.0))
+                            h_r -= 2.0 * suu[ja + jb * q]
+                        s = h_l + nu / rss * h_r - nu * d_rss_a * d_rss_b / (rss * rss)
                         hess[a, b] = s
                         hess[b, a] = s
+                        if want_pieces:
+                            piece_hess[0, a, b] = h_l
+                            piece_hess[0, b, a] = h_l
+                            piece_hess[1, a, b] = h_r
+                            piece_hess[1, b, a] = h_r
     finally:
         free(work)
-    return dev
+    return dev, rss
 
 
 # ---------------------------------------------------------------------------

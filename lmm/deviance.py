@@ -137,8 +137,8 @@ class ProfiledDeviance:
         s = self.structure
         grad = np.empty(s.n_theta)
         hess = np.empty((s.n_theta, s.n_theta))
-        dev = _core.deviance_hessian(s.lam(theta), *self._args, float(self.nobs), self.reml,
-                                     s.theta_rows, s.theta_cols, grad, hess)
+        dev, _ = _core.deviance_hessian(s.lam(theta), *self._args, float(self.nobs),
+                                        self.reml, s.theta_rows, s.theta_cols, grad, hess)
         return dev + self.shift, grad, hess
 
     def hessian(self, theta):
