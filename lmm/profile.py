@@ -19,7 +19,6 @@ variance on its first column.
 """
 
 import numpy as np
-from scipy import optimize
 
 from . import _core
 
