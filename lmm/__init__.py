@@ -31,6 +31,36 @@ from .results import MixedLMResults
 
 mixedlm = MixedLM.from_formula
 
+
+def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
+    """Fit a linear mixed model written in lme4's syntax (one grouping factor).
+
+    Parameters
+    ----------
+    formula : str
+        e.g. ``"Weight ~ Time + (1 + Time | Pig)"``, ``"(1 | Pig) + (0 + Time | Pig)"``
+        or ``"(Time || Pig)"`` for uncorrelated effects.
+    data : DataFrame
+    REML : bool
+        REML (default, as lme4) or maximum likelihood.
+    missing : {'none', 'drop'}
+    **fit_kwargs : passed to `MixedLM.fit`.
+
+    Returns
+    -------
+    MixedLMResults (its ``model`` is the MixedLM built from the formula)
+
+    Examples
+    --------
+    >>> import lmm
+    >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    >>> res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+    >>> round(res.llf, 4)
+    -2217.0475
+    """
+    model = MixedLM.from_lmer(formula, data, missing=missing)
+    return model.fit(reml=REML, **fit_kwargs)
+
 __all__ = [
     "ConvergenceWarning",
     "MixedLM",
@@ -38,6 +68,7 @@ __all__ = [
     "MixedLMResults",
     "SingularFitWarning",
     "datasets",
+    "lmer",
     "mixedlm",
     "__version__",
 ]

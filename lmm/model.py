@@ -265,6 +265,8 @@ class MixedLM:
             )
         self._intercept_re = np.array([np.all(z[:, k] == 1.0) for k in range(self.k_re)])
         self._deviances = {}
+        self._re_blocks = None
+        self.lmer_formula = None
 
     @staticmethod
     def _where_bad(test, y, x, z, re_names):
@@ -315,9 +317,16 @@ class MixedLM:
                                   subset=subset, missing=missing, **kwargs)
 
     # -- fitting ------------------------------------------------------------
+    def set_re_blocks(self, blocks):
+        """Make cov_re block-diagonal by default: effects in different blocks uncorrelated.
+
+        Used by lme4-syntax models, where each bar term is a block.
+        """
+        self._re_blocks = CovarianceStructure(self.k_re, blocks).blocks
+
     def _structure(self, free):
         if free is None:
-            return CovarianceStructure(self.k_re)
+            return CovarianceStructure(self.k_re, self._re_blocks)
         if isinstance(free, MixedLMParams):
             if np.any(np.asarray(free.fe_params) == 0):
                 raise NotImplementedError("fixing fixed effects through `free` is not supported")
@@ -444,6 +453,26 @@ class MixedLM:
                 stacklevel=2,
             )
         return results
+
+    @classmethod
+    def from_lmer(cls, formula, data, missing="none", **kwargs):
+        """A model from an lme4 formula, e.g. ``"Weight ~ Time + (1 + Time | Pig)"``.
+
+        Each bar term ``(expr | g)`` is a block of cov_re (unstructured);
+        ``(expr || g)`` makes every column its own block (uncorrelated), as
+        ``(1 | g) + (0 + x | g)`` does.  One grouping factor so far.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> md = lmm.MixedLM.from_lmer("Weight ~ Time + (Time || Pig)", d)
+        >>> md.exog_re_names
+        ['(Intercept)', 'Time']
+        """
+        from .formula.design import model_from_lmer
+
+        return model_from_lmer(cls, formula, data, missing=missing, **kwargs)
 
     def profiled_deviance(self, reml=True, free=None):
         """The profiled criterion as a function of theta (for advanced use).

@@ -82,8 +82,12 @@ def _fast_designs(formula, re_formula, frame):
 
 
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
-                       missing="none", **kwargs):
-    """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way."""
+                       missing="none", re_intercept_name=None, **kwargs):
+    """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way.
+
+    The random-effects intercept is named after the group (statsmodels'
+    "Group" or the groups column's name), or `re_intercept_name`.
+    """
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
     if subset is not None:
@@ -138,9 +142,10 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         exog_names = fe.column_names
         if re is not None:
             z = re.matrix(frame)
-            re_names = [c.replace("Intercept", group_name) for c in re.column_names]
+            re_names = [c.replace("Intercept", re_intercept_name or group_name)
+                        for c in re.column_names]
         else:
-            z, re_names = None, [group_name]
+            z, re_names = None, [re_intercept_name or group_name]
         return cls(
             endog.to_numpy(dtype=float), x, groups, exog_re=z, missing="none",
             formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
@@ -164,11 +169,11 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         raise ValueError(f"the response of {formula!r} must be a single numeric column")
     if re_formula is not None:
         _, z = _build(re_formula, frame, "re_formula")
-        re_names = [c.replace("Intercept", group_name) for c in z.columns]
+        re_names = [c.replace("Intercept", re_intercept_name or group_name) for c in z.columns]
         z_info = z.design_info
     else:
         z = None
-        re_names = [group_name]
+        re_names = [re_intercept_name or group_name]
         z_info = None
     endog = y.iloc[:, 0]
     endog.name = y.columns[0]
@@ -177,6 +182,50 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         design_info=x.design_info, design_info_re=z_info, group_name=group_name,
         exog_re_names=re_names, row_labels=row_labels, **kwargs,
     )
+
+
+def _term_columns(expr, frame):
+    """Column names of one random-effect term's design (patsy's names)."""
+    planned = fast.plan(expr, frame)
+    if planned is not None:
+        return planned.column_names
+    return list(patsy.dmatrix(expr, frame.head(50) if len(frame) > 50 else frame,
+                              NA_action="drop").design_info.column_names)
+
+
+def model_from_lmer(cls, formula, data, missing="none", **kwargs):
+    """Build a MixedLM from an lme4 formula: one block of cov_re per bar term."""
+    from . import lme4
+
+    parsed = lme4.parse(formula)
+    md = model_from_formula(
+        cls, parsed.fixed_formula, data, parsed.group, re_formula=parsed.re_formula(),
+        missing=missing, re_intercept_name="(Intercept)", **kwargs,
+    )
+    names = list(md.exog_re_names)
+    blocks, used = [], set()
+    for term in parsed.terms:
+        cols = [c.replace("Intercept", "(Intercept)") if c == "Intercept" else c
+                for c in _term_columns(term.expr, data)]
+        missing_cols = [c for c in cols if c not in names]
+        if missing_cols:
+            raise NotImplementedError(
+                f"the columns {missing_cols} of ({term.expr} | {term.group}) are coded "
+                "differently when the terms are combined (a factor without an intercept); "
+                "write the random effects as one term"
+            )
+        idx = [names.index(c) for c in cols]
+        if used & set(idx):
+            raise ValueError(
+                f"random effects {[names[i] for i in used & set(idx)]} appear in more than "
+                "one term of the formula"
+            )
+        used |= set(idx)
+        blocks.extend([[i] for i in idx] if term.uncorrelated else [idx])
+    md.formula = formula
+    md.lmer_formula = parsed
+    md.set_re_blocks(blocks)
+    return md
 
 
 def transform_exog(design_info, data):

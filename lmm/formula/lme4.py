@@ -1,0 +1,138 @@
+"""lme4's formula syntax: ``y ~ x + (1 + x | g)``, ``(1 | g) + (0 + x | g)``, ``(x || g)``.
+
+A formula is split into its fixed part and its random-effect terms (bars).
+The terms' columns are gathered into one random-effects design, and the
+covariance is block-diagonal with one block per term (one per column for a
+double-bar term), which is lme4's model.  Only one grouping factor is
+supported so far; several, nested or crossed, are rejected with a clear error.
+"""
+
+from dataclasses import dataclass
+
+from .fast import _split_top
+
+
+@dataclass(frozen=True)
+class RandomTerm:
+    """One bar term: the effects `expr` varying by `group`."""
+
+    expr: str
+    group: str
+    uncorrelated: bool = False
+
+    @property
+    def has_intercept(self):
+        """R's rule: an intercept unless the term says 0 or -1."""
+        rhs = self.expr.replace(" ", "")
+        return not (rhs.startswith("0") or "+0" in rhs or "-1" in rhs)
+
+    def covariates(self):
+        """The term's pieces other than the intercept markers."""
+        pieces = [p.strip() for p in _split_top(self.expr, "+-") if p not in "+-"]
+        return [p for p in pieces if p and p not in ("0", "1")]
+
+
+@dataclass(frozen=True)
+class LmerFormula:
+    response: str
+    fixed: str
+    terms: tuple
+
+    @property
+    def group(self):
+        return self.terms[0].group
+
+    @property
+    def fixed_formula(self):
+        return f"{self.response} ~ {self.fixed}"
+
+    def re_formula(self):
+        """One formula whose columns are the union of the terms' columns."""
+        pieces = []
+        for t in self.terms:
+            for c in t.covariates():
+                if c not in pieces:
+                    pieces.append(c)
+        intercept = any(t.has_intercept for t in self.terms)
+        if not pieces:
+            return "~1" if intercept else None
+        return "~" + ("1 + " if intercept else "0 + ") + " + ".join(pieces)
+
+
+def _is_bar_term(piece):
+    piece = piece.strip()
+    if not (piece.startswith("(") and piece.endswith(")")):
+        return False
+    inner = piece[1:-1]
+    # the parentheses must wrap the whole piece
+    depth = 0
+    for ch in inner:
+        depth += ch == "("
+        depth -= ch == ")"
+        if depth < 0:
+            return False
+    return "|" in "".join(p for p in _split_top(inner, "|") if p == "|")
+
+
+def parse(formula):
+    """Split an lme4 formula into response, fixed part and random terms.
+
+    Examples
+    --------
+    >>> f = parse("Weight ~ Time + (Time || Pig)")
+    >>> f.fixed, [(t.expr, t.group, t.uncorrelated) for t in f.terms]
+    ('Time', [('Time', 'Pig', True)])
+    """
+    if "~" not in formula:
+        raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
+    lhs, rhs = formula.split("~", 1)
+    response = lhs.strip()
+    if not response:
+        raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
+    tokens = _split_top(rhs, "+-")
+    fixed, terms = [], []
+    sign = "+"
+    for tok in tokens:
+        if tok in ("+", "-"):
+            sign = tok
+            continue
+        if not tok.strip():
+            continue
+        if _is_bar_term(tok):
+            if sign == "-":
+                raise ValueError(f"cannot subtract a random-effect term: {tok.strip()}")
+            inner = tok.strip()[1:-1]
+            parts = _split_top(inner, "|")
+            bars = [i for i, p in enumerate(parts) if p == "|"]
+            double = len(bars) == 2 and bars[1] == bars[0] + 2 and parts[bars[0] + 1] == ""
+            if not (len(bars) == 1 or double):
+                raise ValueError(f"cannot read the random-effect term {tok.strip()!r}")
+            expr = parts[0].strip()
+            group = parts[-1].strip()
+            if not expr or not group:
+                raise ValueError(f"cannot read the random-effect term {tok.strip()!r}")
+            terms.append(RandomTerm(expr, group, uncorrelated=double))
+        else:
+            fixed.append(("- " if sign == "-" else "+ ") + tok.strip())
+            sign = "+"
+    if not terms:
+        raise ValueError(
+            f"the formula {formula!r} has no random-effect term such as (1 | group); "
+            "use an ordinary regression for a model without random effects"
+        )
+    for t in terms:
+        if any(ch in t.group for ch in "/:*+"):
+            raise NotImplementedError(
+                f"the grouping {t.group!r} in ({t.expr} | {t.group}) combines several "
+                "factors (nested or interaction groupings), which lmm does not support yet"
+            )
+    groups = sorted({t.group for t in terms})
+    if len(groups) > 1:
+        raise NotImplementedError(
+            f"random-effect terms with different grouping factors ({', '.join(groups)}) "
+            "are not supported yet: lmm fits one grouping factor so far"
+        )
+    fixed_rhs = " ".join(fixed).strip()
+    if fixed_rhs.startswith("+ "):
+        fixed_rhs = fixed_rhs[2:]
+    return LmerFormula(response, fixed_rhs or "1", tuple(terms))

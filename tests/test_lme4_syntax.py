@@ -1,0 +1,65 @@
+"""lme4 formula syntax: same engine, same answers as the statsmodels-style calls."""
+
+import numpy as np
+import pytest
+
+import lmm
+import lmm.formula.api as smf
+from lmm.formula import lme4
+from seedcases import UNCORRELATED
+
+
+@pytest.mark.parametrize("formula,re_formula,free", [
+    ("Weight ~ Time + (1 + Time | Pig)", "~Time", None),
+    ("Weight ~ Time + (Time | Pig)", "~Time", None),
+    ("Weight ~ Time + (1 | Pig)", None, None),
+    ("Weight ~ Time + (1 | Pig) + (0 + Time | Pig)", "~Time", UNCORRELATED),
+    ("Weight ~ Time + (Time || Pig)", "~Time", UNCORRELATED),
+    ("Weight ~ Time + (0 + Time | Pig)", "~0 + Time", None),
+])
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+def test_lmer_equals_statsmodels_syntax(dietox, formula, re_formula, free, reml):
+    a = lmm.lmer(formula, dietox, REML=reml)
+    b = smf.mixedlm("Weight ~ Time", dietox, groups=dietox["Pig"],
+                    re_formula=re_formula).fit(reml=reml, free=free)
+    assert a.llf == pytest.approx(b.llf, abs=1e-8)
+    np.testing.assert_allclose(a.fe_params, b.fe_params, rtol=1e-8)
+    np.testing.assert_allclose(a.cov_re.to_numpy(), b.cov_re.to_numpy(), rtol=1e-6,
+                               atol=1e-10)
+    assert a.scale == pytest.approx(b.scale, rel=1e-8)
+
+
+def test_lmer_names_follow_lme4(dietox):
+    res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", dietox)
+    assert list(res.cov_re.index) == ["(Intercept)", "Time"]
+    assert res.model.formula == "Weight ~ Time + (1 + Time | Pig)"
+
+
+def test_lmer_matches_lme4_reference(dietox, lme4_seed):
+    res = lmm.lmer("Weight ~ Time + (1 | Pig) + (0 + Time | Pig)", dietox)
+    assert res.llf >= lme4_seed["dietox_diag_reml"]["best"]["loglik"] - 1e-6
+    res = lmm.lmer("size ~ Time + (1 + Time | tree)",
+                   lmm.datasets.get_rdataset("Sitka", "MASS").data)
+    assert res.llf >= lme4_seed["sitka_rs_reml"]["best"]["loglik"] - 1e-6
+
+
+def test_parse():
+    f = lme4.parse("y ~ x + z + (1 + x | g)")
+    assert f.fixed == "x + z" and f.group == "g"
+    assert f.terms[0] == lme4.RandomTerm("1 + x", "g", False)
+    f = lme4.parse("y ~ (x || g) - 1")
+    assert f.fixed == "- 1" and f.terms[0].uncorrelated
+    assert lme4.parse("y ~ (1 | g)").fixed == "1"
+
+
+@pytest.mark.parametrize("formula,error,match", [
+    ("Weight ~ Time + (1 | Pig) + (1 | Litter)", NotImplementedError, "different grouping"),
+    ("Weight ~ Time + (1 | Litter/Pig)", NotImplementedError, "nested"),
+    ("Weight ~ Time + (1 | Litter:Pig)", NotImplementedError, "several factors"),
+    ("Weight ~ Time", ValueError, "no random-effect term"),
+    ("Weight ~ Time + (1 | Nope)", ValueError, "Nope"),
+    ("Weight ~ Time + (1 | Pig) + (1 + Time | Pig)", ValueError, "more than one term"),
+])
+def test_lmer_errors(dietox, formula, error, match):
+    with pytest.raises(error, match=match):
+        lmm.lmer(formula, dietox)
