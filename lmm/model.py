@@ -129,7 +129,14 @@ class MixedLM:
         self.formula = kwargs.pop("formula", None)
         self.design_info = kwargs.pop("design_info", None)
         self.design_info_re = kwargs.pop("design_info_re", None)
-        group_name = kwargs.pop("group_name", "Group")
+        group_name = kwargs.pop("group_name", None)
+        if group_name is None:
+            group_name = str(groups.name) if isinstance(groups, pd.Series) and \
+                groups.name is not None else "Group"
+            re_default_name = "Group"
+        else:
+            re_default_name = group_name
+        self.group_name = group_name
         exog_re_names = kwargs.pop("exog_re_names", None)
         exog_names = kwargs.pop("exog_names", None)
         endog_names = kwargs.pop("endog_names", None)
@@ -167,7 +174,7 @@ class MixedLM:
 
         if exog_re is None:
             z = np.ones((n, 1))
-            re_names = [group_name]
+            re_names = [re_default_name]
         else:
             k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
             re_names = _names_of(exog_re, "Z", k_re)

@@ -358,14 +358,76 @@ class MixedLMResults:
         grid = profile_grid(v, int(num_low), float(dist_low), int(num_high), float(dist_high))
         return profile_variance(self, int(re_ix), grid)
 
-    # -- summaries ----------------------------------------------------------------
-    def summary(self, yname=None, xname_fe=None, xname_re=None, title=None, alpha=0.05):
-        """A text summary like statsmodels' MixedLM summary.
+    # -- lme4's views ------------------------------------------------------------
+    def varcorr(self):
+        """Variance components as R's ``as.data.frame(VarCorr(m))``.
 
-        The random-effect rows show cov_re and `bse_re` (see its docstring for
-        how it differs from statsmodels').
+        Returns
+        -------
+        DataFrame with columns grp, var1, var2, vcov, sdcor: one row per
+        variance (var2 missing; sdcor the standard deviation) and per
+        covariance within a block (sdcor the correlation), the residual last.
+        Blocks of uncorrelated effects are separate groups named as lme4
+        names repeated terms ("Pig", "Pig.1", ...).
         """
-        from .summary import statsmodels_summary
+        cov = self.cov_re.to_numpy()
+        names = ["(Intercept)" if icpt else str(n)
+                 for n, icpt in zip(self.cov_re.index, self.model._intercept_re)]
+        rows = []
+        for b, members in enumerate(self.structure.blocks):
+            grp = self.model.group_name + (f".{b}" if b else "")
+            for j in members:
+                rows.append((grp, names[j], None, cov[j, j], np.sqrt(cov[j, j])))
+            for ai, j in enumerate(members):
+                for k in members[ai + 1:]:
+                    sd = np.sqrt(cov[j, j] * cov[k, k])
+                    rows.append((grp, names[j], names[k], cov[j, k],
+                                 cov[j, k] / sd if sd > 0 else np.nan))
+        rows.append(("Residual", None, None, self.scale, np.sqrt(self.scale)))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
+    @property
+    def REMLcrit(self):
+        """lme4's REML criterion (-2 REML log-likelihood); NaN for an ML fit."""
+        return -2.0 * self.llf if self.reml else np.nan
+
+    @property
+    def deviance(self):
+        """-2 log-likelihood for an ML fit (lme4's deviance); NaN for REML."""
+        return np.nan if self.reml else -2.0 * self.llf
+
+    # -- summaries ----------------------------------------------------------------
+    def summary(self, yname=None, xname_fe=None, xname_re=None, title=None, alpha=0.05,
+                style=None):
+        """A summary table: statsmodels' layout, or lme4's.
+
+        Parameters
+        ----------
+        style : {None, 'statsmodels', 'lme4'}
+            None gives lme4's layout for models written in lme4's syntax
+            (`lmm.lmer`) and statsmodels' otherwise.
+        yname, xname_fe, xname_re, title, alpha :
+            statsmodels' options (statsmodels layout only).
+
+        Notes
+        -----
+        In statsmodels' layout the random-effect rows show cov_re with
+        `bse_re` (see its docstring for how it differs from statsmodels').
+        """
+        from .summary import lme4_summary, statsmodels_summary
+
+        if style is None:
+            style = "lme4" if self.model.lmer_formula is not None else "statsmodels"
+        if style == "lme4":
+            return lme4_summary(self)
+        if style != "statsmodels":
+            raise ValueError(f"style must be 'statsmodels' or 'lme4', got {style!r}")
         return statsmodels_summary(self, yname=yname, xname_fe=xname_fe, xname_re=xname_re,
                                    title=title, alpha=alpha)
+
+    def _repr_html_(self):
+        return self.summary()._repr_html_()
+
+    def __repr__(self):
+        return (f"<MixedLMResults: {self.method}, llf={self.llf:.4f}, "
+                f"{self.nobs} observations in {self.n_groups} groups>")

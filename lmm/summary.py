@@ -7,6 +7,7 @@ same.
 """
 
 import numpy as np
+import pandas as pd
 from scipy import stats
 
 
@@ -70,6 +71,9 @@ class Summary:
         if self._html is not None:
             return self._html
         return "<pre>" + self._text.replace("&", "&amp;").replace("<", "&lt;") + "</pre>"
+
+    def as_html(self):
+        return self._repr_html_()
 
 
 def statsmodels_summary(res, yname=None, xname_fe=None, xname_re=None, title=None,
@@ -135,3 +139,150 @@ def statsmodels_summary(res, yname=None, xname_fe=None, xname_re=None, title=Non
     dash = "-" * widest
     lines = [title, rule, *info_lines, dash, par_lines[0], dash, *par_lines[1:], rule, ""]
     return Summary("\n".join(lines))
+
+
+def _lme4_name(name):
+    return "(Intercept)" if name == "Intercept" else str(name)
+
+
+def _format_common(values, digits=4):
+    """Format numbers with the decimals R's format() gives a column: enough for
+    every value to show `digits` significant digits, the same for all."""
+    values = np.asarray(values, dtype=float)
+    finite = np.abs(values[np.isfinite(values) & (values != 0)])
+    if finite.size == 0:
+        return [f"{v:g}" for v in values]
+    decimals = int(np.clip(np.max(digits - 1 - np.floor(np.log10(finite))), 0, 10))
+    out = [f"{v:.{decimals}f}" for v in values]
+    width = max(len(o) for o in out)
+    return [o.rjust(width) for o in out]
+
+
+def _column(values, header, align="right"):
+    width = max([len(header)] + [len(v) for v in values])
+    just = str.rjust if align == "right" else str.ljust
+    return [just(header, width)] + [just(v, width) for v in values]
+
+
+def _join_columns(columns, sep=" "):
+    return [sep.join(parts).rstrip() for parts in zip(*columns)]
+
+
+def lme4_summary(res):
+    """lme4-style summary (``summary(lmer(...))``) of a MixedLMResults."""
+    m = res.model
+    lines = []
+    if res.reml:
+        lines.append("Linear mixed model fit by REML")
+    else:
+        lines.append("Linear mixed model fit by maximum likelihood")
+    formula = m.formula if m.lmer_formula is not None else lme4_formula(res)
+    if formula is not None:
+        lines.append(f"Formula: {formula}")
+    lines.append("")
+    if res.reml:
+        lines.append(f"REML criterion at convergence: {res.REMLcrit:.1f}")
+    else:
+        aic = -2 * res.llf + 2 * res.n_params
+        bic = -2 * res.llf + np.log(res.nobs) * res.n_params
+        vals = [f"{aic:.1f}", f"{bic:.1f}", f"{res.llf:.1f}", f"{-2 * res.llf:.1f}",
+                f"{res.nobs - res.n_params}"]
+        heads = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+        cols = [_column([v], h) for v, h in zip(vals, heads)]
+        lines.extend("  " + ln for ln in _join_columns(cols, "   "))
+    lines.append("")
+    scaled = res.resid.to_numpy() / np.sqrt(res.scale)
+    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])
+    lines.append("Scaled residuals: ")
+    cols = [_column([f"{v:.4f}"], h) for v, h in zip(q, ["Min", "1Q", "Median", "3Q", "Max"])]
+    lines.extend(_join_columns(cols))
+    lines.append("")
+
+    vc = res.varcorr()
+    groups, names, variances, sds, corrs = [], [], [], [], []
+    for grp in vc["grp"].unique():
+        block = vc[vc["grp"] == grp]
+        var_rows = block[block["var2"].isna()]
+        cov_rows = block[block["var2"].notna()]
+        effects = list(var_rows["var1"])
+        for i, (_, row) in enumerate(var_rows.iterrows()):
+            groups.append(grp if i == 0 else "")
+            names.append("" if pd.isna(row["var1"]) else str(row["var1"]))
+            variances.append(row["vcov"])
+            sds.append(row["sdcor"])
+            cor = [cov_rows[(cov_rows["var1"] == effects[k]) & (cov_rows["var2"] == row["var1"])]
+                   ["sdcor"].iloc[0] for k in range(i)]
+            corrs.append(" ".join(f"{c:5.2f}" for c in cor))
+    table = [_column(groups, "Groups", "left"), _column(names, "Name", "left"),
+             _column(_format_common(variances), "Variance", "left"),
+             _column(_format_common(sds), "Std.Dev.", "left")]
+    if any(corrs):
+        table.append(_column(corrs, "Corr", "left"))
+    lines.append("Random effects:")
+    lines.extend(" " + ln for ln in _join_columns(table))
+    lines.append(f"Number of obs: {res.nobs}, groups:  {m.group_name}, {res.n_groups}")
+    lines.append("")
+
+    fe = res.fe_params.to_numpy()
+    se = res.bse_fe.to_numpy()
+    fe_names = [_lme4_name(n) for n in res.fe_params.index]
+    both = _format_common(np.concatenate([fe, se]))    # R formats them together
+    table = [_column(fe_names, "", "left"),
+             _column(both[:len(fe)], "Estimate"),
+             _column(both[len(fe):], "Std. Error"),
+             _column([f"{v:.2f}" for v in fe / se], "t value")]
+    lines.append("Fixed effects:")
+    lines.extend(_join_columns(table))
+    if len(fe) > 1:
+        vc_fe = res._sol["vcov_fe"]
+        d = np.sqrt(np.diag(vc_fe))
+        corr = vc_fe / np.outer(d, d)
+        short = ["(Intr)" if n == "(Intercept)" else n[:6] for n in fe_names]
+        lines.append("")
+        lines.append("Correlation of Fixed Effects:")
+        cols = [_column(fe_names[1:], "", "left")]
+        for k in range(len(fe) - 1):
+            cols.append(_column([f"{corr[i, k]:.3f}" if i > k else "" for i in range(1, len(fe))],
+                                short[k], "right"))
+        lines.extend(_join_columns(cols))
+    if res.singular_messages:
+        lines.append("boundary (singular) fit: " + "; ".join(res.singular_messages))
+    if not res.converged:
+        lines.append("Convergence warning: " + "; ".join(res.optimizer["messages"]))
+    text = "\n".join(lines) + "\n"
+    return Summary(text, html=_lme4_html(res, lines))
+
+
+def lme4_formula(res):
+    """The model written in lme4's syntax (for models made with statsmodels' API)."""
+    m = res.model
+    if m.formula is None:
+        return None
+    fixed = m.formula
+    terms = []
+    names = [str(n) for n in res.cov_re.index]
+    for members in res.structure.blocks:
+        parts = ["1" if m._intercept_re[j] else names[j] for j in members]
+        if "1" not in parts:
+            parts.insert(0, "0")
+        terms.append(f"({' + '.join(parts)} | {m.group_name})")
+    return fixed + " + " + " + ".join(terms)
+
+
+def _lme4_html(res, lines):
+    """The lme4 summary as HTML tables (random effects, fixed effects)."""
+    import html
+
+    vc = res.varcorr()
+    fe = res.fe_params.to_numpy()
+    se = res.bse_fe.to_numpy()
+    fixed = pd.DataFrame({"Estimate": fe, "Std. Error": se, "t value": fe / se},
+                         index=[_lme4_name(n) for n in res.fe_params.index])
+    head = "<br/>".join(html.escape(ln) for ln in lines[:2])
+    crit = (f"REML criterion at convergence: {res.REMLcrit:.1f}" if res.reml
+            else f"logLik: {res.llf:.1f}, AIC: {-2 * res.llf + 2 * res.n_params:.1f}")
+    return (f"<p>{head}<br/>{html.escape(crit)}</p>"
+            f"<p><b>Random effects</b></p>{vc.to_html(index=False, na_rep='')}"
+            f"<p>Number of obs: {res.nobs}, groups: {html.escape(str(res.model.group_name))}, "
+            f"{res.n_groups}</p>"
+            f"<p><b>Fixed effects</b></p>{fixed.to_html(float_format=lambda v: f'{v:.5g}')}")

@@ -6,6 +6,7 @@ import pytest
 import lmm
 import lmm.formula.api as smf
 from lmm.formula import lme4
+
 from seedcases import UNCORRELATED
 
 
@@ -63,3 +64,40 @@ def test_parse():
 def test_lmer_errors(dietox, formula, error, match):
     with pytest.raises(error, match=match):
         lmm.lmer(formula, dietox)
+
+
+def test_lme4_summary_content(dietox, lme4_seed):
+    res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", dietox)
+    text = str(res.summary())
+    best = lme4_seed["dietox_rs_reml"]["best"]
+    assert f"REML criterion at convergence: {best['criterion']:.1f}" in text
+    lines = text.splitlines()
+    pig = next(ln for ln in lines if ln.strip().startswith("Pig"))
+    cov = np.array(best["varcorr"][0]["cov"])
+    assert f"{cov[0, 0]:.2f}" in pig and f"{np.sqrt(cov[0, 0]):.3f}" in pig
+    resid = next(ln for ln in lines if ln.strip().startswith("Residual"))
+    assert f"{best['sigma2']:.3f}" in resid
+    time_row = next(ln for ln in lines if ln.startswith("Time ") and "." in ln)
+    assert f"{best['fixef']['Time']:.4f}" in time_row
+    assert "Number of obs: 861, groups:  Pig, 72" in text
+    # the statsmodels layout is still there on request
+    assert "Mixed Linear Model Regression Results" in str(res.summary(style="statsmodels"))
+    assert "<table" in res._repr_html_()
+
+
+def test_lme4_summary_ml_and_uncorrelated(dietox, lme4_seed):
+    res = lmm.lmer("Weight ~ Time + (Time || Pig)", dietox, REML=False)
+    text = str(res.summary())
+    best = lme4_seed["dietox_diag_ml"]["best"]
+    assert f"{best['aic']:.1f}" in text and f"{best['bic']:.1f}" in text
+    assert any(ln.strip().startswith("Pig.1") for ln in text.splitlines())
+
+
+def test_varcorr_layout(dietox):
+    res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", dietox)
+    vc = res.varcorr()
+    assert list(vc.columns) == ["grp", "var1", "var2", "vcov", "sdcor"]
+    assert vc["grp"].iloc[-1] == "Residual"
+    cov = res.cov_re.to_numpy()
+    corr_row = vc[vc["var2"].notna()].iloc[0]
+    assert corr_row["sdcor"] == pytest.approx(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
