@@ -25,6 +25,7 @@ except ImportError as exc:  # pragma: no cover - depends on how lmm was installe
 
 from . import datasets
 from .exceptions import ConvergenceWarning, SingularFitWarning
+from .lrt import LRTestResult, lrtest
 from .model import MixedLM
 from .params import MixedLMParams
 from .results import MixedLMResults
@@ -69,6 +70,8 @@ __all__ = [
     "SingularFitWarning",
     "datasets",
     "lmer",
+    "lrtest",
+    "LRTestResult",
     "mixedlm",
     "__version__",
 ]

@@ -445,7 +445,7 @@ class MixedLM:
         theta0 = self._start_theta(start_params, dev)
         check = minimize_deviance(dev, theta0, method=method,
                                   maxiter=fit_kwargs.pop("maxiter", None))
-        results = MixedLMResults(self, dev, check)
+        results = MixedLMResults(self, dev, check, free=free)
         if results.singular_messages:
             warnings.warn(
                 "The fit is singular (on the boundary of the parameter space): "

@@ -31,8 +31,9 @@ class MixedLMResults:
     theta : ndarray, lme4's relative covariance factor entries, column by column
     """
 
-    def __init__(self, model, deviance, check):
+    def __init__(self, model, deviance, check, free=None):
         self.model = model
+        self._free = free
         self._dev = deviance
         self._check = check
         self.reml = deviance.reml
