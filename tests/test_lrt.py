@@ -51,12 +51,12 @@ def test_variance_at_zero_gives_mixture_pvalue(fits, lme4_seed):
 
 
 def test_different_fixed_effects_refit_by_ml(dietox):
-    small = lmm.lmer("Weight ~ 1 + (1 | Pig)", dietox)
-    big = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox)
+    small = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox)
+    big = lmm.lmer("Weight ~ Time + Cu + (1 | Pig)", dietox)
     r = lmm.lrtest(small, big)
-    assert r.refitted and r.criterion == "ML"
-    ml_small = lmm.lmer("Weight ~ 1 + (1 | Pig)", dietox, REML=False)
-    ml_big = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, REML=False)
+    assert r.refitted and r.criterion == "ML" and r.df == 2
+    ml_small = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, REML=False)
+    ml_big = lmm.lmer("Weight ~ Time + Cu + (1 | Pig)", dietox, REML=False)
     assert r.statistic == pytest.approx(2 * (ml_big.llf - ml_small.llf), abs=1e-8)
     assert any("refit by ML" in n for n in r.notes)
 
