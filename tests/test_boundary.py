@@ -129,3 +129,20 @@ def test_default_fit_is_best_of_several_optimizers(seed):
             others = [md.fit(reml=reml, method=m).llf for m in ("lbfgs", "nm", "powell")]
         assert default.converged
         assert default.llf >= max(others) - 1e-6
+
+
+def test_singular_like_lme4(dietox):
+    """Without Time, the pig variance is estimated at zero (lme4 agrees:
+    tests/data/lme4_extra.json, made by tests/data/lme4_extra.R)."""
+    import json
+    from pathlib import Path
+
+    ref = json.loads((Path(__file__).parent / "data" / "lme4_extra.json").read_text())
+    ref = ref["dietox_intercept_only_ri_reml"]
+    with pytest.warns(SingularFitWarning, match=r"variance of random effect '\(Intercept\)'"):
+        res = lmm.lmer(ref["formula"], dietox)
+    assert ref["singular"] and res.is_singular
+    assert res.llf >= ref["loglik"] - 1e-6
+    assert res.fe_params.iloc[0] == pytest.approx(ref["fixef"]["(Intercept)"], rel=1e-8)
+    assert res.scale == pytest.approx(ref["sigma2"], rel=1e-6)
+    assert res.theta[0] == pytest.approx(0.0, abs=1e-6)
