@@ -221,11 +221,14 @@ def main(argv=None):
     """Run the benchmark; returns the process exit code (0 when it completed)."""
     args = parse_args(argv)
     args.argv = argv
-    start, date = time.perf_counter(), _now()
+    start, date, load = time.perf_counter(), _now(), os.getloadavg()
     cases = select_cases(quick=args.quick)
     results = []
     with tempfile.TemporaryDirectory(prefix="lmm-bench-") as workdir:
         args.workdir = workdir
+        if load[0] > 0.5:
+            print(f"[bench] note: load average {load[0]:.2f} before the run: other processes "
+                  "are using the CPU, timings will be noisy", flush=True)
         runners = make_runners(args, workdir)
         for r in runners:
             if not r.available:
@@ -237,11 +240,13 @@ def main(argv=None):
                     print(f"[bench] {i}/{len(cases)} {case.id} ...", flush=True)
                     t0 = time.perf_counter()
                     results.append(run_case(case, runners, args))
+                    results[-1]["load_average_1min_after"] = round(os.getloadavg()[0], 2)
                     print(f"[bench]     done in {time.perf_counter() - t0:.1f} s", flush=True)
         finally:
             for r in runners:
                 r.close()
     run = {"meta": _meta(runners, args, date, time.perf_counter() - start), "cases": results}
+    run["meta"]["load_average_1_5_15min_at_start"] = [round(x, 2) for x in load]
     run["targets"] = report.targets(run)
     run["growth"] = report.growth(run)
     write_outputs(run, args.out)

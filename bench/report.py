@@ -187,7 +187,7 @@ def format_report(run):
     grow = run["growth"]
     spans = sorted({s for g in grow.values() for s in g}, key=lambda s: float(s.split("->")[0]))
     if spans:
-        parts.append("Growth of time with n (k in time ~ n^k; 1 = linear):\n" + markdown_table(
+        parts.append("Growth of time with n (k in time ~ n^k; 1 = linear):\n\n" + markdown_table(
             ["tool", *spans],
             [[tool, *(f"{grow[tool][s]:.2f}" if grow[tool].get(s) is not None else "-"
                       for s in spans)] for tool in TOOLS]))
@@ -198,7 +198,7 @@ def format_report(run):
     if mem_rows:
         method = next(c["memory"]["method"] for c in run["cases"]
                       if c.get("memory") and "method" in c["memory"])
-        parts.append(f"lmm peak extra memory of one fit ({method}):\n" + markdown_table(
+        parts.append(f"lmm peak extra memory of one fit ({method}):\n\n" + markdown_table(
             ["n", "input MB", "peak extra MB", "extra/input"], mem_rows))
     return "\n\n".join(parts)
 
