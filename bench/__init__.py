@@ -10,6 +10,7 @@ cases        the models and data sets (seed models, scale generator, profile)
 run_python   in-process timing of lmm and statsmodels (same formula API)
 run_r        a persistent ``Rscript`` session running lme4 (lme4_bench.R)
 memory       peak extra memory of one lmm fit, in a fresh subprocess
+measurement  what one timed run records; median, growth exponent
 report       agreement, targets, the printed table and the chart
 cli          command line and the run loop
 """
