@@ -33,6 +33,15 @@ from .results import MixedLMResults
 mixedlm = MixedLM.from_formula
 
 
+def __getattr__(name):
+    # lmm.plotting imports matplotlib lazily: only when asked for
+    if name == "plotting":
+        import importlib
+
+        return importlib.import_module(".plotting", __name__)
+    raise AttributeError(f"module 'lmm' has no attribute {name!r}")
+
+
 def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
     """Fit a linear mixed model written in lme4's syntax (one grouping factor).
 

@@ -359,6 +359,25 @@ class MixedLMResults:
         grid = profile_grid(v, int(num_low), float(dist_low), int(num_high), float(dist_high))
         return profile_variance(self, int(re_ix), grid)
 
+    # -- plots (matplotlib) ---------------------------------------------------------
+    def plot_profile(self, re_ix, ax=None, level=0.95, **profile_kwargs):
+        """Profile-likelihood plot of a variance; see `lmm.plotting.plot_profile`."""
+        from .plotting import plot_profile
+
+        return plot_profile(self, re_ix, ax=ax, level=level, **profile_kwargs)
+
+    def plot_caterpillar(self, re_ix=0, ax=None, level=0.95):
+        """Caterpillar plot of the random effects; see `lmm.plotting.plot_caterpillar`."""
+        from .plotting import plot_caterpillar
+
+        return plot_caterpillar(self, re_ix=re_ix, ax=ax, level=level)
+
+    def plot_resid_fitted(self, ax=None):
+        """Residuals against fitted values; see `lmm.plotting.plot_resid_fitted`."""
+        from .plotting import plot_resid_fitted
+
+        return plot_resid_fitted(self, ax=ax)
+
     # -- lme4's views ------------------------------------------------------------
     def varcorr(self):
         """Variance components as R's ``as.data.frame(VarCorr(m))``.
