@@ -33,7 +33,7 @@ checking is off here.
 
 import numpy as np
 
-from libc.math cimport log, sqrt, M_PI, INFINITY
+from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
 from scipy.linalg.cython_lapack cimport dpotrf, dtrtrs
 
@@ -721,6 +721,119 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     return out
 
 
+cdef inline int _deviance_hessian_work(int q, int p, int nd) noexcept nogil:
+    cdef int nwork = 2 * q * q + q * (p + 1) + 2 * p * p + 3 * p + q * q
+    nwork += nd * q * q + 3 * q * q + 3 * nd * nd + nd * p * p + nd * p + p * p * nd
+    nwork += _second_order_work(q, p, nd) + q * q
+    return nwork
+
+
+cdef double _deviance_hessian_core(
+    const double* lam_c, const double[:, :, ::1] ztz, const double[:, :, ::1] ztx,
+    const double[:, ::1] zty, const double[:, ::1] xtx, const double[::1] xty, double yty,
+    double nobs, bint reml, const intp_t* rows, const intp_t* cols, int nd, int q, int p,
+    double* work, bint want_deriv, double* grad, double* hess,
+    double* piece_grad, double* piece_hess, double* rss_out,
+) noexcept nogil:
+    """The profiled deviance at Lambda (column-major lam_c); with want_deriv its
+    gradient (nd) and Hessian (nd x nd, column-major) in theta, and if
+    piece_grad / piece_hess are not NULL those of L and rss (2 x nd, 2 blocks
+    of nd x nd).  `work` holds _deviance_hessian_work(q, p, nd) doubles.
+    Returns +inf when X'V^-1 X is not positive definite (outputs untouched).
+    """
+    cdef bint want_pieces = piece_grad != NULL and piece_hess != NULL
+    cdef double* pass_work = work
+    cdef double* xvx = pass_work + 2 * q * q + q * (p + 1)
+    cdef double* xvy = xvx + p * p
+    cdef double* beta = xvy + p
+    cdef double* dirs = beta + p + q * q
+    cdef double* sw = dirs + nd * q * q
+    cdef double* sk = sw + q * q
+    cdef double* suu = sk + q * q
+    cdef double* hld = suu + q * q
+    cdef double* hk = hld + nd * nd
+    cdef double* hq = hk + nd * nd
+    cdef double* dxvx = hq + nd * nd
+    cdef double* gvec = dxvx + nd * p * p
+    cdef double* pinv_dp = gvec + nd * p        # P^-1 dP_a, nd blocks of p x p
+    cdef double* ginv = pinv_dp + nd * p * p     # P^-1 g_a, reuses p per a (nd * p fits)
+    cdef double* second_work = ginv + p
+    cdef double* stot = second_work + _second_order_work(q, p, nd)
+    cdef double yvy = 0.0, logdet = 0.0, logdet_xvx = 0.0, rss = 0.0, dev, nu, s, s2
+    cdef double d_rss_a, d_rss_b
+    cdef int info, a, b, i, j, k, m, ja, ka, jb, kb
+    _pass_one(lam_c, ztz, ztx, zty, xtx, xty, yty, q, p, pass_work,
+              xvx, xvy, &yvy, &logdet)
+    info = _solve_gls(xvx, xvy, yvy, p, beta, &logdet_xvx, &rss)
+    if info != 0 or not rss > 0.0:
+        dev = INFINITY
+    else:
+        dev = _criterion(logdet, logdet_xvx, rss, nobs, p, reml)
+    if want_deriv and dev < INFINITY:
+        nu = nobs - p if reml else nobs
+        # directions D_a = E_a Lambda' + Lambda E_a', E_a = e_j e_k'
+        for a in range(nd):
+            ja = rows[a]
+            ka = cols[a]
+            for i in range(q * q):
+                dirs[a * q * q + i] = 0.0
+            for m in range(q):
+                # (E_a Lambda')[ja, m] = Lambda[m, ka]; (Lambda E_a')[m, ja] = Lambda[m, ka]
+                dirs[a * q * q + ja + m * q] += lam_c[m + ka * q]
+                dirs[a * q * q + m + ja * q] += lam_c[m + ka * q]
+        _accumulate_second_order(lam_c, ztz, ztx, zty, q, p, beta, xvx, dirs, nd,
+                                 second_work, sw, sk, suu, hld, hk, hq, dxvx, gvec)
+        # gradient matrix of the criterion in G
+        for i in range(q * q):
+            stot[i] = sw[i] - nu / rss * suu[i] - (sk[i] if reml else 0.0)
+        for a in range(nd):
+            # P^-1 dP_a by two triangular solves on the Cholesky factor
+            for i in range(p * p):
+                pinv_dp[a * p * p + i] = dxvx[a * p * p + i]
+            _solve_lower(xvx, p, pinv_dp + a * p * p, p, False)
+            _solve_lower(xvx, p, pinv_dp + a * p * p, p, True)
+        for a in range(nd):
+            grad[a] = _trace_product(stot, dirs + a * q * q, q)
+            for i in range(p):
+                ginv[i] = gvec[a * p + i]
+            _solve_lower(xvx, p, ginv, 1, False)
+            _solve_lower(xvx, p, ginv, 1, True)
+            d_rss_a = -_trace_product(suu, dirs + a * q * q, q)
+            ja = rows[a]
+            ka = cols[a]
+            if want_pieces:
+                piece_grad[a] = grad[a] - nu / rss * d_rss_a
+                piece_grad[nd + a] = d_rss_a
+            for b in range(a + 1):
+                jb = rows[b]
+                kb = cols[b]
+                d_rss_b = -_trace_product(suu, dirs + b * q * q, q)
+                s2 = 0.0
+                for i in range(p):
+                    s2 += gvec[b * p + i] * ginv[i]
+                # second derivatives of L and of rss; the terms
+                # 2 S[j_a, j_b] come from G(theta) = Lambda Lambda' being
+                # quadratic (nonzero when theta_a, theta_b share a column)
+                h_l = hld[a + b * nd]
+                if reml:
+                    h_l += hk[a + b * nd] + hk[b + a * nd]
+                    h_l -= _trace_product(pinv_dp + a * p * p, pinv_dp + b * p * p, p)
+                h_r = hq[a + b * nd] - 2.0 * s2
+                if ka == kb:
+                    h_l += 2.0 * (sw[ja + jb * q] - (sk[ja + jb * q] if reml else 0.0))
+                    h_r -= 2.0 * suu[ja + jb * q]
+                s = h_l + nu / rss * h_r - nu * d_rss_a * d_rss_b / (rss * rss)
+                hess[a + b * nd] = s
+                hess[b + a * nd] = s
+                if want_pieces:
+                    piece_hess[a + b * nd] = h_l
+                    piece_hess[b + a * nd] = h_l
+                    piece_hess[nd * nd + a + b * nd] = h_r
+                    piece_hess[nd * nd + b + a * nd] = h_r
+    rss_out[0] = rss
+    return dev
+
+
 def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                      const double[:, :, ::1] ztx, const double[:, ::1] zty,
                      const double[:, ::1] xtx, const double[::1] xty, double yty,
@@ -731,8 +844,8 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
 
     theta_a is the entry (theta_rows[a], theta_cols[a]) of Lambda; the
     gradient and Hessian are written into `grad` (n_theta,) and `hess`
-    (n_theta, n_theta).  This is the optimizer's kernel: no Python objects are
-    made beyond the returned float.
+    (n_theta, n_theta).  (`Criterion` does the same without re-reading its
+    arguments each call.)
 
     If `piece_grad` (2, n_theta) and `piece_hess` (2, n_theta, n_theta) are
     given, they receive the gradient and Hessian in theta of the two parts
@@ -760,107 +873,31 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     for t in range(nd):
         if not (0 <= theta_cols[t] <= theta_rows[t] < q):
             raise ValueError("theta indices must address the lower triangle of Lambda")
-    cdef int nwork = 2 * q * q + q * (p + 1) + 2 * p * p + 3 * p + q * q
-    nwork += nd * q * q + 3 * q * q + 3 * nd * nd + nd * p * p + nd * p + p * p * nd
-    nwork += _second_order_work(q, p, nd) + q * q
-    cdef double* work = <double*>malloc(nwork * sizeof(double))
-    if work == NULL:
-        raise MemoryError()
-    cdef double* pass_work = work
-    cdef double* xvx = pass_work + 2 * q * q + q * (p + 1)
-    cdef double* xvy = xvx + p * p
-    cdef double* beta = xvy + p
-    cdef double* lam_c = beta + p
-    cdef double* dirs = lam_c + q * q
-    cdef double* sw = dirs + nd * q * q
-    cdef double* sk = sw + q * q
-    cdef double* suu = sk + q * q
-    cdef double* hld = suu + q * q
-    cdef double* hk = hld + nd * nd
-    cdef double* hq = hk + nd * nd
-    cdef double* dxvx = hq + nd * nd
-    cdef double* gvec = dxvx + nd * p * p
-    cdef double* pinv_dp = gvec + nd * p        # P^-1 dP_a, nd blocks of p x p
-    cdef double* ginv = pinv_dp + nd * p * p     # P^-1 g_a, reuses p per a (nd * p fits)
-    cdef double* second_work = ginv + p
-    cdef double* stot = second_work + _second_order_work(q, p, nd)
-    cdef double yvy = 0.0, logdet = 0.0, logdet_xvx = 0.0, rss = 0.0, dev, nu, s, s2
-    cdef double d_rss_a, d_rss_b
-    cdef int info, a, b, i, j, k, m, ja, ka, jb, kb
-    try:
-        with nogil:
-            for k in range(q):
-                for j in range(q):
-                    lam_c[j + k * q] = lam[j, k] if j >= k else 0.0
-            _pass_one(lam_c, ztz, ztx, zty, xtx, xty, yty, q, p, pass_work,
-                      xvx, xvy, &yvy, &logdet)
-            info = _solve_gls(xvx, xvy, yvy, p, beta, &logdet_xvx, &rss)
-            if info != 0 or not rss > 0.0:
-                dev = INFINITY
-            else:
-                dev = _criterion(logdet, logdet_xvx, rss, nobs, p, reml)
-                nu = nobs - p if reml else nobs
-                # directions D_a = E_a Lambda' + Lambda E_a', E_a = e_j e_k'
-                for a in range(nd):
-                    ja = theta_rows[a]
-                    ka = theta_cols[a]
-                    for i in range(q * q):
-                        dirs[a * q * q + i] = 0.0
-                    for m in range(q):
-                        # (E_a Lambda')[ja, m] = Lambda[m, ka]; (Lambda E_a')[m, ja] = Lambda[m, ka]
-                        dirs[a * q * q + ja + m * q] += lam_c[m + ka * q]
-                        dirs[a * q * q + m + ja * q] += lam_c[m + ka * q]
-                _accumulate_second_order(lam_c, ztz, ztx, zty, q, p, beta, xvx, dirs, nd,
-                                         second_work, sw, sk, suu, hld, hk, hq, dxvx, gvec)
-                # gradient matrix of the criterion in G
-                for i in range(q * q):
-                    stot[i] = sw[i] - nu / rss * suu[i] - (sk[i] if reml else 0.0)
-                for a in range(nd):
-                    # P^-1 dP_a by two triangular solves on the Cholesky factor
-                    for i in range(p * p):
-                        pinv_dp[a * p * p + i] = dxvx[a * p * p + i]
-                    _solve_lower(xvx, p, pinv_dp + a * p * p, p, False)
-                    _solve_lower(xvx, p, pinv_dp + a * p * p, p, True)
-                for a in range(nd):
-                    grad[a] = _trace_product(stot, dirs + a * q * q, q)
-                    for i in range(p):
-                        ginv[i] = gvec[a * p + i]
-                    _solve_lower(xvx, p, ginv, 1, False)
-                    _solve_lower(xvx, p, ginv, 1, True)
-                    d_rss_a = -_trace_product(suu, dirs + a * q * q, q)
-                    ja = theta_rows[a]
-                    ka = theta_cols[a]
-                    if want_pieces:
-                        piece_grad[0, a] = grad[a] - nu / rss * d_rss_a
-                        piece_grad[1, a] = d_rss_a
-                    for b in range(a + 1):
-                        jb = theta_rows[b]
-                        kb = theta_cols[b]
-                        d_rss_b = -_trace_product(suu, dirs + b * q * q, q)
-                        s2 = 0.0
-                        for i in range(p):
-                            s2 += gvec[b * p + i] * ginv[i]
-                        # second derivatives of L and of rss; the terms
-                        # 2 S[j_a, j_b] come from G(theta) = Lambda Lambda' being
-                        # quadratic (nonzero when theta_a, theta_b share a column)
-                        h_l = hld[a + b * nd]
-                        if reml:
-                            h_l += hk[a + b * nd] + hk[b + a * nd]
-                            h_l -= _trace_product(pinv_dp + a * p * p, pinv_dp + b * p * p, p)
-                        h_r = hq[a + b * nd] - 2.0 * s2
-                        if ka == kb:
-                            h_l += 2.0 * (sw[ja + jb * q] - (sk[ja + jb * q] if reml else 0.0))
-                            h_r -= 2.0 * suu[ja + jb * q]
-                        s = h_l + nu / rss * h_r - nu * d_rss_a * d_rss_b / (rss * rss)
-                        hess[a, b] = s
-                        hess[b, a] = s
-                        if want_pieces:
-                            piece_hess[0, a, b] = h_l
-                            piece_hess[0, b, a] = h_l
-                            piece_hess[1, a, b] = h_r
-                            piece_hess[1, b, a] = h_r
-    finally:
-        free(work)
+    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    cdef double[::1, :] lam_c = lam_arr
+    work_arr = np.empty(_deviance_hessian_work(q, p, nd))
+    cdef double[::1] work = work_arr
+    hess_c_arr = np.empty((nd, nd), order="F")
+    cdef double[::1, :] hess_c = hess_c_arr
+    pg_arr = np.empty((2, nd))
+    ph_arr = np.empty((2, nd, nd))       # blocks column-major; symmetric anyway
+    cdef double[:, ::1] pg = pg_arr
+    cdef double[:, :, ::1] ph = ph_arr
+    cdef double rss = 0.0, dev
+    cdef double* pg_ptr = &pg[0, 0] if want_pieces and nd > 0 else NULL
+    cdef double* ph_ptr = &ph[0, 0, 0] if want_pieces and nd > 0 else NULL
+    cdef double* grad_ptr = &grad[0] if nd > 0 else NULL
+    cdef double* hess_ptr = &hess_c[0, 0] if nd > 0 else NULL
+    with nogil:
+        dev = _deviance_hessian_core(&lam_c[0, 0], ztz, ztx, zty, xtx, xty, yty, nobs, reml,
+                                     &theta_rows[0] if nd > 0 else NULL,
+                                     &theta_cols[0] if nd > 0 else NULL, nd, q, p,
+                                     &work[0], True, grad_ptr, hess_ptr, pg_ptr, ph_ptr, &rss)
+    if dev != INFINITY:
+        np.asarray(hess)[...] = hess_c_arr
+        if want_pieces:
+            np.asarray(piece_grad)[...] = pg_arr
+            np.asarray(piece_hess)[...] = ph_arr
     return dev, rss
 
 
@@ -925,3 +962,452 @@ def conditional_modes(const double[:, ::1] lam, const double[:, :, ::1] ztz,
                         s += x[m + j * q] * x[m + k * q]
                     cov[g, j, k] = s
     return modes_arr, cov_arr
+
+
+# ---------------------------------------------------------------------------
+# The optimizer: trust-region Newton over theta, in C
+# ---------------------------------------------------------------------------
+
+cdef void _symmetric_eigen(double* a, int n, double* w, double* v) noexcept nogil:
+    """Eigenvalues (ascending, in w) and eigenvectors (columns of v) of the
+    symmetric n x n column-major `a` (destroyed), by cyclic Jacobi rotations.
+
+    n is the number of free theta entries: small, where Jacobi is exact to
+    rounding and a LAPACK call would cost more than the arithmetic.
+    """
+    cdef int i, j, k, sweep, imin
+    cdef double off, scale, apq, tau, t, c, s, akp, akq, tmp
+    for i in range(n * n):
+        v[i] = 0.0
+    for i in range(n):
+        v[i + i * n] = 1.0
+    for sweep in range(100):
+        off = 0.0
+        scale = 0.0
+        for j in range(n):
+            scale += a[j + j * n] * a[j + j * n]
+            for i in range(j):
+                off += a[i + j * n] * a[i + j * n]
+        if off <= 1e-32 * scale or off == 0.0:
+            break
+        for i in range(n - 1):
+            for j in range(i + 1, n):
+                apq = a[i + j * n]
+                if apq == 0.0:
+                    continue
+                tau = (a[j + j * n] - a[i + i * n]) / (2.0 * apq)
+                t = (1.0 if tau >= 0 else -1.0) / (fabs(tau) + sqrt(tau * tau + 1.0))
+                c = 1.0 / sqrt(t * t + 1.0)
+                s = t * c
+                for k in range(n):          # columns i, j of A J
+                    akp = a[k + i * n]
+                    akq = a[k + j * n]
+                    a[k + i * n] = c * akp - s * akq
+                    a[k + j * n] = s * akp + c * akq
+                for k in range(n):          # rows i, j of J' (A J)
+                    akp = a[i + k * n]
+                    akq = a[j + k * n]
+                    a[i + k * n] = c * akp - s * akq
+                    a[j + k * n] = s * akp + c * akq
+                for k in range(n):
+                    akp = v[k + i * n]
+                    akq = v[k + j * n]
+                    v[k + i * n] = c * akp - s * akq
+                    v[k + j * n] = s * akp + c * akq
+    for i in range(n):
+        w[i] = a[i + i * n]
+    for i in range(n):                      # selection sort, ascending
+        imin = i
+        for j in range(i + 1, n):
+            if w[j] < w[imin]:
+                imin = j
+        if imin != i:
+            tmp = w[i]
+            w[i] = w[imin]
+            w[imin] = tmp
+            for k in range(n):
+                tmp = v[k + i * n]
+                v[k + i * n] = v[k + imin * n]
+                v[k + imin * n] = tmp
+
+
+cdef void _trust_region_step(const double* w, const double* v, const double* g, int n,
+                             double radius, const double* prefer, double* gv,
+                             double* step) noexcept nogil:
+    """Minimizer of g'p + p'Hp/2 subject to |p| <= radius, H = V diag(w) V'.
+
+    The secular equation |p(lam)| = radius is solved by Newton steps on
+    1/|p(lam)| - 1/radius (concave, increasing: monotone from the left; More
+    and Sorensen).  In the 'hard case' the lowest-curvature eigenvector is
+    added with the sign that points along `prefer` (into the feasible region
+    when a zero gradient at a bound leaves the choice to rounding).
+    """
+    cdef int i, k, it
+    cdef double norm2, lam, lo, d, extra, sgn, wl, acc, dnorm
+    for i in range(n):
+        acc = 0.0
+        for k in range(n):
+            acc += v[k + i * n] * g[k]
+        gv[i] = acc
+    if w[0] > 0:
+        norm2 = 0.0
+        for i in range(n):
+            norm2 += (gv[i] / w[i]) ** 2
+        if norm2 <= radius * radius:
+            lam = 0.0
+            for k in range(n):
+                acc = 0.0
+                for i in range(n):
+                    acc += v[k + i * n] * gv[i] / w[i]
+                step[k] = -acc
+            return
+    wl = fabs(w[n - 1])
+    lo = (-w[0] if w[0] < 0 else 0.0) + 1e-14 * (wl if wl > 1.0 else 1.0)
+    norm2 = 0.0
+    for i in range(n):
+        norm2 += (gv[i] / (w[i] + lo)) ** 2
+    if norm2 < radius * radius:
+        extra = sqrt(radius * radius - norm2)
+        acc = 0.0
+        for k in range(n):
+            acc += v[k] * prefer[k]
+        sgn = 1.0 if acc >= 0 else -1.0
+        for k in range(n):
+            acc = 0.0
+            for i in range(n):
+                acc += v[k + i * n] * gv[i] / (w[i] + lo)
+            step[k] = -acc + extra * sgn * v[k]
+        return
+    lam = lo
+    for it in range(50):
+        norm2 = 0.0
+        dnorm = 0.0
+        for i in range(n):
+            d = w[i] + lam
+            norm2 += gv[i] * gv[i] / (d * d)
+            dnorm += gv[i] * gv[i] / (d * d * d)
+        if fabs(sqrt(norm2) - radius) <= 1e-3 * radius:
+            break
+        dnorm /= norm2 ** 1.5
+        lam -= (1.0 / sqrt(norm2) - 1.0 / radius) / dnorm
+    for k in range(n):
+        acc = 0.0
+        for i in range(n):
+            acc += v[k + i * n] * gv[i] / (w[i] + lam)
+        step[k] = -acc
+
+
+cdef class Criterion:
+    """The criterion the optimizer minimizes, bound to one set of cross-products.
+
+    By default the profiled deviance (-2 log-likelihood, ML or REML) in theta.
+    After `set_profile(v, t_row)` it is the criterion of a variance profile:
+    -2 l(theta, scale) with scale = v / g(theta), g = |t_row' Lambda|^2 the
+    variance's relative value (see lmm/profile.py).  `minimize` runs the
+    trust-region Newton iterations in C; `value` and `value_grad_hessian` are
+    the same evaluations for Python.
+
+    Parameters
+    ----------
+    ztz, ztx, zty, xtx, xty, yty : cross-products (see `cross_products`)
+    nobs : number of observations
+    reml : REML or ML
+    theta_rows, theta_cols : (n_theta,) the Lambda entries that theta holds
+    lower : (n_theta,) lower bounds (0 or -inf)
+    shift : added to every value (the REML constant of a rescaled X)
+    """
+
+    cdef const double[:, :, ::1] ztz
+    cdef const double[:, :, ::1] ztx
+    cdef const double[:, ::1] zty
+    cdef const double[:, ::1] xtx
+    cdef const double[::1] xty
+    cdef double yty, nobs, shift, nu
+    cdef bint reml
+    cdef int q, p, nd
+    cdef intp_t[::1] rows
+    cdef intp_t[::1] cols
+    cdef double[::1] lower
+    cdef double[::1] work
+    cdef double[::1] buf
+    cdef bint profile
+    cdef double prof_v
+    cdef double[::1] t_row
+    cdef public long n_evaluations
+
+    def __init__(self, ztz, ztx, zty, xtx, xty, double yty, double nobs, bint reml,
+                 theta_rows, theta_cols, lower, double shift=0.0):
+        self.ztz = ztz
+        self.ztx = ztx
+        self.zty = zty
+        self.xtx = xtx
+        self.xty = xty
+        self.yty = yty
+        self.nobs = nobs
+        self.reml = reml
+        self.shift = shift
+        self.q = self.ztz.shape[1]
+        self.p = self.ztx.shape[2]
+        self.rows = np.ascontiguousarray(theta_rows, dtype=np.intp)
+        self.cols = np.ascontiguousarray(theta_cols, dtype=np.intp)
+        self.lower = np.ascontiguousarray(lower, dtype=float)
+        self.nd = self.rows.shape[0]
+        if self.cols.shape[0] != self.nd or self.lower.shape[0] != self.nd:
+            raise ValueError("theta_rows, theta_cols and lower must have the same length")
+        if (self.ztx.shape[0] != self.ztz.shape[0] or self.zty.shape[0] != self.ztz.shape[0]
+                or self.ztz.shape[2] != self.q or self.ztx.shape[1] != self.q
+                or self.zty.shape[1] != self.q or self.xtx.shape[0] != self.p
+                or self.xtx.shape[1] != self.p or self.xty.shape[0] != self.p):
+            raise ValueError("the cross-products do not agree in shape")
+        for t in range(self.nd):
+            if not (0 <= self.cols[t] <= self.rows[t] < self.q):
+                raise ValueError("theta indices must address the lower triangle of Lambda")
+        self.nu = nobs - self.p if reml else nobs
+        cdef int nd = self.nd
+        self.work = np.empty(_deviance_hessian_work(self.q, self.p, nd))
+        # lam, grad, hess, pieces (2 nd + 2 nd^2), optimizer state (theta, g, h,
+        # cand, step, free-space copies, eigen), profile helpers
+        self.buf = np.empty(self.q * self.q + 8 * nd + 6 * nd * nd + 2 * nd + 8 * nd + 16)
+        self.profile = False
+        self.prof_v = 0.0
+        self.t_row = np.zeros(self.q)
+        self.n_evaluations = 0
+
+    def set_profile(self, double v, t_row):
+        """Switch to the profile criterion of a variance held at v (> 0)."""
+        if not v > 0:
+            raise ValueError("the profiled variance must be positive")
+        t_row = np.ascontiguousarray(t_row, dtype=float)
+        if t_row.shape[0] != self.q:
+            raise ValueError(f"t_row must have length {self.q}")
+        self.t_row = t_row
+        self.prof_v = v
+        self.profile = True
+
+    def clear_profile(self):
+        self.profile = False
+
+    cdef double _eval(self, const double* theta, bint want_deriv, double* grad,
+                      double* hess) noexcept nogil:
+        cdef int q = self.q, nd = self.nd, a, b, j, k
+        cdef double* lam = &self.buf[0]
+        cdef double* pg = lam + q * q
+        cdef double* ph = pg + 2 * nd
+        cdef double* dg = ph + 2 * nd * nd
+        cdef double* r = dg + nd
+        cdef double rss = 0.0, dev, g, v, nu, logdets, f, c1
+        self.n_evaluations += 1
+        for k in range(q * q):
+            lam[k] = 0.0
+        for a in range(nd):
+            lam[self.rows[a] + self.cols[a] * q] = theta[a]
+        if not self.profile:
+            dev = _deviance_hessian_core(lam, self.ztz, self.ztx, self.zty, self.xtx, self.xty,
+                                         self.yty, self.nobs, self.reml, &self.rows[0],
+                                         &self.cols[0], nd, q, self.p, &self.work[0],
+                                         want_deriv, grad, hess, NULL, NULL, &rss)
+            return dev + self.shift
+        dev = _deviance_hessian_core(lam, self.ztz, self.ztx, self.zty, self.xtx, self.xty,
+                                     self.yty, self.nobs, self.reml, &self.rows[0],
+                                     &self.cols[0], nd, q, self.p, &self.work[0],
+                                     want_deriv, grad, hess, pg if want_deriv else NULL,
+                                     ph if want_deriv else NULL, &rss)
+        # g = |row of T Lambda|^2 and its derivatives in theta
+        for k in range(q):
+            r[k] = 0.0
+            for j in range(q):
+                r[k] += self.t_row[j] * lam[j + k * q]
+        g = 0.0
+        for k in range(q):
+            g += r[k] * r[k]
+        if dev == INFINITY or not g > 0:
+            return INFINITY
+        v = self.prof_v
+        nu = self.nu
+        logdets = dev - nu * (1.0 + log(2.0 * M_PI * rss / nu))
+        f = logdets + nu * log(2.0 * M_PI * v / g) + rss * g / v
+        if want_deriv:
+            for a in range(nd):
+                dg[a] = 2.0 * self.t_row[self.rows[a]] * r[self.cols[a]]
+            c1 = rss / v - nu / g
+            for a in range(nd):
+                grad[a] = pg[a] + (g / v) * pg[nd + a] + c1 * dg[a]
+                for b in range(nd):
+                    hess[a + b * nd] = (
+                        ph[a + b * nd] + (g / v) * ph[nd * nd + a + b * nd]
+                        + (pg[nd + a] * dg[b] + dg[a] * pg[nd + b]) / v
+                        + (nu / (g * g)) * dg[a] * dg[b])
+                    if self.cols[a] == self.cols[b]:
+                        hess[a + b * nd] += c1 * 2.0 * self.t_row[self.rows[a]] \
+                            * self.t_row[self.rows[b]]
+        return f + self.shift
+
+    def value(self, theta):
+        cdef double[::1] th = np.ascontiguousarray(theta, dtype=float)
+        if th.shape[0] != self.nd:
+            raise ValueError(f"theta must have length {self.nd}")
+        return self._eval(&th[0] if self.nd else NULL, False, NULL, NULL)
+
+    def value_grad_hessian(self, theta):
+        """(value, gradient (n_theta,), Hessian (n_theta, n_theta)) at theta."""
+        cdef double[::1] th = np.ascontiguousarray(theta, dtype=float)
+        if th.shape[0] != self.nd:
+            raise ValueError(f"theta must have length {self.nd}")
+        grad_arr = np.zeros(self.nd)
+        hess_arr = np.zeros((self.nd, self.nd), order="F")
+        cdef double[::1] grad = grad_arr
+        cdef double[::1, :] hess = hess_arr
+        cdef double f
+        if self.nd == 0:
+            return self._eval(NULL, False, NULL, NULL), grad_arr, np.ascontiguousarray(hess_arr)
+        f = self._eval(&th[0], True, &grad[0], &hess[0, 0])
+        return f, grad_arr, np.ascontiguousarray(hess_arr)
+
+    def minimize(self, theta0, int max_iter=200, double tol=1e-9, double radius=1.0):
+        """Trust-region Newton iterations from theta0, within the bounds.
+
+        Parameters at their bound whose gradient points outward are held
+        (the active set); the others take the exact trust-region step.  Stops
+        when the projected gradient is below `tol` with no negative
+        curvature left among the free parameters, or when the predicted
+        decrease is below what double precision resolves.
+
+        Returns
+        -------
+        (theta, value, n_iterations)
+        """
+        cdef int nd = self.nd
+        theta_arr = np.maximum(np.asarray(theta0, dtype=float), np.asarray(self.lower))
+        if theta_arr.shape[0] != nd:
+            raise ValueError(f"theta0 must have length {nd}")
+        if nd == 0:
+            return theta_arr, self.value(theta_arr), 0
+        state_arr = np.zeros(8 * nd + 5 * nd * nd)
+        cdef double[::1] theta = theta_arr
+        cdef double[::1] state = state_arr
+        cdef int n_iter = 0
+        cdef double f
+        with nogil:
+            f = self._minimize(&theta[0], &state[0], max_iter, tol, radius, &n_iter)
+        return theta_arr, f, n_iter
+
+    cdef double _minimize(self, double* theta, double* state, int max_iter, double tol,
+                          double radius, int* n_iter_out) noexcept nogil:
+        cdef int nd = self.nd, i, j, nf, a, b, it = 0
+        cdef double* g = state
+        cdef double* cand = g + nd
+        cdef double* step = cand + nd
+        cdef double* gf = step + nd
+        cdef double* prefer = gf + nd
+        cdef double* stepf = prefer + nd
+        cdef double* w = stepf + nd
+        cdef double* gv = w + nd
+        cdef double* h = gv + nd
+        cdef double* hf = h + nd * nd
+        cdef double* vecs = hf + nd * nd
+        cdef double* gc = vecs + nd * nd
+        cdef double* hc = gc + nd * nd
+        cdef int* free_ix = <int*>malloc(nd * sizeof(int))
+        cdef double f, fc, pgmax, pg, predicted, rho, dnorm, snorm, tmax, quad, lin
+        cdef bint at_bound, moved
+        if free_ix == NULL:
+            return INFINITY
+        f = self._eval(theta, True, g, h)
+        while it < max_iter and f < INFINITY:
+            nf = 0
+            pgmax = 0.0
+            for i in range(nd):
+                at_bound = self.lower[i] > -INFINITY and theta[i] <= self.lower[i]
+                pg = g[i]
+                if at_bound and pg > 0:
+                    pg = 0.0
+                else:
+                    free_ix[nf] = i
+                    nf += 1
+                if fabs(pg) > pgmax:
+                    pgmax = fabs(pg)
+            for a in range(nf):
+                gf[a] = g[free_ix[a]]
+                at_bound = self.lower[free_ix[a]] > -INFINITY and \
+                    theta[free_ix[a]] <= self.lower[free_ix[a]]
+                prefer[a] = 1.0 if at_bound else -gf[a]
+                for b in range(nf):
+                    hf[a + b * nf] = h[free_ix[a] + free_ix[b] * nd]
+            if nf > 0:
+                _symmetric_eigen(hf, nf, w, vecs)
+            if pgmax < tol and (nf == 0 or w[0] >= 0):
+                break
+            if nf == 0:
+                break
+            _trust_region_step(w, vecs, gf, nf, radius, prefer, gv, stepf)
+            for i in range(nd):
+                step[i] = 0.0
+            snorm = 0.0
+            for a in range(nf):
+                step[free_ix[a]] = stepf[a]
+                snorm += stepf[a] * stepf[a]
+            snorm = sqrt(snorm)
+            dnorm = 0.0
+            lin = 0.0
+            tmax = 0.0
+            for i in range(nd):
+                cand[i] = theta[i] + step[i]
+                if cand[i] < self.lower[i]:
+                    cand[i] = self.lower[i]
+                step[i] = cand[i] - theta[i]      # the projected step d
+                dnorm += step[i] * step[i]
+                lin += g[i] * step[i]
+                if fabs(theta[i]) > tmax:
+                    tmax = fabs(theta[i])
+            dnorm = sqrt(dnorm)
+            quad = 0.0
+            for i in range(nd):
+                for j in range(nd):
+                    quad += step[i] * h[i + j * nd] * step[j]
+            predicted = -(lin + 0.5 * quad)
+            if 0 <= predicted < 1e-15 * (1.0 + fabs(f)):
+                break                 # nothing left that double precision resolves
+            if 0 <= predicted < 1e-11 * (1.0 + fabs(f)) and w[0] > 0:
+                # within rounding noise of the criterion its values cannot judge
+                # the step; the convex quadratic model (exact derivatives) can
+                it += 1
+                for i in range(nd):
+                    theta[i] = cand[i]
+                f = self._eval(theta, True, g, h)
+                continue
+            fc = self._eval(cand, False, NULL, NULL)
+            it += 1
+            rho = (f - fc) / predicted if predicted > 0 else -1.0
+            if not fc < INFINITY or rho < 0.25:
+                radius = 0.25 * (dnorm if dnorm > 1e-3 * radius else 1e-3 * radius)
+            elif rho > 0.75 and snorm > 0.99 * radius:
+                radius *= 2.0
+            if fc < f:
+                moved = dnorm > 1e-15 * (1.0 + tmax)
+                for i in range(nd):
+                    theta[i] = cand[i]
+                f = self._eval(theta, True, g, h)
+                if not moved:
+                    break
+            elif radius < 1e-12 * (1.0 + tmax):
+                break
+        free(free_ix)
+        n_iter_out[0] = it
+        return f
+
+
+def symmetric_eigen(a):
+    """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix, by
+    the optimizer's Jacobi routine (exposed for tests)."""
+    arr = np.array(a, dtype=float, order="F", copy=True)
+    cdef int n = arr.shape[0]
+    if arr.ndim != 2 or arr.shape[1] != n:
+        raise ValueError("a must be square")
+    w_arr = np.zeros(n)
+    v_arr = np.zeros((n, n), order="F")
+    cdef double[::1, :] a_v = arr
+    cdef double[::1] w = w_arr
+    cdef double[::1, :] v = v_arr
+    if n > 0:
+        _symmetric_eigen(&a_v[0, 0], n, &w[0], &v[0, 0])
+    return w_arr, v_arr

@@ -45,8 +45,9 @@ class CrossProducts:
     def transformed(self, x_scale, z_transform, y_offset=None):
         """Cross-products of X diag(x_scale), Z z_transform and y - X diag(x_scale) y_offset."""
         t = z_transform
-        ztz = np.einsum("ji,gjk,kl->gil", t, self.ztz, t, optimize=True)
-        ztx = np.einsum("ji,gjc->gic", t, self.ztx, optimize=True) * x_scale
+        # (plain matmul broadcasting: einsum's path search costs more than the work)
+        ztz = t.T @ self.ztz @ t
+        ztx = (t.T @ self.ztx) * x_scale
         zty = self.zty @ t
         xtx = self.xtx * np.outer(x_scale, x_scale)
         xty = self.xty * x_scale
@@ -112,16 +113,25 @@ class ProfiledDeviance:
             self.stats.xtx, self.stats.xty, self.stats.yty,
         )
         self._grad = np.zeros((structure.q, structure.q))
-        self.n_evaluations = 0
+        self._scipy_evaluations = 0
+        self.criterion = self.make_criterion()
+
+    def make_criterion(self):
+        """A compiled `_core.Criterion` on this model's conditioned cross-products."""
+        s = self.structure
+        return _core.Criterion(*self._args, float(self.nobs), self.reml, s.theta_rows,
+                               s.theta_cols, s.lower_bounds, self.shift)
+
+    @property
+    def n_evaluations(self):
+        return self.criterion.n_evaluations + self._scipy_evaluations
 
     def value(self, theta):
-        self.n_evaluations += 1
-        lam = self.structure.lam(theta)
-        dev, _ = _core.deviance(lam, *self._args, float(self.nobs), self.reml, None)
-        return dev + self.shift
+        return self.criterion.value(theta)
 
     def value_and_grad(self, theta):
-        self.n_evaluations += 1
+        """Criterion and gradient (for scipy.optimize methods)."""
+        self._scipy_evaluations += 1
         lam = self.structure.lam(theta)
         dev, _ = _core.deviance(lam, *self._args, float(self.nobs), self.reml, self._grad)
         s = self.structure
@@ -133,13 +143,7 @@ class ProfiledDeviance:
 
     def value_grad_hessian(self, theta):
         """Criterion, gradient and Hessian in theta from one kernel call."""
-        self.n_evaluations += 1
-        s = self.structure
-        grad = np.empty(s.n_theta)
-        hess = np.empty((s.n_theta, s.n_theta))
-        dev, _ = _core.deviance_hessian(s.lam(theta), *self._args, float(self.nobs),
-                                        self.reml, s.theta_rows, s.theta_cols, grad, hess)
-        return dev + self.shift, grad, hess
+        return self.criterion.value_grad_hessian(theta)
 
     def hessian(self, theta):
         """Hessian of the profiled criterion in theta (analytic)."""
@@ -183,7 +187,7 @@ class ProfiledDeviance:
         )
         t = self.reparam.t
         modes = modes_s @ t.T
-        cond = np.einsum("ij,gjk,lk->gil", t, cond_s, t, optimize=True) * scale
+        cond = (t @ cond_s @ t.T) * scale
         return modes, cond
 
     def variance_information(self, theta):

@@ -1,10 +1,12 @@
 """The optimizer loop over theta and the optimum check.
 
 The search runs in the conditioned theta space of `ProfiledDeviance`, by
-projected Newton steps with the analytic Hessian (from lme4's start,
-Lambda = I): few iterations, quadratic convergence whatever scaling is left
-over, and exact handling of the bounds through an active set.  A
-scipy.optimize method can be asked for instead; Newton steps then finish
+trust-region Newton steps with the analytic Hessian (from lme4's start,
+Lambda = I; the iterations run in C, `_core.Criterion.minimize`): few
+iterations, quadratic convergence whatever scaling is left over, and exact
+handling of the bounds through an active set.  The trust region keeps early
+steps from leaping onto the boundary, where rank-deficient local optima lie.
+A scipy.optimize method can be asked for instead; Newton steps then finish
 from its end point.
 The end point is checked (projected gradient, curvature, boundary) before the
 fit is called converged; nothing restarts from a failed point.
@@ -65,99 +67,6 @@ def _projected_gradient(theta, grad, lower):
     return pg, at_bound
 
 
-def _trust_region_step(h, g, radius, prefer):
-    """Minimizer of g'p + p'Hp/2 subject to |p| <= radius (exact, by eigh).
-
-    Small dimensions only (the number of theta entries): the secular equation
-    |p(lam)| = radius is solved for the shift lam by Newton steps.
-    """
-    w, v = np.linalg.eigh(h)
-    gv = v.T @ g
-    if w[0] > 0:
-        p = -(v @ (gv / w))
-        if np.linalg.norm(p) <= radius:
-            return p
-    lo = max(0.0, -w[0]) + 1e-14 * max(1.0, abs(w[-1]))
-    if np.linalg.norm(gv / (w + lo)) < radius:
-        # the 'hard case': move along the lowest-curvature direction as well
-        p = -(v @ (gv / (w + lo)))
-        extra = np.sqrt(max(radius**2 - p @ p, 0.0))
-        # either sign of the eigenvector solves the subproblem; take the one
-        # pointing into the feasible region (a zero gradient at a bound, as at
-        # a variance of zero, would otherwise leave the choice to rounding)
-        direction = v[:, 0] if v[:, 0] @ prefer >= 0 else -v[:, 0]
-        return p + extra * direction
-    # Newton's method on 1/|p(lam)| - 1/radius, which is concave and increasing
-    # in lam: from the left end it converges monotonically (More and Sorensen).
-    lam = lo
-    g2 = gv * gv
-    for _ in range(50):
-        shifted = w + lam
-        norm2 = np.sum(g2 / shifted**2)
-        norm = np.sqrt(norm2)
-        if abs(norm - radius) <= 1e-3 * radius:
-            break
-        dnorm = np.sum(g2 / shifted**3) / norm2**1.5
-        lam -= (1.0 / norm - 1.0 / radius) / dnorm
-    return -(v @ (gv / (w + lam)))
-
-
-def projected_newton(dev, theta, max_iter=200, tol=1e-9, radius=1.0):
-    """Minimize by trust-region Newton steps, projected onto the bounds.
-
-    Each iteration takes the criterion, gradient and Hessian from one kernel
-    call and solves the trust-region subproblem exactly on the free
-    parameters (those at their bound with an outward gradient are held, the
-    active set).  The radius starts at `radius` (theta is of order one in the
-    conditioned space), so early steps cannot leap onto the boundary, where
-    rank-deficient local optima lie.  Returns the final theta and the number
-    of iterations.
-    """
-    lower = dev.structure.lower_bounds
-    theta = np.maximum(np.asarray(theta, dtype=float), lower)
-    f, g, h = dev.value_grad_hessian(theta)
-    n_iter = 0
-    while n_iter < max_iter and np.isfinite(f):
-        pg, at_bound = _projected_gradient(theta, g, lower)
-        free = ~(at_bound & (g > 0))
-        if np.max(np.abs(pg), initial=0.0) < tol and (
-                not free.any() or np.linalg.eigvalsh(h[np.ix_(free, free)])[0] >= 0):
-            break
-        step = np.zeros_like(theta)
-        prefer = np.where(at_bound, 1.0, -g)[free]
-        step[free] = _trust_region_step(h[np.ix_(free, free)], g[free], radius, prefer)
-        cand = np.maximum(theta + step, lower)
-        d = cand - theta
-        predicted = -(g @ d + 0.5 * d @ h @ d)
-        if 0 <= predicted < 1e-15 * (1.0 + abs(f)):
-            break                # nothing left that double precision can resolve
-        if 0 <= predicted < 1e-11 * (1.0 + abs(f)) and np.all(np.linalg.eigvalsh(
-                h[np.ix_(free, free)]) > 0):
-            # Within rounding noise of the criterion, its values cannot judge
-            # the step; the convex quadratic model (exact derivatives) can.
-            n_iter += 1
-            theta = cand
-            f, g, h = dev.value_grad_hessian(theta)
-            continue
-        fc = dev.value(cand)
-        n_iter += 1
-        rho = (f - fc) / predicted if predicted > 0 else -1.0
-        dnorm = np.linalg.norm(d)
-        if not np.isfinite(fc) or rho < 0.25:
-            radius = 0.25 * max(dnorm, 1e-3 * radius)
-        elif rho > 0.75 and np.linalg.norm(step) > 0.99 * radius:
-            radius *= 2.0
-        if np.isfinite(fc) and fc < f:
-            moved = dnorm > 1e-15 * (1.0 + np.max(np.abs(theta)))
-            theta = cand
-            f, g, h = dev.value_grad_hessian(theta)
-            if not moved:
-                break
-        elif radius < 1e-12 * (1.0 + np.max(np.abs(theta))):
-            break
-    return theta, n_iter
-
-
 def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
     """Minimize the profiled deviance over theta.
 
@@ -193,8 +102,8 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
         )
         theta = np.maximum(res.x, lower)
         n_iter = int(getattr(res, "nit", 0) or 0)
-    theta, n_newton = projected_newton(
-        dev, theta, max_iter=opts.get("maxiter", 200) if name == "newton" else 200
+    theta, _, n_newton = dev.criterion.minimize(
+        theta, max_iter=opts.get("maxiter", 200) if name == "newton" else 200
     )
     n_iter += n_newton
     if method is None and _on_boundary(dev, theta):

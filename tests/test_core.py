@@ -147,3 +147,33 @@ def test_fit_optimum_is_stationary_for_dense_criterion():
         up = dense_profiled_deviance(y, x, z, g, s.lam(res.theta + e), True)
         dn = dense_profiled_deviance(y, x, z, g, s.lam(res.theta - e), True)
         assert abs(up - dn) / (2 * h) < 1e-4
+
+
+def test_symmetric_eigen_matches_numpy():
+    rng = np.random.default_rng(3)
+    for n in (1, 2, 3, 6, 10):
+        a = rng.normal(size=(n, n))
+        a = a + a.T
+        w, v = _core.symmetric_eigen(a)
+        np.testing.assert_allclose(w, np.linalg.eigvalsh(a), atol=1e-12 * np.abs(a).max())
+        np.testing.assert_allclose(v @ np.diag(w) @ v.T, a, atol=1e-11 * np.abs(a).max())
+        np.testing.assert_allclose(v.T @ v, np.eye(n), atol=1e-12)
+
+
+@pytest.mark.parametrize("q,p,blocks,seed", CASES)
+def test_compiled_criterion_matches_kernels(q, p, blocks, seed):
+    md, _ = _model(q, p, seed)
+    s = CovarianceStructure(q, blocks)
+    dev = md._deviance(True, s)
+    theta = _random_theta(s, np.random.default_rng(seed + 7))
+    f, g, h = dev.criterion.value_grad_hessian(theta)
+    lam = s.lam(theta)
+    st = dev.stats
+    grad = np.empty(s.n_theta)
+    hess = np.empty((s.n_theta, s.n_theta))
+    f2, _ = _core.deviance_hessian(lam, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty,
+                                   float(st.nobs), True, s.theta_rows, s.theta_cols, grad, hess)
+    assert f == pytest.approx(f2 + dev.shift, rel=1e-14)
+    np.testing.assert_allclose(g, grad, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(h, hess, rtol=1e-12, atol=1e-12)
+    assert dev.criterion.value(theta) == pytest.approx(f, rel=1e-14)
