@@ -761,7 +761,7 @@ cdef double _deviance_hessian_core(
     cdef double* stot = second_work + _second_order_work(q, p, nd)
     cdef double yvy = 0.0, logdet = 0.0, logdet_xvx = 0.0, rss = 0.0, dev, nu, s, s2
     cdef double d_rss_a, d_rss_b
-    cdef int info, a, b, i, j, k, m, ja, ka, jb, kb
+    cdef int info, a, b, i, m, ja, ka, jb, kb
     _pass_one(lam_c, ztz, ztx, zty, xtx, xty, yty, q, p, pass_work,
               xvx, xvy, &yvy, &logdet)
     info = _solve_gls(xvx, xvy, yvy, p, beta, &logdet_xvx, &rss)
@@ -975,13 +975,13 @@ cdef void _symmetric_eigen(double* a, int n, double* w, double* v) noexcept nogi
     n is the number of free theta entries: small, where Jacobi is exact to
     rounding and a LAPACK call would cost more than the arithmetic.
     """
-    cdef int i, j, k, sweep, imin
+    cdef int i, j, k, _sweep, imin
     cdef double off, scale, apq, tau, t, c, s, akp, akq, tmp
     for i in range(n * n):
         v[i] = 0.0
     for i in range(n):
         v[i + i * n] = 1.0
-    for sweep in range(100):
+    for _sweep in range(100):
         off = 0.0
         scale = 0.0
         for j in range(n):
@@ -1042,7 +1042,7 @@ cdef void _trust_region_step(const double* w, const double* v, const double* g, 
     added with the sign that points along `prefer` (into the feasible region
     when a zero gradient at a bound leaves the choice to rounding).
     """
-    cdef int i, k, it
+    cdef int i, k, _it
     cdef double norm2, lam, lo, d, extra, sgn, wl, acc, dnorm
     for i in range(n):
         acc = 0.0
@@ -1079,7 +1079,7 @@ cdef void _trust_region_step(const double* w, const double* v, const double* g, 
             step[k] = -acc + extra * sgn * v[k]
         return
     lam = lo
-    for it in range(50):
+    for _it in range(50):
         norm2 = 0.0
         dnorm = 0.0
         for i in range(n):
@@ -1282,7 +1282,7 @@ cdef class Criterion:
             raise ValueError(f"theta0 must have length {nd}")
         if nd == 0:
             return theta_arr, self.value(theta_arr), 0
-        state_arr = np.zeros(8 * nd + 5 * nd * nd)
+        state_arr = np.zeros(8 * nd + 3 * nd * nd)
         cdef double[::1] theta = theta_arr
         cdef double[::1] state = state_arr
         cdef int n_iter = 0
@@ -1305,8 +1305,6 @@ cdef class Criterion:
         cdef double* h = gv + nd
         cdef double* hf = h + nd * nd
         cdef double* vecs = hf + nd * nd
-        cdef double* gc = vecs + nd * nd
-        cdef double* hc = gc + nd * nd
         cdef int* free_ix = <int*>malloc(nd * sizeof(int))
         cdef double f, fc, pgmax, pg, predicted, rho, dnorm, snorm, tmax, quad, lin
         cdef bint at_bound, moved
