@@ -119,7 +119,10 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if planned is not None:
         lhs, fe, re = planned
         used = [lhs, *sorted(fe.variables | (re.variables if re else set()))]
-        col_missing = {c: frame[c].isna().to_numpy() for c in used}
+        arrays = {c: frame[c].to_numpy() for c in used}
+        col_missing = {c: (np.isnan(a) if a.dtype.kind == "f" else
+                           np.zeros(len(a), dtype=bool) if a.dtype.kind in "biu" else
+                           pd.isna(a)) for c, a in arrays.items()}
         bad = pd.isna(groups)
         for m in col_missing.values():
             bad = bad | m
@@ -135,19 +138,20 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             groups, row_labels = groups[keep], row_labels[keep]
             planned = _fast_designs(formula, re_formula, frame)
             lhs, fe, re = planned
+            arrays = {c: frame[c].to_numpy() for c in used}
         endog = frame[lhs]
         if not pd.api.types.is_numeric_dtype(endog) or pd.api.types.is_bool_dtype(endog):
             raise TypeError(f"the response {lhs!r} must be numeric, got {endog.dtype}")
-        x = fe.matrix(frame)
+        x = fe.matrix(frame, arrays)
         exog_names = fe.column_names
         if re is not None:
-            z = re.matrix(frame)
+            z = re.matrix(frame, arrays)
             re_names = [c.replace("Intercept", re_intercept_name or group_name)
                         for c in re.column_names]
         else:
             z, re_names = None, [re_intercept_name or group_name]
         return cls(
-            endog.to_numpy(dtype=float), x, groups, exog_re=z, missing="none",
+            arrays[lhs].astype(float), x, groups, exog_re=z, missing="none",
             formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
             exog_re_names=re_names, exog_names=exog_names, endog_names=lhs,
             row_labels=row_labels, **kwargs,

@@ -48,12 +48,21 @@ class FastDesign:
         self.full_coding = full_coding      # categorical label -> one column per level?
         self.variables = set(categorical.values()) | set(numeric.values())
 
-    def matrix(self, data):
+    def matrix(self, data, arrays=None):
         """The design matrix of `data` (float64, C-ordered).
 
+        `arrays` may map column names to their numpy arrays already taken out
+        of `data` (pandas column access costs more than the arithmetic here).
         Raises ValueError if a categorical value is missing or not among the
         design's levels.
         """
+        arrays = {} if arrays is None else arrays
+
+        def column(name):
+            if name not in arrays:
+                arrays[name] = data[name].to_numpy()
+            return arrays[name]
+
         n = len(data)
         x = np.empty((n, len(self.column_names)))
         j = 0
@@ -64,7 +73,7 @@ class FastDesign:
             if len(term) == 1 and term[0] in self.categorical:
                 label = term[0]
                 lev = self.levels[label]
-                values = np.asarray(data[self.categorical[label]], dtype=object)
+                values = np.asarray(column(self.categorical[label]), dtype=object)
                 codes = pd.Index(lev).get_indexer(values)
                 if (codes < 0).any():
                     raise ValueError(
@@ -75,12 +84,9 @@ class FastDesign:
                     x[:, j] = codes == k
                     j += 1
             else:
-                col = data[self.numeric[term[0]]].to_numpy(dtype=float, na_value=np.nan)
-                if len(term) > 1:
-                    col = col.copy()
-                    for label in term[1:]:
-                        col *= data[self.numeric[label]].to_numpy(dtype=float, na_value=np.nan)
-                x[:, j] = col
+                x[:, j] = column(self.numeric[term[0]])
+                for label in term[1:]:
+                    x[:, j] *= column(self.numeric[label])
                 j += 1
         return x
 
