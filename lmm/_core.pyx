@@ -1130,7 +1130,7 @@ cdef class Criterion:
     cdef double[::1] lower
     cdef double[::1] work
     cdef double[::1] buf
-    cdef bint profile
+    cdef int profile          # 0: profiled deviance, 1: variance held, 2: scale held
     cdef double prof_v
     cdef double[::1] t_row
     cdef public long n_evaluations
@@ -1168,7 +1168,7 @@ cdef class Criterion:
         # lam, grad, hess, pieces (2 nd + 2 nd^2), optimizer state (theta, g, h,
         # cand, step, free-space copies, eigen), profile helpers
         self.buf = np.empty(self.q * self.q + 8 * nd + 6 * nd * nd + 2 * nd + 8 * nd + 16)
-        self.profile = False
+        self.profile = 0
         self.prof_v = 0.0
         self.t_row = np.zeros(self.q)
         self.n_evaluations = 0
@@ -1182,10 +1182,17 @@ cdef class Criterion:
             raise ValueError(f"t_row must have length {self.q}")
         self.t_row = t_row
         self.prof_v = v
-        self.profile = True
+        self.profile = 1
+
+    def set_scale_profile(self, double scale):
+        """Switch to -2 l(theta, scale) with the residual variance held at `scale`."""
+        if not scale > 0:
+            raise ValueError("the residual variance must be positive")
+        self.prof_v = scale
+        self.profile = 2
 
     def clear_profile(self):
-        self.profile = False
+        self.profile = 0
 
     cdef double _eval(self, const double* theta, bint want_deriv, double* grad,
                       double* hess) noexcept nogil:
@@ -1212,6 +1219,19 @@ cdef class Criterion:
                                      &self.cols[0], nd, q, self.p, &self.work[0],
                                      want_deriv, grad, hess, pg if want_deriv else NULL,
                                      ph if want_deriv else NULL, &rss)
+        nu = self.nu
+        if self.profile == 2:
+            # scale s held: -2 l = L + nu log(2 pi s) + rss / s
+            if dev == INFINITY:
+                return INFINITY
+            v = self.prof_v
+            logdets = dev - nu * (1.0 + log(2.0 * M_PI * rss / nu))
+            if want_deriv:
+                for a in range(nd):
+                    grad[a] = pg[a] + pg[nd + a] / v
+                    for b in range(nd):
+                        hess[a + b * nd] = ph[a + b * nd] + ph[nd * nd + a + b * nd] / v
+            return logdets + nu * log(2.0 * M_PI * v) + rss / v + self.shift
         # g = |row of T Lambda|^2 and its derivatives in theta
         for k in range(q):
             r[k] = 0.0
@@ -1223,7 +1243,6 @@ cdef class Criterion:
         if dev == INFINITY or not g > 0:
             return INFINITY
         v = self.prof_v
-        nu = self.nu
         logdets = dev - nu * (1.0 + log(2.0 * M_PI * rss / nu))
         f = logdets + nu * log(2.0 * M_PI * v / g) + rss * g / v
         if want_deriv:

@@ -379,6 +379,49 @@ class MixedLMResults:
         return plot_resid_fitted(self, ax=ax)
 
     # -- lme4's views ------------------------------------------------------------
+    def varcorr_names(self):
+        """Random-effect names as lme4 prints them ("(Intercept)" for intercepts)."""
+        return ["(Intercept)" if icpt else str(n)
+                for n, icpt in zip(self.cov_re.index, self.model._intercept_re)]
+
+    def conf_int_re(self, level=0.95, method="profile", criterion="ML"):
+        """Profile confidence intervals of the variance-covariance parameters and sigma.
+
+        Parameters
+        ----------
+        level : float
+        method : {'profile'}
+        criterion : {'ML', 'REML'}
+            The deviance profiled.  'ML' (default) is what lme4's
+            ``confint(m, method = "profile")`` does, for REML fits too (it refits
+            by ML); 'REML' profiles the REML criterion of a REML fit.
+
+        Returns
+        -------
+        DataFrame indexed like lme4's confint rows (``sd_(Intercept)|Pig``,
+        ``cor_Time.(Intercept)|Pig``, ``sd_Time|Pig``, ``sigma``) with columns
+        estimate, lower, upper on the standard-deviation / correlation scale
+        and var_estimate, var_lower, var_upper on the variance scale (squares
+        of the sd rows; NaN for correlations).
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> ci = lmm.lmer("Weight ~ Time + (1 | Pig)", d).conf_int_re()
+        >>> list(ci.index)
+        ['sd_(Intercept)|Pig', 'sigma']
+        """
+        from .confint import profile_intervals
+
+        if method != "profile":
+            raise NotImplementedError("only method='profile' is implemented")
+        out = profile_intervals(self, level=level, criterion=criterion)
+        is_cor = out.index.str.startswith("cor_")
+        for col in ("estimate", "lower", "upper"):
+            out["var_" + col] = np.where(is_cor, np.nan, out[col] ** 2)
+        return out
+
     def varcorr(self):
         """Variance components as R's ``as.data.frame(VarCorr(m))``.
 
@@ -391,8 +434,7 @@ class MixedLMResults:
         names repeated terms ("Pig", "Pig.1", ...).
         """
         cov = self.cov_re.to_numpy()
-        names = ["(Intercept)" if icpt else str(n)
-                 for n, icpt in zip(self.cov_re.index, self.model._intercept_re)]
+        names = self.varcorr_names()
         rows = []
         for b, members in enumerate(self.structure.blocks):
             grp = self.model.group_name + (f".{b}" if b else "")

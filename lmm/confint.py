@@ -1,0 +1,210 @@
+"""Profile-likelihood confidence intervals for variance components (lme4's way).
+
+The covariance parameters are written as lme4 reports them: the standard
+deviation of each random effect, the correlation of each pair in a block, and
+the residual standard deviation sigma.  For each one, the interval is the set
+of values whose profile deviance (the deviance minimized over every other
+parameter, fixed effects included) lies within the chi-square(1) quantile of
+the minimum, as in lme4's ``confint(m, method = "profile")``.  By default the
+deviance profiled is the ML deviance, also for a REML fit (lme4 refits a
+REML model by ML before profiling); ``criterion="REML"`` profiles the REML
+criterion instead.
+
+Each profile point is a small bounded optimization over the other parameters
+on the cross-products (the compiled profiled criterion gives the deviance for
+any covariance), and the ends of the interval are found by root finding.
+"""
+
+import numpy as np
+import pandas as pd
+from scipy import optimize, stats
+
+from . import _core
+
+
+class _SdCorParametrization:
+    """(sd of each effect, correlations within blocks, sigma) <-> (Lambda, scale)."""
+
+    def __init__(self, results):
+        s = results.structure
+        self.q = s.q
+        self.names = [str(n) for n in results.varcorr_names()]
+        self.group = results.model.group_name
+        self.sd_index = list(range(s.q))
+        self.cor_pairs = []
+        self.blocks = s.blocks
+        for members in s.blocks:
+            for a, j in enumerate(members):
+                for k in members[a + 1:]:
+                    self.cor_pairs.append((j, k))
+        self.n = s.q + len(self.cor_pairs) + 1
+        lo = [0.0] * s.q + [-1.0] * len(self.cor_pairs) + [0.0]
+        hi = [np.inf] * s.q + [1.0] * len(self.cor_pairs) + [np.inf]
+        self.lower = np.array(lo)
+        self.upper = np.array(hi)
+
+    def lme4_order(self):
+        """Positions in phi of lme4's row order: per block, column by column of
+        the lower triangle (sd_j, then the correlations below it), sigma last."""
+        order = []
+        for members in self.blocks:
+            for a, j in enumerate(members):
+                order.append(j)
+                for k in members[a + 1:]:
+                    order.append(self.q + self.cor_pairs.index((j, k)))
+        return order + [self.n - 1]
+
+    def labels(self):
+        out = [f"sd_{self.names[j]}|{self.group}" for j in self.sd_index]
+        out += [f"cor_{self.names[k]}.{self.names[j]}|{self.group}" for j, k in self.cor_pairs]
+        return out + ["sigma"]
+
+    def from_results(self, res):
+        cov = res.cov_re.to_numpy()
+        sd = np.sqrt(np.diag(cov))
+        cors = [cov[j, k] / (sd[j] * sd[k]) if sd[j] * sd[k] > 0 else 0.0
+                for j, k in self.cor_pairs]
+        return np.concatenate([sd, cors, [np.sqrt(res.scale)]])
+
+    def cov_and_scale(self, phi):
+        sd = phi[:self.q]
+        cov = np.diag(sd**2)
+        for (j, k), r in zip(self.cor_pairs, phi[self.q:-1]):
+            cov[j, k] = cov[k, j] = r * sd[j] * sd[k]
+        return cov, phi[-1] ** 2
+
+
+class _ProfiledDevianceInPhi:
+    """-2 log-likelihood (beta profiled) as a function of (sd, cor, sigma)."""
+
+    def __init__(self, dev, param):
+        self.dev = dev
+        self.param = param
+        self.t_inv = dev.reparam.t_inv
+
+    def __call__(self, phi):
+        cov, scale = self.param.cov_and_scale(phi)
+        if not scale > 0:
+            return np.inf
+        # relative covariance of the conditioned design: G_s = T^-1 (cov / scale) T^-T
+        g_s = self.t_inv @ (cov / scale) @ self.t_inv.T
+        w, v = np.linalg.eigh(0.5 * (g_s + g_s.T))
+        if w[0] < -1e-10 * max(1.0, w[-1]):
+            return np.inf                       # |correlation| > 1 in effect
+        f = v * np.sqrt(np.clip(w, 0, None))
+        lam = np.linalg.qr(f.T, mode="r").T
+        d = self.dev
+        dev, rss = _core.deviance(np.ascontiguousarray(lam), *d._args, float(d.nobs), d.reml,
+                                  None, None)
+        if not np.isfinite(dev):
+            return np.inf
+        nu = d.nu
+        logdets = dev - nu * (1.0 + np.log(2.0 * np.pi * rss / nu))
+        return logdets + nu * np.log(2.0 * np.pi * scale) + rss / scale + d.shift
+
+
+def _profile_value(fun, phi_hat, i, x, lower, upper, start):
+    """min over the other parameters of fun with parameter i held at x.
+
+    The others are optimized in unconstrained coordinates (log of standard
+    deviations, atanh of correlations) by Nelder-Mead: scipy's bounded
+    quasi-Newton costs far more per iteration than this small problem.
+    """
+    free = np.array([k for k in range(len(phi_hat)) if k != i])
+    is_cor = np.isfinite(lower[free]) & (lower[free] < 0)
+
+    def to_u(phi_free):
+        return np.where(is_cor, np.arctanh(np.clip(phi_free, -1 + 1e-12, 1 - 1e-12)),
+                        np.log(np.maximum(phi_free, 1e-300)))
+
+    def sub(u):
+        phi = phi_hat.copy()
+        phi[i] = x
+        phi[free] = np.where(is_cor, np.tanh(u), np.exp(u))
+        return fun(phi)
+
+    u0 = to_u(start[free])
+    best = optimize.minimize(sub, u0, method="Nelder-Mead",
+                             options=dict(xatol=1e-9, fatol=1e-12, maxfev=20000,
+                                          adaptive=len(free) > 3))
+    phi = phi_hat.copy()
+    phi[i] = x
+    phi[free] = np.where(is_cor, np.tanh(best.x), np.exp(best.x))
+    return float(best.fun), phi
+
+
+def profile_intervals(results, level=0.95, criterion="ML"):
+    """Profile confidence intervals of lme4's variance-covariance parameters.
+
+    Returns a DataFrame indexed like lme4's confint rows (``sd_(Intercept)|Pig``,
+    ``cor_Time.(Intercept)|Pig``, ``sd_Time|Pig``, ``sigma``) with columns
+    estimate, lower, upper (on the sd/correlation scale).
+    """
+    if criterion not in ("ML", "REML"):
+        raise ValueError("criterion must be 'ML' or 'REML'")
+    res = results
+    if (criterion == "ML") == res.reml:
+        res = res.model.fit(reml=criterion == "REML", free=res._free)
+    param = _SdCorParametrization(res)
+    fun = _ProfiledDevianceInPhi(res._dev, param)
+    phi_hat = param.from_results(res)
+    dev_min = fun(phi_hat)
+    cut = stats.chi2.ppf(level, 1)
+    crit = res._dev.make_criterion()
+    theta_hat = res._check.theta
+    rows = []
+    for i in param.lme4_order():
+        ends = []
+        for direction in (-1, 1):
+            if i < param.q or i == param.n - 1:
+                # sd_j or sigma: the compiled criterion holds the variance (or
+                # the scale) fixed and minimizes over theta by Newton steps
+                cache = {"theta": theta_hat.copy()}
+
+                def excess(x, i=i, cache=cache):
+                    if not x > 0:
+                        return np.inf
+                    if i == param.n - 1:
+                        crit.set_scale_profile(x * x)
+                    else:
+                        crit.set_profile(x * x, res._dev.reparam.t[i])
+                    theta, value, _ = crit.minimize(cache["theta"])
+                    cache["theta"] = theta
+                    return value - dev_min - cut
+            else:
+                cache = {"start": phi_hat.copy()}
+
+                def excess(x, i=i, cache=cache):
+                    val, phi = _profile_value(fun, phi_hat, i, x, param.lower, param.upper,
+                                              cache["start"])
+                    cache["start"] = phi
+                    return val - dev_min - cut
+
+            ends.append(_find_end(excess, phi_hat[i], direction, param.lower[i],
+                                  param.upper[i]))
+        rows.append((phi_hat[i], ends[0], ends[1]))
+    labels = param.labels()
+    out = pd.DataFrame(rows, index=[labels[i] for i in param.lme4_order()],
+                       columns=["estimate", "lower", "upper"])
+    return out
+
+
+def _find_end(excess, x_hat, direction, lo, hi):
+    """The point beyond x_hat (in `direction`) where excess crosses zero."""
+    step = max(abs(x_hat) * 0.1, 1e-3) if np.isfinite(hi) or direction < 0 else \
+        max(abs(x_hat) * 0.1, 1e-3)
+    a = x_hat
+    for _ in range(60):
+        b = a + direction * step
+        if direction < 0 and b <= lo:
+            b = lo
+        if direction > 0 and b >= hi:
+            b = hi
+        fb = excess(b)
+        if fb >= 0:
+            return optimize.brentq(excess, min(a, b), max(a, b), xtol=1e-10, rtol=1e-10)
+        if b in (lo, hi):
+            return b                # the profile stays within the cut-off to the bound
+        a = b
+        step *= 2.0
+    return np.nan
