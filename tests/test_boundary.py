@@ -146,3 +146,25 @@ def test_singular_like_lme4(dietox):
     assert res.fe_params.iloc[0] == pytest.approx(ref["fixef"]["(Intercept)"], rel=1e-8)
     assert res.scale == pytest.approx(ref["sigma2"], rel=1e-6)
     assert res.theta[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_large_problem_converges_without_false_warning():
+    """10^5 rows: the deviance's gradient carries rounding noise proportional to
+    n; the optimum check judges by the Newton decrement, which does not grow."""
+    rng = np.random.default_rng(11)
+    n_groups, size = 10_000, 10
+    g = np.repeat(np.arange(n_groups), size)
+    x = rng.normal(size=(g.size, 2))
+    b = rng.normal(size=(n_groups, 2)) * [1.0, 0.5]
+    y = 1 + x @ [0.5, -0.2] + b[g, 0] + b[g, 1] * x[:, 0] + rng.normal(size=g.size)
+    exog = np.column_stack([np.ones(g.size), x])
+    exog_re = np.column_stack([np.ones(g.size), x[:, 0]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = lmm.MixedLM(y, exog, g, exog_re=exog_re).fit()
+    assert res.converged
+    # the optimum: a Newton step from it gains nothing
+    dev = res._dev
+    f, grad, hess = dev.value_grad_hessian(res._check.theta)
+    assert 0.25 * grad @ np.linalg.solve(hess, grad) < 1e-8
+    np.testing.assert_allclose(res.cov_re.to_numpy(), [[1.0, 0.0], [0.0, 0.25]], atol=0.05)
