@@ -15,7 +15,7 @@ from . import _core
 from .covariance import CovarianceStructure, Reparametrization
 from .deviance import CrossProducts, ProfiledDeviance
 from .exceptions import ConvergenceWarning, SingularFitWarning
-from .optimize import SINGULAR_TOLERANCE, minimize_deviance
+from .optimize import minimize_deviance
 from .params import MixedLMParams
 
 
@@ -489,4 +489,3 @@ class MixedLM:
         """
         return self._deviance(reml, self._structure(free))
 
-    _singular_tolerance = SINGULAR_TOLERANCE

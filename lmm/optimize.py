@@ -12,13 +12,10 @@ The end point is checked (projected gradient, curvature, boundary) before the
 fit is called converged; nothing restarts from a failed point.
 """
 
-import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
-
-from .exceptions import ConvergenceWarning
 
 # scipy.optimize.minimize methods accepted through fit(method=...); statsmodels'
 # names map to their scipy counterparts.
@@ -183,12 +180,3 @@ def check_optimum(dev, theta, n_iterations=0):
         at_bound=at_bound, converged=converged, messages=messages,
         n_iterations=n_iterations, n_evaluations=dev.n_evaluations,
     )
-
-
-def warn_if_not_converged(check, stacklevel=3):
-    if not check.converged:
-        warnings.warn(
-            "The fit did not converge: " + "; ".join(check.messages),
-            ConvergenceWarning,
-            stacklevel=stacklevel,
-        )
