@@ -12,7 +12,7 @@ Examples
 >>> print(mdf.summary())  # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
+from ._version import __version__
 
 try:
     from . import _core  # noqa: F401
