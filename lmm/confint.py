@@ -148,7 +148,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
     param = _SdCorParametrization(res)
     fun = _ProfiledDevianceInPhi(res._dev, param)
     phi_hat = param.from_results(res)
-    dev_min = fun(phi_hat)
+    dev_min = res._dev.value(res._check.theta)
     cut = stats.chi2.ppf(level, 1)
     crit = res._dev.make_criterion()
     theta_hat = res._check.theta
@@ -172,6 +172,14 @@ def profile_intervals(results, level=0.95, criterion="ML"):
                     cache["theta"] = theta
                     return value - dev_min - cut
             else:
+                # a correlation: scale-free, so the endpoint is the extreme of
+                # the correlation over the region where the profiled deviance
+                # stays within the cut-off (a small constrained problem)
+                pair = param.cor_pairs[i - param.q]
+                end = _correlation_end(res._dev, pair, theta_hat, dev_min + cut, direction)
+                if end is not None:
+                    ends.append(end)
+                    continue
                 cache = {"start": phi_hat.copy()}
 
                 def excess(x, i=i, cache=cache):
@@ -187,6 +195,38 @@ def profile_intervals(results, level=0.95, criterion="ML"):
     out = pd.DataFrame(rows, index=[labels[i] for i in param.lme4_order()],
                        columns=["estimate", "lower", "upper"])
     return out
+
+
+def _correlation_end(dev, pair, theta_hat, limit, direction):
+    """max (direction = 1) or min (-1) of a correlation over
+    {theta : profiled deviance(theta) <= limit}, by SLSQP; None if it fails."""
+    j, k = pair
+    t = dev.reparam.t
+    s = dev.structure
+
+    def rho(theta):
+        r = t @ s.lam(theta)
+        den = np.sqrt((r[j] @ r[j]) * (r[k] @ r[k]))
+        return float(r[j] @ r[k] / den) if den > 0 else 0.0
+
+    def within(theta):
+        return limit - dev.value(theta)
+
+    def within_jac(theta):
+        return -dev.value_and_grad(theta)[1]
+
+    bounds = [(lo if np.isfinite(lo) else None, None) for lo in s.lower_bounds]
+    res = optimize.minimize(
+        lambda th: -direction * rho(th), theta_hat, method="SLSQP", bounds=bounds,
+        constraints=[{"type": "ineq", "fun": within, "jac": within_jac}],
+        options=dict(ftol=1e-13, maxiter=500),
+    )
+    slack = within(res.x)
+    # an endpoint has the deviance constraint active; SLSQP may stop on its
+    # line search there ("positive directional derivative") with the answer found
+    if slack < -1e-6 or (not res.success and slack > 1e-6):
+        return None
+    return float(np.clip(rho(res.x), -1.0, 1.0))
 
 
 def _find_end(excess, x_hat, direction, lo, hi):
