@@ -216,17 +216,31 @@ def _correlation_end(dev, pair, theta_hat, limit, direction):
         return -dev.value_and_grad(theta)[1]
 
     bounds = [(lo if np.isfinite(lo) else None, None) for lo in s.lower_bounds]
-    res = optimize.minimize(
-        lambda th: -direction * rho(th), theta_hat, method="SLSQP", bounds=bounds,
-        constraints=[{"type": "ineq", "fun": within, "jac": within_jac}],
-        options=dict(ftol=1e-13, maxiter=500),
-    )
-    slack = within(res.x)
-    # an endpoint has the deviance constraint active; SLSQP may stop on its
-    # line search there ("positive directional derivative") with the answer found
-    if slack < -1e-6 or (not res.success and slack > 1e-6):
-        return None
-    return float(np.clip(rho(res.x), -1.0, 1.0))
+    theta = theta_hat
+    for _ in range(4):
+        res = optimize.minimize(
+            lambda th: -direction * rho(th), theta, method="SLSQP", bounds=bounds,
+            constraints=[{"type": "ineq", "fun": within, "jac": within_jac}],
+            options=dict(ftol=1e-14, maxiter=500),
+        )
+        theta = res.x
+        if _is_constrained_extreme(rho, dev, theta, within(theta), s.lower_bounds):
+            return float(np.clip(rho(theta), -1.0, 1.0))
+    return None
+
+
+def _is_constrained_extreme(rho, dev, theta, slack, lower, h=1e-7):
+    """KKT check at an endpoint: the deviance constraint active and the
+    gradients of the correlation and of the deviance parallel (on the
+    parameters not held at a bound)."""
+    if abs(slack) > 1e-6:
+        return False
+    free = ~(np.isfinite(lower) & (theta <= lower))
+    g_dev = dev.value_and_grad(theta)[1][free]
+    g_rho = np.array([(rho(theta + h * e) - rho(theta - h * e)) / (2 * h)
+                      for e in np.eye(len(theta))])[free]
+    den = np.linalg.norm(g_dev) * np.linalg.norm(g_rho)
+    return den > 0 and abs(g_dev @ g_rho) / den > 1 - 1e-6
 
 
 def _find_end(excess, x_hat, direction, lo, hi):
