@@ -138,7 +138,22 @@ def statsmodels_summary(res, yname=None, xname_fe=None, xname_re=None, title=Non
     rule = "=" * widest
     dash = "-" * widest
     lines = [title, rule, *info_lines, dash, par_lines[0], dash, *par_lines[1:], rule, ""]
-    return Summary("\n".join(lines))
+    return Summary("\n".join(lines), html=_statsmodels_html(title.strip(), info_cells, names,
+                                                           header, cells))
+
+
+def _statsmodels_html(title, info_cells, names, header, cells):
+    """statsmodels' summary as two HTML tables (model information, parameters)."""
+    import html
+
+    def row(values, tag="td"):
+        return "<tr>" + "".join(f"<{tag}>{html.escape(str(v))}</{tag}>" for v in values) + "</tr>"
+
+    info = "".join(row(r) for r in info_cells)
+    params = row([""] + list(header), "th") + "".join(
+        row([n] + list(c)) for n, c in zip(names, cells))
+    return (f"<table class='simpletable'><caption>{html.escape(title)}</caption>{info}</table>"
+            f"<table class='simpletable'>{params}</table>")
 
 
 def _lme4_name(name):

@@ -150,3 +150,12 @@ def test_version_entry_point(tmp_path):
                          text=True, check=True, cwd=tmp_path).stdout
     assert out.startswith(f"lmm {lmm.__version__}")
     assert "compiled core loaded" in out
+
+
+def test_html_summaries_are_tables(rs_fit):
+    html = rs_fit._repr_html_()
+    assert html.count("<table") == 2
+    assert "<td>Group x Time Cov</td>" in html and "<th>Coef.</th>" in html
+    assert "-2217.0475" in html
+    lme4_html = rs_fit.summary(style="lme4")._repr_html_()
+    assert "<table" in lme4_html and "Random effects" in lme4_html
