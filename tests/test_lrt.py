@@ -1,6 +1,9 @@
 """lrtest against twice the difference of independently fitted log-likelihoods
 (lme4's fits in tests/data/lme4_seed.json)."""
 
+import json
+from pathlib import Path
+
 import numpy as np
 import pytest
 from scipy import stats
@@ -67,3 +70,24 @@ def test_wrong_order_and_different_data(fits, sitka):
     other = lmm.lmer("size ~ Time + (1 | tree)", sitka)
     with pytest.raises(ValueError, match="same response"):
         lmm.lrtest(other, fits["rs"])
+
+
+LRT_REF = json.loads((Path(__file__).parent / "data" / "lme4_lrt.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(k for k in LRT_REF if k != "notes"))
+@pytest.mark.parametrize("refit", [False, True], ids=["refit_false", "refit_true"])
+def test_against_lme4_anova(case, refit, dietox, sitka):
+    """tests/data/lme4_lrt.json: lme4's anova(m0, m1, refit = ...), made by
+    tests/data/lme4_lrt_ref.R."""
+    ref = LRT_REF[case]
+    data = dietox if ref["data"] == "dietox" else sitka
+    m0 = lmm.lmer(ref["m0"], data)
+    m1 = lmm.lmer(ref["m1"], data)
+    r = lmm.lrtest(m0, m1, refit=refit)
+    expected = ref["refit_true" if refit else "refit_false"]
+    assert r.df == expected["df"]
+    # lmm's optima are at least as good as lme4's: the statistic may differ by
+    # the optimizers' tolerance only
+    assert r.statistic == pytest.approx(expected["chisq"], abs=1e-5)
+    assert r.pvalue == pytest.approx(expected["p_value"], rel=1e-3, abs=1e-12)

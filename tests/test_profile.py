@@ -14,6 +14,8 @@ from scipy import optimize
 
 import lmm
 
+from seedcases import batched_loglik
+
 
 @pytest.fixture(scope="module")
 def sitka_rs(sitka):
@@ -25,33 +27,8 @@ def sitka_rs(sitka):
         return md.fit()
 
 
-def _batched_reml(md):
-    """REML log-likelihood of (cov_re, scale) for equal-sized groups."""
-    order = np.argsort(md.group_codes, kind="stable")
-    size = md.group_sizes[0]
-    assert np.all(md.group_sizes == size)
-    g = md.n_groups
-    y = md.endog[order].reshape(g, size)
-    x = md.exog[order].reshape(g, size, -1)
-    z = md.exog_re[order].reshape(g, size, -1)
-    n, p = md.endog.size, md.exog.shape[1]
-
-    def loglik(cov, scale):
-        v = np.einsum("gij,jk,glk->gil", z, cov, z) + scale * np.eye(size)
-        vi = np.linalg.inv(v)
-        logdet = np.linalg.slogdet(v)[1].sum()
-        xvx = np.einsum("gia,gij,gjb->ab", x, vi, x)
-        xvy = np.einsum("gia,gij,gj->a", x, vi, y)
-        beta = np.linalg.solve(xvx, xvy)
-        r = y - x @ beta
-        quad = np.einsum("gi,gij,gj->", r, vi, r)
-        return -0.5 * (logdet + np.linalg.slogdet(xvx)[1] + quad + (n - p) * np.log(2 * np.pi))
-
-    return loglik
-
-
 def _brute_force_profile(md, j, v, starts):
-    loglik = _batched_reml(md)
+    loglik = batched_loglik(md, reml=True)
 
     def neg(params):
         lam = np.array([[params[0], 0.0], [params[1], params[2]]])
