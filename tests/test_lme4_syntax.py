@@ -54,9 +54,8 @@ def test_parse():
 
 
 @pytest.mark.parametrize("formula,error,match", [
-    ("Weight ~ Time + (1 | Pig) + (1 | Litter)", NotImplementedError, "different grouping"),
-    ("Weight ~ Time + (1 | Litter/Pig)", NotImplementedError, "nested"),
-    ("Weight ~ Time + (1 | Litter:Pig)", NotImplementedError, "several factors"),
+    ("Weight ~ Time + (1 | Pig) + (1 | Nope)", ValueError, "Nope"),
+    ("Weight ~ Time + (1 | Pig + Litter)", ValueError, "cannot read the grouping"),
     ("Weight ~ Time", ValueError, "no random-effect term"),
     ("Weight ~ Time + (1 | Nope)", ValueError, "Nope"),
     ("Weight ~ Time + (1 | Pig) + (1 + Time | Pig)", ValueError, "more than one term"),

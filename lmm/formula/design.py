@@ -198,10 +198,16 @@ def _term_columns(expr, frame):
 
 
 def model_from_lmer(cls, formula, data, missing="none", **kwargs):
-    """Build a MixedLM from an lme4 formula: one block of cov_re per bar term."""
+    """Build a model from an lme4 formula: one block of covariance per bar term.
+
+    One grouping factor gives a MixedLM (`cls`); several give a
+    lmm.multi.MultiTermModel.
+    """
     from . import lme4
 
     parsed = lme4.parse(formula)
+    if not parsed.single_factor:
+        return multi_from_lmer(parsed, formula, data, missing)
     md = model_from_formula(
         cls, parsed.fixed_formula, data, parsed.group, re_formula=parsed.re_formula(),
         missing=missing, re_intercept_name="(Intercept)", **kwargs,
@@ -230,6 +236,85 @@ def model_from_lmer(cls, formula, data, missing="none", **kwargs):
     md.lmer_formula = parsed
     md.set_re_blocks(blocks)
     return md
+
+
+def _design_of(rhs, frame, what):
+    """(matrix, column names) of a right-hand side: fast path, else patsy."""
+    planned = fast.plan(rhs, frame)
+    if planned is not None:
+        return planned.matrix(frame), list(planned.column_names)
+    _, mat = _build("~" + rhs, frame, what)
+    return mat.to_numpy(dtype=float), list(mat.columns)
+
+
+def _factor_codes(frame, group):
+    """Integer codes and labels of a grouping factor ("a" or an interaction "a:b")."""
+    cols = group.split(":")
+    for c in cols:
+        if c not in frame.columns:
+            raise ValueError(f"grouping factor column {c!r} is not in the data")
+    if len(cols) == 1:
+        codes, labels = pd.factorize(frame[cols[0]], sort=True)
+        return codes.astype(np.intp), [str(v) for v in labels]
+    key = frame[cols[0]].astype(str)
+    for c in cols[1:]:
+        key = key + ":" + frame[c].astype(str)
+    codes, labels = pd.factorize(key, sort=True)
+    return codes.astype(np.intp), list(labels)
+
+
+def multi_from_lmer(parsed, formula, data, missing="none"):
+    """A MultiTermModel from a parsed lme4 formula with several grouping factors.
+
+    Bar terms on the same factor are merged into one term whose covariance is
+    block-diagonal (one block per bar term, one per column for ||).
+    """
+    from ..covariance import CovarianceStructure
+    from ..multi import MultiTermModel, Term
+
+    if not isinstance(data, pd.DataFrame):
+        data = pd.DataFrame(data)
+    row_labels = data.index
+    frame = data.reset_index(drop=True)
+    group_cols = sorted({c for g in parsed.groups for c in g.split(":")})
+    for c in group_cols + [parsed.response]:
+        if c not in frame.columns:
+            raise ValueError(f"column {c!r} is not in the data")
+    # rows with a missing value in any variable the model uses
+    formulas = [parsed.fixed_formula] + ["~" + t.expr for t in parsed.terms]
+    bad = _missing_rows(frame, formulas) | frame[group_cols].isna().any(axis=1).to_numpy()
+    if bad.any():
+        if missing != "drop":
+            raise ValueError("missing values (NaN) in variables of the formula; pass "
+                             "missing='drop' to drop those rows")
+        frame = frame.loc[~bad].reset_index(drop=True)
+        row_labels = row_labels[~bad]
+    y = frame[parsed.response]
+    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+        raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
+    x, x_names = _design_of(parsed.fixed, frame, "formula")
+    terms = []
+    for group in parsed.groups:
+        bars = [t for t in parsed.terms if t.group == group]
+        cols, names, blocks = [], [], []
+        for bar in bars:
+            z, z_names = _design_of(bar.expr, frame, "random-effect term")
+            z_names = ["(Intercept)" if n == "Intercept" else n for n in z_names]
+            clash = set(z_names) & set(names)
+            if clash:
+                raise ValueError(f"random effects {sorted(clash)} of {group!r} appear in more "
+                                 "than one term of the formula")
+            idx = list(range(len(names), len(names) + len(z_names)))
+            blocks.extend([[i] for i in idx] if bar.uncorrelated else [idx])
+            cols.append(z)
+            names.extend(z_names)
+        codes, labels = _factor_codes(frame, group)
+        terms.append(Term(group, codes, labels, np.column_stack(cols), names,
+                          CovarianceStructure(len(names), blocks)))
+    model = MultiTermModel(y.to_numpy(dtype=float), x, terms, x_names,
+                           endog_name=parsed.response, formula=formula, row_labels=row_labels)
+    model.lmer_formula = parsed
+    return model
 
 
 def transform_exog(design_info, data):

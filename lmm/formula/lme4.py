@@ -3,8 +3,9 @@
 A formula is split into its fixed part and its random-effect terms (bars).
 The terms' columns are gathered into one random-effects design, and the
 covariance is block-diagonal with one block per term (one per column for a
-double-bar term), which is lme4's model.  Only one grouping factor is
-supported so far; several, nested or crossed, are rejected with a clear error.
+double-bar term), which is lme4's model.  With one grouping factor the model is fitted by the one-factor core
+(lmm.model.MixedLM); with several, nested (``(1 | a/b)`` means
+``(1 | a) + (1 | a:b)``) or crossed, by lmm.multi.
 """
 
 from dataclasses import dataclass
@@ -41,6 +42,19 @@ class LmerFormula:
     @property
     def group(self):
         return self.terms[0].group
+
+    @property
+    def groups(self):
+        """The grouping factors, in order of first appearance ("a:b" for interactions)."""
+        out = []
+        for t in self.terms:
+            if t.group not in out:
+                out.append(t.group)
+        return out
+
+    @property
+    def single_factor(self):
+        return len(self.groups) == 1 and ":" not in self.groups[0]
 
     @property
     def fixed_formula(self):
@@ -120,18 +134,21 @@ def parse(formula):
             f"the formula {formula!r} has no random-effect term such as (1 | group); "
             "use an ordinary regression for a model without random effects"
         )
+    expanded = []
     for t in terms:
-        if any(ch in t.group for ch in "/:*+"):
-            raise NotImplementedError(
-                f"the grouping {t.group!r} in ({t.expr} | {t.group}) combines several "
-                "factors (nested or interaction groupings), which lmm does not support yet"
-            )
-    groups = sorted({t.group for t in terms})
-    if len(groups) > 1:
-        raise NotImplementedError(
-            f"random-effect terms with different grouping factors ({', '.join(groups)}) "
-            "are not supported yet: lmm fits one grouping factor so far"
-        )
+        if any(ch in t.group for ch in "*+() "):
+            raise ValueError(f"cannot read the grouping {t.group!r} in ({t.expr} | {t.group})")
+        if "/" in t.group:
+            # (expr | a/b) means (expr | a) + (expr | a:b); a/b/c adds a:b:c
+            parts = [p.strip() for p in t.group.split("/")]
+            if any(not p for p in parts):
+                raise ValueError(f"cannot read the grouping {t.group!r}")
+            for i in range(1, len(parts) + 1):
+                expanded.append(RandomTerm(t.expr, ":".join(parts[:i]), t.uncorrelated))
+        else:
+            expanded.append(RandomTerm(t.expr, ":".join(p.strip() for p in t.group.split(":")),
+                                       t.uncorrelated))
+    terms = expanded
     fixed_rhs = " ".join(fixed).strip()
     if fixed_rhs.startswith("+ "):
         fixed_rhs = fixed_rhs[2:]

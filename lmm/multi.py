@@ -1,0 +1,465 @@
+"""Models with several random-effect terms: nested and crossed grouping factors.
+
+lme4's ``(1 | a) + (1 | b)``, ``(1 | a/b)``, ``(1 + x | a) + (1 | b)``: each term
+has its own grouping factor (or the same factor with uncorrelated blocks),
+its own relative covariance factor Lambda_k, and its own levels.
+
+The engine keeps the one-factor core's idea: cross-products are computed
+once from the integer codes, and no evaluation touches the rows.  The terms
+are ordered by number of levels, largest first; the first term's part of
+A = Lambda'Z'Z Lambda + I is block-diagonal and is eliminated level by level
+in compiled code (lmm/_multi.pyx); the other terms, the fixed effects and the
+response form a dense matrix whose Cholesky factor gives the rest of the
+criterion (log|S|, log|X'V^-1 X|, rss), the fixed effects and the modes.
+The optimizer is derivative-free over the theta of all terms, with bounds.
+"""
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+import pandas as pd
+from scipy import linalg, optimize
+
+from . import _core, _multi
+from .covariance import CovarianceStructure
+
+# dense Schur complements above this order would need a sparse Cholesky
+MAX_DENSE_ORDER = 6000
+
+
+@dataclass
+class Term:
+    """One random-effect term: effects `names` varying by the factor `group`.
+
+    codes (n,) level of each row, labels (levels,), z (n, q) design,
+    structure: blocks of the term's covariance (one block unless ||).
+    """
+
+    group: str
+    codes: np.ndarray
+    labels: list
+    z: np.ndarray
+    names: list
+    structure: CovarianceStructure
+
+    @property
+    def n_levels(self):
+        return len(self.labels)
+
+    @property
+    def q(self):
+        return self.z.shape[1]
+
+
+def _pair_sums(codes_a, za, n_b, codes_b, zb, n_a=None):
+    """sum over rows of za za' style products for pairs of levels (a, b).
+
+    Returns unique pair keys (a * n_b + b) and values (npairs, q_b, q_a):
+    sum_rows zb[r] za[r]' for rows with that pair.
+    """
+    key = codes_a.astype(np.int64) * n_b + codes_b
+    uniq, inv = np.unique(key, return_inverse=True)
+    qa, qb = za.shape[1], zb.shape[1]
+    vals = np.empty((len(uniq), qb, qa))
+    for i in range(qb):
+        for j in range(qa):
+            vals[:, i, j] = np.bincount(inv, weights=zb[:, i] * za[:, j], minlength=len(uniq))
+    return uniq, vals
+
+
+class MultiTermModel:
+    """A linear mixed model with several random-effect terms.
+
+    Built by `lmm.lmer` from lme4 formulas with more than one grouping
+    factor; rarely constructed directly.
+
+    Parameters
+    ----------
+    endog : (n,) response
+    exog : (n, p) fixed-effects design
+    terms : list of Term
+    exog_names : names of the fixed effects
+    endog_name, formula : for summaries
+    """
+
+    def __init__(self, endog, exog, terms, exog_names, endog_name="y", formula=None,
+                 row_labels=None):
+        self.endog = np.ascontiguousarray(endog, dtype=float)
+        self.exog = np.ascontiguousarray(exog, dtype=float)
+        self.exog_names = list(exog_names)
+        self.endog_names = endog_name
+        self.formula = formula
+        self.nobs = len(self.endog)
+        self.k_fe = self.exog.shape[1]
+        self.row_labels = row_labels if row_labels is not None else pd.RangeIndex(self.nobs)
+        # lme4's order: terms by number of levels, largest first (stable)
+        self.terms = sorted(terms, key=lambda t: -t.n_levels)
+        for t in self.terms:
+            if t.n_levels < 2:
+                raise ValueError(f"the grouping factor {t.group!r} has only one level")
+            if t.n_levels * t.q >= self.nobs:
+                raise ValueError(
+                    f"the term for {t.group!r} has {t.n_levels * t.q} random effects for "
+                    f"{self.nobs} observations: unidentifiable with the residual"
+                )
+        self._setup()
+
+    # -- cross-products, once --------------------------------------------------
+    def _setup(self):
+        x, y = self.exog, self.endog
+        n, p = x.shape
+        t1, rest = self.terms[0], self.terms[1:]
+        xtx_diag = np.einsum("ij,ij->j", x, x)
+        self.x_scale = np.where(xtx_diag > 0, 1.0 / np.sqrt(xtx_diag / n), 1.0)
+        xs = x * self.x_scale
+        gram = xs.T @ xs
+        w, v = np.linalg.eigh(gram / np.outer(np.sqrt(np.diag(gram)), np.sqrt(np.diag(gram))))
+        if w[0] < 1e-10 * w[-1]:
+            dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
+            raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
+        # residual of ordinary least squares: the criterion depends on y only
+        # through y - X beta, and the offset keeps its sums from cancelling
+        self.beta_ols = np.linalg.solve(gram, xs.T @ y)
+        yr = y - xs @ self.beta_ols
+        self._xs, self._yr = xs, yr
+
+        def per_level(term):
+            order = np.argsort(term.codes, kind="stable").astype(np.intp)
+            offsets = np.zeros(term.n_levels + 1, dtype=np.intp)
+            np.cumsum(np.bincount(term.codes, minlength=term.n_levels), out=offsets[1:])
+            return _core.cross_products(xs, np.ascontiguousarray(term.z), yr, order, offsets)
+
+        self.ztz1, self.ztx1, self.zty1, xtx, xty, yty = per_level(t1)
+        self.xtx, self.xty, self.yty = xtx, xty, float(yty)
+        # the other terms: dense blocks of Z_R'Z_R, Z_R'X, Z_R'y
+        sizes = [t.n_levels * t.q for t in rest]
+        self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        m = int(self.rest_offsets[-1])
+        if m > MAX_DENSE_ORDER:
+            raise NotImplementedError(
+                f"the random-effect terms other than the largest have {m} effects; the dense "
+                f"Schur complement is limited to {MAX_DENSE_ORDER} so far"
+            )
+        self.m = m
+        zrzr = np.zeros((m, m))
+        zrx = np.zeros((m, p))
+        zry = np.zeros(m)
+        for k, term in enumerate(rest):
+            ztz, ztx, zty, _, _, _ = per_level(term)
+            o, q = self.rest_offsets[k], term.q
+            for lev in range(term.n_levels):
+                sl = slice(o + lev * q, o + (lev + 1) * q)
+                zrzr[sl, sl] = ztz[lev]
+            zrx[o:o + term.n_levels * q] = ztx.reshape(-1, p)
+            zry[o:o + term.n_levels * q] = zty.reshape(-1)
+            for k2 in range(k):
+                other = rest[k2]
+                keys, vals = _pair_sums(other.codes, other.z, term.n_levels, term.codes, term.z)
+                la, lb = keys // term.n_levels, keys % term.n_levels
+                o2, q2 = self.rest_offsets[k2], other.q
+                for a in range(q2):
+                    for b in range(q):
+                        rows = o + lb * q + b
+                        cols = o2 + la * q2 + a
+                        zrzr[rows, cols] = vals[:, b, a]
+                        zrzr[cols, rows] = vals[:, b, a]
+        self.zrzr, self.zrx, self.zry = zrzr, zrx, zry
+        # coupling of the first term with the others: CSR over the first term's levels
+        cols, terms_ix, valoffs, levels, values = [], [], [], [], []
+        offset = 0
+        for k, term in enumerate(rest):
+            keys, vals = _pair_sums(t1.codes, t1.z, term.n_levels, term.codes, term.z)
+            l1, lk = keys // term.n_levels, keys % term.n_levels
+            levels.append(l1)
+            cols.append(self.rest_offsets[k] + lk * term.q)
+            terms_ix.append(np.full(len(keys), k))
+            size = term.q * t1.q
+            valoffs.append(offset + np.arange(len(keys)) * size)
+            values.append(vals.reshape(-1))
+            offset += len(keys) * size
+        if rest:
+            levels = np.concatenate(levels)
+            cols = np.concatenate(cols)
+            order = np.lexsort((cols, levels))
+            self.pair_col = np.ascontiguousarray(cols[order], dtype=np.intp)
+            self.pair_term = np.ascontiguousarray(np.concatenate(terms_ix)[order], dtype=np.intp)
+            self.pair_valoff = np.ascontiguousarray(np.concatenate(valoffs)[order],
+                                                    dtype=np.intp)
+            self.pair_values = np.ascontiguousarray(np.concatenate(values))
+            counts = np.bincount(levels, minlength=t1.n_levels)
+        else:
+            self.pair_col = self.pair_term = self.pair_valoff = np.zeros(0, dtype=np.intp)
+            self.pair_values = np.zeros(0)
+            counts = np.zeros(t1.n_levels, dtype=np.intp)
+        self.pair_offsets = np.zeros(t1.n_levels + 1, dtype=np.intp)
+        np.cumsum(counts, out=self.pair_offsets[1:])
+        per_level_width = np.zeros(t1.n_levels, dtype=np.intp)
+        if rest:
+            q_rest = np.array([t.q for t in rest])
+            np.add.at(per_level_width, np.repeat(np.arange(t1.n_levels), counts),
+                      q_rest[self.pair_term])
+        self.max_width = int(per_level_width.max(initial=0)) + p + 1
+        self.q_rest = np.array([t.q for t in rest], dtype=np.intp)
+        self.qmax = int(max([t.q for t in rest], default=1))
+        # theta: the terms' entries, in term order
+        self.theta_slices = []
+        start = 0
+        for t in self.terms:
+            self.theta_slices.append(slice(start, start + t.structure.n_theta))
+            start += t.structure.n_theta
+        self.n_theta = start
+        self.lower_bounds = np.concatenate([t.structure.lower_bounds for t in self.terms])
+
+    # -- one evaluation ----------------------------------------------------------
+    def _lams(self, theta):
+        return [t.structure.lam(theta[sl]) for t, sl in zip(self.terms, self.theta_slices)]
+
+    def _factor(self, theta, reml):
+        """Cholesky factor of M and the first term's log-determinant at theta."""
+        lams = self._lams(theta)
+        rest = self.terms[1:]
+        p, m = self.k_fe, self.m
+        lam_rest = np.zeros((max(len(rest), 1), self.qmax, self.qmax))
+        for k, lam in enumerate(lams[1:]):
+            lam_rest[k, :lam.shape[0], :lam.shape[0]] = lam
+        dim = m + p + 1
+        mat = np.empty((dim, dim))
+        # Lambda_R' Z_R'Z_R Lambda_R + I, by blocks of terms (Lambda_R block-diagonal)
+        lr_t = self._lambda_rest_transpose(lams[1:])
+        mat[:m, :m] = lr_t @ self.zrzr @ lr_t.T + np.eye(m) if m else np.zeros((0, 0))
+        mat[m:m + p, :m] = (lr_t @ self.zrx).T
+        mat[m + p, :m] = lr_t @ self.zry
+        mat[m:m + p, m:m + p] = self.xtx
+        mat[m + p, m:m + p] = self.xty
+        mat[m + p, m + p] = self.yty
+        logdet1 = _multi.eliminate_first_term(
+            lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
+            self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
+            self.max_width, mat,
+        )
+        try:
+            chol = linalg.cholesky(mat, lower=True, check_finite=False)
+        except linalg.LinAlgError:
+            return None, lams, lam_rest
+        return (chol, logdet1), lams, lam_rest
+
+    def _lambda_rest_transpose(self, lams_rest):
+        """Lambda_R' as a dense (m, m) matrix (block-diagonal, small blocks)."""
+        out = np.zeros((self.m, self.m))
+        for k, (term, lam) in enumerate(zip(self.terms[1:], lams_rest)):
+            o, q = self.rest_offsets[k], term.q
+            for lev in range(term.n_levels):
+                sl = slice(o + lev * q, o + (lev + 1) * q)
+                out[sl, sl] = lam.T
+        return out
+
+    def deviance(self, theta, reml=True):
+        """The profiled criterion (-2 log-likelihood or REML criterion) at theta."""
+        fac, _, _ = self._factor(np.asarray(theta, dtype=float), reml)
+        if fac is None:
+            return np.inf
+        chol, logdet1 = fac
+        m, p = self.m, self.k_fe
+        d = np.log(np.diag(chol))
+        logdet_v = logdet1 + 2.0 * d[:m].sum()
+        rss = chol[m + p, m + p] ** 2
+        n = self.nobs
+        nu = n - p if reml else n
+        dev = logdet_v + nu * (1.0 + np.log(2.0 * np.pi * rss / nu))
+        if reml:
+            # log|X'V^-1 X| of the user's X: the conditioned X is X diag(x_scale)
+            dev += 2.0 * d[m:m + p].sum() - 2.0 * np.sum(np.log(self.x_scale))
+        return dev
+
+    def solution(self, theta, reml=True):
+        """Estimates at theta: beta, its covariance, the scale, the modes."""
+        theta = np.asarray(theta, dtype=float)
+        fac, lams, lam_rest = self._factor(theta, reml)
+        chol, logdet1 = fac
+        m, p, n = self.m, self.k_fe, self.nobs
+        l_s = chol[:m, :m]
+        l_xs, l_ys = chol[m:m + p, :m], chol[m + p, :m]
+        l_x, l_yx = chol[m:m + p, m:m + p], chol[m + p, m:m + p]
+        rss = chol[m + p, m + p] ** 2
+        beta_s = linalg.solve_triangular(l_x.T, l_yx, lower=False)
+        nu = n - p if reml else n
+        scale = rss / nu
+        xvx_inv = linalg.cho_solve((l_x, True), np.eye(p))
+        u_rest = linalg.solve_triangular(l_s.T, l_ys - l_xs.T @ beta_s, lower=False) if m \
+            else np.zeros(0)
+        u1 = _multi.first_term_modes(
+            lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
+            self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
+            self.max_width, np.ascontiguousarray(beta_s), np.ascontiguousarray(u_rest),
+        )
+        modes = [u1 @ lams[0].T]
+        for k, (term, lam) in enumerate(zip(self.terms[1:], lams[1:])):
+            o = self.rest_offsets[k]
+            u = u_rest[o:o + term.n_levels * term.q].reshape(term.n_levels, term.q)
+            modes.append(u @ lam.T)
+        return dict(
+            fe_params=(beta_s + self.beta_ols) * self.x_scale,
+            vcov_fe=scale * xvx_inv * np.outer(self.x_scale, self.x_scale),
+            scale=scale,
+            cov_re=[scale * lam @ lam.T for lam in lams],
+            modes=modes,
+            deviance=self.deviance(theta, reml),
+        )
+
+    # -- fitting --------------------------------------------------------------
+    def fit(self, reml=True, start=None, method=None):
+        """Fit by REML (default) or ML; returns MultiTermResults.
+
+        The optimizer is derivative-free (scipy's COBYQA where available,
+        else Powell) over theta with its bounds, from lme4's start.
+        """
+        theta0 = np.concatenate([t.structure.start_theta() for t in self.terms]) \
+            if start is None else np.asarray(start, dtype=float)
+        lower = self.lower_bounds
+        bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
+        fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
+        if method is None:
+            method = "COBYQA" if _has_cobyqa() else "Powell"
+        if method == "COBYQA":
+            res = optimize.minimize(fun, theta0, method="COBYQA", bounds=bounds,
+                                    options=dict(f_target=-np.inf, maxfev=4000,
+                                                 initial_tr_radius=0.5, final_tr_radius=1e-9))
+        else:
+            res = optimize.minimize(fun, theta0, method=method, bounds=bounds,
+                                    options=dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
+                                    if method == "Powell" else {})
+        theta = np.maximum(res.x, lower)
+        return MultiTermResults(self, theta, reml, res)
+
+
+def _has_cobyqa():
+    import scipy
+
+    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+    return (major, minor) >= (1, 14)
+
+
+class MultiTermResults:
+    """Results of a model with several random-effect terms (lme4-style)."""
+
+    def __init__(self, model, theta, reml, opt):
+        self.model = model
+        self.theta = theta
+        self.reml = reml
+        self.method = "REML" if reml else "ML"
+        self._opt = opt
+        sol = model.solution(theta, reml)
+        self._sol = sol
+        self.llf = -0.5 * sol["deviance"]
+        self.scale = float(sol["scale"])
+        self.nobs = model.nobs
+        self.converged = bool(getattr(opt, "success", True))
+        self.k_fe = model.k_fe
+        n_cov = sum(int(t.structure.cov_rows.size) for t in model.terms)
+        self.n_params = self.k_fe + n_cov + 1
+
+    @cached_property
+    def fe_params(self):
+        return pd.Series(self._sol["fe_params"], index=self.model.exog_names)
+
+    @cached_property
+    def bse_fe(self):
+        return pd.Series(np.sqrt(np.diag(self._sol["vcov_fe"])), index=self.model.exog_names)
+
+    @cached_property
+    def cov_re(self):
+        """{factor: DataFrame} random-effect covariance of each term."""
+        out = {}
+        for term, cov in zip(self.model.terms, self._sol["cov_re"]):
+            out[term.group] = pd.DataFrame(cov, index=term.names, columns=term.names)
+        return out
+
+    @cached_property
+    def random_effects(self):
+        """{factor: DataFrame} conditional modes, one row per level."""
+        return {term.group: pd.DataFrame(modes, index=term.labels, columns=term.names)
+                for term, modes in zip(self.model.terms, self._sol["modes"])}
+
+    def ranef(self):
+        """lme4's ranef(): the conditional modes per factor (DataFrames)."""
+        return self.random_effects
+
+    def varcorr(self):
+        """R's as.data.frame(VarCorr(m)): grp, var1, var2, vcov, sdcor."""
+        rows = []
+        for term in self.model.terms:
+            cov = self.cov_re[term.group].to_numpy()
+            for b, members in enumerate(term.structure.blocks):
+                grp = term.group + (f".{b}" if b else "")
+                for j in members:
+                    rows.append((grp, term.names[j], None, cov[j, j], np.sqrt(cov[j, j])))
+                for a, j in enumerate(members):
+                    for k in members[a + 1:]:
+                        sd = np.sqrt(cov[j, j] * cov[k, k])
+                        rows.append((grp, term.names[j], term.names[k], cov[j, k],
+                                     cov[j, k] / sd if sd > 0 else np.nan))
+        rows.append(("Residual", None, None, self.scale, np.sqrt(self.scale)))
+        return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
+
+    @property
+    def aic(self):
+        return np.nan if self.reml else -2 * self.llf + 2 * self.n_params
+
+    @property
+    def bic(self):
+        return np.nan if self.reml else -2 * self.llf + np.log(self.nobs) * self.n_params
+
+    @property
+    def REMLcrit(self):
+        return -2.0 * self.llf if self.reml else np.nan
+
+    def predict(self, exog=None, include_re=False):
+        """Fixed-effects predictions (the model's design if exog is None); with
+        include_re=True (own data only) the random effects are added."""
+        m = self.model
+        fe = self._sol["fe_params"]
+        if exog is not None:
+            return np.asarray(exog, dtype=float) @ fe
+        out = m.exog @ fe
+        if include_re:
+            for term, modes in zip(m.terms, self._sol["modes"]):
+                out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
+        return out
+
+    @property
+    def fittedvalues(self):
+        return pd.Series(self.predict(include_re=True), index=self.model.row_labels)
+
+    @property
+    def resid(self):
+        return pd.Series(self.model.endog - self.predict(include_re=True),
+                         index=self.model.row_labels)
+
+    def summary(self):
+        """An lme4-style summary."""
+        from .summary import Summary
+
+        lines = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"]
+        if self.model.formula:
+            lines.append(f"Formula: {self.model.formula}")
+        lines.append("")
+        if self.reml:
+            lines.append(f"REML criterion at convergence: {self.REMLcrit:.1f}")
+        else:
+            lines.append(f"AIC {self.aic:.1f}  BIC {self.bic:.1f}  logLik {self.llf:.1f}")
+        lines.append("")
+        lines.append("Random effects:")
+        vc = self.varcorr()
+        lines.append(vc.to_string(index=False, na_rep=""))
+        groups = ", ".join(f"{t.group}, {t.n_levels}" for t in self.model.terms)
+        lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
+        lines.append("")
+        lines.append("Fixed effects:")
+        fe = pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.bse_fe,
+                           "t value": self.fe_params / self.bse_fe})
+        lines.append(fe.to_string())
+        return Summary("\n".join(lines) + "\n")
+
+    def __repr__(self):
+        return f"<MultiTermResults: {self.method}, llf={self.llf:.4f}>"
