@@ -55,7 +55,7 @@ def eliminate_first_term(
     lam_rest : (K - 1, qmax, qmax) factors of the other terms (lower-triangular)
     q_rest : (K - 1,) their sizes
     max_width : the widest compact row block: max over levels of the sum of
-        the q_k of its blocks, plus p + 1
+        the q_k of its blocks, plus p + 1 (so also more than any q_k)
     M : (m + p + 1, m + p + 1), initialized by the caller; its lower triangle
         (row >= column) is updated
 
@@ -66,7 +66,7 @@ def eliminate_first_term(
     cdef int q1 = ztz1.shape[1], p = ztx1.shape[2]
     cdef Py_ssize_t n1 = ztz1.shape[0], dim = M.shape[0], m = dim - p - 1
     cdef int width = <int>max_width
-    work_arr = np.zeros(3 * q1 * q1 + q1 * width + width + 8)
+    work_arr = np.zeros(2 * q1 * q1 + 2 * q1 * width + 8)
     idx_arr = np.zeros(width, dtype=np.intp)
     cdef double[::1] work = work_arr
     cdef intp_t[::1] idx = idx_arr
@@ -90,8 +90,8 @@ cdef double _eliminate(
 ) noexcept nogil:
     cdef double* al = work                  # Z'Z Lambda_1 (q1 x q1)
     cdef double* chol = al + q1 * q1         # L_l
-    cdef double* tmp = chol + q1 * q1        # q1 x q1 scratch
-    cdef double* kmat = tmp + q1 * q1        # compact rows, q1 x width
+    cdef double* tmp = chol + q1 * q1        # q1 x q_k scratch (q_k < width)
+    cdef double* kmat = tmp + q1 * width     # compact rows, q1 x width
     cdef Py_ssize_t lev, b, r
     cdef int j, k, t, a, c, w, qk, kterm
     cdef double s, logdet = 0.0
@@ -184,15 +184,15 @@ def first_term_modes(
     cdef int width = <int>max_width
     out_arr = np.zeros((n1, q1))
     cdef double[:, ::1] out = out_arr
-    work_arr = np.zeros(3 * q1 * q1 + q1 * width + q1 + 8)
+    work_arr = np.zeros(2 * q1 * q1 + 2 * q1 * width + q1 + 8)
     cdef double[::1] work = work_arr
     lam1_c_arr = np.tril(np.asarray(lam1)).copy(order="F")
     cdef double[::1, :] lam1_c = lam1_c_arr
     cdef double* lam1p = &lam1_c[0, 0]
     cdef double* al = &work[0]
     cdef double* chol = al + q1 * q1
-    cdef double* tmp = chol + q1 * q1
-    cdef double* kmat = tmp + q1 * q1
+    cdef double* tmp = chol + q1 * q1        # q1 x q_k scratch (q_k < width)
+    cdef double* kmat = tmp + q1 * width
     cdef double* rhs = kmat + q1 * width
     cdef Py_ssize_t lev, b
     cdef int j, k, t, c, w, qk, kterm

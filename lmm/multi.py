@@ -330,7 +330,16 @@ class MultiTermModel:
                                     options=dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
                                     if method == "Powell" else {})
         theta = np.maximum(res.x, lower)
-        return MultiTermResults(self, theta, reml, res)
+        results = MultiTermResults(self, theta, reml, res)
+        if results.singular_messages:
+            import warnings
+
+            from .exceptions import SingularFitWarning
+
+            warnings.warn("The fit is singular (on the boundary of the parameter space): "
+                          + "; ".join(results.singular_messages), SingularFitWarning,
+                          stacklevel=2)
+        return results
 
 
 def _has_cobyqa():
@@ -358,6 +367,28 @@ class MultiTermResults:
         self.k_fe = model.k_fe
         n_cov = sum(int(t.structure.cov_rows.size) for t in model.terms)
         self.n_params = self.k_fe + n_cov + 1
+
+    @cached_property
+    def singular_messages(self):
+        """Terms whose covariance is singular (lme4's isSingular, per term)."""
+        from .optimize import SINGULAR_TOLERANCE
+
+        msgs = []
+        for term, sl in zip(self.model.terms, self.model.theta_slices):
+            lam = term.structure.lam(self.theta[sl])
+            for j in range(term.q):
+                if lam[j, j] < SINGULAR_TOLERANCE:
+                    if np.all(np.abs(lam[j, :j]) < SINGULAR_TOLERANCE):
+                        msgs.append(f"the variance of {term.names[j]!r} for {term.group!r} is "
+                                    "estimated at zero")
+                    else:
+                        msgs.append(f"{term.names[j]!r} for {term.group!r} is perfectly "
+                                    "correlated with the term's other effects")
+        return msgs
+
+    @property
+    def is_singular(self):
+        return bool(self.singular_messages)
 
     @cached_property
     def fe_params(self):
