@@ -92,7 +92,7 @@ cdef double _eliminate(
     cdef double* chol = al + q1 * q1         # L_l
     cdef double* tmp = chol + q1 * q1        # q1 x q_k scratch (q_k < width)
     cdef double* kmat = tmp + q1 * width     # compact rows, q1 x width
-    cdef Py_ssize_t lev, b, r
+    cdef Py_ssize_t lev, b
     cdef int j, k, t, a, c, w, qk, kterm
     cdef double s, logdet = 0.0
     cdef const double* vb
@@ -195,7 +195,7 @@ def first_term_modes(
     cdef double* kmat = tmp + q1 * width
     cdef double* rhs = kmat + q1 * width
     cdef Py_ssize_t lev, b
-    cdef int j, k, t, c, w, qk, kterm
+    cdef int j, k, t, c, qk, kterm
     cdef double s
     cdef const double* vb
     with nogil:
