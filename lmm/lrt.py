@@ -53,7 +53,16 @@ def _same_fixed_effects(a, b):
 
 
 def _refit_ml(res):
-    return res.model.fit(reml=False, free=res._free)
+    if hasattr(res, "_free"):
+        return res.model.fit(reml=False, free=res._free)
+    return res.model.fit(reml=False)
+
+
+def _random_effects(res):
+    """(grouping factor, effect) pairs of a fit, for one factor or several."""
+    if isinstance(res.cov_re, dict):
+        return {(g, str(n)) for g, cov in res.cov_re.items() for n in cov.index}
+    return {(res.model.group_name, str(n)) for n in res.cov_re.index}
 
 
 def lrtest(restricted, full, refit=None):
@@ -114,7 +123,7 @@ def lrtest(restricted, full, refit=None):
         stat = max(stat, 0.0)
     pvalue = float(stats.chi2.sf(stat, df))
     mixture = np.nan
-    added = set(map(str, b.cov_re.index)) - set(map(str, a.cov_re.index))
+    added = _random_effects(b) - _random_effects(a)
     if added:
         notes.append("the restricted model sets a random-effect variance to zero, on the "
                      "boundary: the chi-square p-value is conservative")
