@@ -1,0 +1,182 @@
+"""Several grouping factors (crossed, nested, interaction groupings) against lme4
+and against a dense brute-force likelihood.
+
+References: tests/data/lme4_multi.json, made by tests/data/lme4_multi_ref.R
+(lme4 1.1-31, best of five optimizers) on the CSV files beside it.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmm
+from lmm.covariance import CovarianceStructure
+from lmm.multi import MultiTermModel, Term
+
+DATA = Path(__file__).parent / "data"
+REF = json.loads((DATA / "lme4_multi.json").read_text())
+CASES = sorted(k for k, v in REF.items() if isinstance(v, dict))
+
+
+def _key(group):
+    """lme4 names (1 | batch/cask)'s second term cask:batch, lmm batch:cask."""
+    return tuple(sorted(group.split(":")))
+
+
+def _fit(case):
+    import warnings
+
+    from lmm.exceptions import SingularFitWarning
+
+    ref = REF[case]
+    data = pd.read_csv(DATA / f"{ref['data']}.csv")
+    formula = ref["formula"]
+    if ref["data"] == "cake":   # temperature is a factor in the reference
+        formula = formula.replace("temperature", "C(temperature)")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", SingularFitWarning)
+        res = lmm.lmer(formula, data, REML=ref["reml"])
+    singular = any(issubclass(w.category, SingularFitWarning) for w in caught)
+    # the singular-fit warning exactly when lme4 finds the fit singular
+    assert singular == bool(ref["best"]["singular"]) == res.is_singular, case
+    return res, ref["best"]
+
+
+@pytest.fixture(scope="module")
+def fits():
+    return {case: _fit(case) for case in CASES}
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_loglik_and_fixed_effects(case, fits):
+    res, best = fits[case]
+    assert res.llf >= best["loglik"] - 1e-6
+    assert res.llf <= best["loglik"] + 1e-3
+    expected = np.array(list(best["fixef"].values()))
+    np.testing.assert_allclose(res.fe_params.to_numpy(), expected, rtol=1e-5,
+                               atol=1e-8 * np.abs(expected).max())
+    np.testing.assert_allclose(res.bse_fe.to_numpy(), list(best["se"].values()), rtol=1e-4)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_variance_components(case, fits):
+    res, best = fits[case]
+    vc = res.varcorr()
+    ref = pd.DataFrame(best["varcorr"])
+    assert len(vc) == len(ref)
+    for _, row in ref.iterrows():
+        if row["grp"] == "Residual":
+            got = vc[vc["grp"] == "Residual"]["vcov"].iloc[0]
+        else:
+            base = row["grp"].split(".")[0]
+            sel = vc[[_key(g.split(".")[0]) == _key(base) for g in vc["grp"]]]
+            sel = sel[(sel["var1"] == row["var1"]) & (
+                sel["var2"].isna() if pd.isna(row["var2"]) else sel["var2"] == row["var2"])]
+            assert len(sel) == 1, row.to_dict()
+            got = sel["vcov"].iloc[0]
+        assert got == pytest.approx(row["vcov"], rel=1e-3, abs=1e-6 * ref["vcov"].abs().max())
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_conditional_modes(case, fits):
+    res, best = fits[case]
+    ranef = res.ranef()
+    for block in best["ranef"]:
+        mine = next(v for g, v in ranef.items() if _key(g) == _key(block["group"]))
+        labels = {_key(str(lab)): i for i, lab in enumerate(mine.index)}
+        expected = np.array(block["values"], dtype=float).reshape(len(block["levels"]), -1)
+        rows = [labels[_key(str(lev))] for lev in block["levels"]]
+        got = mine.iloc[rows][block["names"]].to_numpy()
+        scale = np.abs(expected).max(axis=0)
+        np.testing.assert_allclose(got / scale, expected / scale, atol=1e-3)
+
+
+def _dense_deviance(y, x, terms, lams, reml):
+    """The profiled criterion from V = I + sum_k Z_k Lambda_k Lambda_k' Z_k' (dense)."""
+    n, p = x.shape
+    v = np.eye(n)
+    for term, lam in zip(terms, lams):
+        g = lam @ lam.T
+        for lev in range(term.n_levels):
+            rows = np.flatnonzero(term.codes == lev)
+            zl = term.z[rows]
+            v[np.ix_(rows, rows)] += zl @ g @ zl.T
+    vi = np.linalg.inv(v)
+    xvx = x.T @ vi @ x
+    beta = np.linalg.solve(xvx, x.T @ vi @ y)
+    r = y - x @ beta
+    rss = r @ vi @ r
+    nu = n - p if reml else n
+    dev = np.linalg.slogdet(v)[1] + nu * (1 + np.log(2 * np.pi * rss / nu))
+    return dev + (np.linalg.slogdet(xvx)[1] if reml else 0.0)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+@pytest.mark.parametrize("layout", ["crossed", "nested", "vector_and_scalar", "three"])
+def test_engine_matches_dense_brute_force(layout, reml):
+    rng = np.random.default_rng(4)
+    n = 240
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n) + x[:, 1]
+    a = rng.integers(0, 15, n)
+    if layout == "nested":
+        b = a * 3 + rng.integers(0, 3, n)          # b within a
+    else:
+        b = rng.integers(0, 9, n)
+    one = np.ones((n, 1))
+    terms = [Term("a", a, list(range(15)), one, ["(Intercept)"], CovarianceStructure(1)),
+             Term("b", np.unique(b, return_inverse=True)[1], list(np.unique(b)), one,
+                  ["(Intercept)"], CovarianceStructure(1))]
+    if layout == "vector_and_scalar":
+        terms[0] = Term("a", a, list(range(15)), x.copy(), ["(Intercept)", "x"],
+                        CovarianceStructure(2))
+    if layout == "three":
+        c = rng.integers(0, 5, n)
+        terms.append(Term("c", c, list(range(5)), x.copy(), ["(Intercept)", "x"],
+                          CovarianceStructure(2, [[0], [1]])))
+    model = MultiTermModel(y, x, terms, ["Intercept", "x"])
+    theta = rng.uniform(0.2, 1.5, model.n_theta)
+    for t, sl in zip(model.terms, model.theta_slices):
+        off = t.structure.theta_rows != t.structure.theta_cols
+        theta[sl][off] = rng.normal(size=off.sum()) * 0.3
+    lams = model._lams(theta)
+    expected = _dense_deviance(y, x, model.terms, lams, reml)
+    assert model.deviance(theta, reml) == pytest.approx(expected, rel=1e-10)
+
+
+def test_one_factor_through_the_multi_engine_equals_the_core(dietox):
+    codes, labels = pd.factorize(dietox["Pig"], sort=True)
+    x = np.column_stack([np.ones(len(dietox)), dietox["Time"]])
+    term = Term("Pig", codes, list(labels), x.copy(), ["(Intercept)", "Time"],
+                CovarianceStructure(2))
+    model = MultiTermModel(dietox["Weight"].to_numpy(float), x, [term], ["Intercept", "Time"])
+    core = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", dietox)
+    assert model.deviance(core.theta) == pytest.approx(-2 * core.llf, rel=1e-12)
+    res = model.fit()
+    assert res.llf == pytest.approx(core.llf, abs=1e-6)
+
+
+def test_errors(dietox):
+    df = dietox.assign(one="x", row=np.arange(len(dietox)))
+    with pytest.raises(ValueError, match="only one level"):
+        lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | one)", df)
+    with pytest.raises(ValueError, match="unidentifiable"):
+        lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | row)", df)
+    bad = dietox.assign(Litter=dietox["Litter"].astype(float))
+    bad.loc[3, "Litter"] = np.nan
+    with pytest.raises(ValueError, match="missing"):
+        lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | Litter)", bad)
+
+
+def test_lrtest_between_one_and_two_factors():
+    data = pd.read_csv(DATA / "penicillin.csv")
+    full = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data)
+    small = lmm.lmer("diameter ~ 1 + (1 | plate)", data)
+    r = lmm.lrtest(small, full)
+    assert r.df == 1
+    assert full.llf == pytest.approx(REF["penicillin_crossed_reml"]["best"]["loglik"], abs=1e-6)
+    assert r.statistic == pytest.approx(2 * (full.llf - small.llf))
+    assert np.isfinite(r.pvalue_mixture)
