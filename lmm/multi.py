@@ -225,11 +225,9 @@ class MultiTermModel:
             lam_rest[k, :lam.shape[0], :lam.shape[0]] = lam
         dim = m + p + 1
         mat = np.empty((dim, dim))
-        # Lambda_R' Z_R'Z_R Lambda_R + I, by blocks of terms (Lambda_R block-diagonal)
-        lr_t = self._lambda_rest_transpose(lams[1:])
-        mat[:m, :m] = lr_t @ self.zrzr @ lr_t.T + np.eye(m) if m else np.zeros((0, 0))
-        mat[m:m + p, :m] = (lr_t @ self.zrx).T
-        mat[m + p, :m] = lr_t @ self.zry
+        # Lambda_R' Z_R'Z_R Lambda_R + I, Lambda_R' Z_R'X, Lambda_R' Z_R'y, block by
+        # block of terms: Lambda_R is block-diagonal with one small factor per level
+        self._scaled_rest(lams[1:], mat, m, p)
         mat[m:m + p, m:m + p] = self.xtx
         mat[m + p, m:m + p] = self.xty
         mat[m + p, m + p] = self.yty
@@ -244,15 +242,34 @@ class MultiTermModel:
             return None, lams, lam_rest
         return (chol, logdet1), lams, lam_rest
 
-    def _lambda_rest_transpose(self, lams_rest):
-        """Lambda_R' as a dense (m, m) matrix (block-diagonal, small blocks)."""
-        out = np.zeros((self.m, self.m))
-        for k, (term, lam) in enumerate(zip(self.terms[1:], lams_rest)):
-            o, q = self.rest_offsets[k], term.q
-            for lev in range(term.n_levels):
-                sl = slice(o + lev * q, o + (lev + 1) * q)
-                out[sl, sl] = lam.T
-        return out
+    def _scaled_rest(self, lams_rest, mat, m, p):
+        """Fill the other terms' rows of M: Lambda_R'(Z_R'Z_R)Lambda_R + I, Lambda_R'Z_R'X
+        (as rows below), Lambda_R'Z_R'y, without forming Lambda_R (O(m^2 q))."""
+        rest = self.terms[1:]
+        off = self.rest_offsets
+        for k, (tk, lk) in enumerate(zip(rest, lams_rest)):
+            rk = slice(off[k], off[k + 1])
+            for l2 in range(k + 1):
+                tl, ll = rest[l2], lams_rest[l2]
+                rl = slice(off[l2], off[l2 + 1])
+                block = self.zrzr[rk, rl]
+                if tk.q == 1 and tl.q == 1:
+                    scaled = block * (lk[0, 0] * ll[0, 0])
+                else:
+                    b4 = block.reshape(tk.n_levels, tk.q, tl.n_levels, tl.q)
+                    scaled = np.einsum("ab,iajc,cd->ibjd", lk, b4, ll).reshape(block.shape)
+                mat[rk, rl] = scaled
+                if l2 != k:
+                    mat[rl, rk] = scaled.T
+            if tk.q == 1:
+                mat[m:m + p, rk] = (self.zrx[rk] * lk[0, 0]).T
+                mat[m + p, rk] = self.zry[rk] * lk[0, 0]
+            else:
+                x3 = self.zrx[rk].reshape(tk.n_levels, tk.q, p)
+                mat[m:m + p, rk] = np.einsum("ab,iap->ibp", lk, x3).reshape(-1, p).T
+                mat[m + p, rk] = (self.zry[rk].reshape(tk.n_levels, tk.q) @ lk).reshape(-1)
+        if m:
+            mat[np.arange(m), np.arange(m)] += 1.0
 
     def deviance(self, theta, reml=True):
         """The profiled criterion (-2 log-likelihood or REML criterion) at theta."""
