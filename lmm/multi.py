@@ -341,7 +341,7 @@ class MultiTermModel:
         if method == "COBYQA":
             res = optimize.minimize(fun, theta0, method="COBYQA", bounds=bounds,
                                     options=dict(f_target=-np.inf, maxfev=4000,
-                                                 initial_tr_radius=0.5, final_tr_radius=1e-9))
+                                                 initial_tr_radius=0.5, final_tr_radius=1e-6))
         else:
             res = optimize.minimize(fun, theta0, method=method, bounds=bounds,
                                     options=dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
