@@ -26,6 +26,7 @@ except ImportError as exc:  # pragma: no cover - depends on how lmm was installe
 from . import datasets
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .lrt import LRTestResult, lrtest
+from .many import ManyResults, fit_many
 from .model import MixedLM
 from .params import MixedLMParams
 from .results import MixedLMResults
@@ -78,9 +79,11 @@ __all__ = [
     "MixedLMResults",
     "SingularFitWarning",
     "datasets",
+    "fit_many",
     "lmer",
     "lrtest",
     "LRTestResult",
+    "ManyResults",
     "mixedlm",
     "__version__",
 ]

@@ -489,3 +489,8 @@ class MixedLM:
         """
         return self._deviance(reml, self._structure(free))
 
+    def fit_many(self, responses, **kwargs):
+        """Fit this design to each column of `responses` (see `lmm.fit_many`)."""
+        from .many import fit_many
+
+        return fit_many(self, None, responses, **kwargs)

@@ -1,0 +1,708 @@
+"""Many responses on one design: one mixed model per column of a response matrix.
+
+`fit_many` fits the same model (fixed effects, random effects, groups) to each
+column of `responses`, e.g. one model per gene over the samples of an
+expression matrix.  Everything that depends only on the design is computed
+once: the formula, the group order, Z_g'Z_g, Z_g'X_g, X'X and their
+conditioned forms (DESIGN.md, "How the same numbers serve the later issues").
+Each response adds only its own Z_g'y_g, X'y and y'y, computed for a block of
+responses in one compiled pass over the rows, and its optimization, which runs
+in C without the GIL (`_core.ManyFitter`): the steps of
+`optimize.minimize_deviance` and `optimize.check_optimum` on the same
+`Criterion`, so each response gets the fit `MixedLM.fit` would give it.  The
+few responses the compiled path does not settle (a boundary re-search that
+finds a better point, a failed optimum check, a degenerate design after
+dropping missing values) are fitted through `MixedLM.fit` itself.
+
+Blocks of responses run one after the other, on threads (``n_jobs``), on any
+`concurrent.futures.Executor` (a process pool, a Dask client's
+``get_executor()``), or on a Dask cluster (``client=``, the design scattered
+once to every worker).
+"""
+
+import math
+import os
+import sys
+import uuid
+import warnings
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures import as_completed as _as_completed
+from dataclasses import replace as _dc_replace
+
+import numpy as np
+import pandas as pd
+from scipy.special import ndtr
+
+from . import _core
+from .exceptions import ConvergenceWarning
+from .optimize import GRADIENT_TOLERANCE, NEWTON_DECREMENT_TOLERANCE, SINGULAR_TOLERANCE
+
+# First steps of the compiled boundary re-search from lme4's start (trust
+# radius in the conditioned theta space, where the first search starts with
+# radius 1): short with several parameters, where rank-deficient local optima
+# lie on the boundary; longer with one, where the boundary is one point.
+RESEARCH_RADIUS = 0.1
+RESEARCH_RADIUS_ONE = 0.5
+
+# The name the design's placeholder response takes in the data.
+_PLACEHOLDER = "__lmm_response__"
+
+# status codes of _core.ManyFitter.fit
+_STATUS_REASONS = {
+    1: "the boundary re-search found a better point",
+    2: "the optimum check failed",
+    3: "the response's design is degenerate after dropping its missing values",
+    4: "X'V^-1X is not positive definite at the end point",
+}
+
+
+# ---------------------------------------------------------------------------
+# The design
+# ---------------------------------------------------------------------------
+
+class _Design:
+    """What every block of responses needs: the rows and the design's cross-products.
+
+    Picklable (the compiled fitter is rebuilt where it is used), small: the
+    fixed- and random-effects designs, the group codes and order, and
+    cross-products of the size of the groups.
+    """
+
+    def __init__(self, model, reml, warm_start=True):
+        from .covariance import CovarianceStructure
+
+        structure = CovarianceStructure(model.k_re, model._re_blocks)
+        dev = model._deviance(reml, structure)
+        self.token = uuid.uuid4().hex
+        self.reml = bool(reml)
+        self.warm_start = bool(warm_start)
+        self.X = np.ascontiguousarray(model.exog, dtype=float)
+        self.Z = np.ascontiguousarray(model.exog_re, dtype=float)
+        self.groups = model.groups
+        self.order = np.ascontiguousarray(model.row_order, dtype=np.intp)
+        self.offsets = np.ascontiguousarray(model.group_offsets, dtype=np.intp)
+        st = model.cross_products
+        self.ztz, self.ztx, self.xtx = st.ztz, st.ztx, st.xtx
+        cs = dev.stats
+        self.ztz_s, self.ztx_s, self.xtx_s = cs.ztz, cs.ztx, cs.xtx
+        self.t = np.ascontiguousarray(dev.reparam.t)
+        self.x_scale = np.ascontiguousarray(dev.x_scale)
+        self.shift = float(dev.shift)
+        self.blocks = model._re_blocks
+        self.theta_rows = structure.theta_rows
+        self.theta_cols = structure.theta_cols
+        self.lower = structure.lower_bounds
+        self.cov_rows = structure.cov_rows
+        self.cov_cols = structure.cov_cols
+        # how Reparametrization conditions each column of Z (for responses
+        # with missing values, whose own T the kernel computes)
+        mode = np.zeros(model.k_re, dtype=np.intp)
+        icpt_of = np.zeros(model.k_re, dtype=np.intp)
+        intercept = model._intercept_re
+        for members in structure.blocks:
+            icpt = [k for k in members if intercept[k]]
+            for j in members:
+                if intercept[j]:
+                    mode[j] = 0
+                elif icpt and len(members) > 1:
+                    mode[j], icpt_of[j] = 1, icpt[0]
+                else:
+                    mode[j] = 2
+        self.t_mode, self.t_icpt = mode, icpt_of
+        self.exog_names = list(model.exog_names)
+        self.exog_re_names = list(model.exog_re_names)
+        self.group_name = model.group_name
+        self.p, self.q = self.X.shape[1], self.Z.shape[1]
+        re = self.exog_re_names
+        self.cov_names = [f"{re[j]} Var" if j == k else f"{re[k]} x {re[j]} Cov"
+                          for j, k in zip(self.cov_rows, self.cov_cols)]
+        self._fitter = None
+
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        state["_fitter"] = None
+        return state
+
+    @property
+    def nobs(self):
+        return self.X.shape[0]
+
+    def fitter(self):
+        """The compiled `_core.ManyFitter` of this design (built on first use)."""
+        if self._fitter is None:
+            self._fitter = _core.ManyFitter(
+                self.X, self.Z, self.order, self.offsets, self.ztz, self.ztx, self.xtx,
+                self.ztz_s, self.ztx_s, self.xtx_s, self.t, self.x_scale, self.shift,
+                self.reml, self.theta_rows, self.theta_cols, self.lower, self.cov_rows,
+                self.cov_cols, self.t_mode, self.t_icpt, GRADIENT_TOLERANCE,
+                NEWTON_DECREMENT_TOLERANCE, SINGULAR_TOLERANCE, RESEARCH_RADIUS,
+                RESEARCH_RADIUS_ONE, self.warm_start,
+            )
+        return self._fitter
+
+    def model_for(self, y, **kwargs):
+        """A MixedLM of this design with response y (its NaN rows dropped)."""
+        from .model import MixedLM
+
+        md = MixedLM(y, self.X, self.groups, exog_re=self.Z, missing="drop",
+                     exog_names=self.exog_names, exog_re_names=self.exog_re_names,
+                     group_name=self.group_name, **kwargs)
+        if self.blocks is not None:
+            md.set_re_blocks(self.blocks)
+        return md
+
+
+# Designs received by this process (workers of a process pool or a Dask
+# cluster), by token: each is unpickled and its fitter built once per process.
+_DESIGNS = {}
+
+
+def _install_design(design):
+    """ProcessPoolExecutor initializer: keep the design in the worker."""
+    _DESIGNS.clear()
+    _DESIGNS[design.token] = design
+
+
+def _local_design(design):
+    if isinstance(design, str):
+        return _DESIGNS[design]
+    known = _DESIGNS.get(design.token)
+    if known is None:
+        if len(_DESIGNS) >= 4:
+            _DESIGNS.clear()
+        _DESIGNS[design.token] = known = design
+    return known
+
+
+# ---------------------------------------------------------------------------
+# One block of responses (runs wherever the executor puts it)
+# ---------------------------------------------------------------------------
+
+def _python_row(design, y):
+    """Fit one response through MixedLM.fit; its row, flags and messages."""
+    ncov = len(design.cov_rows)
+    row = np.full(2 * design.p + ncov + 3, np.nan)
+    flags = np.zeros(4, dtype=np.intp)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = design.model_for(y).fit(reml=design.reml)
+    except (ValueError, np.linalg.LinAlgError) as exc:
+        row[-1] = np.isfinite(y).sum()
+        flags[0] = -1
+        return row, flags, [f"not fitted: {exc}"]
+    sol = res._sol
+    p = design.p
+    row[:p] = sol["fe_params"]
+    row[p:2 * p] = np.sqrt(np.diag(sol["vcov_fe"]))
+    row[2 * p:2 * p + ncov] = sol["cov_re"][design.cov_rows, design.cov_cols]
+    row[2 * p + ncov:] = res.scale, res.llf, res.nobs
+    flags[1:] = res.converged, res.is_singular, res.optimizer["iterations"]
+    return row, flags, list(res.optimizer["messages"])
+
+
+def _fit_block(design, Y):
+    """Fit the responses in the columns of Y (rows in the design's order).
+
+    Returns (out, flags, python, messages): the table rows, the flags
+    (status, converged, singular, iterations), the positions fitted through
+    the Python path and {position: messages} for the responses with a problem.
+    """
+    design = _local_design(design)
+    Y = np.array(Y, dtype=float, order="C", copy=True)
+    m = Y.shape[1]
+    mask = np.isnan(Y)
+    if mask.any():
+        cols, rows = np.nonzero(mask.T)
+        miss_ptr = np.zeros(m + 1, dtype=np.intp)
+        np.cumsum(np.bincount(cols, minlength=m), out=miss_ptr[1:])
+        miss_rows = np.ascontiguousarray(rows, dtype=np.intp)
+        Y[mask] = 0.0
+    else:
+        miss_ptr = np.zeros(m + 1, dtype=np.intp)
+        miss_rows = np.zeros(0, dtype=np.intp)
+    fitter = design.fitter()
+    out = np.empty((m, fitter.n_columns))
+    flags = np.empty((m, 4), dtype=np.intp)
+    fitter.fit(Y, miss_ptr, miss_rows, out, flags)
+    python = np.flatnonzero(flags[:, 0] != 0)
+    messages = {}
+    for c in python:
+        y = Y[:, c].copy()
+        y[mask[:, c]] = np.nan
+        out[c], flags[c], msgs = _python_row(design, y)
+        if msgs or not flags[c, 1]:
+            messages[int(c)] = msgs
+    return out, flags, python, messages
+
+
+def _fit_block_scattered(design, Y):
+    """`_fit_block` for Dask (the design arrives as a scattered future's value)."""
+    return _fit_block(design, Y)
+
+
+# ---------------------------------------------------------------------------
+# Inputs
+# ---------------------------------------------------------------------------
+
+def _has_bars(rhs):
+    from .formula.fast import _split_top
+    from .formula.lme4 import _is_bar_term
+
+    return any(_is_bar_term(tok) for tok in _split_top(rhs, "+-") if tok not in "+-")
+
+
+def _build_model(formula, data, groups, re_formula, missing):
+    """The design's MixedLM from a one- or two-sided formula; (model, rhs, positions).
+
+    positions: the data rows the model kept (all of them unless missing='drop'
+    dropped rows with missing covariates).
+    """
+    from .model import MixedLM
+
+    if data is None:
+        raise TypeError("fit_many needs `data` (a DataFrame) with a formula")
+    if not isinstance(data, pd.DataFrame):
+        data = pd.DataFrame(data)
+    if "~" in formula:
+        lhs, rhs = formula.split("~", 1)
+    else:
+        lhs, rhs = "", formula
+    if lhs.strip():
+        warnings.warn(
+            f"the left-hand side {lhs.strip()!r} of the formula is ignored: fit_many takes "
+            "the responses from `responses`", UserWarning, stacklevel=3,
+        )
+    name = _PLACEHOLDER
+    while name in data.columns:
+        name += "_"
+    frame = data.reset_index(drop=True)
+    frame[name] = 0.0
+    if _has_bars(rhs):
+        if re_formula is not None:
+            raise ValueError("give the random effects either as (... | group) terms in the "
+                             "formula or as re_formula, not both")
+        from .formula.lme4 import parse
+
+        parsed = parse(f"{name} ~{rhs}")
+        factors = sorted({t.group for t in parsed.terms})
+        if len(factors) > 1:
+            raise NotImplementedError(
+                f"fit_many fits one grouping factor so far; the formula has {len(factors)} "
+                f"({', '.join(factors)})")
+        group = factors[0]
+        if groups is not None and not (isinstance(groups, str) and groups == group):
+            raise ValueError(f"the formula groups by {group!r}: leave out groups= or pass "
+                             f"groups={group!r}")
+        model = MixedLM.from_lmer(f"{name} ~{rhs}", frame, missing=missing)
+        if not isinstance(model, MixedLM):
+            raise NotImplementedError("fit_many fits one grouping factor so far")
+    else:
+        if groups is None:
+            raise TypeError("fit_many needs groups= (a column name or the labels), or an "
+                            "lme4 formula with a (1 | group) term")
+        model = MixedLM.from_formula(f"{name} ~{rhs}", frame, groups=groups,
+                                     re_formula=re_formula, missing=missing)
+    positions = np.asarray(model.row_labels, dtype=np.intp)
+    model.row_labels = data.index[positions]
+    return model, rhs.strip(), positions
+
+
+def _response_matrix(responses, n_rows, what, data_index=None):
+    """(Y (n_rows, m) float64, names) from a 2-D array, a DataFrame or a Series."""
+    if isinstance(responses, pd.Series):
+        responses = responses.to_frame()
+    if isinstance(responses, pd.DataFrame):
+        names = [str(c) for c in responses.columns]
+        bad = [str(c) for c, dt in responses.dtypes.items()
+               if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)]
+        if bad:
+            raise TypeError(f"responses has non-numeric columns: {bad[:5]}")
+        if data_index is not None and len(responses) == len(data_index) and \
+                not responses.index.equals(data_index) and responses.index.is_unique and \
+                data_index.is_unique and set(responses.index) == set(data_index):
+            responses = responses.loc[data_index]     # same samples in another order
+        Y = responses.to_numpy(dtype=float, na_value=np.nan)
+    else:
+        Y = np.asarray(responses)
+        if Y.dtype.kind not in "biuf":
+            raise TypeError(f"responses must be numeric, got dtype {Y.dtype}")
+        if Y.ndim == 1:
+            Y = Y[:, None]
+        if Y.ndim != 2:
+            raise ValueError(f"responses must be 2-dimensional (rows x responses), got "
+                             f"{Y.ndim} dimensions")
+        Y = Y.astype(float, copy=False)
+        names = [f"y{i}" for i in range(Y.shape[1])]
+    if Y.shape[0] != n_rows:
+        hint = ""
+        if Y.ndim == 2 and Y.shape[1] == n_rows:
+            hint = (f"; it has {n_rows} columns: pass its transpose (one row per "
+                    "observation, one column per response)")
+        raise ValueError(f"responses has {Y.shape[0]} rows but {what} has {n_rows}: "
+                         f"responses needs one row per observation{hint}")
+    if len(set(names)) != len(names):
+        dup = pd.Index(names)[pd.Index(names).duplicated()].unique().tolist()
+        raise ValueError(f"response names must be unique; repeated: {dup[:5]}")
+    if np.isinf(Y).any():
+        bad = [names[j] for j in np.flatnonzero(np.isinf(Y).any(0))]
+        raise ValueError(f"responses {bad[:5]} contain infinite values")
+    return Y, names
+
+
+def _interactive():
+    if hasattr(sys, "ps1") or sys.flags.interactive:
+        return True
+    ipython = sys.modules.get("IPython")
+    try:
+        return ipython is not None and ipython.get_ipython() is not None
+    except Exception:  # noqa: BLE001 - any failure means: not interactive
+        return False
+
+
+def _progress_bar(progress, total):
+    if progress is False or (progress is None and not _interactive()):
+        return None
+    try:
+        from tqdm.auto import tqdm
+    except ImportError:
+        if progress:
+            raise ImportError("progress=True needs tqdm (pip install tqdm, or "
+                              "lmm[progress])") from None
+        return None
+    return tqdm(total=total, unit="responses", desc="fit_many", leave=False)
+
+
+# ---------------------------------------------------------------------------
+# The driver
+# ---------------------------------------------------------------------------
+
+def _workers(n_jobs, executor, client):
+    if client is not None:
+        try:
+            return max(1, sum(client.nthreads().values()))
+        except Exception:  # noqa: BLE001 - a client without nthreads(): guess
+            return os.cpu_count() or 1
+    if executor is not None:
+        n = getattr(executor, "_max_workers", None)
+        if n is None and hasattr(executor, "_client"):
+            try:
+                n = sum(executor._client.nthreads().values())
+            except Exception:  # noqa: BLE001
+                n = None
+        return n or os.cpu_count() or 1
+    return n_jobs
+
+
+def _chunks(m, chunk_size, workers, remote, design):
+    if chunk_size is None:
+        if remote:
+            # large enough that the design sent along costs little (its rows
+            # hold p + q + 1 values, a response's one)
+            floor = 20 * (design.p + design.q + 1)
+            chunk_size = max(floor, math.ceil(m / (4 * workers)))
+        elif workers > 1:
+            chunk_size = min(1024, max(32, math.ceil(m / (8 * workers))))
+        else:
+            chunk_size = 1024
+    chunk_size = max(1, int(chunk_size))
+    return [(a, min(a + chunk_size, m)) for a in range(0, m, chunk_size)]
+
+
+def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formula=None,
+             reml=True, n_jobs=1, executor=None, client=None, chunk_size=None, progress=None,
+             missing="none"):
+    """Fit one linear mixed model per response, all on the same design.
+
+    Parameters
+    ----------
+    formula_or_model : str or MixedLM
+        The fixed effects, one-sided (``"~ cond + c1"``) or two-sided (the
+        left-hand side is ignored, with a warning), in patsy syntax or with
+        lme4 random-effect terms (``"~ cond + c1 + (1 | donor)"``).  Or a
+        MixedLM whose design (exog, exog_re, groups, covariance blocks) is
+        used; its own response is ignored.
+    data : DataFrame
+        The covariates and groups (with a formula).
+    responses : 2-D array, DataFrame or Series
+        One row per row of `data` (of the model's rows for a MixedLM), one
+        column per response.  Names: the DataFrame's columns, else "y0",
+        "y1", ...  A missing value (NaN) drops that row for that response only.
+    groups : str or array_like
+        The groups (with a patsy formula; lme4 formulas name them).
+    re_formula : str, optional
+        Random effects (patsy formula), a random intercept if omitted.
+    reml : bool
+        REML (default) or maximum likelihood.
+    n_jobs : int
+        Threads in this process (the compiled fits release the GIL); -1 for
+        one per core.  Ignored when `executor` or `client` is given.
+    executor : concurrent.futures.Executor or "processes", optional
+        Runs blocks of responses: a ProcessPoolExecutor, a Dask client's
+        ``get_executor()``, ...; the design travels with each block.
+        "processes" starts a process pool of `n_jobs` workers (all cores for
+        n_jobs=1 or -1) that receive the design once each.
+    client : distributed.Client, optional
+        A Dask client: the design is scattered once to every worker, the
+        blocks of responses are scattered and fitted there.
+    chunk_size : int, optional
+        Responses per block (default: 1024 in one thread, smaller blocks for
+        threads, blocks large enough that the design travels cheaply for
+        executors and Dask).
+    progress : bool, optional
+        A tqdm progress bar; by default on in interactive sessions (when tqdm
+        is installed), off with False.
+    missing : {'none', 'drop'}
+        Rows with missing covariates or groups in `data`: an error, or dropped
+        for all responses.
+
+    Returns
+    -------
+    ManyResults
+        ``.table``: one row per response with the fixed effects, their
+        standard errors and p-values, the variance components, the residual
+        variance, llf, nobs, converged and singular flags; ``.results(name)``
+        fits one response through `MixedLM.fit` and returns its
+        MixedLMResults.
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd, lmm
+    >>> rng = np.random.default_rng(0)
+    >>> data = pd.DataFrame({"g": np.repeat(np.arange(10), 4), "x": rng.normal(size=40)})
+    >>> Y = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
+    >>> res = lmm.fit_many("~ x + (1 | g)", data, Y, progress=False)
+    >>> list(res.table.index)
+    ['a', 'b', 'c']
+    """
+    from .model import MixedLM
+
+    if responses is None:
+        raise TypeError("fit_many needs `responses` (one column per response)")
+    if isinstance(formula_or_model, MixedLM):
+        model, rhs, positions = formula_or_model, None, None
+        Y, names = _response_matrix(responses, model.nobs, "the model")
+    elif isinstance(formula_or_model, str):
+        model, rhs, positions = _build_model(formula_or_model, data, groups, re_formula,
+                                             missing)
+        data_index = data.index if isinstance(data, pd.DataFrame) else None
+        Y, names = _response_matrix(responses, len(data), "data", data_index)
+        if len(positions) != Y.shape[0] or np.any(positions != np.arange(len(positions))):
+            Y = Y[positions]
+    else:
+        raise TypeError("formula_or_model must be a formula string or a MixedLM (one "
+                        f"grouping factor), got {type(formula_or_model).__name__}")
+    if Y.shape[1] == 0:
+        raise ValueError("responses has no columns: nothing to fit")
+    if n_jobs is None or n_jobs == 0:
+        n_jobs = 1
+    if n_jobs < 0:
+        n_jobs = os.cpu_count() or 1
+    design = _Design(model, reml)
+    m = Y.shape[1]
+    out = np.empty((m, 2 * design.p + len(design.cov_rows) + 3))
+    flags = np.zeros((m, 4), dtype=np.intp)
+    python, messages = [], {}
+
+    def collect(a, result):
+        o, f, py, msgs = result
+        out[a:a + len(o)] = o
+        flags[a:a + len(o)] = f
+        python.extend(int(a + c) for c in py)
+        messages.update({int(a + c): v for c, v in msgs.items()})
+        if bar is not None:
+            bar.update(len(o))
+
+    remote = executor is not None or client is not None
+    own_pool = None
+    if executor == "processes":
+        own_pool = executor = ProcessPoolExecutor(
+            max_workers=n_jobs if n_jobs > 1 else None, initializer=_install_design,
+            initargs=(design,))
+    elif executor is not None and not isinstance(executor, Executor):
+        raise TypeError("executor must be a concurrent.futures.Executor or 'processes'")
+    spans = _chunks(m, chunk_size, _workers(n_jobs, executor, client), remote, design)
+    bar = _progress_bar(progress, m)
+    try:
+        if client is not None:
+            d_future = client.scatter(design, broadcast=True, hash=False)
+            blocks = client.scatter([Y[:, a:b] for a, b in spans], hash=False)
+            futures = {client.submit(_fit_block_scattered, d_future, blk, pure=False): a
+                       for (a, _), blk in zip(spans, blocks)}
+            from distributed import as_completed
+
+            for fut in as_completed(futures):
+                collect(futures[fut], fut.result())
+        elif executor is not None:
+            payload = design.token if own_pool is not None else design
+            futures = {executor.submit(_fit_block, payload, Y[:, a:b]): a for a, b in spans}
+            for fut in _as_completed(futures):
+                collect(futures[fut], fut.result())
+        elif n_jobs > 1 and len(spans) > 1:
+            _local_design(design)
+            with ThreadPoolExecutor(max_workers=n_jobs) as pool:
+                futures = {pool.submit(_fit_block, design, Y[:, a:b]): a for a, b in spans}
+                for fut in _as_completed(futures):
+                    collect(futures[fut], fut.result())
+        else:
+            for a, b in spans:
+                collect(a, _fit_block(design, Y[:, a:b]))
+    finally:
+        if bar is not None:
+            bar.close()
+        if own_pool is not None:
+            own_pool.shutdown()
+        _DESIGNS.pop(design.token, None)
+    return ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y)
+
+
+# ---------------------------------------------------------------------------
+# Results
+# ---------------------------------------------------------------------------
+
+class ManyResults:
+    """The fits of `fit_many`: one row per response.
+
+    Attributes
+    ----------
+    table : DataFrame
+        Index: the response names.  Columns: each fixed effect's estimate
+        (its name), standard error (``"<name>_se"``) and two-sided normal
+        p-value (``"<name>_pvalue"``, statsmodels' z test); the free entries of
+        cov_re (``"<effect> Var"``, ``"<a> x <b> Cov"``, statsmodels' names);
+        ``scale`` (residual variance), ``llf`` (REML log-likelihood for a REML
+        fit), ``nobs`` (rows used), ``converged``, ``singular`` (a variance at
+        zero or a correlation at +-1, as lme4's isSingular) and ``iterations``.
+    messages : dict
+        Response name -> the optimizer's messages, for the responses that did
+        not converge or could not be fitted.
+    python_path : list
+        Names of the responses fitted through `MixedLM.fit` rather than the
+        compiled path (see lmm/many.py).
+    model : MixedLM
+        The design's model (its own response is a placeholder).
+    """
+
+    def __init__(self, model, design, names, out, flags, python, messages, rhs, Y):
+        self.model = model
+        self.reml = design.reml
+        self.method = "REML" if self.reml else "ML"
+        self._design = design
+        self._rhs = rhs
+        self.names = list(names)
+        p, ncov = design.p, len(design.cov_rows)
+        fe, se = out[:, :p], out[:, p:2 * p]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            pv = 2.0 * ndtr(-np.abs(fe / se))
+        cols = {}
+        for j, nm in enumerate(design.exog_names):
+            cols[nm] = fe[:, j]
+            cols[f"{nm}_se"] = se[:, j]
+            cols[f"{nm}_pvalue"] = pv[:, j]
+        for j, nm in enumerate(design.cov_names):
+            cols[nm] = out[:, 2 * p + j]
+        cols["scale"] = out[:, 2 * p + ncov]
+        cols["llf"] = out[:, 2 * p + ncov + 1]
+        nobs = out[:, 2 * p + ncov + 2]
+        cols["nobs"] = np.where(np.isfinite(nobs), nobs, 0).astype(np.int64)
+        cols["converged"] = flags[:, 1].astype(bool)
+        cols["singular"] = flags[:, 2].astype(bool)
+        cols["iterations"] = flags[:, 3].astype(np.int64)
+        self.table = pd.DataFrame(cols, index=pd.Index(self.names, name="response"))
+        self.python_path = [self.names[i] for i in python]
+        self.messages = {self.names[i]: msgs for i, msgs in sorted(messages.items())}
+        self._fe_names = list(design.exog_names)
+        self._Y = Y            # the responses, rows in the model's order (for results())
+        bad = [nm for nm, ok in zip(self.names, cols["converged"]) if not ok]
+        if bad:
+            warnings.warn(
+                f"{len(bad)} of {len(self.names)} responses did not converge or could not be "
+                f"fitted ({', '.join(bad[:5])}{', ...' if len(bad) > 5 else ''}); see "
+                "`.messages` and the `converged` column",
+                ConvergenceWarning, stacklevel=3,
+            )
+
+    def __len__(self):
+        return len(self.names)
+
+    def __getitem__(self, key):
+        return self.table[key]
+
+    def __repr__(self):
+        return (f"<ManyResults: {len(self)} responses, {self.method}, "
+                f"{int(self.table['converged'].sum())} converged, "
+                f"{int(self.table['singular'].sum())} singular>\n{self.table!r}")
+
+    def _repr_html_(self):
+        return self.table._repr_html_()
+
+    @property
+    def fe_params(self):
+        """Fixed effects: responses x effects (DataFrame)."""
+        return self.table[self._fe_names]
+
+    @property
+    def bse_fe(self):
+        """Standard errors of the fixed effects (DataFrame)."""
+        t = self.table[[f"{nm}_se" for nm in self._fe_names]]
+        return t.set_axis(self._fe_names, axis=1)
+
+    @property
+    def pvalues(self):
+        """Two-sided normal p-values of the fixed effects (DataFrame)."""
+        t = self.table[[f"{nm}_pvalue" for nm in self._fe_names]]
+        return t.set_axis(self._fe_names, axis=1)
+
+    @property
+    def cov_re(self):
+        """The free entries of each response's cov_re (DataFrame)."""
+        return self.table[self._design.cov_names]
+
+    @property
+    def llf(self):
+        return self.table["llf"]
+
+    @property
+    def scale(self):
+        return self.table["scale"]
+
+    def _position(self, name):
+        if isinstance(name, int | np.integer) and name not in self.names:
+            if not -len(self) <= name < len(self):
+                raise IndexError(f"response index {name} out of range ({len(self)} responses)")
+            return int(name) % len(self)
+        try:
+            return self.names.index(str(name))
+        except ValueError:
+            raise KeyError(f"no response named {name!r}") from None
+
+    def results(self, name, **fit_kwargs):
+        """The full MixedLMResults of one response, fitted through `MixedLM.fit`.
+
+        Parameters
+        ----------
+        name : str or int
+            The response's name (or position).
+        **fit_kwargs : passed to `MixedLM.fit` (reml defaults to fit_many's).
+
+        Examples
+        --------
+        >>> res.results("gene17").summary()  # doctest: +SKIP
+        """
+        from .formula.lme4 import LmerFormula
+
+        j = self._position(name)
+        label = self.names[j]
+        y = self._Y[:, j]
+        m = self.model
+        kwargs = dict(design_info=m.design_info, design_info_re=m.design_info_re,
+                      endog_names=label, row_labels=m.row_labels)
+        if self._rhs is not None:
+            kwargs["formula"] = f"{label} ~ {self._rhs}"
+        elif m.formula is not None:
+            kwargs["formula"] = m.formula
+        md = self._design.model_for(y, **kwargs)
+        if isinstance(m.lmer_formula, LmerFormula):
+            md.lmer_formula = _dc_replace(m.lmer_formula, response=label)
+        fit_kwargs.setdefault("reml", self.reml)
+        return md.fit(**fit_kwargs)
