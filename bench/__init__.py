@@ -13,4 +13,6 @@ memory       peak extra memory of one lmm fit, in a fresh subprocess
 measurement  what one timed run records; median, growth exponent
 report       agreement, targets, the printed table and the chart
 cli          command line and the run loop
+many         ``python -m bench.many``: many responses on one design (fit_many vs a
+             statsmodels loop and lme4's refit())
 """

@@ -236,11 +236,6 @@ def _fit_block(design, Y):
     return out, flags, python, messages
 
 
-def _fit_block_scattered(design, Y):
-    """`_fit_block` for Dask (the design arrives as a scattered future's value)."""
-    return _fit_block(design, Y)
-
-
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
@@ -314,9 +309,13 @@ def _response_matrix(responses, n_rows, what, data_index=None):
         responses = responses.to_frame()
     if isinstance(responses, pd.DataFrame):
         names = [str(c) for c in responses.columns]
-        bad = [str(c) for c, dt in responses.dtypes.items()
-               if not pd.api.types.is_numeric_dtype(dt) or pd.api.types.is_bool_dtype(dt)]
-        if bad:
+        dtypes = responses.dtypes
+
+        def numeric(dt):
+            return pd.api.types.is_numeric_dtype(dt) and not pd.api.types.is_bool_dtype(dt)
+
+        if not all(numeric(dt) for dt in set(dtypes)):   # (few distinct dtypes to test)
+            bad = [str(c) for c, dt in dtypes.items() if not numeric(dt)]
             raise TypeError(f"responses has non-numeric columns: {bad[:5]}")
         if data_index is not None and len(responses) == len(data_index) and \
                 not responses.index.equals(data_index) and responses.index.is_unique and \
@@ -515,7 +514,9 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
 
     remote = executor is not None or client is not None
     own_pool = None
-    if executor == "processes":
+    if isinstance(executor, str):
+        if executor != "processes":
+            raise ValueError(f"executor={executor!r}: pass an Executor or 'processes'")
         own_pool = executor = ProcessPoolExecutor(
             max_workers=n_jobs if n_jobs > 1 else None, initializer=_install_design,
             initargs=(design,))
@@ -527,7 +528,7 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
         if client is not None:
             d_future = client.scatter(design, broadcast=True, hash=False)
             blocks = client.scatter([Y[:, a:b] for a, b in spans], hash=False)
-            futures = {client.submit(_fit_block_scattered, d_future, blk, pure=False): a
+            futures = {client.submit(_fit_block, d_future, blk, pure=False): a
                        for (a, _), blk in zip(spans, blocks)}
             from distributed import as_completed
 
@@ -539,7 +540,7 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
             for fut in _as_completed(futures):
                 collect(futures[fut], fut.result())
         elif n_jobs > 1 and len(spans) > 1:
-            _local_design(design)
+            _local_design(design).fitter()         # built once, shared by the threads
             with ThreadPoolExecutor(max_workers=n_jobs) as pool:
                 futures = {pool.submit(_fit_block, design, Y[:, a:b]): a for a, b in spans}
                 for fut in _as_completed(futures):
