@@ -139,9 +139,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             planned = _fast_designs(formula, re_formula, frame)
             lhs, fe, re = planned
             arrays = {c: frame[c].to_numpy() for c in used}
-        endog = frame[lhs]
-        if not pd.api.types.is_numeric_dtype(endog) or pd.api.types.is_bool_dtype(endog):
-            raise TypeError(f"the response {lhs!r} must be numeric, got {endog.dtype}")
+        if arrays[lhs].dtype.kind not in "iuf":
+            raise TypeError(f"the response {lhs!r} must be numeric, got {arrays[lhs].dtype}")
         x = fe.matrix(frame, arrays)
         exog_names = fe.column_names
         if re is not None:
