@@ -1553,13 +1553,15 @@ cdef class ManyFitter:
     their own cross-products in one pass over the rows, then for each response
     runs the steps of `optimize.minimize_deviance` and `optimize.check_optimum`
     in C on a `Criterion` whose response parts are overwritten in place:
-    trust-region Newton from lme4's start; at a boundary end point a second
-    search from the start with small first steps (`research_radius`); the
-    optimum check (projected gradient or Newton decrement, curvature); then
-    the estimates of `ProfiledDeviance.solution`.  A response whose re-search
-    finds a better point, whose check fails, or whose own design (after its
-    missing values are dropped) is degenerate gets a non-zero status: the
-    caller fits it through the Python path.
+    trust-region Newton from lme4's start (with one variance parameter, from
+    its moment estimate when `warm_start`); at a boundary end point a second
+    search from lme4's start with short first steps (`research_radius`, or
+    `research_radius_1d` with one parameter), where minimize_deviance runs
+    scipy's L-BFGS-B; the optimum check (projected gradient or Newton
+    decrement, curvature); then the estimates of `ProfiledDeviance.solution`.
+    A response whose re-search finds a better point, whose check fails, or
+    whose own design (after its missing values are dropped) is degenerate gets
+    a non-zero status: the caller fits it through the Python path.
 
     A response with missing values drops its own rows: the shared user-space
     cross-products are corrected by subtracting those rows' contributions (or

@@ -9,10 +9,15 @@ Each response adds only its own Z_g'y_g, X'y and y'y, computed for a block of
 responses in one compiled pass over the rows, and its optimization, which runs
 in C without the GIL (`_core.ManyFitter`): the steps of
 `optimize.minimize_deviance` and `optimize.check_optimum` on the same
-`Criterion`, so each response gets the fit `MixedLM.fit` would give it.  The
-few responses the compiled path does not settle (a boundary re-search that
-finds a better point, a failed optimum check, a degenerate design after
-dropping missing values) are fitted through `MixedLM.fit` itself.
+`Criterion` and with the same tolerances, so each response gets the optimum
+`MixedLM.fit` finds for it.  Two steps differ: with one variance parameter the
+Newton search starts from a moment estimate of it (then takes 2-3 iterations)
+rather than from lme4's start, and the re-search that `minimize_deviance` runs
+with scipy's L-BFGS-B when a search ends on the boundary is a compiled Newton
+search from lme4's start with short first steps.  The few responses the
+compiled path does not settle (a re-search that finds a better point, a failed
+optimum check, a degenerate design after dropping missing values) are fitted
+through `MixedLM.fit` itself.
 
 Blocks of responses run one after the other, on threads (``n_jobs``), on any
 `concurrent.futures.Executor` (a process pool, a Dask client's

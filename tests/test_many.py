@@ -110,6 +110,21 @@ def test_equals_one_by_one(case):
     assert list(res.pvalues.columns) == list(res.bse_fe.columns) == list(res.fe_params.columns)
 
 
+def test_lme4_start_gives_the_same_fits(case):
+    """The compiled path from lme4's start (no moment warm start) agrees too."""
+    from lmm import many
+
+    data, Y = case
+    md = lmm.mixedlm("x " + FORMULA, data, groups="donor")
+    Yc = Y.to_numpy()
+    warm = many._fit_block(many._Design(md, True), Yc)
+    cold = many._fit_block(many._Design(md, True, warm_start=False), Yc)
+    assert len(warm[2]) == len(cold[2]) == 0
+    llf = 2 * md.k_fe + 2                  # column of llf: fe, se, one variance, scale
+    np.testing.assert_allclose(warm[0][:, llf], cold[0][:, llf], atol=1e-9)
+    np.testing.assert_array_equal(warm[1][:, 1:3], cold[1][:, 1:3])
+
+
 def test_random_slope_lme4_syntax_ml(case):
     """Two random effects (centred slope), ML, missing values; a two-sided formula warns."""
     data, Y = case
