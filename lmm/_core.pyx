@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-# cython: cdivision=True, initializedcheck=False
+# cython: cdivision=True, initializedcheck=False, cpow=True
 """Compiled kernels of lmm.
 
 Everything here works on the sufficient statistics of a linear mixed model
@@ -983,7 +983,7 @@ cdef void _trust_region_step(const double* w, const double* v, const double* g, 
     if w[0] > 0:
         norm2 = 0.0
         for i in range(n):
-            norm2 += (gv[i] / w[i]) ** 2
+            norm2 += (gv[i] / w[i]) * (gv[i] / w[i])
         if norm2 <= radius * radius:
             lam = 0.0
             for k in range(n):
@@ -996,7 +996,7 @@ cdef void _trust_region_step(const double* w, const double* v, const double* g, 
     lo = (-w[0] if w[0] < 0 else 0.0) + 1e-14 * (wl if wl > 1.0 else 1.0)
     norm2 = 0.0
     for i in range(n):
-        norm2 += (gv[i] / (w[i] + lo)) ** 2
+        norm2 += (gv[i] / (w[i] + lo)) * (gv[i] / (w[i] + lo))
     if norm2 < radius * radius:
         extra = sqrt(radius * radius - norm2)
         acc = 0.0
@@ -1019,7 +1019,7 @@ cdef void _trust_region_step(const double* w, const double* v, const double* g, 
             dnorm += gv[i] * gv[i] / (d * d * d)
         if fabs(sqrt(norm2) - radius) <= 1e-3 * radius:
             break
-        dnorm /= norm2 ** 1.5
+        dnorm /= norm2 * sqrt(norm2)
         lam -= (1.0 / sqrt(norm2) - 1.0 / radius) / dnorm
     for k in range(n):
         acc = 0.0
@@ -1342,6 +1342,34 @@ cdef class Criterion:
         free(free_ix)
         n_iter_out[0] = it
         return f
+
+
+def trust_region_step(h, g, double radius, prefer):
+    """The optimizer's trust-region step for a small problem (exposed for the
+    several-factor engine, whose derivatives are finite differences):
+    argmin g'p + p'Hp/2 over |p| <= radius."""
+    h_arr = np.array(h, dtype=float, order="F", copy=True)
+    cdef int n = h_arr.shape[0]
+    g_arr = np.ascontiguousarray(g, dtype=float)
+    pref_arr = np.ascontiguousarray(prefer, dtype=float)
+    if h_arr.ndim != 2 or h_arr.shape[1] != n or g_arr.shape[0] != n or pref_arr.shape[0] != n:
+        raise ValueError("h must be (n, n), g and prefer (n,)")
+    step_arr = np.zeros(n)
+    if n == 0:
+        return step_arr
+    w_arr = np.zeros(n)
+    v_arr = np.zeros((n, n), order="F")
+    gv_arr = np.zeros(n)
+    cdef double[::1, :] hv = h_arr
+    cdef double[::1] w = w_arr
+    cdef double[::1, :] v = v_arr
+    cdef double[::1] gg = g_arr
+    cdef double[::1] pref = pref_arr
+    cdef double[::1] gv = gv_arr
+    cdef double[::1] step = step_arr
+    _symmetric_eigen(&hv[0, 0], n, &w[0], &v[0, 0])
+    _trust_region_step(&w[0], &v[0, 0], &gg[0], n, radius, &pref[0], &gv[0], &step[0])
+    return step_arr
 
 
 def symmetric_eigen(a):

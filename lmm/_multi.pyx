@@ -1,5 +1,5 @@
 # cython: language_level=3, boundscheck=False, wraparound=False
-# cython: cdivision=True, initializedcheck=False
+# cython: cdivision=True, initializedcheck=False, cpow=True
 """Compiled kernels for models with several random-effect terms.
 
 The random-effect terms are ordered by number of levels, largest first (as

@@ -11,7 +11,9 @@ A = Lambda'Z'Z Lambda + I is block-diagonal and is eliminated level by level
 in compiled code (lmm/_multi.pyx); the other terms, the fixed effects and the
 response form a dense matrix whose Cholesky factor gives the rest of the
 criterion (log|S|, log|X'V^-1 X|, rss), the fixed effects and the modes.
-The optimizer is derivative-free over the theta of all terms, with bounds.
+The optimizer takes trust-region Newton steps over the theta of all terms with
+finite-difference derivatives and bounds, checked by a derivative-free search
+(COBYQA) when it ends on the boundary.
 """
 
 from dataclasses import dataclass
@@ -26,6 +28,10 @@ from .covariance import CovarianceStructure
 
 # dense Schur complements above this order would need a sparse Cholesky
 MAX_DENSE_ORDER = 6000
+# Finite-difference Newton steps only below this many rows: the criterion's
+# rounding noise grows with n and spoils second differences, while above it an
+# evaluation costs far more than COBYQA's own work, which then does not matter.
+FD_NEWTON_MAX_NOBS = 20_000
 
 
 @dataclass
@@ -328,24 +334,31 @@ class MultiTermModel:
     def fit(self, reml=True, start=None, method=None):
         """Fit by REML (default) or ML; returns MultiTermResults.
 
-        The optimizer is derivative-free (scipy's COBYQA where available,
-        else Powell) over theta with its bounds, from lme4's start.
+        method None (default): trust-region Newton steps with finite-difference
+        derivatives of the criterion (a few evaluations per step, small
+        problems); when that ends on the boundary, or fails, scipy's COBYQA
+        (derivative-free, bounded) searches too and the better end point is
+        kept.  Any scipy.optimize.minimize method name runs that method instead.
         """
         theta0 = np.concatenate([t.structure.start_theta() for t in self.terms]) \
             if start is None else np.asarray(start, dtype=float)
         lower = self.lower_bounds
-        bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
         fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
-        if method is None:
+        if method is None and self.nobs > FD_NEWTON_MAX_NOBS:
             method = "COBYQA" if _has_cobyqa() else "Powell"
-        if method == "COBYQA":
-            res = optimize.minimize(fun, theta0, method="COBYQA", bounds=bounds,
-                                    options=dict(f_target=-np.inf, maxfev=4000,
-                                                 initial_tr_radius=0.5, final_tr_radius=1e-6))
+        if method is None:
+            theta, ok = _fd_newton(lambda th: self.deviance(th, reml), theta0, lower)
+            value = fun(theta)
+            res = optimize.OptimizeResult(x=theta, fun=value, success=ok, nfev=None)
+            on_bound = any(np.any(t.structure.lam(theta[sl]).diagonal() < 1e-4)
+                           for t, sl in zip(self.terms, self.theta_slices))
+            if not ok or on_bound:
+                other = self._scipy_search(fun, theta0, lower, "COBYQA" if _has_cobyqa()
+                                           else "Powell")
+                if other.fun < value - 1e-10 * (1 + abs(value)) or not ok:
+                    res = other
         else:
-            res = optimize.minimize(fun, theta0, method=method, bounds=bounds,
-                                    options=dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
-                                    if method == "Powell" else {})
+            res = self._scipy_search(fun, theta0, lower, method)
         theta = np.maximum(res.x, lower)
         results = MultiTermResults(self, theta, reml, res)
         if results.singular_messages:
@@ -357,6 +370,89 @@ class MultiTermModel:
                           + "; ".join(results.singular_messages), SingularFitWarning,
                           stacklevel=2)
         return results
+
+    @staticmethod
+    def _scipy_search(fun, theta0, lower, method):
+        bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
+        if method == "COBYQA":
+            options = dict(f_target=-np.inf, maxfev=4000, initial_tr_radius=0.5,
+                           final_tr_radius=1e-6)
+        elif method == "Powell":
+            options = dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
+        else:
+            options = {}
+        return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
+
+
+def _fd_derivatives(fun, theta, f0, h):
+    """Central finite-difference gradient and Hessian (the criterion is defined
+    for theta on either side of its bounds: G = Lambda Lambda' stays PSD)."""
+    n = len(theta)
+    g = np.zeros(n)
+    hess = np.zeros((n, n))
+    fp, fm = np.zeros(n), np.zeros(n)
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = h[i]
+        fp[i], fm[i] = fun(theta + e), fun(theta - e)
+        g[i] = (fp[i] - fm[i]) / (2 * h[i])
+        hess[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
+    for i in range(n):
+        for j in range(i):
+            ei, ej = np.zeros(n), np.zeros(n)
+            ei[i], ej[j] = h[i], h[j]
+            val = (fun(theta + ei + ej) - fun(theta + ei - ej) - fun(theta - ei + ej)
+                   + fun(theta - ei - ej)) / (4 * h[i] * h[j])
+            hess[i, j] = hess[j, i] = val
+    return g, hess
+
+
+def _fd_newton(fun, theta, lower, max_iter=100, radius=1.0):
+    """Trust-region Newton with finite-difference derivatives, within the bounds.
+
+    The same iteration as the one-factor optimizer (`_core.Criterion.minimize`,
+    whose step solver it uses): an active set for parameters held at a bound
+    by their gradient, the exact trust-region step on the others.  Converged
+    when a Newton step would change the criterion by less than 1e-9.
+    Returns (theta, converged).
+    """
+    theta = np.maximum(np.asarray(theta, dtype=float), lower)
+    f = fun(theta)
+    if not np.isfinite(f):
+        return theta, False
+    for _ in range(max_iter):
+        h = 1e-4 * np.maximum(1.0, np.abs(theta))
+        g, hess = _fd_derivatives(fun, theta, f, h)
+        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(hess))):
+            return theta, False
+        at_bound = np.isfinite(lower) & (theta <= lower)
+        free = ~(at_bound & (g > 0))
+        if not free.any():
+            return theta, True
+        hf = hess[np.ix_(free, free)]
+        w = np.linalg.eigvalsh(hf)
+        if w[0] > 0:
+            gf = g[free]
+            if 0.5 * gf @ np.linalg.solve(hf, gf) < 1e-9:
+                return theta, True
+        step = np.zeros_like(theta)
+        prefer = np.where(at_bound, 1.0, -g)[free]
+        step[free] = _core.trust_region_step(hf, g[free], radius, prefer)
+        cand = np.maximum(theta + step, lower)
+        d = cand - theta
+        predicted = -(g @ d + 0.5 * d @ hess @ d)
+        fc = fun(cand)
+        rho = (f - fc) / predicted if predicted > 0 else -1.0
+        dnorm = np.linalg.norm(d)
+        if not np.isfinite(fc) or rho < 0.25:
+            radius = 0.25 * max(dnorm, 1e-3 * radius)
+        elif rho > 0.75 and np.linalg.norm(step) > 0.99 * radius:
+            radius *= 2.0
+        if np.isfinite(fc) and fc < f:
+            theta, f = cand, fc
+        elif radius < 1e-10:
+            return theta, predicted < 1e-8
+    return theta, False
 
 
 def _has_cobyqa():

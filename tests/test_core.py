@@ -177,3 +177,30 @@ def test_compiled_criterion_matches_kernels(q, p, blocks, seed):
     np.testing.assert_allclose(g, grad, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(h, hess, rtol=1e-12, atol=1e-12)
     assert dev.criterion.value(theta) == pytest.approx(f, rel=1e-14)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_trust_region_step_solves_the_subproblem(seed):
+    """The step minimizes g'p + p'Hp/2 over |p| <= r (brute force: SLSQP from
+    several starts), for convex and indefinite H, inside and on the boundary."""
+    from scipy import optimize
+
+    rng = np.random.default_rng(seed)
+    n = 1 + seed % 4
+    a = rng.normal(size=(n, n))
+    h = a + a.T if seed % 2 else a @ a.T + 0.1 * np.eye(n)
+    g = rng.normal(size=n)
+    radius = [0.05, 0.5, 5.0][seed % 3]
+    step = _core.trust_region_step(h, g, radius, -g)
+    assert np.linalg.norm(step) <= radius * (1 + 1e-3)
+
+    def model(p):
+        return g @ p + 0.5 * p @ h @ p
+
+    best = min(
+        optimize.minimize(model, x0, method="SLSQP", constraints=[
+            {"type": "ineq", "fun": lambda p: radius**2 - p @ p}],
+            options=dict(ftol=1e-14, maxiter=500)).fun
+        for x0 in [np.zeros(n), *(radius * 0.5 * rng.normal(size=(4, n)))]
+    )
+    assert model(step) <= best + 1e-6 * (1 + abs(best))
