@@ -3,9 +3,9 @@
 A formula is split into its fixed part and its random-effect terms (bars).
 The terms' columns are gathered into one random-effects design, and the
 covariance is block-diagonal with one block per term (one per column for a
-double-bar term), which is lme4's model.  With one grouping factor the model is fitted by the one-factor core
-(lmm.model.MixedLM); with several, nested (``(1 | a/b)`` means
-``(1 | a) + (1 | a:b)``) or crossed, by lmm.multi.
+double-bar term), which is lme4's model.  With one grouping factor the model
+is fitted by the one-factor core (lmm.model.MixedLM); with several, nested
+(``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``) or crossed, by lmm.multi.
 """
 
 from dataclasses import dataclass
