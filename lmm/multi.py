@@ -595,7 +595,9 @@ class MultiTermResults:
         lines.append("")
         lines.append("Random effects:")
         vc = self.varcorr()
-        lines.append(vc.to_string(index=False, na_rep=""))
+        vc[["var1", "var2"]] = vc[["var1", "var2"]].astype(object).where(
+            vc[["var1", "var2"]].notna(), "")
+        lines.append(vc.to_string(index=False))
         groups = ", ".join(f"{t.group}, {t.n_levels}" for t in self.model.terms)
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         lines.append("")

@@ -180,3 +180,11 @@ def test_lrtest_between_one_and_two_factors():
     assert full.llf == pytest.approx(REF["penicillin_crossed_reml"]["best"]["loglik"], abs=1e-6)
     assert r.statistic == pytest.approx(2 * (full.llf - small.llf))
     assert np.isfinite(r.pvalue_mixture)
+
+
+def test_summary_lists_every_term(fits):
+    res, best = fits["pastes_nested_reml"]
+    text = str(res.summary())
+    assert f"REML criterion at convergence: {best['criterion']:.1f}" in text
+    assert "batch:cask" in text and "Residual" in text and "None" not in text
+    assert "Number of obs: 60, groups:  batch:cask, 30, batch, 10" in text
