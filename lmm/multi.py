@@ -39,7 +39,8 @@ class Term:
     """One random-effect term: effects `names` varying by the factor `group`.
 
     codes (n,) level of each row, labels (levels,), z (n, q) design,
-    structure: blocks of the term's covariance (one block unless ||).
+    structure: blocks of the term's covariance (one block unless ||),
+    designs: the formula designs of z's columns (for predictions on new data).
     """
 
     group: str
@@ -48,6 +49,7 @@ class Term:
     z: np.ndarray
     names: list
     structure: CovarianceStructure
+    designs: list | None = None     # the bar terms' designs, to rebuild z for new data
 
     @property
     def n_levels(self):
@@ -559,16 +561,48 @@ class MultiTermResults:
         return -2.0 * self.llf if self.reml else np.nan
 
     def predict(self, exog=None, include_re=False):
-        """Fixed-effects predictions (the model's design if exog is None); with
-        include_re=True (own data only) the random effects are added."""
+        """Predictions: fixed effects, plus the random effects with include_re.
+
+        Parameters
+        ----------
+        exog : DataFrame, optional
+            New data with the formula's variables (and the grouping columns when
+            include_re); the model's own data if omitted.
+        include_re : bool
+            Add each term's conditional modes for the row's level; a level not
+            seen in the fit contributes zero (lme4's ``allow.new.levels``).
+
+        Returns
+        -------
+        ndarray of predictions
+        """
+        from .formula.design import _factor_codes, transform_exog
+
         m = self.model
         fe = self._sol["fe_params"]
-        if exog is not None:
-            return np.asarray(exog, dtype=float) @ fe
-        out = m.exog @ fe
+        if exog is None:
+            out = m.exog @ fe
+            if include_re:
+                for term, modes in zip(m.terms, self._sol["modes"]):
+                    out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
+            return out
+        if not isinstance(exog, pd.DataFrame):
+            x = np.asarray(exog, dtype=float)
+            if include_re:
+                raise ValueError("include_re needs a DataFrame with the grouping columns")
+            return x @ fe
+        design = getattr(m, "design_info", None)
+        if design is None:
+            raise ValueError("this model was not built from a formula; pass an array")
+        out = transform_exog(design, exog) @ fe
         if include_re:
             for term, modes in zip(m.terms, self._sol["modes"]):
-                out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
+                z = np.column_stack([transform_exog(d, exog) for d in term.designs])
+                new_codes, new_labels = _factor_codes(exog, term.group)
+                position = {lab: i for i, lab in enumerate(term.labels)}
+                rows = np.array([position.get(lab, -1) for lab in new_labels])[new_codes]
+                known = rows >= 0
+                out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
         return out
 
     @property

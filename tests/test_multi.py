@@ -188,3 +188,18 @@ def test_summary_lists_every_term(fits):
     assert f"REML criterion at convergence: {best['criterion']:.1f}" in text
     assert "batch:cask" in text and "Residual" in text and "None" not in text
     assert "Number of obs: 60, groups:  batch:cask, 30, batch, 10" in text
+
+
+def test_predict_new_data_and_new_levels():
+    data = pd.read_csv(DATA / "multi_crossed_sim.csv", dtype={"g1": str, "g2": str})
+    res = lmm.lmer("y ~ x + (1 + x | g1) + (1 | g2)", data)
+    own = res.predict(include_re=True)
+    np.testing.assert_allclose(res.predict(data, include_re=True), own, rtol=1e-12)
+    np.testing.assert_allclose(res.predict(data), res.predict(), rtol=1e-12)
+    # a new level of g1 gets no g1 effect; g2's effect stays
+    new = data.iloc[:5].assign(g1="never-seen")
+    got = res.predict(new, include_re=True)
+    fe = res.fe_params.to_numpy()
+    b2 = res.ranef()["g2"]
+    expected = fe[0] + fe[1] * new["x"].to_numpy() + b2.loc[new["g2"], "(Intercept)"].to_numpy()
+    np.testing.assert_allclose(got, expected, rtol=1e-12)

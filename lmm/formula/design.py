@@ -238,12 +238,15 @@ def model_from_lmer(cls, formula, data, missing="none", **kwargs):
 
 
 def _design_of(rhs, frame, what):
-    """(matrix, column names) of a right-hand side: fast path, else patsy."""
+    """(matrix, column names, design) of a right-hand side: fast path, else patsy.
+
+    The design (a FastDesign or patsy's DesignInfo) rebuilds the matrix for
+    new data with the same coding (`transform_exog`)."""
     planned = fast.plan(rhs, frame)
     if planned is not None:
-        return planned.matrix(frame), list(planned.column_names)
+        return planned.matrix(frame), list(planned.column_names), planned
     _, mat = _build("~" + rhs, frame, what)
-    return mat.to_numpy(dtype=float), list(mat.columns)
+    return mat.to_numpy(dtype=float), list(mat.columns), mat.design_info
 
 
 def _factor_codes(frame, group):
@@ -291,13 +294,14 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     y = frame[parsed.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
-    x, x_names = _design_of(parsed.fixed, frame, "formula")
+    x, x_names, x_design = _design_of(parsed.fixed, frame, "formula")
     terms = []
     for group in parsed.groups:
         bars = [t for t in parsed.terms if t.group == group]
-        cols, names, blocks = [], [], []
+        cols, names, blocks, designs = [], [], [], []
         for bar in bars:
-            z, z_names = _design_of(bar.expr, frame, "random-effect term")
+            z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term")
+            designs.append(z_design)
             z_names = ["(Intercept)" if n == "Intercept" else n for n in z_names]
             clash = set(z_names) & set(names)
             if clash:
@@ -309,10 +313,11 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
             names.extend(z_names)
         codes, labels = _factor_codes(frame, group)
         terms.append(Term(group, codes, labels, np.column_stack(cols), names,
-                          CovarianceStructure(len(names), blocks)))
+                          CovarianceStructure(len(names), blocks), designs))
     model = MultiTermModel(y.to_numpy(dtype=float), x, terms, x_names,
                            endog_name=parsed.response, formula=formula, row_labels=row_labels)
     model.lmer_formula = parsed
+    model.design_info = x_design
     return model
 
 
