@@ -298,7 +298,16 @@ class MixedLM:
             Fixed effects, e.g. ``"Weight ~ Time"`` (patsy syntax).
         data : pandas.DataFrame
         re_formula : str, optional
-            Random effects, e.g. ``"~Time"``; a random intercept if omitted.
+            Random effects, e.g. ``"~Time"``; a random intercept if omitted
+            (and none when `vc_formula` is given, as in statsmodels).
+        vc_formula : dict, optional
+            Variance components within groups, statsmodels' way:
+            ``{"cask": "0 + C(cask)"}`` gives each level of cask within each
+            group an effect with a common variance, lme4's ``(1 | group:cask)``.
+            With every row in one group (statsmodels' idiom for crossed
+            effects) the components are crossed factors, lme4's
+            ``(1 | a) + (1 | b)``.  Such models are fitted by the
+            several-factor engine (lmm.multi).
         groups : str or array_like (keyword, required)
             A column name of `data` or the group labels.
         missing : {'none', 'drop'}
@@ -315,8 +324,13 @@ class MixedLM:
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
-        if vc_formula is not None:
-            raise NotImplementedError("vc_formula (variance components) is not supported yet")
+        if vc_formula:
+            from .formula.design import multi_from_vc_formula
+
+            if subset is not None:
+                data = data.loc[subset]
+            return multi_from_vc_formula(formula, data, groups, re_formula, vc_formula,
+                                         missing=missing)
         if use_sparse:
             warnings.warn("use_sparse is ignored: lmm's core works on group blocks",
                           stacklevel=2)

@@ -549,6 +549,13 @@ class MultiTermResults:
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
     @property
+    def vcomp(self):
+        """Variance components of a model given by statsmodels' vc_formula, in
+        the order of its sorted names (statsmodels' vcomp, on the cov_re scale)."""
+        names = getattr(self.model, "vc_names", [])
+        return np.array([self.cov_re[name].iloc[0, 0] for name in names])
+
+    @property
     def aic(self):
         return np.nan if self.reml else -2 * self.llf + 2 * self.n_params
 

@@ -203,3 +203,41 @@ def test_predict_new_data_and_new_levels():
     b2 = res.ranef()["g2"]
     expected = fe[0] + fe[1] * new["x"].to_numpy() + b2.loc[new["g2"], "(Intercept)"].to_numpy()
     np.testing.assert_allclose(got, expected, rtol=1e-12)
+
+
+def test_statsmodels_vc_formula_nested_equals_lme4_syntax():
+    import lmm.formula.api as smf
+
+    data = pd.read_csv(DATA / "pastes.csv", dtype={"batch": str, "cask": str})
+    vc = smf.mixedlm("strength ~ 1", data, groups="batch", re_formula="1",
+                     vc_formula={"cask": "0 + C(cask)"}).fit()
+    lme4_syntax = lmm.lmer("strength ~ 1 + (1 | batch/cask)", data)
+    assert vc.llf == pytest.approx(lme4_syntax.llf, abs=1e-8)
+    assert vc.llf >= REF["pastes_nested_reml"]["best"]["loglik"] - 1e-6
+    assert vc.vcomp[0] == pytest.approx(lme4_syntax.cov_re["batch:cask"].iloc[0, 0], rel=1e-6)
+
+
+def test_statsmodels_crossed_idiom_is_fitted_as_crossed_factors():
+    """statsmodels' documentation fits crossed effects as variance components of
+    one all-rows group; lmm recognizes it and fits (1 | plate) + (1 | sample)."""
+    import lmm.formula.api as smf
+
+    data = pd.read_csv(DATA / "penicillin.csv", dtype={"plate": str, "sample": str})
+    data["group"] = 1
+    vc = smf.mixedlm("diameter ~ 1", data, groups="group", re_formula="0",
+                     vc_formula={"plate": "0 + C(plate)", "sample": "0 + C(sample)"}).fit()
+    assert sorted(t.n_levels for t in vc.model.terms) == [6, 24]   # not one giant group
+    lme4_syntax = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data)
+    assert vc.llf == pytest.approx(lme4_syntax.llf, abs=1e-8)
+    ref = REF["penicillin_crossed_reml"]["best"]
+    assert vc.llf >= ref["loglik"] - 1e-6
+    np.testing.assert_allclose(vc.vcomp, ref["varcorr"]["vcov"][:2], rtol=1e-4)
+
+
+def test_unsupported_vc_formula_is_a_clear_error():
+    import lmm.formula.api as smf
+
+    data = pd.read_csv(DATA / "pastes.csv", dtype={"batch": str, "cask": str})
+    with pytest.raises(NotImplementedError, match="not of the form"):
+        smf.mixedlm("strength ~ 1", data, groups="batch",
+                    vc_formula={"cask": "0 + C(cask):strength"})

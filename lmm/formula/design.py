@@ -6,6 +6,8 @@ value in any variable they use is dropped first, then the matrices are built
 (so stateful transforms see the kept rows only, as in statsmodels).
 """
 
+import re
+
 import numpy as np
 import pandas as pd
 import patsy
@@ -318,6 +320,68 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
                            endog_name=parsed.response, formula=formula, row_labels=row_labels)
     model.lmer_formula = parsed
     model.design_info = x_design
+    return model
+
+
+_VC_FACTOR = re.compile(r"^\s*0\s*\+\s*(?:C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)|"
+                        r"([A-Za-z_][A-Za-z0-9_.]*))\s*$")
+
+
+def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing="none"):
+    """statsmodels' variance components as lme4 terms for the several-factor engine.
+
+    ``groups`` with ``vc_formula={"name": "0 + C(col)"}`` is ``(1 | groups:col)``
+    (the component's levels nested in the groups), or ``(1 | col)`` when every
+    row is in one group; `re_formula` adds ``(re | groups)``.
+    """
+    from . import lme4
+
+    if not isinstance(data, pd.DataFrame):
+        data = pd.DataFrame(data)
+    frame = data.copy()
+    if isinstance(groups, str):
+        if groups not in frame.columns:
+            raise ValueError(f"groups column {groups!r} is not in the data")
+        group_col = groups
+    else:
+        values = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
+            np.asarray(groups)
+        if values.ndim != 1 or len(values) != len(frame):
+            raise ValueError(f"groups has {len(values)} entries but data has {len(frame)} rows")
+        group_col = "__lmm_groups__"
+        frame[group_col] = values
+    single_group = frame[group_col].nunique(dropna=True) == 1
+    if "~" not in formula or not formula.split("~")[0].strip():
+        raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
+    response, fixed = (s.strip() for s in formula.split("~", 1))
+    terms, names = [], {}
+    for name in sorted(vc_formula):
+        match = _VC_FACTOR.match(vc_formula[name].lstrip("~"))
+        if match is None:
+            raise NotImplementedError(
+                f"vc_formula {name!r}: {vc_formula[name]!r} is not of the form '0 + C(column)'; "
+                "other variance components are not supported yet (write the model in lme4's "
+                "syntax with lmm.lmer)"
+            )
+        col = match.group(1) or match.group(2)
+        if col not in frame.columns:
+            raise ValueError(f"vc_formula {name!r}: column {col!r} is not in the data")
+        grouping = col if single_group else f"{group_col}:{col}"
+        terms.append(lme4.RandomTerm("1", grouping))
+        names[grouping] = name
+    if re_formula is not None and re_formula.strip().lstrip("~").strip() not in ("0", "-1"):
+        if single_group:
+            raise ValueError("re_formula with a single group: the random effects would be "
+                             "one draw for all rows")
+        terms.append(lme4.RandomTerm(re_formula.strip().lstrip("~").strip(), group_col))
+        names[group_col] = "Group" if group_col == "__lmm_groups__" else group_col
+    if not terms:
+        raise ValueError("vc_formula is empty and there is no re_formula: no random effects")
+    parsed = lme4.LmerFormula(response, fixed or "1", tuple(terms))
+    model = multi_from_lmer(parsed, formula, frame, missing)
+    for term in model.terms:
+        term.group = names.get(term.group, term.group)
+    model.vc_names = sorted(vc_formula)
     return model
 
 
