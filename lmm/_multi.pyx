@@ -243,3 +243,105 @@ def first_term_modes(
             for j in range(q1):
                 out[lev, j] = rhs[j]
     return out_arr
+
+
+def first_term_condvar(
+    const double[:, ::1] lam1, const double[:, :, ::1] ztz1,
+    const intp_t[::1] pair_offsets, const intp_t[::1] pair_col,
+    const intp_t[::1] pair_term, const intp_t[::1] pair_valoff,
+    const double[::1] pair_values, const double[:, :, ::1] lam_rest,
+    const intp_t[::1] q_rest, Py_ssize_t max_width, const double[:, ::1] s_inv,
+):
+    """Diagonal blocks of A^{-1} for the first term's levels (lme4's condVar, over scale).
+
+    (A^{-1})_ll = L_l^{-T} (I + C_l S^{-1} C_l') L_l^{-1}, with C_l = L_l^{-1} A21_l'
+    over the columns of the other terms level l meets, and S^{-1} the inverse
+    of the other terms' Schur complement (m x m).
+
+    Returns
+    -------
+    (n1, q1, q1) array
+    """
+    cdef int q1 = ztz1.shape[1]
+    cdef Py_ssize_t n1 = ztz1.shape[0]
+    cdef int width = <int>max_width
+    out_arr = np.zeros((n1, q1, q1))
+    cdef double[:, :, ::1] out = out_arr
+    work_arr = np.zeros(3 * q1 * q1 + 2 * q1 * width + width * q1 + 8)
+    idx_arr = np.zeros(width, dtype=np.intp)
+    cdef double[::1] work = work_arr
+    cdef intp_t[::1] idx = idx_arr
+    lam1_c_arr = np.tril(np.asarray(lam1)).copy(order="F")
+    cdef double[::1, :] lam1_c = lam1_c_arr
+    cdef double* lam1p = &lam1_c[0, 0]
+    cdef double* al = &work[0]
+    cdef double* chol = al + q1 * q1
+    cdef double* tmp = chol + q1 * q1
+    cdef double* kmat = tmp + q1 * width
+    cdef double* ks = kmat + q1 * width            # (S^-1 C')  w x q1
+    cdef double* mid = ks + width * q1             # q1 x q1
+    cdef Py_ssize_t lev, b
+    cdef int j, k, t, c, a, w, qk, kterm
+    cdef double s
+    cdef const double* vb
+    with nogil:
+        for lev in range(n1):
+            for k in range(q1):
+                for j in range(q1):
+                    s = 0.0
+                    for t in range(k, q1):
+                        s += ztz1[lev, j, t] * lam1p[t + k * q1]
+                    al[j + k * q1] = s
+            for k in range(q1):
+                for j in range(k, q1):
+                    s = 0.0
+                    for t in range(j, q1):
+                        s += lam1p[t + j * q1] * al[t + k * q1]
+                    chol[j + k * q1] = s + (1.0 if j == k else 0.0)
+            _cholesky_lower(chol, q1)
+            w = 0
+            for b in range(pair_offsets[lev], pair_offsets[lev + 1]):
+                kterm = <int>pair_term[b]
+                qk = <int>q_rest[kterm]
+                vb = &pair_values[pair_valoff[b]]
+                for c in range(qk):
+                    for j in range(q1):
+                        s = 0.0
+                        for t in range(c, qk):
+                            s += vb[t * q1 + j] * lam_rest[kterm, t, c]
+                        tmp[j + c * q1] = s
+                for c in range(qk):
+                    for j in range(q1):
+                        s = 0.0
+                        for t in range(j, q1):
+                            s += lam1p[t + j * q1] * tmp[t + c * q1]
+                        kmat[j + (w + c) * q1] = s
+                    idx[w + c] = pair_col[b] + c
+                w += qk
+            if w > 0:
+                _solve_lower(chol, q1, kmat, w, False)       # C_l (q1 x w)
+            # mid = I + C S^-1 C'
+            for a in range(w):
+                for j in range(q1):
+                    s = 0.0
+                    for c in range(w):
+                        s += s_inv[idx[a], idx[c]] * kmat[j + c * q1]
+                    ks[a + j * width] = s
+            for k in range(q1):
+                for j in range(q1):
+                    s = 1.0 if j == k else 0.0
+                    for a in range(w):
+                        s += kmat[j + a * q1] * ks[a + k * width]
+                    mid[j + k * q1] = s
+            # out = L^-T mid L^-1: solve L' X = mid, then L' Y = X'
+            _solve_lower(chol, q1, mid, q1, True)
+            for k in range(q1):
+                for j in range(k):
+                    s = mid[j + k * q1]
+                    mid[j + k * q1] = mid[k + j * q1]
+                    mid[k + j * q1] = s
+            _solve_lower(chol, q1, mid, q1, True)
+            for j in range(q1):
+                for k in range(q1):
+                    out[lev, j, k] = mid[j + k * q1]
+    return out_arr

@@ -332,6 +332,30 @@ class MultiTermModel:
             deviance=self.deviance(theta, reml),
         )
 
+    def conditional_covariances(self, theta, reml=True):
+        """Conditional covariances of each term's modes given the data, per level
+        (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed)."""
+        theta = np.asarray(theta, dtype=float)
+        fac, lams, lam_rest = self._factor(theta, reml)
+        chol, _ = fac
+        m, p, n = self.m, self.k_fe, self.nobs
+        l_s = chol[:m, :m]
+        scale = chol[m + p, m + p] ** 2 / (n - p if reml else n)
+        s_inv = linalg.cho_solve((l_s, True), np.eye(m)) if m else np.zeros((0, 0))
+        a_inv1 = _multi.first_term_condvar(
+            lams[0], self.ztz1, self.pair_offsets, self.pair_col, self.pair_term,
+            self.pair_valoff, self.pair_values, lam_rest, self.q_rest, self.max_width,
+            np.ascontiguousarray(s_inv) if m else np.zeros((1, 1)),
+        )
+        condvar = [scale * lams[0] @ a_inv1 @ lams[0].T]
+        for k, (term, lam) in enumerate(zip(self.terms[1:], lams[1:])):
+            o, q = self.rest_offsets[k], term.q
+            nl = term.n_levels
+            square = s_inv[o:o + nl * q, o:o + nl * q].reshape(nl, q, nl, q)
+            blocks = square[np.arange(nl), :, np.arange(nl), :]     # (nl, q, q)
+            condvar.append(scale * lam @ blocks @ lam.T)
+        return condvar
+
     # -- fitting --------------------------------------------------------------
     def fit(self, reml=True, start=None, method=None):
         """Fit by REML (default) or ML; returns MultiTermResults.
@@ -530,6 +554,13 @@ class MultiTermResults:
     def ranef(self):
         """lme4's ranef(): the conditional modes per factor (DataFrames)."""
         return self.random_effects
+
+    @cached_property
+    def random_effects_cov(self):
+        """{factor: (levels, q, q) array} conditional covariances of the modes
+        given the data (lme4's condVar, fixed effects held at their estimates)."""
+        condvar = self.model.conditional_covariances(self.theta, self.reml)
+        return {term.group: cv for term, cv in zip(self.model.terms, condvar)}
 
     def varcorr(self):
         """R's as.data.frame(VarCorr(m)): grp, var1, var2, vcov, sdcor."""

@@ -241,3 +241,18 @@ def test_unsupported_vc_formula_is_a_clear_error():
     with pytest.raises(NotImplementedError, match="not of the form"):
         smf.mixedlm("strength ~ 1", data, groups="batch",
                     vc_formula={"cask": "0 + C(cask):strength"})
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c.endswith("_reml")])
+def test_conditional_sds_match_lme4(case, fits):
+    """lme4's ranef(condVar = TRUE) conditional standard deviations (ranef_df.condsd)."""
+    res, best = fits[case]
+    cov = res.random_effects_cov
+    table = pd.DataFrame(best["ranef_df"])
+    for grpvar, term_name, level, sd in zip(table["grpvar"], table["term"], table["grp"],
+                                            table["condsd"]):
+        group = next(g for g in cov if _key(g.split(".")[0]) == _key(grpvar))
+        term = next(t for t in res.model.terms if t.group == group)
+        row = [_key(str(lab)) for lab in term.labels].index(_key(str(level)))
+        j = term.names.index(term_name)
+        assert np.sqrt(cov[group][row, j, j]) == pytest.approx(sd, rel=1e-4)
