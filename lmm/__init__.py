@@ -44,7 +44,7 @@ def __getattr__(name):
 
 
 def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
-    """Fit a linear mixed model written in lme4's syntax (one grouping factor).
+    """Fit a linear mixed model written in lme4's syntax.
 
     Parameters
     ----------
@@ -59,7 +59,8 @@ def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
 
     Returns
     -------
-    MixedLMResults (its ``model`` is the MixedLM built from the formula)
+    MixedLMResults for one grouping factor (its ``model`` is the MixedLM built
+    from the formula); MultiTermResults for several (crossed, nested).
 
     Examples
     --------

@@ -481,7 +481,9 @@ class MixedLM:
 
         Each bar term ``(expr | g)`` is a block of cov_re (unstructured);
         ``(expr || g)`` makes every column its own block (uncorrelated), as
-        ``(1 | g) + (0 + x | g)`` does.  One grouping factor so far.
+        ``(1 | g) + (0 + x | g)`` does.  With several grouping factors
+        (crossed, nested ``(1 | a/b)``, interactions ``(1 | a:b)``) the model
+        returned is a `lmm.multi.MultiTermModel`.
 
         Examples
         --------
