@@ -15,4 +15,6 @@ report       agreement, targets, the printed table and the chart
 cli          command line and the run loop
 many         ``python -m bench.many``: many responses on one design (fit_many vs a
              statsmodels loop and lme4's refit())
+crossed      ``python -m bench.crossed``: several grouping factors (nested, crossed),
+             lmm.lmer vs lme4::lmer
 """
