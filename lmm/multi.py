@@ -32,6 +32,8 @@ MAX_DENSE_ORDER = 6000
 # rounding noise grows with n and spoils second differences, while above it an
 # evaluation costs far more than COBYQA's own work, which then does not matter.
 FD_NEWTON_MAX_NOBS = 20_000
+# ... and with few theta entries: second differences take O(n_theta^2) evaluations
+FD_NEWTON_MAX_THETA = 3
 
 
 @dataclass
@@ -264,8 +266,9 @@ class MultiTermModel:
                 if tk.q == 1 and tl.q == 1:
                     scaled = block * (lk[0, 0] * ll[0, 0])
                 else:
-                    b4 = block.reshape(tk.n_levels, tk.q, tl.n_levels, tl.q)
-                    scaled = np.einsum("ab,iajc,cd->ibjd", lk, b4, ll).reshape(block.shape)
+                    # per pair of levels: Lambda_k' B_ij Lambda_l (batched matmul)
+                    b4 = block.reshape(tk.n_levels, tk.q, tl.n_levels, tl.q).transpose(0, 2, 1, 3)
+                    scaled = (lk.T @ b4 @ ll).transpose(0, 2, 1, 3).reshape(block.shape)
                 mat[rk, rl] = scaled
                 if l2 != k:
                     mat[rl, rk] = scaled.T
@@ -274,7 +277,7 @@ class MultiTermModel:
                 mat[m + p, rk] = self.zry[rk] * lk[0, 0]
             else:
                 x3 = self.zrx[rk].reshape(tk.n_levels, tk.q, p)
-                mat[m:m + p, rk] = np.einsum("ab,iap->ibp", lk, x3).reshape(-1, p).T
+                mat[m:m + p, rk] = (lk.T @ x3).reshape(-1, p).T
                 mat[m + p, rk] = (self.zry[rk].reshape(tk.n_levels, tk.q) @ lk).reshape(-1)
         if m:
             mat[np.arange(m), np.arange(m)] += 1.0
@@ -370,7 +373,8 @@ class MultiTermModel:
             if start is None else np.asarray(start, dtype=float)
         lower = self.lower_bounds
         fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
-        if method is None and self.nobs > FD_NEWTON_MAX_NOBS:
+        if method is None and (self.nobs > FD_NEWTON_MAX_NOBS
+                               or self.n_theta > FD_NEWTON_MAX_THETA):
             method = "COBYQA" if _has_cobyqa() else "Powell"
         if method is None:
             theta, ok = _fd_newton(lambda th: self.deviance(th, reml), theta0, lower)
