@@ -32,6 +32,61 @@ from lmm._linalg cimport _cholesky_lower, _solve_lower
 ctypedef Py_ssize_t intp_t
 
 
+cdef inline void _level_factor(const double* ztz_l, const double* lam1, int q1,
+                               double* al, double* chol) noexcept nogil:
+    """chol = lower Cholesky factor of Lambda_1' Z_l'Z_l Lambda_1 + I (pivots >= 1)."""
+    cdef int j, k, t
+    cdef double s
+    for k in range(q1):
+        for j in range(q1):
+            s = 0.0
+            for t in range(k, q1):
+                s += ztz_l[j * q1 + t] * lam1[t + k * q1]
+            al[j + k * q1] = s
+    for k in range(q1):
+        for j in range(k, q1):
+            s = 0.0
+            for t in range(j, q1):
+                s += lam1[t + j * q1] * al[t + k * q1]
+            chol[j + k * q1] = s + (1.0 if j == k else 0.0)
+    _cholesky_lower(chol, q1)
+
+
+cdef inline int _coupling_rows(
+    Py_ssize_t lev, const intp_t[::1] pair_offsets, const intp_t[::1] pair_col,
+    const intp_t[::1] pair_term, const intp_t[::1] pair_valoff, const double[::1] pair_values,
+    const double[:, :, ::1] lam_rest, const intp_t[::1] q_rest, const double* lam1, int q1,
+    double* tmp, double* kmat, intp_t* idx,
+) noexcept nogil:
+    """The coupling blocks Lambda_1' V' Lambda_k (q1 x q_k) of level `lev` with the
+    other terms' levels it meets, side by side in kmat (q1 x w, column-major),
+    their columns of M in idx.  Returns w."""
+    cdef Py_ssize_t b
+    cdef int j, t, c, qk, kterm, w = 0
+    cdef double s
+    cdef const double* vb
+    for b in range(pair_offsets[lev], pair_offsets[lev + 1]):
+        kterm = <int>pair_term[b]
+        qk = <int>q_rest[kterm]
+        vb = &pair_values[pair_valoff[b]]            # q_k x q1, row-major
+        # tmp (q1 x q_k) = V' Lambda_k : tmp[i, c] = sum_t V[t, i] Lambda_k[t, c]
+        for c in range(qk):
+            for j in range(q1):
+                s = 0.0
+                for t in range(c, qk):
+                    s += vb[t * q1 + j] * lam_rest[kterm, t, c]
+                tmp[j + c * q1] = s
+        for c in range(qk):
+            for j in range(q1):
+                s = 0.0
+                for t in range(j, q1):
+                    s += lam1[t + j * q1] * tmp[t + c * q1]
+                kmat[j + (w + c) * q1] = s
+            idx[w + c] = pair_col[b] + c
+        w += qk
+    return w
+
+
 def eliminate_first_term(
     const double[:, ::1] lam1, const double[:, :, ::1] ztz1,
     const double[:, :, ::1] ztx1, const double[:, ::1] zty1,
@@ -92,48 +147,16 @@ cdef double _eliminate(
     cdef double* chol = al + q1 * q1         # L_l
     cdef double* tmp = chol + q1 * q1        # q1 x q_k scratch (q_k < width)
     cdef double* kmat = tmp + q1 * width     # compact rows, q1 x width
-    cdef Py_ssize_t lev, b
-    cdef int j, k, t, a, c, w, qk, kterm
+    cdef Py_ssize_t lev
+    cdef int j, t, a, c, w
     cdef double s, logdet = 0.0
-    cdef const double* vb
     for lev in range(n1):
-        # A11_l = Lambda_1' Z'Z Lambda_1 + I, Cholesky
-        for k in range(q1):
-            for j in range(q1):
-                s = 0.0
-                for t in range(k, q1):
-                    s += ztz1[lev, j, t] * lam1[t + k * q1]
-                al[j + k * q1] = s
-        for k in range(q1):
-            for j in range(k, q1):
-                s = 0.0
-                for t in range(j, q1):
-                    s += lam1[t + j * q1] * al[t + k * q1]
-                chol[j + k * q1] = s + (1.0 if j == k else 0.0)
-        _cholesky_lower(chol, q1)
+        _level_factor(&ztz1[lev, 0, 0], lam1, q1, al, chol)
         for j in range(q1):
             logdet += 2.0 * log(chol[j + j * q1])
         # compact block row: coupling blocks Lambda_1' V' Lambda_k (q1 x q_k) ...
-        w = 0
-        for b in range(pair_offsets[lev], pair_offsets[lev + 1]):
-            kterm = <int>pair_term[b]
-            qk = <int>q_rest[kterm]
-            vb = &pair_values[pair_valoff[b]]            # q_k x q1, row-major
-            # tmp (q1 x q_k) = V' Lambda_k : tmp[i, c] = sum_t V[t, i] Lambda_k[t, c]
-            for c in range(qk):
-                for j in range(q1):
-                    s = 0.0
-                    for t in range(c, qk):
-                        s += vb[t * q1 + j] * lam_rest[kterm, t, c]
-                    tmp[j + c * q1] = s
-            for c in range(qk):
-                for j in range(q1):
-                    s = 0.0
-                    for t in range(j, q1):
-                        s += lam1[t + j * q1] * tmp[t + c * q1]
-                    kmat[j + (w + c) * q1] = s
-                idx[w + c] = pair_col[b] + c
-            w += qk
+        w = _coupling_rows(lev, pair_offsets, pair_col, pair_term, pair_valoff, pair_values,
+                           lam_rest, q_rest, lam1, q1, tmp, kmat, idx)
         # ... then Lambda_1' Z'X and Lambda_1' Z'y
         for c in range(p):
             for j in range(q1):
@@ -194,25 +217,14 @@ def first_term_modes(
     cdef double* tmp = chol + q1 * q1        # q1 x q_k scratch (q_k < width)
     cdef double* kmat = tmp + q1 * width
     cdef double* rhs = kmat + q1 * width
-    cdef Py_ssize_t lev, b
-    cdef int j, k, t, c, qk, kterm
+    idx_arr = np.zeros(width, dtype=np.intp)
+    cdef intp_t[::1] idx = idx_arr
+    cdef Py_ssize_t lev
+    cdef int j, t, c, w
     cdef double s
-    cdef const double* vb
     with nogil:
         for lev in range(n1):
-            for k in range(q1):
-                for j in range(q1):
-                    s = 0.0
-                    for t in range(k, q1):
-                        s += ztz1[lev, j, t] * lam1p[t + k * q1]
-                    al[j + k * q1] = s
-            for k in range(q1):
-                for j in range(k, q1):
-                    s = 0.0
-                    for t in range(j, q1):
-                        s += lam1p[t + j * q1] * al[t + k * q1]
-                    chol[j + k * q1] = s + (1.0 if j == k else 0.0)
-            _cholesky_lower(chol, q1)
+            _level_factor(&ztz1[lev, 0, 0], lam1p, q1, al, chol)
             # rhs = Lambda_1'(Z'y - Z'X beta) - sum_b (coupling_b) u_R[b]
             for j in range(q1):
                 s = 0.0
@@ -221,22 +233,11 @@ def first_term_modes(
                     for c in range(p):
                         s -= lam1p[t + j * q1] * ztx1[lev, t, c] * beta[c]
                 rhs[j] = s
-            for b in range(pair_offsets[lev], pair_offsets[lev + 1]):
-                kterm = <int>pair_term[b]
-                qk = <int>q_rest[kterm]
-                vb = &pair_values[pair_valoff[b]]
-                for c in range(qk):
-                    for j in range(q1):
-                        s = 0.0
-                        for t in range(c, qk):
-                            s += vb[t * q1 + j] * lam_rest[kterm, t, c]
-                        tmp[j + c * q1] = s
-                for c in range(qk):
-                    for j in range(q1):
-                        s = 0.0
-                        for t in range(j, q1):
-                            s += lam1p[t + j * q1] * tmp[t + c * q1]
-                        rhs[j] -= s * u_rest[pair_col[b] + c]
+            w = _coupling_rows(lev, pair_offsets, pair_col, pair_term, pair_valoff, pair_values,
+                               lam_rest, q_rest, lam1p, q1, tmp, kmat, &idx[0])
+            for c in range(w):
+                for j in range(q1):
+                    rhs[j] -= kmat[j + c * q1] * u_rest[idx[c]]
             # u_1l = A11_l^{-1} rhs
             _solve_lower(chol, q1, rhs, 1, False)
             _solve_lower(chol, q1, rhs, 1, True)
@@ -280,44 +281,14 @@ def first_term_condvar(
     cdef double* kmat = tmp + q1 * width
     cdef double* ks = kmat + q1 * width            # (S^-1 C')  w x q1
     cdef double* mid = ks + width * q1             # q1 x q1
-    cdef Py_ssize_t lev, b
-    cdef int j, k, t, c, a, w, qk, kterm
+    cdef Py_ssize_t lev
+    cdef int j, k, c, a, w
     cdef double s
-    cdef const double* vb
     with nogil:
         for lev in range(n1):
-            for k in range(q1):
-                for j in range(q1):
-                    s = 0.0
-                    for t in range(k, q1):
-                        s += ztz1[lev, j, t] * lam1p[t + k * q1]
-                    al[j + k * q1] = s
-            for k in range(q1):
-                for j in range(k, q1):
-                    s = 0.0
-                    for t in range(j, q1):
-                        s += lam1p[t + j * q1] * al[t + k * q1]
-                    chol[j + k * q1] = s + (1.0 if j == k else 0.0)
-            _cholesky_lower(chol, q1)
-            w = 0
-            for b in range(pair_offsets[lev], pair_offsets[lev + 1]):
-                kterm = <int>pair_term[b]
-                qk = <int>q_rest[kterm]
-                vb = &pair_values[pair_valoff[b]]
-                for c in range(qk):
-                    for j in range(q1):
-                        s = 0.0
-                        for t in range(c, qk):
-                            s += vb[t * q1 + j] * lam_rest[kterm, t, c]
-                        tmp[j + c * q1] = s
-                for c in range(qk):
-                    for j in range(q1):
-                        s = 0.0
-                        for t in range(j, q1):
-                            s += lam1p[t + j * q1] * tmp[t + c * q1]
-                        kmat[j + (w + c) * q1] = s
-                    idx[w + c] = pair_col[b] + c
-                w += qk
+            _level_factor(&ztz1[lev, 0, 0], lam1p, q1, al, chol)
+            w = _coupling_rows(lev, pair_offsets, pair_col, pair_term, pair_valoff, pair_values,
+                               lam_rest, q_rest, lam1p, q1, tmp, kmat, &idx[0])
             if w > 0:
                 _solve_lower(chol, q1, kmat, w, False)       # C_l (q1 x w)
             # mid = I + C S^-1 C'
