@@ -35,7 +35,7 @@ import numpy as np
 
 from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
-from lmm._linalg cimport _cholesky_lower, _solve_lower
+from lmm._linalg cimport _cholesky_lower, _level_factor, _solve_lower
 
 ctypedef Py_ssize_t intp_t
 
@@ -57,23 +57,9 @@ cdef inline void _factor_group(
       cc   (q x (p+1)) = L^{-1} Lambda' [Z'X | Z'y]   (C and c of DESIGN.md)
     The factorization cannot fail: M >= I, so every pivot is at least 1.
     """
-    cdef int j, k, m, c
+    cdef int j, m, c
     cdef double s
-    # al = A Lambda; Lambda is lower-triangular, so only m >= k contributes.
-    for k in range(q):
-        for j in range(q):
-            s = 0.0
-            for m in range(k, q):
-                s += ztz_g[j * q + m] * lam[m + k * q]
-            al[j + k * q] = s
-    # M = Lambda' A Lambda + I, lower part only.
-    for k in range(q):
-        for j in range(k, q):
-            s = 0.0
-            for m in range(j, q):
-                s += lam[m + j * q] * al[m + k * q]
-            chol[j + k * q] = s + (1.0 if j == k else 0.0)
-    _cholesky_lower(chol, q)
+    _level_factor(ztz_g, lam, q, al, chol)
     # cc = Lambda' [B | d], B[m, c] = ztx_g[m * p + c]
     for c in range(p):
         for j in range(q):

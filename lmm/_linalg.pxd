@@ -75,3 +75,25 @@ cdef inline int _solve_lower(const double* l, int n, double* b, int nrhs,
     return 0
 
 
+cdef inline void _level_factor(const double* ztz_l, const double* lam1, int q1,
+                               double* al, double* chol) noexcept nogil:
+    """al = Z'Z Lambda; chol = lower Cholesky factor of Lambda' Z'Z Lambda + I.
+
+    Z'Z row-major (symmetric), Lambda lower-triangular column-major, q x q.
+    It cannot fail: the matrix is >= I, so every pivot is at least 1.
+    """
+    cdef int j, k, t
+    cdef double s
+    for k in range(q1):
+        for j in range(q1):
+            s = 0.0
+            for t in range(k, q1):
+                s += ztz_l[j * q1 + t] * lam1[t + k * q1]
+            al[j + k * q1] = s
+    for k in range(q1):
+        for j in range(k, q1):
+            s = 0.0
+            for t in range(j, q1):
+                s += lam1[t + j * q1] * al[t + k * q1]
+            chol[j + k * q1] = s + (1.0 if j == k else 0.0)
+    _cholesky_lower(chol, q1)

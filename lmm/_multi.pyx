@@ -27,29 +27,9 @@ arrays (symmetric ones read the same either way).  The Python layer
 import numpy as np
 
 from libc.math cimport log
-from lmm._linalg cimport _cholesky_lower, _solve_lower
+from lmm._linalg cimport _level_factor, _solve_lower
 
 ctypedef Py_ssize_t intp_t
-
-
-cdef inline void _level_factor(const double* ztz_l, const double* lam1, int q1,
-                               double* al, double* chol) noexcept nogil:
-    """chol = lower Cholesky factor of Lambda_1' Z_l'Z_l Lambda_1 + I (pivots >= 1)."""
-    cdef int j, k, t
-    cdef double s
-    for k in range(q1):
-        for j in range(q1):
-            s = 0.0
-            for t in range(k, q1):
-                s += ztz_l[j * q1 + t] * lam1[t + k * q1]
-            al[j + k * q1] = s
-    for k in range(q1):
-        for j in range(k, q1):
-            s = 0.0
-            for t in range(j, q1):
-                s += lam1[t + j * q1] * al[t + k * q1]
-            chol[j + k * q1] = s + (1.0 if j == k else 0.0)
-    _cholesky_lower(chol, q1)
 
 
 cdef inline int _coupling_rows(
