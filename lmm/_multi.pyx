@@ -26,7 +26,9 @@ arrays (symmetric ones read the same either way).  The Python layer
 
 import numpy as np
 
-from libc.math cimport log
+from libc.math cimport INFINITY, M_PI, log
+from libc.string cimport memset
+from scipy.linalg.cython_lapack cimport dpotrf
 from lmm._linalg cimport _level_factor, _solve_lower
 
 ctypedef Py_ssize_t intp_t
@@ -296,3 +298,287 @@ def first_term_condvar(
                 for k in range(q1):
                     out[lev, j, k] = mid[j + k * q1]
     return out_arr
+
+
+cdef class MultiCriterion:
+    """The profiled REML/ML criterion of a several-term model, in compiled code.
+
+    Holds every cross-product the criterion needs (computed once by
+    lmm.multi.MultiTermModel) and one work matrix M, so that an evaluation at
+    theta builds the terms' factors Lambda_k, fills M's lower triangle,
+    eliminates the first term level by level and factors M in place, with no
+    Python in between and no allocation.
+
+    Parameters
+    ----------
+    ztz1, ztx1, zty1 : (n1, q1, q1), (n1, q1, p), (n1, q1) the first term's
+        per-level cross-products
+    pair_offsets, pair_col, pair_term, pair_valoff, pair_values, q_rest, max_width :
+        its coupling with the other terms (as for `eliminate_first_term`)
+    rest_levels : (K - 1,) the other terms' numbers of levels (their effects
+        are M's first m rows, term by term, level by level)
+    rr_row, rr_col, rr_tr, rr_tc, rr_valoff, rr_values : the blocks of Z_R'Z_R
+        in M's lower triangle: the block at rows rr_row[b].. (a level of the
+        other term rr_tr[b]) and columns rr_col[b].. (of term rr_tc[b]) is
+        Lambda_r' V Lambda_c, V at rr_values[rr_valoff[b]:] (q_r x q_c,
+        row-major); rr_row > rr_col, or equal for a level's own (symmetric) block
+    zrx, zry : (m, p), (m,) the other terms' Z'X and Z'y
+    xtx, xty, yty : the fixed effects' cross-products
+    theta_term, theta_row, theta_col : the term (0 = first) and the row and
+        column in its Lambda of each theta entry
+    qs : (K,) the terms' numbers of effects
+    nobs : number of rows
+    log_x_scale : sum of the logs of the fixed-effects column scales (the REML
+        criterion is reported for the user's columns)
+
+    The Python layer (lmm.multi) builds and checks every array: offsets and
+    indices within bounds, blocks inside M.
+    """
+
+    cdef readonly Py_ssize_t n1, m, p, dim, nobs, n_theta, n_terms, qmax
+    cdef readonly int q1, width
+    cdef readonly long n_evaluations
+    cdef readonly double logdet1
+    cdef readonly object matrix
+    cdef const double[:, :, ::1] ztz1
+    cdef const double[:, :, ::1] ztx1
+    cdef const double[:, ::1] zty1
+    cdef const intp_t[::1] pair_offsets
+    cdef const intp_t[::1] pair_col
+    cdef const intp_t[::1] pair_term
+    cdef const intp_t[::1] pair_valoff
+    cdef const intp_t[::1] q_rest
+    cdef const intp_t[::1] rest_levels
+    cdef const double[::1] pair_values
+    cdef const intp_t[::1] rr_row
+    cdef const intp_t[::1] rr_col
+    cdef const intp_t[::1] rr_tr
+    cdef const intp_t[::1] rr_tc
+    cdef const intp_t[::1] rr_valoff
+    cdef const double[::1] rr_values
+    cdef const double[:, ::1] zrx
+    cdef const double[::1] zry
+    cdef const double[:, ::1] xtx
+    cdef const double[::1] xty
+    cdef double yty, log_x_scale
+    cdef const intp_t[::1] theta_term
+    cdef const intp_t[::1] theta_row
+    cdef const intp_t[::1] theta_col
+    cdef const intp_t[::1] qs
+    cdef double[:, :, ::1] lam_rest
+    cdef double[::1] lam1
+    cdef double[:, ::1] M
+    cdef double[::1] work
+    cdef double[::1] tmp
+    cdef double[::1] point
+    cdef intp_t[::1] idx
+
+    def __init__(self, ztz1, ztx1, zty1, pair_offsets, pair_col, pair_term, pair_valoff,
+                 pair_values, q_rest, Py_ssize_t max_width, rest_levels, rr_row, rr_col,
+                 rr_tr, rr_tc, rr_valoff, rr_values, zrx, zry, xtx, xty, double yty,
+                 theta_term, theta_row, theta_col, qs, Py_ssize_t nobs, double log_x_scale):
+        self.ztz1, self.ztx1, self.zty1 = ztz1, ztx1, zty1
+        self.pair_offsets, self.pair_col, self.pair_term = pair_offsets, pair_col, pair_term
+        self.pair_valoff, self.pair_values, self.q_rest = pair_valoff, pair_values, q_rest
+        self.rest_levels = rest_levels
+        self.rr_row, self.rr_col, self.rr_tr, self.rr_tc = rr_row, rr_col, rr_tr, rr_tc
+        self.rr_valoff, self.rr_values = rr_valoff, rr_values
+        self.zrx, self.zry, self.xtx, self.xty, self.yty = zrx, zry, xtx, xty, yty
+        self.theta_term, self.theta_row, self.theta_col = theta_term, theta_row, theta_col
+        self.qs = qs
+        self.nobs, self.log_x_scale = nobs, log_x_scale
+        self.n1, self.q1 = self.ztz1.shape[0], <int>self.ztz1.shape[1]
+        self.p = self.ztx1.shape[2]
+        self.m = self.zrx.shape[0]
+        self.dim = self.m + self.p + 1
+        self.n_theta = self.theta_term.shape[0]
+        self.n_terms = self.qs.shape[0]
+        self.qmax = max(int(np.max(qs)), 1)
+        self.width = <int>max_width
+        self.lam_rest = np.zeros((max(self.n_terms - 1, 1), self.qmax, self.qmax))
+        self.lam1 = np.zeros(self.q1 * self.q1)
+        self.matrix = np.zeros((self.dim, self.dim))
+        self.M = self.matrix
+        self.work = np.zeros(2 * self.q1 * self.q1 + 2 * self.q1 * self.width + 8)
+        self.tmp = np.zeros(self.qmax * self.qmax)
+        self.point = np.zeros(max(self.n_theta, 1))
+        self.idx = np.zeros(self.width, dtype=np.intp)
+        self.n_evaluations = 0
+
+    cdef void _set_theta(self, const double* theta) noexcept nogil:
+        cdef Py_ssize_t i, j, k
+        cdef int t
+        for i in range(self.q1 * self.q1):
+            self.lam1[i] = 0.0
+        for k in range(self.lam_rest.shape[0]):
+            for i in range(self.qmax):
+                for j in range(self.qmax):
+                    self.lam_rest[k, i, j] = 0.0
+        for i in range(self.n_theta):
+            t = <int>self.theta_term[i]
+            if t == 0:      # column-major, as _eliminate reads it
+                self.lam1[self.theta_row[i] + self.theta_col[i] * self.q1] = theta[i]
+            else:
+                self.lam_rest[t - 1, self.theta_row[i], self.theta_col[i]] = theta[i]
+
+    cdef int _fill_and_factor(self, const double* theta) noexcept nogil:
+        """M's lower triangle at theta, the first term eliminated, then factored in
+        place (its lower Cholesky factor in the lower triangle). Returns LAPACK's info."""
+        cdef Py_ssize_t dim = self.dim, m = self.m, p = self.p, i, j, b, r0, c0
+        cdef Py_ssize_t k, nl, lev, o
+        cdef int qr, qc, tr, tc, s, t, info = 0, n = <int>dim
+        cdef double acc
+        cdef const double* v
+        cdef double* tmp = &self.tmp[0]       # V Lambda_c (q_r x q_c)
+        cdef char uplo = b'U'
+        self._set_theta(theta)
+        for i in range(dim):
+            memset(&self.M[i, 0], 0, (i + 1) * sizeof(double))
+        # the other terms' blocks: Lambda_r' V Lambda_c (Lambdas lower-triangular)
+        for b in range(self.rr_row.shape[0]):
+            tr, tc = <int>self.rr_tr[b], <int>self.rr_tc[b]
+            qr, qc = <int>self.qs[tr + 1], <int>self.qs[tc + 1]
+            r0, c0 = self.rr_row[b], self.rr_col[b]
+            v = &self.rr_values[self.rr_valoff[b]]
+            for s in range(qr):
+                for j in range(qc):
+                    acc = 0.0
+                    for t in range(j, qc):
+                        acc += v[s * qc + t] * self.lam_rest[tc, t, j]
+                    tmp[s * qc + j] = acc
+            for i in range(qr):
+                for j in range(qc):
+                    if r0 == c0 and j > i:
+                        break
+                    acc = 0.0
+                    for s in range(i, qr):
+                        acc += self.lam_rest[tr, s, i] * tmp[s * qc + j]
+                    self.M[r0 + i, c0 + j] = acc
+        # Lambda_k' Z_k'X and Lambda_k' Z_k'y in the rows below
+        o = 0
+        for k in range(self.n_terms - 1):
+            qr = <int>self.qs[k + 1]
+            nl = self.rest_levels[k]
+            for lev in range(nl):
+                r0 = o + lev * qr
+                for i in range(qr):
+                    for j in range(p):
+                        acc = 0.0
+                        for s in range(i, qr):
+                            acc += self.lam_rest[k, s, i] * self.zrx[r0 + s, j]
+                        self.M[m + j, r0 + i] = acc
+                    acc = 0.0
+                    for s in range(i, qr):
+                        acc += self.lam_rest[k, s, i] * self.zry[r0 + s]
+                    self.M[m + p, r0 + i] = acc
+            o += nl * qr
+        for i in range(m):
+            self.M[i, i] += 1.0
+        for i in range(p):
+            for j in range(i + 1):
+                self.M[m + i, m + j] = self.xtx[i, j]
+            self.M[m + p, m + i] = self.xty[i]
+        self.M[m + p, m + p] = self.yty
+        self.logdet1 = _eliminate(&self.lam1[0], self.q1, <int>p, self.n1, m, self.ztz1,
+                                  self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
+                                  self.pair_term, self.pair_valoff, self.pair_values,
+                                  self.lam_rest, self.q_rest, self.width, &self.work[0],
+                                  &self.idx[0], self.M)
+        # the row-major lower triangle is LAPACK's column-major upper one: dpotrf('U')
+        # leaves U = L' there, i.e. L in the row-major lower triangle
+        dpotrf(&uplo, &n, &self.M[0, 0], &n, &info)
+        return info
+
+    cdef double _deviance(self, const double* theta, bint reml) noexcept nogil:
+        cdef Py_ssize_t m = self.m, p = self.p, i
+        cdef double logdet = 0.0, logdet_x = 0.0, rss, nu, dev
+        self.n_evaluations += 1
+        if self._fill_and_factor(theta) != 0:
+            return INFINITY
+        for i in range(m):
+            logdet += log(self.M[i, i])
+        logdet = self.logdet1 + 2.0 * logdet
+        rss = self.M[m + p, m + p] * self.M[m + p, m + p]
+        if not rss > 0.0:
+            return INFINITY
+        nu = <double>(self.nobs - p) if reml else <double>self.nobs
+        dev = logdet + nu * (1.0 + log(2.0 * M_PI * rss / nu))
+        if reml:
+            for i in range(p):
+                logdet_x += log(self.M[m + i, m + i])
+            dev += 2.0 * logdet_x - 2.0 * self.log_x_scale
+        return dev
+
+    def _check(self, theta):
+        th = np.ascontiguousarray(theta, dtype=np.float64)
+        if th.ndim != 1 or th.shape[0] != self.n_theta:
+            raise ValueError(f"theta must have {self.n_theta} entries, got shape {th.shape}")
+        return th
+
+    def deviance(self, theta, bint reml=True):
+        """The profiled criterion (-2 log-likelihood, or the REML criterion) at theta;
+        inf where M is not positive definite."""
+        cdef double[::1] th = self._check(theta)
+        cdef double out
+        with nogil:
+            out = self._deviance(&th[0] if self.n_theta else NULL, reml)
+        return out
+
+    def factor(self, theta):
+        """Fill and factor M at theta; `matrix`'s lower triangle then holds the
+        Cholesky factor and `logdet1` the first term's log-determinant.
+        Returns LAPACK's info (0 on success)."""
+        cdef double[::1] th = self._check(theta)
+        cdef int info
+        with nogil:
+            info = self._fill_and_factor(&th[0] if self.n_theta else NULL)
+        return info
+
+    def fd_derivatives(self, theta, h, bint reml=True):
+        """Value, central-difference gradient and Hessian of the criterion at theta,
+        steps h (every evaluation in compiled code; the criterion is defined on
+        both sides of theta's bounds: Lambda Lambda' stays positive semi-definite).
+
+        Returns
+        -------
+        (f, g (n_theta,), H (n_theta, n_theta))
+        """
+        cdef double[::1] th = self._check(theta)
+        cdef double[::1] hh = np.ascontiguousarray(h, dtype=np.float64)
+        cdef Py_ssize_t n = self.n_theta, i, j
+        if hh.shape[0] != n:
+            raise ValueError("h must have one step per theta entry")
+        g_arr = np.zeros(n)
+        hess_arr = np.zeros((n, n))
+        cdef double[::1] g = g_arr
+        cdef double[:, ::1] hess = hess_arr
+        cdef double* x = &self.point[0]
+        cdef double f0, fp, fm, a, b, c, d
+        with nogil:
+            for i in range(n):
+                x[i] = th[i]
+            f0 = self._deviance(x, reml)
+            for i in range(n):
+                x[i] = th[i] + hh[i]
+                fp = self._deviance(x, reml)
+                x[i] = th[i] - hh[i]
+                fm = self._deviance(x, reml)
+                x[i] = th[i]
+                g[i] = (fp - fm) / (2.0 * hh[i])
+                hess[i, i] = (fp - 2.0 * f0 + fm) / (hh[i] * hh[i])
+            for i in range(n):
+                for j in range(i):
+                    x[i] = th[i] + hh[i]
+                    x[j] = th[j] + hh[j]
+                    a = self._deviance(x, reml)
+                    x[j] = th[j] - hh[j]
+                    b = self._deviance(x, reml)
+                    x[i] = th[i] - hh[i]
+                    d = self._deviance(x, reml)
+                    x[j] = th[j] + hh[j]
+                    c = self._deviance(x, reml)
+                    x[i] = th[i]
+                    x[j] = th[j]
+                    hess[i, j] = (a - b - c + d) / (4.0 * hh[i] * hh[j])
+                    hess[j, i] = hess[i, j]
+        return f0, g_arr, hess_arr

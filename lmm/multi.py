@@ -32,8 +32,8 @@ MAX_DENSE_ORDER = 6000
 # rounding noise grows with n and spoils second differences, while above it an
 # evaluation costs far more than COBYQA's own work, which then does not matter.
 FD_NEWTON_MAX_NOBS = 20_000
-# ... and with few theta entries: second differences take O(n_theta^2) evaluations
-FD_NEWTON_MAX_THETA = 3
+# ... and with few theta entries: second differences take 2 n_theta^2 + 1 evaluations
+FD_NEWTON_MAX_THETA = 6
 
 
 @dataclass
@@ -142,7 +142,8 @@ class MultiTermModel:
 
         self.ztz1, self.ztx1, self.zty1, xtx, xty, yty = per_level(t1)
         self.xtx, self.xty, self.yty = xtx, xty, float(yty)
-        # the other terms: dense blocks of Z_R'Z_R, Z_R'X, Z_R'y
+        # the other terms: the blocks of Z_R'Z_R in M's lower triangle (each level's
+        # own block, and the levels of two terms that share rows), Z_R'X, Z_R'y
         sizes = [t.n_levels * t.q for t in rest]
         self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         m = int(self.rest_offsets[-1])
@@ -152,29 +153,44 @@ class MultiTermModel:
                 f"Schur complement is limited to {MAX_DENSE_ORDER} so far"
             )
         self.m = m
-        zrzr = np.zeros((m, m))
         zrx = np.zeros((m, p))
         zry = np.zeros(m)
+        rr_row, rr_col, rr_tr, rr_tc, rr_values = [], [], [], [], []
         for k, term in enumerate(rest):
             ztz, ztx, zty, _, _, _ = per_level(term)
             o, q = self.rest_offsets[k], term.q
-            for lev in range(term.n_levels):
-                sl = slice(o + lev * q, o + (lev + 1) * q)
-                zrzr[sl, sl] = ztz[lev]
+            starts = o + np.arange(term.n_levels) * q
+            rr_row.append(starts)
+            rr_col.append(starts)
+            rr_tr.append(np.full(term.n_levels, k))
+            rr_tc.append(np.full(term.n_levels, k))
+            rr_values.append(ztz.reshape(term.n_levels, -1))
             zrx[o:o + term.n_levels * q] = ztx.reshape(-1, p)
             zry[o:o + term.n_levels * q] = zty.reshape(-1)
             for k2 in range(k):
                 other = rest[k2]
                 keys, vals = _pair_sums(other.codes, other.z, term.n_levels, term.codes, term.z)
                 la, lb = keys // term.n_levels, keys % term.n_levels
-                o2, q2 = self.rest_offsets[k2], other.q
-                for a in range(q2):
-                    for b in range(q):
-                        rows = o + lb * q + b
-                        cols = o2 + la * q2 + a
-                        zrzr[rows, cols] = vals[:, b, a]
-                        zrzr[cols, rows] = vals[:, b, a]
-        self.zrzr, self.zrx, self.zry = zrzr, zrx, zry
+                rr_row.append(o + lb * q)
+                rr_col.append(self.rest_offsets[k2] + la * other.q)
+                rr_tr.append(np.full(len(keys), k))
+                rr_tc.append(np.full(len(keys), k2))
+                rr_values.append(vals.reshape(len(keys), -1))
+        self.zrx, self.zry = zrx, zry
+        if rest:
+            block_sizes = np.concatenate([np.full(len(v), v.shape[1]) for v in rr_values])
+            rr_valoff = np.concatenate([[0], np.cumsum(block_sizes)[:-1]])
+            rr = dict(
+                rr_row=np.concatenate(rr_row), rr_col=np.concatenate(rr_col),
+                rr_tr=np.concatenate(rr_tr), rr_tc=np.concatenate(rr_tc),
+                rr_valoff=rr_valoff,
+                rr_values=np.ascontiguousarray(np.concatenate([v.reshape(-1)
+                                                               for v in rr_values])),
+            )
+        else:
+            rr = dict(rr_row=[], rr_col=[], rr_tr=[], rr_tc=[], rr_valoff=[], rr_values=[])
+        rr = {k: np.ascontiguousarray(v, dtype=np.float64 if k == "rr_values" else np.intp)
+              for k, v in rr.items()}
         # coupling of the first term with the others: CSR over the first term's levels
         cols, terms_ix, valoffs, levels, values = [], [], [], [], []
         offset = 0
@@ -220,91 +236,52 @@ class MultiTermModel:
             start += t.structure.n_theta
         self.n_theta = start
         self.lower_bounds = np.concatenate([t.structure.lower_bounds for t in self.terms])
+        theta_term = np.concatenate([np.full(t.structure.n_theta, k)
+                                     for k, t in enumerate(self.terms)])
+        qs = np.array([t.q for t in self.terms], dtype=np.intp)
+        self.criterion = _multi.MultiCriterion(
+            self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col, self.pair_term,
+            self.pair_valoff, self.pair_values, self.q_rest, self.max_width,
+            np.array([t.n_levels for t in rest], dtype=np.intp), rr["rr_row"], rr["rr_col"],
+            rr["rr_tr"], rr["rr_tc"], rr["rr_valoff"], rr["rr_values"], self.zrx, self.zry,
+            np.ascontiguousarray(self.xtx), np.ascontiguousarray(self.xty), self.yty,
+            theta_term.astype(np.intp),
+            np.concatenate([t.structure.theta_rows for t in self.terms]).astype(np.intp),
+            np.concatenate([t.structure.theta_cols for t in self.terms]).astype(np.intp),
+            qs, self.nobs, float(np.sum(np.log(self.x_scale))),
+        )
 
     # -- one evaluation ----------------------------------------------------------
     def _lams(self, theta):
+        """The terms' factors Lambda_k at theta."""
         return [t.structure.lam(theta[sl]) for t, sl in zip(self.terms, self.theta_slices)]
 
-    def _factor(self, theta, reml):
-        """Cholesky factor of M and the first term's log-determinant at theta."""
-        lams = self._lams(theta)
-        rest = self.terms[1:]
-        p, m = self.k_fe, self.m
-        lam_rest = np.zeros((max(len(rest), 1), self.qmax, self.qmax))
+    def _lam_rest(self, lams):
+        """The other terms' factors stacked as (K - 1, qmax, qmax), for the kernels."""
+        lam_rest = np.zeros((max(len(lams) - 1, 1), self.qmax, self.qmax))
         for k, lam in enumerate(lams[1:]):
             lam_rest[k, :lam.shape[0], :lam.shape[0]] = lam
-        dim = m + p + 1
-        mat = np.empty((dim, dim))
-        # Lambda_R' Z_R'Z_R Lambda_R + I, Lambda_R' Z_R'X, Lambda_R' Z_R'y, block by
-        # block of terms: Lambda_R is block-diagonal with one small factor per level
-        self._scaled_rest(lams[1:], mat, m, p)
-        mat[m:m + p, m:m + p] = self.xtx
-        mat[m + p, m:m + p] = self.xty
-        mat[m + p, m + p] = self.yty
-        logdet1 = _multi.eliminate_first_term(
-            lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
-            self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
-            self.max_width, mat,
-        )
-        try:
-            chol = linalg.cholesky(mat, lower=True, check_finite=False)
-        except linalg.LinAlgError:
-            return None, lams, lam_rest
-        return (chol, logdet1), lams, lam_rest
+        return lam_rest
 
-    def _scaled_rest(self, lams_rest, mat, m, p):
-        """Fill the other terms' rows of M: Lambda_R'(Z_R'Z_R)Lambda_R + I, Lambda_R'Z_R'X
-        (as rows below), Lambda_R'Z_R'y, without forming Lambda_R (O(m^2 q))."""
-        rest = self.terms[1:]
-        off = self.rest_offsets
-        for k, (tk, lk) in enumerate(zip(rest, lams_rest)):
-            rk = slice(off[k], off[k + 1])
-            for l2 in range(k + 1):
-                tl, ll = rest[l2], lams_rest[l2]
-                rl = slice(off[l2], off[l2 + 1])
-                block = self.zrzr[rk, rl]
-                if tk.q == 1 and tl.q == 1:
-                    scaled = block * (lk[0, 0] * ll[0, 0])
-                else:
-                    # per pair of levels: Lambda_k' B_ij Lambda_l (batched matmul)
-                    b4 = block.reshape(tk.n_levels, tk.q, tl.n_levels, tl.q).transpose(0, 2, 1, 3)
-                    scaled = (lk.T @ b4 @ ll).transpose(0, 2, 1, 3).reshape(block.shape)
-                mat[rk, rl] = scaled
-                if l2 != k:
-                    mat[rl, rk] = scaled.T
-            if tk.q == 1:
-                mat[m:m + p, rk] = (self.zrx[rk] * lk[0, 0]).T
-                mat[m + p, rk] = self.zry[rk] * lk[0, 0]
-            else:
-                x3 = self.zrx[rk].reshape(tk.n_levels, tk.q, p)
-                mat[m:m + p, rk] = (lk.T @ x3).reshape(-1, p).T
-                mat[m + p, rk] = (self.zry[rk].reshape(tk.n_levels, tk.q) @ lk).reshape(-1)
-        if m:
-            mat[np.arange(m), np.arange(m)] += 1.0
+    def _factor(self, theta, reml=True):
+        """(Cholesky factor of M at theta (a copy), the first term's log-determinant,
+        the criterion), or None where M is not positive definite."""
+        crit = self.criterion
+        dev = crit.deviance(np.asarray(theta, dtype=float), reml)
+        if not np.isfinite(dev):
+            return None
+        return np.tril(crit.matrix), crit.logdet1, dev
 
     def deviance(self, theta, reml=True):
         """The profiled criterion (-2 log-likelihood or REML criterion) at theta."""
-        fac, _, _ = self._factor(np.asarray(theta, dtype=float), reml)
-        if fac is None:
-            return np.inf
-        chol, logdet1 = fac
-        m, p = self.m, self.k_fe
-        d = np.log(np.diag(chol))
-        logdet_v = logdet1 + 2.0 * d[:m].sum()
-        rss = chol[m + p, m + p] ** 2
-        n = self.nobs
-        nu = n - p if reml else n
-        dev = logdet_v + nu * (1.0 + np.log(2.0 * np.pi * rss / nu))
-        if reml:
-            # log|X'V^-1 X| of the user's X: the conditioned X is X diag(x_scale)
-            dev += 2.0 * d[m:m + p].sum() - 2.0 * np.sum(np.log(self.x_scale))
-        return dev
+        return self.criterion.deviance(np.asarray(theta, dtype=float), reml)
 
     def solution(self, theta, reml=True):
         """Estimates at theta: beta, its covariance, the scale, the modes."""
         theta = np.asarray(theta, dtype=float)
-        fac, lams, lam_rest = self._factor(theta, reml)
-        chol, logdet1 = fac
+        lams = self._lams(theta)
+        lam_rest = self._lam_rest(lams)
+        chol, logdet1, dev = self._factor(theta, reml)
         m, p, n = self.m, self.k_fe, self.nobs
         l_s = chol[:m, :m]
         l_xs, l_ys = chol[m:m + p, :m], chol[m + p, :m]
@@ -332,15 +309,16 @@ class MultiTermModel:
             scale=scale,
             cov_re=[scale * lam @ lam.T for lam in lams],
             modes=modes,
-            deviance=self.deviance(theta, reml),
+            deviance=dev,
         )
 
     def conditional_covariances(self, theta, reml=True):
         """Conditional covariances of each term's modes given the data, per level
         (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed)."""
         theta = np.asarray(theta, dtype=float)
-        fac, lams, lam_rest = self._factor(theta, reml)
-        chol, _ = fac
+        lams = self._lams(theta)
+        lam_rest = self._lam_rest(lams)
+        chol, _, _ = self._factor(theta, reml)
         m, p, n = self.m, self.k_fe, self.nobs
         l_s = chol[:m, :m]
         scale = chol[m + p, m + p] ** 2 / (n - p if reml else n)
@@ -377,7 +355,7 @@ class MultiTermModel:
                                or self.n_theta > FD_NEWTON_MAX_THETA):
             method = "COBYQA" if _has_cobyqa() else "Powell"
         if method is None:
-            theta, ok = _fd_newton(lambda th: self.deviance(th, reml), theta0, lower)
+            theta, ok = _fd_newton(self.criterion, reml, theta0, lower)
             value = fun(theta)
             res = optimize.OptimizeResult(x=theta, fun=value, success=ok, nfev=None)
             on_bound = any(np.any(t.structure.lam(theta[sl]).diagonal() < 1e-4)
@@ -414,45 +392,24 @@ class MultiTermModel:
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
-def _fd_derivatives(fun, theta, f0, h):
-    """Central finite-difference gradient and Hessian (the criterion is defined
-    for theta on either side of its bounds: G = Lambda Lambda' stays PSD)."""
-    n = len(theta)
-    g = np.zeros(n)
-    hess = np.zeros((n, n))
-    fp, fm = np.zeros(n), np.zeros(n)
-    for i in range(n):
-        e = np.zeros(n)
-        e[i] = h[i]
-        fp[i], fm[i] = fun(theta + e), fun(theta - e)
-        g[i] = (fp[i] - fm[i]) / (2 * h[i])
-        hess[i, i] = (fp[i] - 2 * f0 + fm[i]) / h[i] ** 2
-    for i in range(n):
-        for j in range(i):
-            ei, ej = np.zeros(n), np.zeros(n)
-            ei[i], ej[j] = h[i], h[j]
-            val = (fun(theta + ei + ej) - fun(theta + ei - ej) - fun(theta - ei + ej)
-                   + fun(theta - ei - ej)) / (4 * h[i] * h[j])
-            hess[i, j] = hess[j, i] = val
-    return g, hess
-
-
-def _fd_newton(fun, theta, lower, max_iter=100, radius=1.0):
+def _fd_newton(criterion, reml, theta, lower, max_iter=100, radius=1.0):
     """Trust-region Newton with finite-difference derivatives, within the bounds.
 
     The same iteration as the one-factor optimizer (`_core.Criterion.minimize`,
     whose step solver it uses): an active set for parameters held at a bound
     by their gradient, the exact trust-region step on the others.  Converged
     when a Newton step would change the criterion by less than 1e-9.
+    The derivatives are central differences of the compiled criterion
+    (`MultiCriterion.fd_derivatives`), defined on both sides of the bounds.
     Returns (theta, converged).
     """
     theta = np.maximum(np.asarray(theta, dtype=float), lower)
-    f = fun(theta)
+    f = criterion.deviance(theta, reml)
     if not np.isfinite(f):
         return theta, False
     for _ in range(max_iter):
         h = 1e-4 * np.maximum(1.0, np.abs(theta))
-        g, hess = _fd_derivatives(fun, theta, f, h)
+        _, g, hess = criterion.fd_derivatives(theta, h, reml)
         if not (np.all(np.isfinite(g)) and np.all(np.isfinite(hess))):
             return theta, False
         at_bound = np.isfinite(lower) & (theta <= lower)
@@ -471,7 +428,7 @@ def _fd_newton(fun, theta, lower, max_iter=100, radius=1.0):
         cand = np.maximum(theta + step, lower)
         d = cand - theta
         predicted = -(g @ d + 0.5 * d @ hess @ d)
-        fc = fun(cand)
+        fc = criterion.deviance(cand, reml)
         rho = (f - fc) / predicted if predicted > 0 else -1.0
         dnorm = np.linalg.norm(d)
         if not np.isfinite(fc) or rho < 0.25:
