@@ -256,3 +256,22 @@ def test_conditional_sds_match_lme4(case, fits):
         row = [_key(str(lab)) for lab in term.labels].index(_key(str(level)))
         j = term.names.index(term_name)
         assert np.sqrt(cov[group][row, j, j]) == pytest.approx(sd, rel=1e-4)
+
+
+@pytest.mark.parametrize("column", ["x", "y", "g2"])
+def test_missing_drop_equals_the_fit_on_the_kept_rows(column):
+    data = pd.read_csv(DATA / "multi_crossed_sim.csv", dtype={"g1": str, "g2": str})
+    formula = "y ~ x + (1 + x | g1) + (1 | g2)"
+    holed = data.copy()
+    holed.loc[[3, 50, 777], column] = None
+    with pytest.raises(ValueError, match="missing"):
+        lmm.lmer(formula, holed)
+    dropped = lmm.lmer(formula, holed, missing="drop")
+    kept = lmm.lmer(formula, data.drop(index=[3, 50, 777]))
+    assert dropped.nobs == len(data) - 3
+    assert dropped.llf == pytest.approx(kept.llf, abs=1e-9)
+    np.testing.assert_allclose(dropped.fe_params, kept.fe_params, rtol=1e-8)
+    # a formula that needs patsy (a function of a column) drops the same rows
+    patsy_fit = lmm.lmer("y ~ np.multiply(x, 1) + (1 + x | g1) + (1 | g2)", holed,
+                         missing="drop")
+    assert patsy_fit.llf == pytest.approx(kept.llf, abs=1e-9)

@@ -239,12 +239,14 @@ def model_from_lmer(cls, formula, data, missing="none", **kwargs):
     return md
 
 
-def _design_of(rhs, frame, what):
+def _design_of(rhs, frame, what, planned=None):
     """(matrix, column names, design) of a right-hand side: fast path, else patsy.
 
+    `planned`: the fast path's plan for `rhs` on `frame`, if already made.
     The design (a FastDesign or patsy's DesignInfo) rebuilds the matrix for
     new data with the same coding (`transform_exog`)."""
-    planned = fast.plan(rhs, frame)
+    if planned is None:
+        planned = fast.plan(rhs, frame)
     if planned is not None:
         return planned.matrix(frame), list(planned.column_names), planned
     _, mat = _build("~" + rhs, frame, what)
@@ -279,30 +281,47 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
     row_labels = data.index
-    frame = data.reset_index(drop=True)
+    frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
+        or data.index.start != 0 or data.index.step != 1 else data
     group_cols = sorted({c for g in parsed.groups for c in g.split(":")})
     for c in group_cols + [parsed.response]:
         if c not in frame.columns:
             raise ValueError(f"column {c!r} is not in the data")
-    # rows with a missing value in any variable the model uses
-    formulas = [parsed.fixed_formula] + ["~" + t.expr for t in parsed.terms]
-    bad = _missing_rows(frame, formulas) | frame[group_cols].isna().any(axis=1).to_numpy()
+    # rows with a missing value in any variable the model uses: from the columns
+    # themselves when every right-hand side takes the fast path, else from patsy
+    rhs = [parsed.fixed] + [t.expr for t in parsed.terms]
+    plans = [fast.plan(r, frame) for r in rhs]
+    if all(pl is not None for pl in plans):
+        used = {parsed.response, *group_cols}.union(*(pl.variables for pl in plans))
+        bad = np.zeros(len(frame), dtype=bool)
+        for c in sorted(used):
+            a = frame[c].to_numpy()
+            if a.dtype.kind == "f":
+                bad |= np.isnan(a)
+            elif a.dtype.kind not in "biu":
+                bad |= pd.isna(a)
+    else:
+        formulas = [parsed.fixed_formula] + ["~" + t.expr for t in parsed.terms]
+        bad = _missing_rows(frame, formulas) | frame[group_cols].isna().any(axis=1).to_numpy()
     if bad.any():
         if missing != "drop":
             raise ValueError("missing values (NaN) in variables of the formula; pass "
                              "missing='drop' to drop those rows")
         frame = frame.loc[~bad].reset_index(drop=True)
         row_labels = row_labels[~bad]
+        plans = [fast.plan(r, frame) for r in rhs]     # levels of the kept rows
+    plans = dict(zip(rhs, plans))
     y = frame[parsed.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
-    x, x_names, x_design = _design_of(parsed.fixed, frame, "formula")
+    x, x_names, x_design = _design_of(parsed.fixed, frame, "formula", plans[parsed.fixed])
     terms = []
     for group in parsed.groups:
         bars = [t for t in parsed.terms if t.group == group]
         cols, names, blocks, designs = [], [], [], []
         for bar in bars:
-            z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term")
+            z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term",
+                                              plans[bar.expr])
             designs.append(z_design)
             z_names = ["(Intercept)" if n == "Intercept" else n for n in z_names]
             clash = set(z_names) & set(names)
