@@ -35,7 +35,9 @@ import numpy as np
 
 from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
-from lmm._linalg cimport _cholesky_lower, _level_factor, _solve_lower
+from lmm._linalg cimport (
+    _cholesky_lower, _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
+)
 
 ctypedef Py_ssize_t intp_t
 
@@ -884,135 +886,6 @@ def conditional_modes(const double[:, ::1] lam, const double[:, :, ::1] ztz,
 # ---------------------------------------------------------------------------
 # The optimizer: trust-region Newton over theta, in C
 # ---------------------------------------------------------------------------
-
-cdef void _symmetric_eigen(double* a, int n, double* w, double* v) noexcept nogil:
-    """Eigenvalues (ascending, in w) and eigenvectors (columns of v) of the
-    symmetric n x n column-major `a` (destroyed), by cyclic Jacobi rotations.
-
-    n is the number of free theta entries: small, where Jacobi is exact to
-    rounding and a LAPACK call would cost more than the arithmetic.
-    """
-    cdef int i, j, k, _sweep, imin
-    cdef double off, scale, apq, tau, t, c, s, akp, akq, tmp
-    for i in range(n * n):
-        v[i] = 0.0
-    for i in range(n):
-        v[i + i * n] = 1.0
-    for _sweep in range(100):
-        off = 0.0
-        scale = 0.0
-        for j in range(n):
-            scale += a[j + j * n] * a[j + j * n]
-            for i in range(j):
-                off += a[i + j * n] * a[i + j * n]
-        if off <= 1e-32 * scale or off == 0.0:
-            break
-        for i in range(n - 1):
-            for j in range(i + 1, n):
-                apq = a[i + j * n]
-                if apq == 0.0:
-                    continue
-                tau = (a[j + j * n] - a[i + i * n]) / (2.0 * apq)
-                t = (1.0 if tau >= 0 else -1.0) / (fabs(tau) + sqrt(tau * tau + 1.0))
-                c = 1.0 / sqrt(t * t + 1.0)
-                s = t * c
-                for k in range(n):          # columns i, j of A J
-                    akp = a[k + i * n]
-                    akq = a[k + j * n]
-                    a[k + i * n] = c * akp - s * akq
-                    a[k + j * n] = s * akp + c * akq
-                for k in range(n):          # rows i, j of J' (A J)
-                    akp = a[i + k * n]
-                    akq = a[j + k * n]
-                    a[i + k * n] = c * akp - s * akq
-                    a[j + k * n] = s * akp + c * akq
-                for k in range(n):
-                    akp = v[k + i * n]
-                    akq = v[k + j * n]
-                    v[k + i * n] = c * akp - s * akq
-                    v[k + j * n] = s * akp + c * akq
-    for i in range(n):
-        w[i] = a[i + i * n]
-    for i in range(n):                      # selection sort, ascending
-        imin = i
-        for j in range(i + 1, n):
-            if w[j] < w[imin]:
-                imin = j
-        if imin != i:
-            tmp = w[i]
-            w[i] = w[imin]
-            w[imin] = tmp
-            for k in range(n):
-                tmp = v[k + i * n]
-                v[k + i * n] = v[k + imin * n]
-                v[k + imin * n] = tmp
-
-
-cdef void _trust_region_step(const double* w, const double* v, const double* g, int n,
-                             double radius, const double* prefer, double* gv,
-                             double* step) noexcept nogil:
-    """Minimizer of g'p + p'Hp/2 subject to |p| <= radius, H = V diag(w) V'.
-
-    The secular equation |p(lam)| = radius is solved by Newton steps on
-    1/|p(lam)| - 1/radius (concave, increasing: monotone from the left; More
-    and Sorensen).  In the 'hard case' the lowest-curvature eigenvector is
-    added with the sign that points along `prefer` (into the feasible region
-    when a zero gradient at a bound leaves the choice to rounding).
-    """
-    cdef int i, k, _it
-    cdef double norm2, lam, lo, d, extra, sgn, wl, acc, dnorm
-    for i in range(n):
-        acc = 0.0
-        for k in range(n):
-            acc += v[k + i * n] * g[k]
-        gv[i] = acc
-    if w[0] > 0:
-        norm2 = 0.0
-        for i in range(n):
-            norm2 += (gv[i] / w[i]) * (gv[i] / w[i])
-        if norm2 <= radius * radius:
-            lam = 0.0
-            for k in range(n):
-                acc = 0.0
-                for i in range(n):
-                    acc += v[k + i * n] * gv[i] / w[i]
-                step[k] = -acc
-            return
-    wl = fabs(w[n - 1])
-    lo = (-w[0] if w[0] < 0 else 0.0) + 1e-14 * (wl if wl > 1.0 else 1.0)
-    norm2 = 0.0
-    for i in range(n):
-        norm2 += (gv[i] / (w[i] + lo)) * (gv[i] / (w[i] + lo))
-    if norm2 < radius * radius:
-        extra = sqrt(radius * radius - norm2)
-        acc = 0.0
-        for k in range(n):
-            acc += v[k] * prefer[k]
-        sgn = 1.0 if acc >= 0 else -1.0
-        for k in range(n):
-            acc = 0.0
-            for i in range(n):
-                acc += v[k + i * n] * gv[i] / (w[i] + lo)
-            step[k] = -acc + extra * sgn * v[k]
-        return
-    lam = lo
-    for _it in range(50):
-        norm2 = 0.0
-        dnorm = 0.0
-        for i in range(n):
-            d = w[i] + lam
-            norm2 += gv[i] * gv[i] / (d * d)
-            dnorm += gv[i] * gv[i] / (d * d * d)
-        if fabs(sqrt(norm2) - radius) <= 1e-3 * radius:
-            break
-        dnorm /= norm2 * sqrt(norm2)
-        lam -= (1.0 / sqrt(norm2) - 1.0 / radius) / dnorm
-    for k in range(n):
-        acc = 0.0
-        for i in range(n):
-            acc += v[k + i * n] * gv[i] / (w[i] + lam)
-        step[k] = -acc
-
 
 cdef class Criterion:
     """The criterion the optimizer minimizes, bound to one set of cross-products.

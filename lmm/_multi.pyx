@@ -26,10 +26,12 @@ arrays (symmetric ones read the same either way).  The Python layer
 
 import numpy as np
 
-from libc.math cimport INFINITY, M_PI, log, sqrt
+from libc.math cimport INFINITY, M_PI, fabs, isfinite, log, sqrt
 from libc.string cimport memset
 from scipy.linalg.cython_lapack cimport dpotrf
-from lmm._linalg cimport _level_factor, _solve_lower
+from lmm._linalg cimport (
+    _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
+)
 
 ctypedef Py_ssize_t intp_t
 
@@ -663,7 +665,7 @@ cdef class MultiCriterion:
         """
         cdef double[::1] th = self._check(theta)
         cdef double[::1] hh = np.ascontiguousarray(h, dtype=np.float64)
-        cdef Py_ssize_t n = self.n_theta, i, j
+        cdef Py_ssize_t n = self.n_theta
         if hh.shape[0] != n:
             raise ValueError("h must have one step per theta entry")
         g_arr = np.zeros(n)
@@ -672,27 +674,168 @@ cdef class MultiCriterion:
         cdef double[::1] g = g_arr
         cdef double[::1] plus = plus_arr
         cdef double[:, ::1] hess = hess_arr
+        cdef double f0
+        with nogil:
+            f0 = self._fd(&th[0], &hh[0], reml, &g[0], &hess[0, 0], &plus[0])
+        return f0, g_arr, hess_arr
+
+    cdef double _fd(self, const double* th, const double* hh, bint reml, double* g,
+                    double* hess, double* plus) noexcept nogil:
+        """`fd_derivatives` into g (n) and hess (n x n, symmetric); returns f."""
+        cdef Py_ssize_t n = self.n_theta, i, j
         cdef double* x = &self.point[0]
         cdef double f0, fm, a
-        with nogil:
-            for i in range(n):
-                x[i] = th[i]
-            f0 = self._deviance(x, reml)
-            for i in range(n):
+        for i in range(n):
+            x[i] = th[i]
+        f0 = self._deviance(x, reml)
+        for i in range(n):
+            x[i] = th[i] + hh[i]
+            plus[i] = self._deviance(x, reml)
+            x[i] = th[i] - hh[i]
+            fm = self._deviance(x, reml)
+            x[i] = th[i]
+            g[i] = (plus[i] - fm) / (2.0 * hh[i])
+            hess[i * n + i] = (plus[i] - 2.0 * f0 + fm) / (hh[i] * hh[i])
+        for i in range(n):
+            for j in range(i):
                 x[i] = th[i] + hh[i]
-                plus[i] = self._deviance(x, reml)
-                x[i] = th[i] - hh[i]
-                fm = self._deviance(x, reml)
+                x[j] = th[j] + hh[j]
+                a = self._deviance(x, reml)
                 x[i] = th[i]
-                g[i] = (plus[i] - fm) / (2.0 * hh[i])
-                hess[i, i] = (plus[i] - 2.0 * f0 + fm) / (hh[i] * hh[i])
+                x[j] = th[j]
+                hess[i * n + j] = (a - plus[i] - plus[j] + f0) / (hh[i] * hh[j])
+                hess[j * n + i] = hess[i * n + j]
+        return f0
+
+    def minimize(self, theta, lower, bint reml=True, int max_iter=100, double radius=1.0):
+        """Trust-region Newton steps on finite-difference derivatives, within the
+        bounds, all in compiled code.
+
+        Each step: central-difference gradient and Hessian (`fd_derivatives`,
+        steps 1e-4 max(1, |theta_i|)); theta entries held at their bound by the
+        gradient are fixed (active set) and the exact trust-region step is taken
+        on the others (the one-factor optimizer's step solver); the step is
+        accepted if it lowers the criterion, and the radius follows the ratio of
+        actual to predicted decrease.  Converged when a Newton step would lower
+        the criterion by less than 1e-9, or when every entry is held at its bound.
+
+        Parameters
+        ----------
+        theta : (n_theta,) start (projected onto the bounds)
+        lower : (n_theta,) lower bounds (-inf where none)
+        reml, max_iter, radius : criterion, step limit, initial trust radius
+
+        Returns
+        -------
+        (theta, converged, iterations)
+        """
+        cdef Py_ssize_t n = self.n_theta
+        lower_arr = np.ascontiguousarray(lower, dtype=np.float64)
+        if lower_arr.shape != (n,):
+            raise ValueError(f"lower must have {n} entries")
+        theta_arr = np.maximum(self._check(theta), lower_arr)
+        work_arr = np.zeros(8 * n + 4 * n * n + 8)
+        free_arr = np.zeros(n, dtype=np.intp)
+        cdef double[::1] th = theta_arr
+        cdef const double[::1] lo = lower_arr
+        cdef double[::1] work = work_arr
+        cdef intp_t[::1] free_ix = free_arr
+        cdef int status = 0, it = 0
+        with nogil:
+            status = self._minimize(&th[0], &lo[0], reml, max_iter, radius, &work[0],
+                                    &free_ix[0], &it)
+        return theta_arr, status == 1, it
+
+    cdef int _minimize(self, double* theta, const double* lower, bint reml, int max_iter,
+                       double radius, double* work, intp_t* free_ix,
+                       int* iterations) noexcept nogil:
+        """The loop of `minimize`; returns 1 if converged, 0 otherwise."""
+        cdef Py_ssize_t n = self.n_theta, i, j, a, b, nf
+        cdef double* g = work
+        cdef double* h = g + n
+        cdef double* plus = h + n
+        cdef double* cand = plus + n
+        cdef double* step = cand + n
+        cdef double* gf = step + n
+        cdef double* prefer = gf + n
+        cdef double* w = prefer + n
+        cdef double* gv = w + n
+        cdef double* hess = gv + n
+        cdef double* hf = hess + n * n
+        cdef double* vecs = hf + n * n
+        cdef double* stepf = vecs + n * n
+        cdef double f, fc, predicted, rho, dnorm, snorm, newton, acc
+        cdef bint at_bound, finite
+        cdef int it
+        f = self._deviance(theta, reml)
+        if not isfinite(f):
+            return 0
+        for it in range(max_iter):
+            iterations[0] = it + 1
             for i in range(n):
-                for j in range(i):
-                    x[i] = th[i] + hh[i]
-                    x[j] = th[j] + hh[j]
-                    a = self._deviance(x, reml)
-                    x[i] = th[i]
-                    x[j] = th[j]
-                    hess[i, j] = (a - plus[i] - plus[j] + f0) / (hh[i] * hh[j])
-                    hess[j, i] = hess[i, j]
-        return f0, g_arr, hess_arr
+                h[i] = 1e-4 * (fabs(theta[i]) if fabs(theta[i]) > 1.0 else 1.0)
+            self._fd(theta, h, reml, g, hess, plus)
+            finite = True
+            for i in range(n):
+                finite = finite and isfinite(g[i])
+                for j in range(n):
+                    finite = finite and isfinite(hess[i * n + j])
+            if not finite:
+                return 0
+            nf = 0
+            for i in range(n):
+                at_bound = isfinite(lower[i]) and theta[i] <= lower[i]
+                if not (at_bound and g[i] > 0):
+                    free_ix[nf] = i
+                    nf += 1
+            if nf == 0:
+                return 1
+            for a in range(nf):
+                gf[a] = g[free_ix[a]]
+                at_bound = isfinite(lower[free_ix[a]]) and theta[free_ix[a]] <= lower[free_ix[a]]
+                prefer[a] = 1.0 if at_bound else -gf[a]
+                for b in range(nf):
+                    hf[a + b * nf] = hess[free_ix[a] * n + free_ix[b]]
+            _symmetric_eigen(hf, <int>nf, w, vecs)
+            if w[0] > 0:
+                newton = 0.0        # g' H^-1 g over the free entries
+                for a in range(nf):
+                    acc = 0.0
+                    for b in range(nf):
+                        acc += vecs[b + a * nf] * gf[b]
+                    newton += acc * acc / w[a]
+                if 0.5 * newton < 1e-9:
+                    return 1
+            _trust_region_step(w, vecs, gf, <int>nf, radius, prefer, gv, stepf)
+            snorm = 0.0
+            for i in range(n):
+                step[i] = 0.0
+            for a in range(nf):
+                step[free_ix[a]] = stepf[a]
+                snorm += stepf[a] * stepf[a]
+            snorm = sqrt(snorm)
+            dnorm = 0.0
+            predicted = 0.0
+            for i in range(n):
+                cand[i] = theta[i] + step[i]
+                if cand[i] < lower[i]:
+                    cand[i] = lower[i]
+                step[i] = cand[i] - theta[i]        # the projected step d
+                dnorm += step[i] * step[i]
+                predicted -= g[i] * step[i]
+                for j in range(n):
+                    predicted -= 0.5 * step[i] * hess[i * n + j] * step[j]
+            dnorm = sqrt(dnorm)
+            fc = self._deviance(cand, reml)
+            rho = (f - fc) / predicted if predicted > 0 else -1.0
+            if not isfinite(fc) or rho < 0.25:
+                radius = 0.25 * (dnorm if dnorm > 1e-3 * radius else 1e-3 * radius)
+            elif rho > 0.75 and snorm > 0.99 * radius:
+                radius *= 2.0
+            if isfinite(fc) and fc < f:
+                for i in range(n):
+                    theta[i] = cand[i]
+                f = fc
+            elif radius < 1e-10:
+                return 1 if predicted < 1e-8 else 0
+        return 0

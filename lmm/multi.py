@@ -12,7 +12,8 @@ in compiled code (lmm/_multi.pyx); the other terms, the fixed effects and the
 response form a dense matrix whose Cholesky factor gives the rest of the
 criterion (log|S|, log|X'V^-1 X|, rss), the fixed effects and the modes.
 The optimizer takes trust-region Newton steps over the theta of all terms with
-finite-difference derivatives and bounds, checked by a derivative-free search
+finite-difference derivatives and bounds, in compiled code
+(`_multi.MultiCriterion.minimize`), checked by a derivative-free search
 (COBYQA) when it ends on the boundary.
 """
 
@@ -394,8 +395,8 @@ class MultiTermModel:
                 res = self._scipy_search(fun, theta0, lower,
                                          "COBYQA" if _has_cobyqa() else "Powell")
             else:
-                theta, ok = _fd_newton(self.criterion, reml, theta0, lower,
-                                       max_iter=FD_NEWTON_MAX_ITER)
+                theta, ok, _ = self.criterion.minimize(theta0, lower, reml,
+                                                       max_iter=FD_NEWTON_MAX_ITER)
                 value = fun(theta)
                 res = optimize.OptimizeResult(x=theta, fun=value, success=ok, nfev=None)
                 on_bound = any(np.any(t.structure.lam(theta[sl]).diagonal() < 1e-4)
@@ -428,56 +429,6 @@ class MultiTermModel:
         else:
             options = {}
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
-
-
-def _fd_newton(criterion, reml, theta, lower, max_iter=100, radius=1.0):
-    """Trust-region Newton with finite-difference derivatives, within the bounds.
-
-    The same iteration as the one-factor optimizer (`_core.Criterion.minimize`,
-    whose step solver it uses): an active set for parameters held at a bound
-    by their gradient, the exact trust-region step on the others.  Converged
-    when a Newton step would change the criterion by less than 1e-9.
-    The derivatives are central differences of the compiled criterion
-    (`MultiCriterion.fd_derivatives`), defined on both sides of the bounds.
-    Returns (theta, converged).
-    """
-    theta = np.maximum(np.asarray(theta, dtype=float), lower)
-    f = criterion.deviance(theta, reml)
-    if not np.isfinite(f):
-        return theta, False
-    for _ in range(max_iter):
-        h = 1e-4 * np.maximum(1.0, np.abs(theta))
-        _, g, hess = criterion.fd_derivatives(theta, h, reml)
-        if not (np.all(np.isfinite(g)) and np.all(np.isfinite(hess))):
-            return theta, False
-        at_bound = np.isfinite(lower) & (theta <= lower)
-        free = ~(at_bound & (g > 0))
-        if not free.any():
-            return theta, True
-        hf = hess[np.ix_(free, free)]
-        w = np.linalg.eigvalsh(hf)
-        if w[0] > 0:
-            gf = g[free]
-            if 0.5 * gf @ np.linalg.solve(hf, gf) < 1e-9:
-                return theta, True
-        step = np.zeros_like(theta)
-        prefer = np.where(at_bound, 1.0, -g)[free]
-        step[free] = _core.trust_region_step(hf, g[free], radius, prefer)
-        cand = np.maximum(theta + step, lower)
-        d = cand - theta
-        predicted = -(g @ d + 0.5 * d @ hess @ d)
-        fc = criterion.deviance(cand, reml)
-        rho = (f - fc) / predicted if predicted > 0 else -1.0
-        dnorm = np.linalg.norm(d)
-        if not np.isfinite(fc) or rho < 0.25:
-            radius = 0.25 * max(dnorm, 1e-3 * radius)
-        elif rho > 0.75 and np.linalg.norm(step) > 0.99 * radius:
-            radius *= 2.0
-        if np.isfinite(fc) and fc < f:
-            theta, f = cand, fc
-        elif radius < 1e-10:
-            return theta, predicted < 1e-8
-    return theta, False
 
 
 def _has_cobyqa():
