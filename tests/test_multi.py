@@ -275,3 +275,18 @@ def test_missing_drop_equals_the_fit_on_the_kept_rows(column):
     patsy_fit = lmm.lmer("y ~ np.multiply(x, 1) + (1 + x | g1) + (1 | g2)", holed,
                          missing="drop")
     assert patsy_fit.llf == pytest.approx(kept.llf, abs=1e-9)
+
+
+def test_interaction_grouping_codes_match_the_string_definition():
+    # "a:b" means the distinct strings f"{a}:{b}", sorted as strings
+    from lmm.formula.design import _factor_codes
+
+    rng = np.random.default_rng(0)
+    df = pd.DataFrame({"a": rng.choice(["a1", "a10", "a2", "b"], 300),
+                       "b": rng.integers(0, 12, 300), "c": rng.choice([1.5, 2.0, 10.0], 300)})
+    for group in ["a:b", "b:a", "a:b:c"]:
+        strings = [":".join(str(row[c]) for c in group.split(":")) for _, row in df.iterrows()]
+        labels = sorted(set(strings))
+        codes, got = _factor_codes(df, group)
+        assert got == labels
+        np.testing.assert_array_equal(codes, [labels.index(s) for s in strings])

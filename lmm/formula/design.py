@@ -253,20 +253,49 @@ def _design_of(rhs, frame, what, planned=None):
     return mat.to_numpy(dtype=float), list(mat.columns), mat.design_info
 
 
+def _column_codes(column):
+    """Codes and sorted labels of one column (a Categorical's own level order)."""
+    values = column if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+    codes, labels = pd.factorize(values, sort=True)
+    return codes, labels
+
+
 def _factor_codes(frame, group):
-    """Integer codes and labels of a grouping factor ("a" or an interaction "a:b")."""
+    """Integer codes and labels of a grouping factor ("a" or an interaction "a:b").
+
+    An interaction's levels are the combinations that occur, labelled "a:b" and
+    sorted as strings; its codes come from the columns' integer codes, so only
+    the distinct combinations are turned into strings.
+    """
     cols = group.split(":")
     for c in cols:
         if c not in frame.columns:
             raise ValueError(f"grouping factor column {c!r} is not in the data")
     if len(cols) == 1:
-        codes, labels = pd.factorize(frame[cols[0]], sort=True)
+        codes, labels = _column_codes(frame[cols[0]])
         return codes.astype(np.intp), [str(v) for v in labels]
-    key = frame[cols[0]].astype(str)
-    for c in cols[1:]:
-        key = key + ":" + frame[c].astype(str)
-    codes, labels = pd.factorize(key, sort=True)
-    return codes.astype(np.intp), list(labels)
+    key = np.zeros(len(frame), dtype=np.int64)
+    missing = np.zeros(len(frame), dtype=bool)
+    names = []
+    for c in cols:
+        codes, labels = _column_codes(frame[c])
+        missing |= codes < 0
+        key = key * (len(labels) + 1) + codes + 1
+        names.append([str(v) for v in labels])
+    combos, inverse = np.unique(key[~missing], return_inverse=True)
+    parts = []
+    rest = combos
+    for labels in reversed(names):
+        base = len(labels) + 1
+        parts.append([labels[i - 1] for i in rest % base])
+        rest = rest // base
+    strings = [":".join(p) for p in zip(*reversed(parts))]
+    order = sorted(range(len(strings)), key=strings.__getitem__)
+    rank = np.empty(len(strings), dtype=np.intp)
+    rank[order] = np.arange(len(strings))
+    out = np.full(len(frame), -1, dtype=np.intp)
+    out[~missing] = rank[inverse.reshape(-1)]
+    return out, [strings[i] for i in order]
 
 
 def multi_from_lmer(parsed, formula, data, missing="none"):
