@@ -26,7 +26,7 @@ arrays (symmetric ones read the same either way).  The Python layer
 
 import numpy as np
 
-from libc.math cimport INFINITY, M_PI, fabs, isfinite, log, sqrt
+from libc.math cimport INFINITY, M_PI, NAN, fabs, isfinite, isnan, log, sqrt
 from libc.string cimport memset
 from scipy.linalg.cython_lapack cimport dpotrf
 from lmm._linalg cimport (
@@ -676,18 +676,20 @@ cdef class MultiCriterion:
         cdef double[:, ::1] hess = hess_arr
         cdef double f0
         with nogil:
-            f0 = self._fd(&th[0], &hh[0], reml, &g[0], &hess[0, 0], &plus[0])
+            f0 = self._fd(&th[0], &hh[0], reml, &g[0], &hess[0, 0], &plus[0], NAN)
         return f0, g_arr, hess_arr
 
     cdef double _fd(self, const double* th, const double* hh, bint reml, double* g,
-                    double* hess, double* plus) noexcept nogil:
-        """`fd_derivatives` into g (n) and hess (n x n, symmetric); returns f."""
+                    double* hess, double* plus, double f0) noexcept nogil:
+        """`fd_derivatives` into g (n) and hess (n x n, symmetric); returns f.
+        f0: the criterion at th if known (the optimizer has it), else NaN."""
         cdef Py_ssize_t n = self.n_theta, i, j
         cdef double* x = &self.point[0]
-        cdef double f0, fm, a
+        cdef double fm, a
         for i in range(n):
             x[i] = th[i]
-        f0 = self._deviance(x, reml)
+        if isnan(f0):
+            f0 = self._deviance(x, reml)
         for i in range(n):
             x[i] = th[i] + hh[i]
             plus[i] = self._deviance(x, reml)
@@ -727,7 +729,7 @@ cdef class MultiCriterion:
 
         Returns
         -------
-        (theta, converged, iterations)
+        (theta, criterion at theta, converged, iterations)
         """
         cdef Py_ssize_t n = self.n_theta
         lower_arr = np.ascontiguousarray(lower, dtype=np.float64)
@@ -741,15 +743,17 @@ cdef class MultiCriterion:
         cdef double[::1] work = work_arr
         cdef intp_t[::1] free_ix = free_arr
         cdef int status = 0, it = 0
+        cdef double f = INFINITY
         with nogil:
             status = self._minimize(&th[0], &lo[0], reml, max_iter, radius, &work[0],
-                                    &free_ix[0], &it)
-        return theta_arr, status == 1, it
+                                    &free_ix[0], &it, &f)
+        return theta_arr, f, status == 1, it
 
     cdef int _minimize(self, double* theta, const double* lower, bint reml, int max_iter,
                        double radius, double* work, intp_t* free_ix,
-                       int* iterations) noexcept nogil:
-        """The loop of `minimize`; returns 1 if converged, 0 otherwise."""
+                       int* iterations, double* f_out) noexcept nogil:
+        """The loop of `minimize`; returns 1 if converged, 0 otherwise, and the
+        criterion at the final theta in f_out."""
         cdef Py_ssize_t n = self.n_theta, i, j, a, b, nf
         cdef double* g = work
         cdef double* h = g + n
@@ -768,13 +772,14 @@ cdef class MultiCriterion:
         cdef bint at_bound, finite
         cdef int it
         f = self._deviance(theta, reml)
+        f_out[0] = f
         if not isfinite(f):
             return 0
         for it in range(max_iter):
             iterations[0] = it + 1
             for i in range(n):
                 h[i] = 1e-4 * (fabs(theta[i]) if fabs(theta[i]) > 1.0 else 1.0)
-            self._fd(theta, h, reml, g, hess, plus)
+            self._fd(theta, h, reml, g, hess, plus, f)
             finite = True
             for i in range(n):
                 finite = finite and isfinite(g[i])
@@ -836,6 +841,7 @@ cdef class MultiCriterion:
                 for i in range(n):
                     theta[i] = cand[i]
                 f = fc
+                f_out[0] = f
             elif radius < 1e-10:
                 return 1 if predicted < 1e-8 else 0
         return 0

@@ -395,9 +395,8 @@ class MultiTermModel:
                 res = self._scipy_search(fun, theta0, lower,
                                          "COBYQA" if _has_cobyqa() else "Powell")
             else:
-                theta, ok, _ = self.criterion.minimize(theta0, lower, reml,
-                                                       max_iter=FD_NEWTON_MAX_ITER)
-                value = fun(theta)
+                theta, value, ok, _ = self.criterion.minimize(theta0, lower, reml,
+                                                              max_iter=FD_NEWTON_MAX_ITER)
                 res = optimize.OptimizeResult(x=theta, fun=value, success=ok, nfev=None)
                 on_bound = any(np.any(t.structure.lam(theta[sl]).diagonal() < 1e-4)
                                for t, sl in zip(self.terms, self.theta_slices))
