@@ -648,6 +648,27 @@ cdef class MultiCriterion:
             info = self._fill_and_factor(&th[0] if self.n_theta else NULL)
         return info
 
+    def solve_transposed(self, b):
+        """x with L_k' x = b, L_k the leading k x k block (k = len(b)) of the
+        Cholesky factor left in `matrix` by the last evaluation (the other
+        terms' modes: no copy of the factor is made)."""
+        x_arr = np.array(b, dtype=np.float64, copy=True)
+        if x_arr.ndim != 1 or x_arr.shape[0] > self.dim:
+            raise ValueError(f"b must be a vector of at most {self.dim} entries")
+        cdef double[::1] x = x_arr
+        cdef Py_ssize_t k = x.shape[0], i, j
+        cdef double xj
+        cdef double* row
+        with nogil:
+            # row j of L holds column j of L': eliminate x_j from the rows above
+            for j in range(k - 1, -1, -1):
+                row = &self.M[j, 0]
+                xj = x[j] / row[j]
+                x[j] = xj
+                for i in range(j):
+                    x[i] -= row[i] * xj
+        return x_arr
+
     def fd_derivatives(self, theta, h, bint reml=True):
         """Value, finite-difference gradient and Hessian of the criterion at theta,
         steps h, every evaluation in compiled code (the criterion is defined on both

@@ -266,13 +266,18 @@ class MultiTermModel:
         return lam_rest
 
     def _factor(self, theta, reml=True):
-        """(Cholesky factor of M at theta (a copy), the first term's log-determinant,
-        the criterion), or None where M is not positive definite."""
+        """(Cholesky factor of M at theta, the first term's log-determinant, the
+        criterion), or None where M is not positive definite.
+
+        The factor is the criterion's own work matrix (lower triangle; the upper
+        one is never written and stays zero), not a copy: it is valid until the
+        next evaluation.  (A copy would double the fit's peak memory on large
+        crossed models.)"""
         crit = self.criterion
         dev = crit.deviance(np.asarray(theta, dtype=float), reml)
         if not np.isfinite(dev):
             return None
-        return np.tril(crit.matrix), crit.logdet1, dev
+        return crit.matrix, crit.logdet1, dev
 
     def deviance(self, theta, reml=True):
         """The profiled criterion (-2 log-likelihood or REML criterion) at theta."""
@@ -285,7 +290,6 @@ class MultiTermModel:
         lam_rest = self._lam_rest(lams)
         chol, logdet1, dev = self._factor(theta, reml)
         m, p, n = self.m, self.k_fe, self.nobs
-        l_s = chol[:m, :m]
         l_xs, l_ys = chol[m:m + p, :m], chol[m + p, :m]
         l_x, l_yx = chol[m:m + p, m:m + p], chol[m + p, m:m + p]
         rss = chol[m + p, m + p] ** 2
@@ -293,8 +297,7 @@ class MultiTermModel:
         nu = n - p if reml else n
         scale = rss / nu
         xvx_inv = linalg.cho_solve((l_x, True), np.eye(p))
-        u_rest = linalg.solve_triangular(l_s.T, l_ys - l_xs.T @ beta_s, lower=False) if m \
-            else np.zeros(0)
+        u_rest = self.criterion.solve_transposed(l_ys - l_xs.T @ beta_s) if m else np.zeros(0)
         u1 = _multi.first_term_modes(
             lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
             self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
