@@ -27,6 +27,7 @@ arrays (symmetric ones read the same either way).  The Python layer
 import numpy as np
 
 from libc.math cimport INFINITY, M_PI, NAN, fabs, isfinite, isnan, log, sqrt
+from libc.stdlib cimport qsort
 from libc.string cimport memset
 from scipy.linalg.cython_lapack cimport dpotrf
 from lmm._linalg cimport (
@@ -407,6 +408,139 @@ def first_term_condvar(
                     out[lev, j, k] = mid[j + k * q1]
     return out_arr
 
+
+def group_rows(const intp_t[::1] codes, Py_ssize_t n_levels):
+    """The rows level by level (a counting sort, stable, O(n + levels)).
+
+    Parameters
+    ----------
+    codes : (n,) intp, each in [0, n_levels) (checked)
+    n_levels : number of levels
+
+    Returns
+    -------
+    order (n,) intp: the rows of level g are order[offsets[g]:offsets[g + 1]],
+    in their original order; offsets (n_levels + 1,) intp
+    """
+    cdef Py_ssize_t n = codes.shape[0], r, g
+    offsets_arr = np.zeros(n_levels + 1, dtype=np.intp)
+    order_arr = np.empty(n, dtype=np.intp)
+    cdef intp_t[::1] offsets = offsets_arr
+    cdef intp_t[::1] order = order_arr
+    cdef intp_t[::1] fill
+    cdef bint bad = False
+    with nogil:
+        for r in range(n):
+            g = codes[r]
+            if g < 0 or g >= n_levels:
+                bad = True
+                break
+            offsets[g + 1] += 1
+    if bad:
+        raise ValueError(f"codes must lie in [0, {n_levels})")
+    fill_arr = np.empty(n_levels, dtype=np.intp)
+    fill = fill_arr
+    with nogil:
+        for g in range(n_levels):
+            offsets[g + 1] += offsets[g]
+            fill[g] = offsets[g]
+        for r in range(n):
+            g = codes[r]
+            order[fill[g]] = r
+            fill[g] += 1
+    return order_arr, offsets_arr
+
+
+def pair_sums(const intp_t[::1] order_a, const intp_t[::1] offsets_a,
+              const intp_t[::1] codes_b, Py_ssize_t n_b, const double[:, ::1] za,
+              const double[:, ::1] zb):
+    """sum over rows of zb[r] za[r]' for every pair of levels (a, b) that shares
+    rows, in one pass over the rows (O(n q_a q_b), scratch O(n_b)).
+
+    Parameters
+    ----------
+    order_a, offsets_a : the rows level by level of factor a (`group_rows`)
+    codes_b : (n,) levels of factor b, in [0, n_b) (checked)
+    za, zb : (n, q_a), (n, q_b) the terms' designs
+
+    Returns
+    -------
+    pair_offsets (n_a + 1,): the pairs of level a are pair_offsets[a]:pair_offsets[a + 1];
+    pair_b (nnz,): their levels of b, increasing within each level of a;
+    values (nnz, q_b, q_a): sum zb za' over the pair's rows
+    """
+    cdef Py_ssize_t n = codes_b.shape[0], n_a = offsets_a.shape[0] - 1
+    cdef Py_ssize_t qa = za.shape[1], qb = zb.shape[1]
+    cdef Py_ssize_t a, r, row, b, k, i, j, nnz = 0, start
+    if order_a.shape[0] != n or za.shape[0] != n or zb.shape[0] != n:
+        raise ValueError("order_a, codes_b, za and zb must have one entry per row")
+    if offsets_a[0] != 0 or offsets_a[n_a] != n:
+        raise ValueError("offsets_a must run from 0 to the number of rows")
+    for r in range(n):
+        if codes_b[r] < 0 or codes_b[r] >= n_b:
+            raise ValueError(f"codes_b must lie in [0, {n_b})")
+    # first pass: the number of distinct b per level of a
+    slot_arr = np.full(n_b, -1, dtype=np.intp)
+    cdef intp_t[::1] slot = slot_arr
+    pair_offsets_arr = np.zeros(n_a + 1, dtype=np.intp)
+    cdef intp_t[::1] pair_offsets = pair_offsets_arr
+    with nogil:
+        for a in range(n_a):
+            for r in range(offsets_a[a], offsets_a[a + 1]):
+                b = codes_b[order_a[r]]
+                if slot[b] != a:
+                    slot[b] = a
+                    nnz += 1
+            pair_offsets[a + 1] = nnz
+    pair_b_arr = np.empty(nnz, dtype=np.intp)
+    values_arr = np.zeros((nnz, qb, qa))
+    cdef intp_t[::1] pair_b = pair_b_arr
+    cdef double[:, :, ::1] values = values_arr
+    cdef intp_t[::1] where = np.full(n_b, -1, dtype=np.intp)
+    with nogil:
+        for a in range(n_a):
+            # the level's distinct b, increasing: mark, then collect in order of b
+            # would cost O(n_b) per level; instead collect, then insertion-sort
+            start = pair_offsets[a]
+            k = start
+            for r in range(offsets_a[a], offsets_a[a + 1]):
+                b = codes_b[order_a[r]]
+                if where[b] < start:
+                    where[b] = k
+                    pair_b[k] = b
+                    k += 1
+            _sort_small(&pair_b[start], k - start)
+            for i in range(start, k):
+                where[pair_b[i]] = i
+            for r in range(offsets_a[a], offsets_a[a + 1]):
+                row = order_a[r]
+                k = where[codes_b[row]]
+                for i in range(qb):
+                    for j in range(qa):
+                        values[k, i, j] += zb[row, i] * za[row, j]
+    return pair_offsets_arr, pair_b_arr, values_arr
+
+
+cdef int _compare_intp(const void* a, const void* b) noexcept nogil:
+    cdef intp_t x = (<const intp_t*>a)[0], y = (<const intp_t*>b)[0]
+    return (x > y) - (x < y)
+
+
+cdef void _sort_small(intp_t* v, Py_ssize_t n) noexcept nogil:
+    """Sort in place: insertion sort for the usual few levels of one factor met
+    within a level of another, qsort above 32."""
+    cdef Py_ssize_t i, j
+    cdef intp_t x
+    if n > 32:
+        qsort(v, n, sizeof(intp_t), _compare_intp)
+        return
+    for i in range(1, n):
+        x = v[i]
+        j = i - 1
+        while j >= 0 and v[j] > x:
+            v[j + 1] = v[j]
+            j -= 1
+        v[j + 1] = x
 
 cdef class MultiCriterion:
     """The profiled REML/ML criterion of a several-term model, in compiled code.

@@ -64,22 +64,6 @@ class Term:
         return self.z.shape[1]
 
 
-def _pair_sums(codes_a, za, n_b, codes_b, zb, n_a=None):
-    """sum over rows of za za' style products for pairs of levels (a, b).
-
-    Returns unique pair keys (a * n_b + b) and values (npairs, q_b, q_a):
-    sum_rows zb[r] za[r]' for rows with that pair.
-    """
-    key = codes_a.astype(np.int64) * n_b + codes_b
-    uniq, inv = np.unique(key, return_inverse=True)
-    qa, qb = za.shape[1], zb.shape[1]
-    vals = np.empty((len(uniq), qb, qa))
-    for i in range(qb):
-        for j in range(qa):
-            vals[:, i, j] = np.bincount(inv, weights=zb[:, i] * za[:, j], minlength=len(uniq))
-    return uniq, vals
-
-
 class MultiTermModel:
     """A linear mixed model with several random-effect terms.
 
@@ -136,13 +120,27 @@ class MultiTermModel:
         yr = y - xs @ self.beta_ols
         self._xs, self._yr = xs, yr
 
-        def per_level(term):
-            order = np.argsort(term.codes, kind="stable").astype(np.intp)
-            offsets = np.zeros(term.n_levels + 1, dtype=np.intp)
-            np.cumsum(np.bincount(term.codes, minlength=term.n_levels), out=offsets[1:])
-            return _core.cross_products(xs, np.ascontiguousarray(term.z), yr, order, offsets)
+        # each term's rows level by level (a counting sort), once
+        grouped = [_multi.group_rows(np.ascontiguousarray(t.codes, dtype=np.intp), t.n_levels)
+                   for t in self.terms]
 
-        self.ztz1, self.ztx1, self.zty1, xtx, xty, yty = per_level(t1)
+        def per_level(k):
+            order, offsets = grouped[k]
+            return _core.cross_products(xs, np.ascontiguousarray(self.terms[k].z), yr, order,
+                                        offsets)
+
+        def pairs(k_a, k_b):
+            """Level pairs of terms k_a, k_b sharing rows: (levels of a, levels of b,
+            values (npairs, q_b, q_a)), sorted by a then b."""
+            ta, tb = self.terms[k_a], self.terms[k_b]
+            order, offsets = grouped[k_a]
+            pair_offsets, level_b, values = _multi.pair_sums(
+                order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
+                np.ascontiguousarray(ta.z), np.ascontiguousarray(tb.z))
+            level_a = np.repeat(np.arange(ta.n_levels, dtype=np.intp), np.diff(pair_offsets))
+            return level_a, level_b, values
+
+        self.ztz1, self.ztx1, self.zty1, xtx, xty, yty = per_level(0)
         self.xtx, self.xty, self.yty = xtx, xty, float(yty)
         # the other terms: the blocks of Z_R'Z_R in M's lower triangle (each level's
         # own block, and the levels of two terms that share rows), Z_R'X, Z_R'y
@@ -159,7 +157,7 @@ class MultiTermModel:
         zry = np.zeros(m)
         rr_row, rr_col, rr_tr, rr_tc, rr_values = [], [], [], [], []
         for k, term in enumerate(rest):
-            ztz, ztx, zty, _, _, _ = per_level(term)
+            ztz, ztx, zty, _, _, _ = per_level(k + 1)
             o, q = self.rest_offsets[k], term.q
             starts = o + np.arange(term.n_levels) * q
             rr_row.append(starts)
@@ -171,13 +169,12 @@ class MultiTermModel:
             zry[o:o + term.n_levels * q] = zty.reshape(-1)
             for k2 in range(k):
                 other = rest[k2]
-                keys, vals = _pair_sums(other.codes, other.z, term.n_levels, term.codes, term.z)
-                la, lb = keys // term.n_levels, keys % term.n_levels
+                la, lb, vals = pairs(k2 + 1, k + 1)
                 rr_row.append(o + lb * q)
                 rr_col.append(self.rest_offsets[k2] + la * other.q)
-                rr_tr.append(np.full(len(keys), k))
-                rr_tc.append(np.full(len(keys), k2))
-                rr_values.append(vals.reshape(len(keys), -1))
+                rr_tr.append(np.full(len(la), k))
+                rr_tc.append(np.full(len(la), k2))
+                rr_values.append(vals.reshape(len(la), -1))
         self.zrx, self.zry = zrx, zry
         if rest:
             block_sizes = np.concatenate([np.full(len(v), v.shape[1]) for v in rr_values])
@@ -197,19 +194,21 @@ class MultiTermModel:
         cols, terms_ix, valoffs, levels, values = [], [], [], [], []
         offset = 0
         for k, term in enumerate(rest):
-            keys, vals = _pair_sums(t1.codes, t1.z, term.n_levels, term.codes, term.z)
-            l1, lk = keys // term.n_levels, keys % term.n_levels
+            l1, lk, vals = pairs(0, k + 1)
             levels.append(l1)
             cols.append(self.rest_offsets[k] + lk * term.q)
-            terms_ix.append(np.full(len(keys), k))
+            terms_ix.append(np.full(len(l1), k))
             size = term.q * t1.q
-            valoffs.append(offset + np.arange(len(keys)) * size)
+            valoffs.append(offset + np.arange(len(l1)) * size)
             values.append(vals.reshape(-1))
-            offset += len(keys) * size
+            offset += len(l1) * size
         if rest:
             levels = np.concatenate(levels)
             cols = np.concatenate(cols)
-            order = np.lexsort((cols, levels))
+            # each term's pairs come sorted by level, then column; the terms' columns
+            # increase with the term: a stable sort by level orders them all
+            order = np.argsort(levels, kind="stable") if len(rest) > 1 \
+                else np.arange(len(levels))
             self.pair_col = np.ascontiguousarray(cols[order], dtype=np.intp)
             self.pair_term = np.ascontiguousarray(np.concatenate(terms_ix)[order], dtype=np.intp)
             self.pair_valoff = np.ascontiguousarray(np.concatenate(valoffs)[order],
@@ -225,8 +224,9 @@ class MultiTermModel:
         per_level_width = np.zeros(t1.n_levels, dtype=np.intp)
         if rest:
             q_rest = np.array([t.q for t in rest])
-            np.add.at(per_level_width, np.repeat(np.arange(t1.n_levels), counts),
-                      q_rest[self.pair_term])
+            per_level_width = np.bincount(
+                np.repeat(np.arange(t1.n_levels), counts), weights=q_rest[self.pair_term],
+                minlength=t1.n_levels).astype(np.intp)
         self.max_width = int(per_level_width.max(initial=0)) + p + 1
         self.q_rest = np.array([t.q for t in rest], dtype=np.intp)
         self.qmax = int(max([t.q for t in rest], default=1))
