@@ -137,7 +137,10 @@ def test_engine_matches_dense_brute_force(layout, reml):
         c = rng.integers(0, 5, n)
         terms.append(Term("c", c, list(range(5)), x.copy(), ["(Intercept)", "x"],
                           CovarianceStructure(2, [[0], [1]])))
-    model = MultiTermModel(y, x, terms, ["Intercept", "x"])
+    _check_against_dense(MultiTermModel(y, x, terms, ["Intercept", "x"]), y, x, reml, rng)
+
+
+def _check_against_dense(model, y, x, reml, rng):
     theta = rng.uniform(0.2, 1.5, model.n_theta)
     for t, sl in zip(model.terms, model.theta_slices):
         off = t.structure.theta_rows != t.structure.theta_cols
@@ -145,6 +148,51 @@ def test_engine_matches_dense_brute_force(layout, reml):
     lams = model._lams(theta)
     expected = _dense_deviance(y, x, model.terms, lams, reml)
     assert model.deviance(theta, reml) == pytest.approx(expected, rel=1e-10)
+    # the fit's estimates from the factor left in place: beta by generalized least squares
+    sol = model.solution(theta, reml)
+    v = np.eye(len(y))
+    for term, lam in zip(model.terms, lams):
+        zg = term.z @ lam
+        for lev in range(term.n_levels):
+            rows = np.flatnonzero(term.codes == lev)
+            v[np.ix_(rows, rows)] += zg[rows] @ zg[rows].T
+    vi = np.linalg.inv(v)
+    beta = np.linalg.solve(x.T @ vi @ x, x.T @ vi @ y)
+    np.testing.assert_allclose(sol["fe_params"], beta, rtol=1e-9)
+    # modes: b = G Z' V^-1 (y - X beta) per term
+    r = vi @ (y - x @ beta)
+    for term, lam, modes in zip(model.terms, lams, sol["modes"]):
+        g = lam @ lam.T
+        expected_modes = np.array([g @ term.z[term.codes == lev].T @ r[term.codes == lev]
+                                   for lev in range(term.n_levels)])
+        np.testing.assert_allclose(modes, expected_modes, rtol=1e-7, atol=1e-10)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+@pytest.mark.parametrize("layout", ["crossed", "nested"])
+def test_large_other_terms_match_dense_brute_force(layout, reml):
+    # more than LOOP_CHOLESKY_ORDER other effects: crossed, M is dense and goes to
+    # LAPACK; nested, M is block-diagonal but for the fixed-effects rows and the
+    # envelope loops factor it
+    rng = np.random.default_rng(7)
+    n = 900
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n) + x[:, 1]
+    if layout == "crossed":
+        a = rng.integers(0, 220, n)
+        b = rng.integers(0, 180, n)
+    else:
+        b = rng.integers(0, 180, n)                 # 180 schools
+        a = b * 2 + rng.integers(0, 2, n)           # 360 classes within them
+    one = np.ones((n, 1))
+    codes_a, codes_b = np.unique(a, return_inverse=True)[1], np.unique(b, return_inverse=True)[1]
+    terms = [Term("a", codes_a, list(range(codes_a.max() + 1)), one, ["(Intercept)"],
+                  CovarianceStructure(1)),
+             Term("b", codes_b, list(range(codes_b.max() + 1)), x.copy(), ["(Intercept)", "x"],
+                  CovarianceStructure(2))]
+    model = MultiTermModel(y, x, terms, ["Intercept", "x"])
+    assert model.m > 160
+    _check_against_dense(model, y, x, reml, rng)
 
 
 def test_one_factor_through_the_multi_engine_equals_the_core(dietox):
@@ -290,3 +338,30 @@ def test_interaction_grouping_codes_match_the_string_definition():
         codes, got = _factor_codes(df, group)
         assert got == labels
         np.testing.assert_array_equal(codes, [labels.index(s) for s in strings])
+
+
+def test_group_rows_and_pair_sums_against_numpy():
+    from lmm import _multi
+
+    rng = np.random.default_rng(1)
+    for n, na, nb, qa, qb in [(1000, 30, 50, 1, 1), (5000, 7, 400, 2, 1), (300, 100, 20, 1, 2)]:
+        ca = rng.integers(0, na, n).astype(np.intp)
+        cb = rng.integers(0, nb, n).astype(np.intp)
+        za, zb = rng.normal(size=(n, qa)), rng.normal(size=(n, qb))
+        order, offsets = _multi.group_rows(ca, na)
+        np.testing.assert_array_equal(order, np.argsort(ca, kind="stable"))
+        np.testing.assert_array_equal(offsets, np.r_[0, np.cumsum(np.bincount(ca, minlength=na))])
+        pair_offsets, level_b, values = _multi.pair_sums(order, offsets, cb, nb, za, zb)
+        pairs = sorted(set(zip(ca, cb)))
+        np.testing.assert_array_equal(np.repeat(np.arange(na), np.diff(pair_offsets)),
+                                      [p[0] for p in pairs])
+        np.testing.assert_array_equal(level_b, [p[1] for p in pairs])
+        for k, (i, j) in enumerate(pairs):
+            rows = (ca == i) & (cb == j)
+            np.testing.assert_allclose(values[k], zb[rows].T @ za[rows], rtol=1e-12)
+    with pytest.raises(ValueError, match="codes"):
+        _multi.group_rows(np.array([0, 3], dtype=np.intp), 3)
+    order, offsets = _multi.group_rows(np.array([0, 1], dtype=np.intp), 2)
+    with pytest.raises(ValueError, match="codes_b"):
+        _multi.pair_sums(order, offsets, np.array([0, -1], dtype=np.intp), 2,
+                         np.ones((2, 1)), np.ones((2, 1)))
