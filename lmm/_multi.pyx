@@ -580,7 +580,7 @@ cdef class MultiCriterion:
     cdef readonly Py_ssize_t n1, m, p, dim, nobs, n_theta, n_terms, qmax
     cdef readonly int q1, width
     cdef readonly long n_evaluations
-    cdef readonly double logdet1
+    cdef readonly double logdet1, rss
     cdef readonly object matrix
     cdef const double[:, :, ::1] ztz1
     cdef const double[:, :, ::1] ztx1
@@ -747,6 +747,7 @@ cdef class MultiCriterion:
             logdet += log(self.M[i, i])
         logdet = self.logdet1 + 2.0 * logdet
         rss = self.M[m + p, m + p] * self.M[m + p, m + p]
+        self.rss = rss
         if not rss > 0.0:
             return INFINITY
         nu = <double>(self.nobs - p) if reml else <double>self.nobs

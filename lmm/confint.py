@@ -262,3 +262,136 @@ def _find_end(excess, x_hat, direction, lo, hi):
         a = b
         step *= 2.0
     return np.nan
+
+
+# ---------------------------------------------------------------------------
+# several random-effect terms (lmm.multi)
+# ---------------------------------------------------------------------------
+
+class _MultiSdCorParametrization:
+    """(sd and correlations of every term's blocks, sigma) <-> (theta, scale) of a
+    MultiTermModel, in lme4's row order: term by term (the model's order, most
+    levels first), block by block, column by column (sd_j, then the
+    correlations below it), sigma last."""
+
+    def __init__(self, model):
+        self.model = model
+        self.entries, self.labels = [], []
+        for ti, term in enumerate(model.terms):
+            for b, members in enumerate(term.structure.blocks):
+                grp = term.group + (f".{b}" if b else "")
+                for a, j in enumerate(members):
+                    self.entries.append((ti, j, j))
+                    self.labels.append(f"sd_{term.names[j]}|{grp}")
+                    for k in members[a + 1:]:
+                        self.entries.append((ti, j, k))
+                        self.labels.append(f"cor_{term.names[k]}.{term.names[j]}|{grp}")
+        self.labels.append("sigma")
+        self.n = len(self.entries) + 1
+        is_cor = np.array([j != k for _, j, k in self.entries] + [False])
+        self.lower = np.where(is_cor, -1.0, 0.0)
+        self.upper = np.where(is_cor, 1.0, np.inf)
+
+    def from_results(self, res):
+        covs = [res.cov_re[t.group].to_numpy() for t in self.model.terms]
+        phi = []
+        for ti, j, k in self.entries:
+            cov = covs[ti]
+            if j == k:
+                phi.append(np.sqrt(cov[j, j]))
+            else:
+                den = np.sqrt(cov[j, j] * cov[k, k])
+                phi.append(cov[j, k] / den if den > 0 else 0.0)
+        return np.array(phi + [np.sqrt(res.scale)])
+
+    def theta_and_scale(self, phi):
+        """theta of the relative covariances cov_k / sigma^2, or None if a block is
+        not positive semi-definite (|correlation| > 1 in effect)."""
+        scale = phi[-1] ** 2
+        if not scale > 0:
+            return None, scale
+        model = self.model
+        sds = [np.zeros(t.q) for t in model.terms]
+        for (ti, j, k), value in zip(self.entries, phi[:-1]):
+            if j == k:
+                sds[ti][j] = value
+        rel = [np.diag(sd ** 2) / scale for sd in sds]
+        for (ti, j, k), value in zip(self.entries, phi[:-1]):
+            if j != k:
+                rel[ti][j, k] = rel[ti][k, j] = value * sds[ti][j] * sds[ti][k] / scale
+        thetas = []
+        for term, g in zip(model.terms, rel):
+            if term.q == 1:
+                thetas.append(np.sqrt(g[0]))
+                continue
+            w = np.linalg.eigvalsh(g)
+            if w[0] < -1e-10 * max(1.0, w[-1]):
+                return None, scale
+            thetas.append(term.structure.theta_from_cov(g))
+        return np.concatenate(thetas), scale
+
+
+class _MultiDevianceInPhi:
+    """-2 log-likelihood (or the REML criterion), beta profiled, sigma not, as a
+    function of (sd, cor, sigma), from the compiled criterion's profiled value
+    and residual sum of squares at theta."""
+
+    def __init__(self, model, param, reml):
+        self.model, self.param, self.reml = model, param, reml
+        self.nu = model.nobs - model.k_fe if reml else model.nobs
+
+    def __call__(self, phi):
+        theta, scale = self.param.theta_and_scale(phi)
+        if theta is None:
+            return np.inf
+        crit = self.model.criterion
+        dev = crit.deviance(theta, self.reml)
+        if not np.isfinite(dev):
+            return np.inf
+        rss, nu = crit.rss, self.nu
+        logdets = dev - nu * (1.0 + np.log(2.0 * np.pi * rss / nu))
+        return logdets + nu * np.log(2.0 * np.pi * scale) + rss / scale
+
+
+def multi_profile_intervals(results, level=0.95, criterion="ML"):
+    """Profile confidence intervals of the variance-covariance parameters of a
+    model with several random-effect terms (lme4's confint(method = "profile")).
+
+    Each end is where the deviance, minimized over every other parameter (the
+    fixed effects profiled), exceeds its minimum by the chi-square(1) quantile;
+    the other parameters are optimized in unconstrained coordinates
+    (`_profile_value`) and the ends found by root finding (`_find_end`).
+    """
+    if criterion not in ("ML", "REML"):
+        raise ValueError("criterion must be 'ML' or 'REML'")
+    res = results
+    reml = criterion == "REML"
+    if res.reml != reml:
+        import warnings
+
+        from .exceptions import SingularFitWarning
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", SingularFitWarning)
+            res = res.model.fit(reml=reml)
+    param = _MultiSdCorParametrization(res.model)
+    fun = _MultiDevianceInPhi(res.model, param, reml)
+    phi_hat = param.from_results(res)
+    dev_min = fun(phi_hat)
+    cut = stats.chi2.ppf(level, 1)
+    rows = []
+    for i in range(param.n):
+        ends = []
+        for direction in (-1, 1):
+            cache = {"start": phi_hat.copy()}
+
+            def excess(x, i=i, cache=cache):
+                val, phi = _profile_value(fun, phi_hat, i, x, param.lower, param.upper,
+                                          cache["start"])
+                cache["start"] = phi
+                return val - dev_min - cut
+
+            ends.append(_find_end(excess, phi_hat[i], direction, param.lower[i],
+                                  param.upper[i]))
+        rows.append((phi_hat[i], ends[0], ends[1]))
+    return pd.DataFrame(rows, index=param.labels, columns=["estimate", "lower", "upper"])

@@ -514,6 +514,42 @@ class MultiTermResults:
         condvar = self.model.conditional_covariances(self.theta, self.reml)
         return {term.group: cv for term, cv in zip(self.model.terms, condvar)}
 
+    def conf_int_re(self, level=0.95, method="profile", criterion="ML"):
+        """Profile confidence intervals of every term's standard deviations and
+        correlations, and of sigma (lme4's ``confint(m, method = "profile")``).
+
+        Parameters
+        ----------
+        level : float
+        method : {'profile'}
+        criterion : {'ML', 'REML'}
+            The deviance profiled: 'ML' (default, as lme4, which refits a REML
+            model by ML), or the REML criterion.
+
+        Returns
+        -------
+        DataFrame indexed like lme4's rows (``sd_(Intercept)|plate``,
+        ``cor_x.(Intercept)|g1``, ``sigma``) with columns estimate, lower, upper
+        (standard deviation / correlation scale) and var_estimate, var_lower,
+        var_upper (squares of the sd rows; NaN for correlations).
+
+        Examples
+        --------
+        >>> import lmm, pandas as pd
+        >>> d = pd.DataFrame({"y": [1.0, 2.1, 2.9, 4.2, 5.1, 5.8, 7.2, 8.1, 8.8],
+        ...                   "a": list("xxxyyyzzz"), "b": list("pqrpqrpqr")})
+        >>> ci = lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).conf_int_re()  # doctest: +SKIP
+        """
+        from .confint import multi_profile_intervals
+
+        if method != "profile":
+            raise NotImplementedError("only method='profile' is implemented")
+        out = multi_profile_intervals(self, level=level, criterion=criterion)
+        is_cor = out.index.str.startswith("cor_")
+        for col in ("estimate", "lower", "upper"):
+            out["var_" + col] = np.where(is_cor, np.nan, out[col] ** 2)
+        return out
+
     def varcorr(self):
         """R's as.data.frame(VarCorr(m)): grp, var1, var2, vcov, sdcor."""
         rows = []

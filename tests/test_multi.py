@@ -365,3 +365,51 @@ def test_group_rows_and_pair_sums_against_numpy():
     with pytest.raises(ValueError, match="codes_b"):
         _multi.pair_sums(order, offsets, np.array([0, -1], dtype=np.intp), 2,
                          np.ones((2, 1)), np.ones((2, 1)))
+
+
+CONFINT = json.loads((DATA / "lme4_multi_confint.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(CONFINT))
+def test_profile_intervals_match_lme4(case):
+    """lme4's confint(method = "profile") (tests/data/lme4_multi_confint.R): lme4
+    interpolates its profile by splines, so agreement is to about 1e-5."""
+    ref = CONFINT[case]
+    data = pd.read_csv(DATA / f"{ref['data']}.csv", dtype={f: str for f in ref["factors"]})
+    ci = lmm.lmer(ref["formula"], data).conf_int_re()
+    assert len(ci) == len(ref["names"])
+    for name, lower, upper in zip(ref["names"], ref["lower"], ref["upper"]):
+        ours = name.replace("cask:batch", "batch:cask")       # lme4 names a/b as b:a
+        assert ci.loc[ours, "lower"] == pytest.approx(lower, rel=1e-4, abs=1e-6), name
+        assert ci.loc[ours, "upper"] == pytest.approx(upper, rel=1e-4, abs=1e-6), name
+    assert np.all(ci["lower"] <= ci["estimate"]) and np.all(ci["estimate"] <= ci["upper"])
+
+
+def test_profile_interval_ends_are_where_the_ml_profile_crosses_the_cutoff():
+    # independent of the interval code: at each end of sd(sample), maximize the ML
+    # likelihood over the other sd and sigma with scipy (Powell) and compare the
+    # rise of the deviance with the chi-square quantile
+    from scipy import optimize, stats
+
+    data = pd.read_csv(DATA / "penicillin.csv", dtype={"plate": str, "sample": str})
+    fit = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", data)
+    ci = fit.conf_int_re()
+    ml = fit.model.fit(reml=False)
+    crit = fit.model.criterion
+    n = fit.nobs
+    order = [t.group for t in fit.model.terms]
+
+    def deviance(sd_plate, sd_sample, sigma):
+        sds = {"plate": sd_plate, "sample": sd_sample}
+        theta = np.array([sds[g] / sigma for g in order])
+        dev = crit.deviance(theta, False)
+        logdet = dev - n * (1 + np.log(2 * np.pi * crit.rss / n))
+        return logdet + n * np.log(2 * np.pi * sigma ** 2) + crit.rss / sigma ** 2
+
+    dev_min = -2 * ml.llf
+    for end in ("lower", "upper"):
+        sd = ci.loc["sd_(Intercept)|sample", end]
+        best = optimize.minimize(lambda u, sd=sd: deviance(np.exp(u[0]), sd, np.exp(u[1])),
+                                 np.log([0.85, 0.55]), method="Powell",
+                                 options=dict(xtol=1e-10, ftol=1e-14))
+        assert best.fun - dev_min == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6)
