@@ -215,7 +215,11 @@ def test_errors(dietox):
         lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | row)", df)
     bad = dietox.assign(Litter=dietox["Litter"].astype(float))
     bad.loc[3, "Litter"] = np.nan
-    with pytest.raises(ValueError, match="missing"):
+    with pytest.raises(ValueError, match=r"missing values .*'Litter'.*\(1 \| Litter\)"):
+        lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | Litter)", bad)
+    bad = dietox.assign(Time=dietox["Time"].astype(float))
+    bad.loc[5, "Time"] = np.nan
+    with pytest.raises(ValueError, match=r"missing values .*\['Time'\]"):
         lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | Litter)", bad)
 
 

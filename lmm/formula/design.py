@@ -320,22 +320,35 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     # themselves when every right-hand side takes the fast path, else from patsy
     rhs = [parsed.fixed] + [t.expr for t in parsed.terms]
     plans = [fast.plan(r, frame) for r in rhs]
+
+    def column_missing(c):
+        a = frame[c].to_numpy()
+        if a.dtype.kind == "f":
+            return np.isnan(a)
+        return np.zeros(len(a), dtype=bool) if a.dtype.kind in "biu" else pd.isna(a)
+
+    group_missing = {c: column_missing(c) for c in group_cols}
     if all(pl is not None for pl in plans):
-        used = {parsed.response, *group_cols}.union(*(pl.variables for pl in plans))
+        used = {parsed.response}.union(*(pl.variables for pl in plans)) - set(group_cols)
+        col_missing = {c: column_missing(c) for c in sorted(used)} | group_missing
         bad = np.zeros(len(frame), dtype=bool)
-        for c in sorted(used):
-            a = frame[c].to_numpy()
-            if a.dtype.kind == "f":
-                bad |= np.isnan(a)
-            elif a.dtype.kind not in "biu":
-                bad |= pd.isna(a)
+        for m in col_missing.values():
+            bad |= m
     else:
         formulas = [parsed.fixed_formula] + ["~" + t.expr for t in parsed.terms]
-        bad = _missing_rows(frame, formulas) | frame[group_cols].isna().any(axis=1).to_numpy()
+        col_missing = group_missing
+        bad = _missing_rows(frame, formulas)
+        for m in group_missing.values():
+            bad |= m
     if bad.any():
         if missing != "drop":
-            raise ValueError("missing values (NaN) in variables of the formula; pass "
-                             "missing='drop' to drop those rows")
+            cols = [c for c, m in col_missing.items() if m.any()]
+            terms = [f"({t.expr} | {t.group})" for t in parsed.terms
+                     if set(t.group.split(":")) & set(cols)]
+            where = f" in {cols}" if cols else " in variables of the formula"
+            where += f" (grouping factors of {', '.join(terms)})" if terms else ""
+            raise ValueError(f"missing values (NaN){where}; pass missing='drop' to drop "
+                             "those rows")
         frame = frame.loc[~bad].reset_index(drop=True)
         row_labels = row_labels[~bad]
         plans = [fast.plan(r, frame) for r in rhs]     # levels of the kept rows
