@@ -216,6 +216,10 @@ cdef double _eliminate(
     cdef Py_ssize_t lev
     cdef int j, t, c, w
     cdef double s, logdet = 0.0
+    if q1 == 1:
+        return _eliminate_scalar(lam1[0], p, n1, m, ztz1, ztx1, zty1, pair_offsets, pair_col,
+                                 pair_term, pair_valoff, pair_values, lam_rest, q_rest,
+                                 kmat, idx, M)
     for lev in range(n1):
         _level_factor(&ztz1[lev, 0, 0], lam1, q1, al, chol)
         for j in range(q1):
@@ -241,6 +245,48 @@ cdef double _eliminate(
         w += 1
         _solve_lower(chol, q1, kmat, w, False)
         _subtract_gram(kmat, q1, w, idx, &M[0, 0], M.shape[1])
+    return logdet
+
+
+cdef double _eliminate_scalar(
+    double lam1, int p, Py_ssize_t n1, Py_ssize_t m,
+    const double[:, :, ::1] ztz1, const double[:, :, ::1] ztx1, const double[:, ::1] zty1,
+    const intp_t[::1] pair_offsets, const intp_t[::1] pair_col, const intp_t[::1] pair_term,
+    const intp_t[::1] pair_valoff, const double[::1] pair_values,
+    const double[:, :, ::1] lam_rest, const intp_t[::1] q_rest,
+    double* kmat, intp_t* idx, double[:, ::1] M,
+) noexcept nogil:
+    """`_eliminate` for a first term with one effect (a random intercept, the usual
+    case): each level's factor is the scalar sqrt(1 + lambda^2 z'z), and its row
+    of coupling, X and y entries is scaled by lambda / that."""
+    cdef Py_ssize_t lev, b
+    cdef int c, t, w, qk, kterm
+    cdef double pivot, scale, acc, logdet = 0.0
+    cdef const double* vb
+    for lev in range(n1):
+        pivot = sqrt(1.0 + lam1 * lam1 * ztz1[lev, 0, 0])
+        logdet += 2.0 * log(pivot)
+        scale = lam1 / pivot
+        w = 0
+        for b in range(pair_offsets[lev], pair_offsets[lev + 1]):
+            kterm = <int>pair_term[b]
+            qk = <int>q_rest[kterm]
+            vb = &pair_values[pair_valoff[b]]        # q_k x 1
+            for c in range(qk):
+                acc = 0.0
+                for t in range(c, qk):
+                    acc += vb[t] * lam_rest[kterm, t, c]
+                kmat[w + c] = scale * acc
+                idx[w + c] = pair_col[b] + c
+            w += qk
+        for c in range(p):
+            kmat[w + c] = scale * ztx1[lev, 0, c]
+            idx[w + c] = m + c
+        w += p
+        kmat[w] = scale * zty1[lev, 0]
+        idx[w] = m + p
+        w += 1
+        _subtract_gram(kmat, 1, w, idx, &M[0, 0], M.shape[1])
     return logdet
 
 
