@@ -640,9 +640,24 @@ class MultiTermResults:
         return pd.Series(self.model.endog - self.predict(include_re=True),
                          index=self.model.row_labels)
 
-    def summary(self):
-        """An lme4-style summary."""
-        from .summary import Summary
+    def summary(self, style="lme4", alpha=0.05):
+        """The fit's summary: lme4's layout (default) or statsmodels' (``style=
+        "statsmodels"``: fixed effects with Wald z tests and intervals at level
+        1 - alpha, then every term's variances and covariances).
+
+        Examples
+        --------
+        >>> import lmm, pandas as pd
+        >>> d = pd.DataFrame({"y": [1.0, 2.1, 2.9, 4.2, 5.1, 5.8, 7.2, 8.1, 8.8, 9.9],
+        ...                   "a": list("vvwwxxyyzz"), "b": list("pqpqpqpqpq")})
+        >>> print(lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).summary())  # doctest: +SKIP
+        """
+        from .summary import Summary, multi_statsmodels_summary
+
+        if style == "statsmodels":
+            return multi_statsmodels_summary(self, alpha=alpha)
+        if style != "lme4":
+            raise ValueError(f"style must be 'lme4' or 'statsmodels', got {style!r}")
 
         lines = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"]
         if self.model.formula:

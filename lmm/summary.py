@@ -94,12 +94,6 @@ def statsmodels_summary(res, yname=None, xname_fe=None, xname_re=None, title=Non
         ("Log-Likelihood:", res.llf),
         ("Converged:", "Yes" if res.converged else "No"),
     ]
-    info = [(k, _fmt_info(v)) for k, v in info]
-    if len(info) % 2:
-        info.append(("", ""))
-    half = len(info) // 2
-    info_cells = [[a[0], a[1], b[0], b[1]] for a, b in zip(info[:half], info[half:])]
-
     names = list(res.params.index)
     if xname_fe is not None:
         if len(xname_fe) != res.k_fe:
@@ -119,6 +113,17 @@ def statsmodels_summary(res, yname=None, xname_fe=None, xname_re=None, title=Non
     tril = np.tril_indices(res.k_re)
     rows[res.k_fe:, 0] = res.cov_re.to_numpy()[tril]
     rows[res.k_fe:, 1] = res.bse_re.to_numpy()
+    return _statsmodels_layout(info, names, rows, alpha, title)
+
+
+def _statsmodels_layout(info, names, rows, alpha, title=None):
+    """statsmodels' summary2 layout: the model information (label, value pairs) in two
+    columns over the parameter table (rows: coef, se, z, p, lower, upper; NaN blank)."""
+    info = [(k, _fmt_info(v)) for k, v in info]
+    if len(info) % 2:
+        info.append(("", ""))
+    half = len(info) // 2
+    info_cells = [[a[0], a[1], b[0], b[1]] for a, b in zip(info[:half], info[half:])]
     cells = [["%.3f" % v if np.isfinite(v) else "" for v in r] for r in rows]
     header = ["Coef.", "Std.Err.", "z", "P>|z|", "[" + str(alpha / 2), str(1 - alpha / 2) + "]"]
 
@@ -301,3 +306,31 @@ def _lme4_html(res, lines):
             f"<p>Number of obs: {res.nobs}, groups: {html.escape(str(res.model.group_name))}, "
             f"{res.n_groups}</p>"
             f"<p><b>Fixed effects</b></p>{fixed.to_html(float_format=lambda v: f'{v:.5g}')}")
+
+
+def multi_statsmodels_summary(res, alpha=0.05):
+    """statsmodels-style summary of a model with several random-effect terms
+    (lmm.multi): the fixed effects with Wald z tests, then every term's variances
+    and covariances ("plate Var", "g1 x Var", "g1 (Intercept) x x Cov"; for
+    statsmodels' vc_formula models the component's name), without standard
+    errors."""
+    m = res.model
+    info = [("Model:", "MixedLM"), ("No. Observations:", str(m.nobs))]
+    info += [(f"No. Groups ({t.group}):", str(t.n_levels)) for t in m.terms]
+    info += [("Dependent Variable:", m.endog_names), ("Method:", res.method),
+             ("Scale:", res.scale), ("Log-Likelihood:", res.llf),
+             ("Converged:", "Yes" if res.converged else "No")]
+    fe = res.fe_params.to_numpy()
+    se = res.bse_fe.to_numpy()
+    z = fe / se
+    qm = stats.norm.ppf(1 - alpha / 2)
+    rows = [list(r) for r in np.column_stack([fe, se, z, 2 * stats.norm.sf(np.abs(z)),
+                                               fe - qm * se, fe + qm * se])]
+    names = list(res.fe_params.index)
+    for term in m.terms:
+        cov = res.cov_re[term.group].to_numpy()
+        label = [term.group if n == "(Intercept)" else f"{term.group} {n}" for n in term.names]
+        for j, k in zip(term.structure.cov_rows, term.structure.cov_cols):
+            names.append(f"{label[j]} Var" if j == k else f"{label[k]} x {term.names[j]} Cov")
+            rows.append([cov[j, k]] + [np.nan] * 5)
+    return _statsmodels_layout(info, names, np.array(rows), alpha)

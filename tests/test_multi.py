@@ -417,3 +417,19 @@ def test_profile_interval_ends_are_where_the_ml_profile_crosses_the_cutoff():
                                  np.log([0.85, 0.55]), method="Powell",
                                  options=dict(xtol=1e-10, ftol=1e-14))
         assert best.fun - dev_min == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-6)
+
+
+def test_statsmodels_style_summary_lists_every_term():
+    data = pd.read_csv(DATA / "multi_crossed_sim.csv", dtype={"g1": str, "g2": str})
+    res = lmm.lmer("y ~ x + (1 + x | g1) + (1 | g2)", data)
+    text = str(res.summary(style="statsmodels"))
+    cov_g1 = res.cov_re["g1"].to_numpy()
+    rows = {r.split("  ")[0].strip(): r for r in text.splitlines()}
+    assert rows["g1 Var"].split()[2] == f"{cov_g1[0, 0]:.3f}"
+    assert rows["g1 x x Cov"].split()[4] == f"{cov_g1[1, 0]:.3f}"
+    assert rows["g1 x Var"].split()[3] == f"{cov_g1[1, 1]:.3f}"
+    assert rows["g2 Var"].split()[2] == f"{res.cov_re['g2'].iloc[0, 0]:.3f}"
+    assert "No. Groups (g1):" in text and "No. Groups (g2):" in text
+    assert rows["x"].split()[1] == f"{res.fe_params['x']:.3f}"
+    with pytest.raises(ValueError, match="style"):
+        res.summary(style="R")
