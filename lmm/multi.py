@@ -87,6 +87,26 @@ class MultiTermModel:
         self.endog_names = endog_name
         self.formula = formula
         self.nobs = len(self.endog)
+        if self.endog.ndim != 1 or self.exog.ndim != 2 or len(self.exog) != self.nobs:
+            raise ValueError(f"endog must be a vector and exog a matrix with one row per "
+                             f"observation; got shapes {self.endog.shape}, {self.exog.shape}")
+        if not (np.all(np.isfinite(self.endog)) and np.all(np.isfinite(self.exog))):
+            raise ValueError("endog and exog must be finite (no NaN or inf)")
+        for t in terms:
+            t.codes = np.ascontiguousarray(t.codes, dtype=np.intp)
+            t.z = np.ascontiguousarray(t.z, dtype=float)
+            if t.codes.shape != (self.nobs,) or t.z.ndim != 2 or len(t.z) != self.nobs:
+                raise ValueError(f"the term for {t.group!r} needs one code and one row of its "
+                                 f"design per observation; got shapes {t.codes.shape}, "
+                                 f"{t.z.shape} for {self.nobs} observations")
+            if t.z.shape[1] != t.structure.q or len(t.names) != t.structure.q:
+                raise ValueError(f"the term for {t.group!r} has {t.z.shape[1]} design columns, "
+                                 f"{len(t.names)} names and a covariance of order "
+                                 f"{t.structure.q}")
+            if t.codes.size and (t.codes.min() < 0 or t.codes.max() >= t.n_levels):
+                raise ValueError(f"the codes of {t.group!r} must lie in [0, {t.n_levels})")
+            if not np.all(np.isfinite(t.z)):
+                raise ValueError(f"the design of the term for {t.group!r} must be finite")
         self.k_fe = self.exog.shape[1]
         self.row_labels = row_labels if row_labels is not None else pd.RangeIndex(self.nobs)
         # lme4's order: terms by number of levels, largest first (stable)

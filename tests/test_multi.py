@@ -433,3 +433,28 @@ def test_statsmodels_style_summary_lists_every_term():
     assert rows["x"].split()[1] == f"{res.fe_params['x']:.3f}"
     with pytest.raises(ValueError, match="style"):
         res.summary(style="R")
+
+
+def test_model_built_directly_checks_its_arrays():
+    rng = np.random.default_rng(0)
+    n = 100
+    x, y = np.ones((n, 1)), rng.normal(size=n)
+    a, b, one = rng.integers(0, 10, n), rng.integers(0, 5, n), np.ones((n, 1))
+
+    def build(y=y, ca=a, za=one):
+        terms = [Term("a", ca, list(range(10)), za, ["(Intercept)"], CovarianceStructure(1)),
+                 Term("b", b, list(range(5)), one, ["(Intercept)"], CovarianceStructure(1))]
+        return MultiTermModel(y, x, terms, ["Intercept"])
+
+    for kwargs, message in [
+        (dict(za=np.ones((50, 1))), "one code and one row"),
+        (dict(ca=a[:50]), "one code and one row"),
+        (dict(ca=np.where(a == 0, 12, a)), r"codes of 'a' must lie in \[0, 10\)"),
+        (dict(ca=np.where(a == 0, -1, a)), r"codes of 'a' must lie in \[0, 10\)"),
+        (dict(y=y[:50]), "one row per observation"),
+        (dict(y=np.where(np.arange(n) == 3, np.nan, y)), "finite"),
+        (dict(za=np.ones((n, 2))), "2 design columns"),
+    ]:
+        with pytest.raises(ValueError, match=message):
+            build(**kwargs)
+    assert np.isfinite(build().fit().llf)
