@@ -438,8 +438,9 @@ def test_statsmodels_style_summary_lists_every_term():
 def test_model_built_directly_checks_its_arrays():
     rng = np.random.default_rng(0)
     n = 100
-    x, y = np.ones((n, 1)), rng.normal(size=n)
     a, b, one = rng.integers(0, 10, n), rng.integers(0, 5, n), np.ones((n, 1))
+    x = np.ones((n, 1))
+    y = rng.normal(size=n) + rng.normal(size=10)[a] + 2 * rng.normal(size=5)[b]
 
     def build(y=y, ca=a, za=one):
         terms = [Term("a", ca, list(range(10)), za, ["(Intercept)"], CovarianceStructure(1)),
