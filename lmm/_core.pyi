@@ -4,6 +4,9 @@
 import numpy as np
 from numpy.typing import NDArray
 
+def group_blocks(
+    codes: NDArray[np.intp], n_groups: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]: ...
 def cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     order: NDArray[np.intp], group_offsets: NDArray[np.intp],

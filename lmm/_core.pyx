@@ -140,6 +140,55 @@ cdef inline void _matmul(const double* a, const double* b, double* out,
 
 
 # ---------------------------------------------------------------------------
+# Group blocks: a counting sort of the group codes
+# ---------------------------------------------------------------------------
+
+def group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
+    """Sizes, offsets and row order of the group blocks, in two passes over the codes.
+
+    Parameters
+    ----------
+    codes : (n,) intp, group codes in 0..n_groups - 1 (checked)
+    n_groups : int
+
+    Returns
+    -------
+    sizes (n_groups,) intp; offsets (n_groups + 1,) intp, from 0 to n;
+    order (n,) intp, the rows group by group, in their original order within
+    a group (``np.argsort(codes, kind="stable")``)
+    """
+    cdef Py_ssize_t n = codes.shape[0], r, g
+    sizes_arr = np.zeros(n_groups, dtype=np.intp)
+    offsets_arr = np.empty(n_groups + 1, dtype=np.intp)
+    order_arr = np.empty(n, dtype=np.intp)
+    pos_arr = np.empty(max(n_groups, 1), dtype=np.intp)
+    cdef intp_t[::1] sizes = sizes_arr
+    cdef intp_t[::1] offsets = offsets_arr
+    cdef intp_t[::1] order = order_arr
+    cdef intp_t[::1] pos = pos_arr
+    cdef bint bad = False
+    with nogil:
+        for r in range(n):
+            g = codes[r]
+            if g < 0 or g >= n_groups:
+                bad = True
+                break
+            sizes[g] += 1
+        if not bad:
+            offsets[0] = 0
+            for g in range(n_groups):
+                pos[g] = offsets[g]
+                offsets[g + 1] = offsets[g] + sizes[g]
+            for r in range(n):
+                g = codes[r]
+                order[pos[g]] = r
+                pos[g] += 1
+    if bad:
+        raise ValueError("group codes must lie in 0..n_groups - 1")
+    return sizes_arr, offsets_arr, order_arr
+
+
+# ---------------------------------------------------------------------------
 # Cross-products: the only pass over the rows
 # ---------------------------------------------------------------------------
 

@@ -81,6 +81,32 @@ def _dependent_columns(gram, names):
     return [names[i] for i in np.flatnonzero(np.abs(vec) > 1e-6)]
 
 
+def _factorize_groups(groups):
+    """Integer codes (intp) and sorted distinct labels of the groups (pd.factorize's).
+
+    Integer labels spanning a range not much wider than the number of rows
+    are coded by counting (two passes, no hashing); anything else goes
+    through pandas.
+    """
+    n = len(groups)
+    if groups.dtype.kind in "iu" and n:
+        lo, hi = int(groups.min()), int(groups.max())
+        span = hi - lo + 1
+        limits = np.iinfo(np.intp)
+        if span <= 2 * n + 1024 and limits.min <= lo and hi <= limits.max:
+            offset = groups.astype(np.intp, copy=False) - lo
+            present = np.bincount(offset, minlength=span) > 0
+            labels = (np.flatnonzero(present) + lo).astype(groups.dtype, copy=False)
+            index = np.cumsum(present, dtype=np.intp)
+            index -= 1
+            return index[offset], labels
+    try:
+        codes, labels = pd.factorize(groups, sort=True)
+    except TypeError:
+        codes, labels = pd.factorize(groups.astype(str), sort=True)
+    return codes.astype(np.intp, copy=False), labels
+
+
 class MixedLM:
     """Linear mixed model with one grouping factor (statsmodels' MixedLM API).
 
@@ -164,12 +190,12 @@ class MixedLM:
         y = y[:, 0]
         n = len(y)
 
-        if isinstance(exog, pd.DataFrame | pd.Series):
+        if exog_names is not None:
+            self.exog_names = list(exog_names)
+        elif isinstance(exog, pd.DataFrame | pd.Series):
             self.exog_names = _names_of(exog, "x", 1)
         else:
             self.exog_names = _array_exog_names(np.asarray(exog))
-        if exog_names is not None:
-            self.exog_names = list(exog_names)
         x = _as_float_matrix(exog, "exog", self.exog_names)
 
         if exog_re is None:
@@ -193,14 +219,29 @@ class MixedLM:
                 )
 
         # -- missing values ---------------------------------------------------
-        group_missing = pd.isna(groups_arr)
-        bad_rows = ~np.isfinite(y) | ~np.isfinite(x).all(1) | ~np.isfinite(z).all(1)
-        inf_rows = np.isinf(y) | np.isinf(x).any(1) | np.isinf(z).any(1)
-        if inf_rows.any():
-            raise ValueError(
-                f"{self._where_bad(np.isinf, y, x, z, re_names)} contain infinite values"
-            )
-        if (bad_rows | group_missing).any():
+        # (a sum is finite only if every term is: the per-row masks are made
+        # only when a sum is not)
+        group_missing = None if groups_arr.dtype.kind in "biu" else pd.isna(groups_arr)
+        if group_missing is not None and not group_missing.any():
+            group_missing = None
+        all_finite = bool(np.isfinite(y.sum()) and np.isfinite(x.sum()) and
+                          np.isfinite(z.sum()))
+        if all_finite:
+            bad_rows = None
+        else:
+            bad_rows = ~np.isfinite(y) | ~np.isfinite(x).all(1) | ~np.isfinite(z).all(1)
+            inf_rows = np.isinf(y) | np.isinf(x).any(1) | np.isinf(z).any(1)
+            if inf_rows.any():
+                raise ValueError(
+                    f"{self._where_bad(np.isinf, y, x, z, re_names)} contain infinite values"
+                )
+            if not bad_rows.any():
+                bad_rows = None
+        if bad_rows is not None or group_missing is not None:
+            if bad_rows is None:
+                bad_rows = np.zeros(n, dtype=bool)
+            if group_missing is None:
+                group_missing = np.zeros(n, dtype=bool)
             if missing == "drop":
                 keep = ~(bad_rows | group_missing)
                 y, x, z, groups_arr = y[keep], x[keep], z[keep], groups_arr[keep]
@@ -228,11 +269,8 @@ class MixedLM:
         self.reml = True
 
         # -- groups: code, sort into contiguous blocks ---------------------------
-        try:
-            codes, labels = pd.factorize(groups_arr, sort=True)
-        except TypeError:
-            codes, labels = pd.factorize(groups_arr.astype(str), sort=True)
-        self.group_codes = codes.astype(np.intp)
+        codes, labels = _factorize_groups(groups_arr)
+        self.group_codes = codes
         self.group_labels = list(labels)
         self.n_groups = len(self.group_labels)
         self.groups = groups_arr
@@ -247,10 +285,8 @@ class MixedLM:
                 f"effects ({self.n_groups} groups x {self.k_re}); the random effects would "
                 "be unidentifiable with the residual"
             )
-        self.group_sizes = np.bincount(self.group_codes, minlength=self.n_groups)
-        self.group_offsets = np.zeros(self.n_groups + 1, dtype=np.intp)
-        np.cumsum(self.group_sizes, out=self.group_offsets[1:])
-        self.row_order = np.argsort(self.group_codes, kind="stable").astype(np.intp)
+        self.group_sizes, self.group_offsets, self.row_order = _core.group_blocks(
+            self.group_codes, self.n_groups)
 
         ztz, ztx, zty, xtx, xty, yty = _core.cross_products(
             self.exog, self.exog_re, self.endog, self.row_order, self.group_offsets
@@ -270,7 +306,9 @@ class MixedLM:
                 "the random-effects design (exog_re) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        self._intercept_re = np.array([np.all(z[:, k] == 1.0) for k in range(self.k_re)])
+        # a column of ones has z'z = n exactly: only those columns are read again
+        self._intercept_re = np.array([bool(ztz_all[k, k] == n) and bool(np.all(z[:, k] == 1.0))
+                                       for k in range(self.k_re)])
         self._deviances = {}
         self._re_blocks = None
         self.lmer_formula = None

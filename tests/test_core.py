@@ -204,3 +204,35 @@ def test_trust_region_step_solves_the_subproblem(seed):
         for x0 in [np.zeros(n), *(radius * 0.5 * rng.normal(size=(4, n)))]
     )
     assert model(step) <= best + 1e-6 * (1 + abs(best))
+
+
+def test_group_blocks_is_a_stable_counting_sort():
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 9, 500).astype(np.intp)
+    sizes, offsets, order = _core.group_blocks(codes, 10)
+    np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
+    np.testing.assert_array_equal(sizes, np.bincount(codes, minlength=10))
+    np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(sizes)]))
+    with pytest.raises(ValueError):
+        _core.group_blocks(codes, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint16, np.uint64])
+def test_integer_groups_coded_as_pandas_codes_them(dtype):
+    import pandas as pd
+
+    from lmm.model import _factorize_groups
+
+    rng = np.random.default_rng(4)
+    for lo in (0, 20, int(min(np.iinfo(dtype).max - 120, 2**40))):
+        groups = (rng.integers(0, 100, 300) + lo).astype(dtype)
+        codes, labels = _factorize_groups(groups)
+        expected_codes, expected_labels = pd.factorize(groups, sort=True)
+        np.testing.assert_array_equal(codes, expected_codes)
+        assert codes.dtype == np.intp
+        assert labels.dtype == expected_labels.dtype
+        np.testing.assert_array_equal(labels, expected_labels)
+    sparse = np.array([2**40, 3, 2**40, -7], dtype=np.int64)    # wide span: pandas' path
+    codes, labels = _factorize_groups(sparse)
+    np.testing.assert_array_equal(codes, [2, 1, 2, 0])
+    np.testing.assert_array_equal(labels, [-7, 3, 2**40])
