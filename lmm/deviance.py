@@ -45,16 +45,19 @@ class CrossProducts:
     def transformed(self, x_scale, z_transform, y_offset=None):
         """Cross-products of X diag(x_scale), Z z_transform and y - X diag(x_scale) y_offset."""
         t = z_transform
-        # (plain matmul broadcasting: einsum's path search costs more than the work)
-        ztz = t.T @ self.ztz @ t
-        ztx = (t.T @ self.ztx) * x_scale
+        # (plain matmul broadcasting: einsum's path search costs more than the work;
+        # in-place updates keep one per-group temporary at a time)
+        ztz = t.T @ self.ztz
+        ztz = ztz @ t
+        ztx = t.T @ self.ztx
+        ztx *= x_scale
         zty = self.zty @ t
         xtx = self.xtx * np.outer(x_scale, x_scale)
         xty = self.xty * x_scale
         yty = float(self.yty)
         if y_offset is not None:
             yty = yty - 2.0 * y_offset @ xty + y_offset @ xtx @ y_offset
-            zty = zty - ztx @ y_offset
+            zty -= ztx @ y_offset
             xty = xty - xtx @ y_offset
         return CrossProducts(
             np.ascontiguousarray(ztz),
@@ -98,9 +101,11 @@ class ProfiledDeviance:
         # y'V^{-1}y - beta'X'V^{-1}y then cancels far less, so the criterion
         # is smooth to near machine precision and Newton steps can be judged
         # by it all the way to the optimum.
-        scaled = stats.transformed(self.x_scale, np.eye(structure.q))
+        # (X D)'(X D) and (X D)'y only: the per-group arrays are not needed here
+        xtx_scaled = stats.xtx * np.outer(self.x_scale, self.x_scale)
+        xty_scaled = stats.xty * self.x_scale
         try:
-            self.beta_ols = np.linalg.solve(scaled.xtx, scaled.xty)
+            self.beta_ols = np.linalg.solve(xtx_scaled, xty_scaled)
         except np.linalg.LinAlgError:
             self.beta_ols = np.zeros(stats.p)
         self.stats = stats.transformed(self.x_scale, reparam.t, self.beta_ols)
