@@ -56,23 +56,18 @@ class CovarianceStructure:
         if np.any(block_of < 0) or sum(len(b) for b in self.blocks) != self.q:
             raise ValueError("blocks must partition the random effects")
         self.block_of = block_of
-        same = block_of[:, None] == block_of[None, :]
+        b = block_of.tolist()
         # theta: lower entries (j >= k) in the same block, column by column (lme4's order)
-        rows, cols = [], []
-        for k in range(self.q):
-            for j in range(k, self.q):
-                if same[j, k]:
-                    rows.append(j)
-                    cols.append(k)
-        self.theta_rows = np.array(rows, dtype=np.intp)
-        self.theta_cols = np.array(cols, dtype=np.intp)
-        self.n_theta = len(rows)
-        self.lower_bounds = np.where(self.theta_rows == self.theta_cols, 0.0, -np.inf)
+        # (plain loops: q is small, and numpy's index helpers cost more here)
+        pairs = [(j, k) for k in range(self.q) for j in range(k, self.q) if b[j] == b[k]]
+        self.theta_rows = np.array([j for j, _ in pairs], dtype=np.intp)
+        self.theta_cols = np.array([k for _, k in pairs], dtype=np.intp)
+        self.n_theta = len(pairs)
+        self.lower_bounds = np.array([0.0 if j == k else -np.inf for j, k in pairs])
         # free entries of cov_re in statsmodels' order (row-major lower triangle)
-        tr, tc = np.tril_indices(self.q)
-        keep = same[tr, tc]
-        self.cov_rows = tr[keep]
-        self.cov_cols = tc[keep]
+        pairs = [(j, k) for j in range(self.q) for k in range(j + 1) if b[j] == b[k]]
+        self.cov_rows = np.array([j for j, _ in pairs], dtype=np.intp)
+        self.cov_cols = np.array([k for _, k in pairs], dtype=np.intp)
         self.is_unstructured = len(self.blocks) == 1
         self.is_diagonal = all(len(b) == 1 for b in self.blocks)
 

@@ -74,6 +74,12 @@ def _dependent_columns(gram, names):
     if np.any(d == 0):
         return [names[i] for i in np.flatnonzero(d == 0)]
     corr = gram / np.outer(d, d)
+    # Gershgorin: every eigenvalue is at least min_i (c_ii - sum_j!=i |c_ij|); far
+    # above the threshold below (which is at most 1e-10 p), the eigenvalues need
+    # not be computed
+    a = np.abs(corr)
+    if np.min(2.0 * np.diagonal(a) - a.sum(1)) > 1e-6:
+        return []
     w, v = np.linalg.eigh(corr)
     if w[0] > 1e-10 * max(1.0, w[-1]):
         return []
@@ -85,17 +91,18 @@ def _factorize_groups(groups):
     """Integer codes (intp) and sorted distinct labels of the groups (pd.factorize's).
 
     Integer labels spanning a range not much wider than the number of rows
-    are coded by counting (two passes, no hashing); anything else goes
-    through pandas.
+    (or 65,536) are coded through a table of that range (no hashing);
+    anything else goes through pandas.
     """
     n = len(groups)
     if groups.dtype.kind in "iu" and n:
         lo, hi = int(groups.min()), int(groups.max())
         span = hi - lo + 1
         limits = np.iinfo(np.intp)
-        if span <= 2 * n + 1024 and limits.min <= lo and hi <= limits.max:
+        if span <= n + 65536 and limits.min <= lo and hi <= limits.max:
             offset = groups.astype(np.intp, copy=False) - lo
-            present = np.bincount(offset, minlength=span) > 0
+            present = np.zeros(span, dtype=bool)
+            present[offset] = True
             labels = (np.flatnonzero(present) + lo).astype(groups.dtype, copy=False)
             index = np.cumsum(present, dtype=np.intp)
             index -= 1
@@ -310,6 +317,7 @@ class MixedLM:
         self._intercept_re = np.array([bool(ztz_all[k, k] == n) and bool(np.all(z[:, k] == 1.0))
                                        for k in range(self.k_re)])
         self._deviances = {}
+        self._structures = {}
         self._re_blocks = None
         self.lmer_formula = None
 
@@ -385,7 +393,11 @@ class MixedLM:
 
     def _structure(self, free):
         if free is None:
-            return CovarianceStructure(self.k_re, self._re_blocks)
+            key = self._re_blocks
+            cached = self._structures.get(key)
+            if cached is None:
+                cached = self._structures[key] = CovarianceStructure(self.k_re, key)
+            return cached
         if isinstance(free, MixedLMParams):
             if np.any(np.asarray(free.fe_params) == 0):
                 raise NotImplementedError("fixing fixed effects through `free` is not supported")
