@@ -4,6 +4,9 @@
 import numpy as np
 from numpy.typing import NDArray
 
+def code_integer_groups(
+    groups: NDArray[np.int64], max_span: int
+) -> tuple[NDArray[np.intp], NDArray[np.int64]] | None: ...
 def group_blocks(
     codes: NDArray[np.intp], n_groups: int
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]: ...

@@ -35,6 +35,7 @@ import numpy as np
 
 from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport int64_t
 from lmm._linalg cimport _cholesky_lower, _level_factor, _solve_lower
 
 ctypedef Py_ssize_t intp_t
@@ -142,6 +143,61 @@ cdef inline void _matmul(const double* a, const double* b, double* out,
 # ---------------------------------------------------------------------------
 # Group blocks: a counting sort of the group codes
 # ---------------------------------------------------------------------------
+
+def code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
+    """Codes of integer group labels through a table of their range (no hashing).
+
+    Parameters
+    ----------
+    groups : (n,) int64 labels (any strides), n >= 1
+    max_span : the largest range (max - min + 1) accepted
+
+    Returns
+    -------
+    (codes (n,) intp, labels (n_groups,) int64): labels the sorted distinct
+    values, codes[r] the index of groups[r] in labels (pandas.factorize with
+    sort=True); or None when the range exceeds max_span.
+    """
+    cdef Py_ssize_t n = groups.shape[0], r, k, n_groups = 0
+    cdef int64_t lo, hi, v
+    if n == 0:
+        return None
+    lo = groups[0]
+    hi = groups[0]
+    with nogil:
+        for r in range(1, n):
+            v = groups[r]
+            if v < lo:
+                lo = v
+            elif v > hi:
+                hi = v
+    # (hi - lo computed in floating point first: it may overflow int64)
+    if <double>hi - <double>lo + 1.0 > <double>max_span:
+        return None
+    cdef Py_ssize_t span = <Py_ssize_t>(hi - lo) + 1
+    index_arr = np.zeros(span, dtype=np.intp)
+    codes_arr = np.empty(n, dtype=np.intp)
+    cdef intp_t[::1] index = index_arr
+    cdef intp_t[::1] codes = codes_arr
+    with nogil:
+        for r in range(n):
+            index[groups[r] - lo] = 1
+        for k in range(span):
+            if index[k]:
+                index[k] = n_groups
+                n_groups += 1
+            else:
+                index[k] = -1
+        for r in range(n):
+            codes[r] = index[groups[r] - lo]
+    labels_arr = np.empty(n_groups, dtype=np.int64)
+    cdef int64_t[::1] labels = labels_arr
+    with nogil:
+        for k in range(span):
+            if index[k] >= 0:
+                labels[index[k]] = lo + k
+    return codes_arr, labels_arr
+
 
 def group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
     """Sizes, offsets and row order of the group blocks, in two passes over the codes.

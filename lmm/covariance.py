@@ -13,6 +13,8 @@ block-diagonal (within a block that holds an intercept, the other columns are
 centred as well as scaled, which only an unstructured block allows).
 """
 
+from functools import cached_property
+
 import numpy as np
 
 
@@ -21,6 +23,8 @@ def _lower_factor(f):
 
     Works for singular F F' too (it is an LQ decomposition, not a Cholesky).
     """
+    if f.shape == (1, 1):
+        return np.abs(f)      # what the QR below gives for one entry, without its overhead
     r = np.linalg.qr(f.T, mode="r")
     low = r.T.copy()
     signs = np.where(np.diag(low) < 0, -1.0, 1.0)
@@ -68,6 +72,9 @@ class CovarianceStructure:
         pairs = [(j, k) for j in range(self.q) for k in range(j + 1) if b[j] == b[k]]
         self.cov_rows = np.array([j for j, _ in pairs], dtype=np.intp)
         self.cov_cols = np.array([k for _, k in pairs], dtype=np.intp)
+        # which entries of the row-major lower triangle are free
+        self.cov_free = np.array([b[j] == b[k] for j in range(self.q) for k in range(j + 1)],
+                                 dtype=bool)
         self.is_unstructured = len(self.blocks) == 1
         self.is_diagonal = all(len(b) == 1 for b in self.blocks)
 
@@ -190,7 +197,11 @@ class Reparametrization:
                     t[j, j] = 1.0 / col_rms[j]
         self.structure = structure
         self.t = t
-        self.t_inv = np.linalg.inv(t)
+
+    @cached_property
+    def t_inv(self):
+        """T^-1 (made on first use: only a start or a profile needs it)."""
+        return np.linalg.inv(self.t)
 
     def lam_to_user(self, lam_scaled):
         """Lambda of the user's Z from Lambda of Z T: L L' = T Ls Ls' T'."""

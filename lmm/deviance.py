@@ -70,6 +70,21 @@ class CrossProducts:
         )
 
 
+class Solution(dict):
+    """The estimates at theta (a dict); "vcov_fe", the fixed effects' covariance,
+    is computed on first access (a fit that is not asked for standard errors
+    does not invert X'V^-1 X)."""
+
+    def __missing__(self, key):
+        if key != "vcov_fe":
+            raise KeyError(key)
+        x_scale = self["_x_scale"]
+        xvx_inv_s = np.linalg.inv(self["_xvx"])
+        vcov_fe = self["scale"] * xvx_inv_s * np.outer(x_scale, x_scale)
+        self["vcov_fe"] = vcov_fe
+        return vcov_fe
+
+
 class ProfiledDeviance:
     """Profiled -2 log-likelihood (ML) or -2 REML log-likelihood in theta.
 
@@ -164,23 +179,22 @@ class ProfiledDeviance:
             raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite at the optimum")
         scale = sol["rss"] / self.nu
         beta = (sol["beta"] + self.beta_ols) * self.x_scale
-        xvx_inv_s = np.linalg.inv(sol["xvx"])
-        vcov_fe = scale * xvx_inv_s * np.outer(self.x_scale, self.x_scale)
         lam_user = self.reparam.lam_to_user(lam_s)
         cov_re = scale * (lam_user @ lam_user.T)
         nu = self.nu
         dev = sol["logdet_v"] + nu * (1.0 + np.log(2.0 * np.pi * sol["rss"] / nu))
         if self.reml:
             dev += sol["logdet_xvx"]
-        return dict(
+        return Solution(
             theta_user=s.theta(lam_user),
             lam_user=lam_user,
             fe_params=beta,
             beta_conditioned=sol["beta"],
-            vcov_fe=vcov_fe,
             scale=scale,
             cov_re=cov_re,
             deviance=dev + self.shift,
+            _xvx=sol["xvx"],
+            _x_scale=self.x_scale,
         )
 
     def conditional_modes(self, theta, beta_conditioned, scale):

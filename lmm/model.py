@@ -6,6 +6,7 @@ cross-products once; `fit` hands them to the optimizer (optimize.py) and wraps
 the optimum in a results object (results.py).
 """
 
+import math
 import warnings
 
 import numpy as np
@@ -70,16 +71,24 @@ def _array_exog_names(arr):
 
 def _dependent_columns(gram, names):
     """Names of columns involved in a linear dependence, or [] if full rank."""
+    k = gram.shape[0]
+    if k <= 8:
+        # Gershgorin: every eigenvalue of the correlation matrix is at least
+        # min_i (c_ii - sum_j!=i |c_ij|); far above the threshold below (at most
+        # 1e-10 k), the eigenvalues need not be computed.  (Plain floats: numpy's
+        # per-call overhead dominates at this size.)
+        g = gram.tolist()
+        d = [math.sqrt(g[i][i]) if g[i][i] > 0 else 0.0 for i in range(k)]
+        if all(d):
+            bound = min(2.0 * abs(g[i][i] / (d[i] * d[i]))
+                        - sum(abs(g[i][j] / (d[i] * d[j])) for j in range(k))
+                        for i in range(k))
+            if bound > 1e-6:
+                return []
     d = np.sqrt(np.diag(gram))
     if np.any(d == 0):
         return [names[i] for i in np.flatnonzero(d == 0)]
     corr = gram / np.outer(d, d)
-    # Gershgorin: every eigenvalue is at least min_i (c_ii - sum_j!=i |c_ij|); far
-    # above the threshold below (which is at most 1e-10 p), the eigenvalues need
-    # not be computed
-    a = np.abs(corr)
-    if np.min(2.0 * np.diagonal(a) - a.sum(1)) > 1e-6:
-        return []
     w, v = np.linalg.eigh(corr)
     if w[0] > 1e-10 * max(1.0, w[-1]):
         return []
@@ -95,18 +104,12 @@ def _factorize_groups(groups):
     anything else goes through pandas.
     """
     n = len(groups)
-    if groups.dtype.kind in "iu" and n:
-        lo, hi = int(groups.min()), int(groups.max())
-        span = hi - lo + 1
-        limits = np.iinfo(np.intp)
-        if span <= n + 65536 and limits.min <= lo and hi <= limits.max:
-            offset = groups.astype(np.intp, copy=False) - lo
-            present = np.zeros(span, dtype=bool)
-            present[offset] = True
-            labels = (np.flatnonzero(present) + lo).astype(groups.dtype, copy=False)
-            index = np.cumsum(present, dtype=np.intp)
-            index -= 1
-            return index[offset], labels
+    if groups.dtype.kind in "iu" and n and (groups.dtype != np.uint64 or
+                                            groups.max() <= np.iinfo(np.int64).max):
+        coded = _core.code_integer_groups(groups.astype(np.int64, copy=False), n + 65536)
+        if coded is not None:
+            codes, labels = coded
+            return codes, labels.astype(groups.dtype, copy=False)
     try:
         codes, labels = pd.factorize(groups, sort=True)
     except TypeError:
@@ -306,7 +309,7 @@ class MixedLM:
                 "the fixed-effects design (exog) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        ztz_all = ztz.sum(0)
+        ztz_all = self._ztz_all = ztz.sum(0)
         dep = _dependent_columns(ztz_all, re_names)
         if dep:
             raise ValueError(
@@ -419,7 +422,7 @@ class MixedLM:
             n = st.nobs
             xtx_diag = np.diag(st.xtx)
             x_scale = np.where(xtx_diag > 0, 1.0 / np.sqrt(xtx_diag / n), 1.0)
-            ztz_all = st.ztz.sum(0)
+            ztz_all = self._ztz_all
             col_rms = np.sqrt(np.diag(ztz_all) / n)
             icpt = np.flatnonzero(self._intercept_re)
             if icpt.size:

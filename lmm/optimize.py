@@ -145,6 +145,14 @@ def _newton_decrement_small(h, pg, at_bound, g):
     return gain < NEWTON_DECREMENT_TOLERANCE
 
 
+def _eigvalsh(a):
+    """Eigenvalues of a symmetric matrix, ascending (a 1 x 1 matrix's is its entry,
+    as LAPACK returns it)."""
+    if a.shape[0] == 1:
+        return a.diagonal().astype(float)
+    return np.linalg.eigvalsh(a)
+
+
 def check_optimum(dev, theta, n_iterations=0):
     """The optimum check: projected gradient and curvature at theta."""
     lower = dev.structure.lower_bounds
@@ -164,11 +172,15 @@ def check_optimum(dev, theta, n_iterations=0):
     # whether moving inward would improve the fit)
     movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
     if movable.any() and converged:
-        sub = h[np.ix_(movable, movable)]
-        w = np.linalg.eigvalsh(sub)
+        sub = h if movable.all() else h[np.ix_(movable, movable)]
+        w = _eigvalsh(sub)
         tiny = -1e-6 * max(1.0, abs(w[-1]))
         weak = at_bound[movable]
-        if (~weak).any() and np.linalg.eigvalsh(sub[np.ix_(~weak, ~weak)])[0] < tiny or \
+        if not weak.any():
+            inner = w                    # the same matrix: its eigenvalues again
+        elif (~weak).any():
+            inner = _eigvalsh(sub[np.ix_(~weak, ~weak)])
+        if (~weak).any() and inner[0] < tiny or \
                 np.any(np.diag(sub)[weak] < tiny):
             converged = False
             messages.append(

@@ -59,10 +59,7 @@ class MixedLMResults:
             projected_gradient=check.projected_gradient,
             messages=list(check.messages),
         )
-        tril = np.tril_indices(self.k_re)
-        free_mask = np.zeros((self.k_re, self.k_re), dtype=bool)
-        free_mask[self.structure.cov_rows, self.structure.cov_cols] = True
-        self._re_free = free_mask[tril]
+        self._re_free = self.structure.cov_free.copy()
         self.df_modelwc = self.k_fe + int(self._re_free.sum())
         # lme4 counts the scale as a parameter too
         self.n_params = self.df_modelwc + 1

@@ -236,3 +236,15 @@ def test_integer_groups_coded_as_pandas_codes_them(dtype):
     codes, labels = _factorize_groups(sparse)
     np.testing.assert_array_equal(codes, [2, 1, 2, 0])
     np.testing.assert_array_equal(labels, [-7, 3, 2**40])
+    extreme = np.array([2**63 - 1, -2**63, 0], dtype=np.int64)   # the span overflows int64
+    codes, labels = _factorize_groups(extreme)
+    np.testing.assert_array_equal(codes, [2, 0, 1])
+    np.testing.assert_array_equal(labels, [-2**63, 0, 2**63 - 1])
+    big = np.array([2**64 - 1, 5, 2**64 - 1], dtype=np.uint64)
+    codes, labels = _factorize_groups(big)
+    np.testing.assert_array_equal(codes, [1, 0, 1])
+    assert labels.dtype == np.uint64 and labels[1] == 2**64 - 1
+    strided = np.arange(40, dtype=np.int64)[::-2]
+    codes, labels = _factorize_groups(strided)
+    np.testing.assert_array_equal(labels, np.sort(strided))
+    np.testing.assert_array_equal(labels[codes], strided)
