@@ -45,13 +45,20 @@ class CrossProducts:
     def transformed(self, x_scale, z_transform, y_offset=None):
         """Cross-products of X diag(x_scale), Z z_transform and y - X diag(x_scale) y_offset."""
         t = z_transform
-        # (plain matmul broadcasting: einsum's path search costs more than the work;
-        # in-place updates keep one per-group temporary at a time)
-        ztz = t.T @ self.ztz
-        ztz = ztz @ t
-        ztx = t.T @ self.ztx
-        ztx *= x_scale
-        zty = self.zty @ t
+        if np.array_equal(t, np.eye(t.shape[0])):
+            # T = I (a random intercept alone): the products below would return
+            # the same numbers; Z'Z is shared, not copied (nothing writes to it)
+            ztz = self.ztz
+            ztx = self.ztx * x_scale
+            zty = self.zty.copy()
+        else:
+            # (plain matmul broadcasting: einsum's path search costs more than the
+            # work; in-place updates keep one per-group temporary at a time)
+            ztz = t.T @ self.ztz
+            ztz = ztz @ t
+            ztx = t.T @ self.ztx
+            ztx *= x_scale
+            zty = self.zty @ t
         xtx = self.xtx * np.outer(x_scale, x_scale)
         xty = self.xty * x_scale
         yty = float(self.yty)
