@@ -76,3 +76,6 @@ class ManyFitter:
         self, Y: NDArray[np.float64], miss_ptr: NDArray[np.intp], miss_rows: NDArray[np.intp],
         out: NDArray[np.float64], flags: NDArray[np.intp],
     ) -> int: ...
+def spd_solve(
+    a: NDArray[np.float64], b: NDArray[np.float64]
+) -> NDArray[np.float64] | None: ...

@@ -1463,6 +1463,32 @@ def trust_region_step(h, g, double radius, prefer):
     return step_arr
 
 
+def spd_solve(a, b):
+    """x with a x = b for a symmetric positive definite `a` (n x n) by Cholesky,
+    or None when `a` is not positive definite (then use a general solver).
+
+    A compiled call for the small systems of the set-up (numpy.linalg's Python
+    wrapper costs more than the arithmetic there)."""
+    arr = np.array(a, dtype=float, order="F", copy=True)
+    x_arr = np.array(b, dtype=float, copy=True)
+    cdef int n = arr.shape[0]
+    if arr.ndim != 2 or arr.shape[1] != n or x_arr.ndim != 1 or x_arr.shape[0] != n:
+        raise ValueError("a must be n x n and b of length n")
+    if n == 0:
+        return x_arr
+    cdef double[::1, :] a_v = arr
+    cdef double[::1] x = x_arr
+    cdef int info
+    with nogil:
+        info = _cholesky_lower(&a_v[0, 0], n)
+        if info == 0:
+            _solve_lower(&a_v[0, 0], n, &x[0], 1, False)
+            _solve_lower(&a_v[0, 0], n, &x[0], 1, True)
+    if info != 0:
+        return None
+    return x_arr
+
+
 def symmetric_eigen(a):
     """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix, by
     the optimizer's Jacobi routine (exposed for tests)."""

@@ -13,6 +13,7 @@ block-diagonal (within a block that holds an intercept, the other columns are
 centred as well as scaled, which only an unstructured block allows).
 """
 
+import math
 from functools import cached_property
 
 import numpy as np
@@ -25,6 +26,12 @@ def _lower_factor(f):
     """
     if f.shape == (1, 1):
         return np.abs(f)      # what the QR below gives for one entry, without its overhead
+    if f.shape == (2, 2):
+        # the LQ factor of a 2 x 2 matrix in closed form (a Givens rotation)
+        (a, b), (c, d) = f.tolist()
+        r = math.hypot(a, b)
+        if r > 0:
+            return np.array([[r, 0.0], [(a * c + b * d) / r, abs(a * d - b * c) / r]])
     r = np.linalg.qr(f.T, mode="r")
     low = r.T.copy()
     signs = np.where(np.diag(low) < 0, -1.0, 1.0)

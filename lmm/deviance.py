@@ -126,10 +126,13 @@ class ProfiledDeviance:
         # (X D)'(X D) and (X D)'y only: the per-group arrays are not needed here
         xtx_scaled = stats.xtx * np.outer(self.x_scale, self.x_scale)
         xty_scaled = stats.xty * self.x_scale
-        try:
-            self.beta_ols = np.linalg.solve(xtx_scaled, xty_scaled)
-        except np.linalg.LinAlgError:
-            self.beta_ols = np.zeros(stats.p)
+        beta_ols = _core.spd_solve(xtx_scaled, xty_scaled)
+        if beta_ols is None:
+            try:
+                beta_ols = np.linalg.solve(xtx_scaled, xty_scaled)
+            except np.linalg.LinAlgError:
+                beta_ols = np.zeros(stats.p)
+        self.beta_ols = beta_ols
         self.stats = stats.transformed(self.x_scale, reparam.t, self.beta_ols)
         self.nobs = stats.nobs
         self.p = stats.p

@@ -117,6 +117,22 @@ def _factorize_groups(groups):
     return codes.astype(np.intp, copy=False), labels
 
 
+class NonFiniteData(ValueError):
+    """Raised (for the formula path only) when the data hold NaN or infinite values."""
+
+
+def _blocks_and_products(y, x, z, groups):
+    """Group codes, blocks and cross-products of the rows; and whether the data
+    are all finite (y'y + tr X'X + tr Z'Z is finite; a sum of squares that
+    overflows counts as not finite, and the caller then checks the rows)."""
+    codes, labels = _factorize_groups(groups)
+    sizes, offsets, order = _core.group_blocks(codes, len(labels))
+    products = _core.cross_products(x, z, y, order, offsets)
+    ztz_all = products[0].sum(0)
+    finite = math.isfinite(products[5] + products[3].trace() + ztz_all.trace())
+    return codes, labels, sizes, offsets, order, products, ztz_all, finite
+
+
 class MixedLM:
     """Linear mixed model with one grouping factor (statsmodels' MixedLM API).
 
@@ -177,6 +193,9 @@ class MixedLM:
         exog_names = kwargs.pop("exog_names", None)
         endog_names = kwargs.pop("endog_names", None)
         row_labels = kwargs.pop("row_labels", None)
+        # (formula path: report non-finite data instead of handling it, see
+        # formula/design.py, which then checks its columns itself)
+        report_nonfinite = kwargs.pop("_report_nonfinite", False)
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
 
@@ -229,14 +248,20 @@ class MixedLM:
                 )
 
         # -- missing values ---------------------------------------------------
-        # (a sum is finite only if every term is: the per-row masks are made
-        # only when a sum is not)
+        # Optimistically, the groups are coded and the cross-products made
+        # first: y'y + tr X'X + tr Z'Z is finite only if every value is (the
+        # per-row masks below are made only when it is not).
         group_missing = None if groups_arr.dtype.kind in "biu" else pd.isna(groups_arr)
         if group_missing is not None and not group_missing.any():
             group_missing = None
-        all_finite = bool(np.isfinite(y.sum()) and np.isfinite(x.sum()) and
-                          np.isfinite(z.sum()))
-        if all_finite:
+        blocks = None
+        if group_missing is None:
+            blocks = _blocks_and_products(y, x, z, groups_arr)
+            if not blocks[-1]:
+                blocks = None
+                if report_nonfinite:
+                    raise NonFiniteData
+        if blocks is not None:
             bad_rows = None
         else:
             bad_rows = ~np.isfinite(y) | ~np.isfinite(x).all(1) | ~np.isfinite(z).all(1)
@@ -279,7 +304,9 @@ class MixedLM:
         self.reml = True
 
         # -- groups: code, sort into contiguous blocks ---------------------------
-        codes, labels = _factorize_groups(groups_arr)
+        if blocks is None:
+            blocks = _blocks_and_products(y, x, z, groups_arr)
+        codes, labels, sizes, offsets, order, products, ztz_all, _ = blocks
         self.group_codes = codes
         self.group_labels = list(labels)
         self.n_groups = len(self.group_labels)
@@ -295,12 +322,8 @@ class MixedLM:
                 f"effects ({self.n_groups} groups x {self.k_re}); the random effects would "
                 "be unidentifiable with the residual"
             )
-        self.group_sizes, self.group_offsets, self.row_order = _core.group_blocks(
-            self.group_codes, self.n_groups)
-
-        ztz, ztx, zty, xtx, xty, yty = _core.cross_products(
-            self.exog, self.exog_re, self.endog, self.row_order, self.group_offsets
-        )
+        self.group_sizes, self.group_offsets, self.row_order = sizes, offsets, order
+        ztz, ztx, zty, xtx, xty, yty = products
         self.cross_products = CrossProducts(ztz, ztx, zty, xtx, xty, float(yty), n)
 
         dep = _dependent_columns(xtx, self.exog_names)
@@ -309,7 +332,7 @@ class MixedLM:
                 "the fixed-effects design (exog) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        ztz_all = self._ztz_all = ztz.sum(0)
+        self._ztz_all = ztz_all
         dep = _dependent_columns(ztz_all, re_names)
         if dep:
             raise ValueError(

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
+from ..model import NonFiniteData
 from . import fast
 
 
@@ -95,6 +96,32 @@ def _missing_mask(values):
     return pd.isna(values)
 
 
+def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
+                re_intercept_name, row_labels, report_nonfinite, kwargs):
+    """The model of fast-path designs (`_fast_designs`) on the columns `arrays`.
+
+    With `report_nonfinite` the model raises NonFiniteData if a value is NaN
+    or infinite (the caller then looks for the missing values itself)."""
+    if arrays[lhs].dtype.kind not in "iuf":
+        raise TypeError(f"the response {lhs!r} must be numeric, got {arrays[lhs].dtype}")
+    x = fe.matrix(source, arrays)
+    if re is not None:
+        z = re.matrix(source, arrays)
+        re_names = [c.replace("Intercept", re_intercept_name or group_name)
+                    for c in re.column_names]
+    else:
+        z, re_names = None, [re_intercept_name or group_name]
+    # the response as float64 without a copy when it is one already
+    endog = arrays[lhs].astype(float, copy=False)
+    extra = {"_report_nonfinite": True} if report_nonfinite else {}
+    return cls(
+        endog, x, groups, exog_re=z, missing="none",
+        formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
+        exog_re_names=re_names, exog_names=fe.column_names, endog_names=lhs,
+        row_labels=row_labels, **extra, **kwargs,
+    )
+
+
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
                        missing="none", re_intercept_name=None, **kwargs):
     """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way.
@@ -136,10 +163,19 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         used = [lhs, *sorted(fe.variables | (re.variables if re else set()))]
         arrays = {c: source.values(c) for c in used}
         group_missing = _missing_mask(groups)
-        masks = [(c, _missing_mask(arrays[c])) for c in used]
-        masks = [(c, m) for c, m in masks if m is not None and m.any()]
         if group_missing is not None and not group_missing.any():
             group_missing = None
+        if group_missing is None and all(arrays[c].dtype.kind in "fiub" for c in used):
+            # numeric columns: their NaN (or infinite values) show in the
+            # cross-products, which the model makes first; only then are the
+            # columns searched, below
+            try:
+                return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula,
+                                   group_name, re_intercept_name, row_labels, True, kwargs)
+            except NonFiniteData:
+                pass
+        masks = [(c, _missing_mask(arrays[c])) for c in used]
+        masks = [(c, m) for c, m in masks if m is not None and m.any()]
         if masks or group_missing is not None:
             if missing != "drop":
                 cols = [c for c, _ in masks]
@@ -160,25 +196,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             lhs, fe, re = planned
             arrays = {c: source.values(c) for c in used}
         del masks, group_missing
-        if arrays[lhs].dtype.kind not in "iuf":
-            raise TypeError(f"the response {lhs!r} must be numeric, got {arrays[lhs].dtype}")
-        x = fe.matrix(source, arrays)
-        exog_names = fe.column_names
-        if re is not None:
-            z = re.matrix(source, arrays)
-            re_names = [c.replace("Intercept", re_intercept_name or group_name)
-                        for c in re.column_names]
-        else:
-            z, re_names = None, [re_intercept_name or group_name]
-        # the response as float64 without a copy when it is one already
-        endog = arrays[lhs].astype(float, copy=False)
-        del arrays, source
-        return cls(
-            endog, x, groups, exog_re=z, missing="none",
-            formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
-            exog_re_names=re_names, exog_names=exog_names, endog_names=lhs,
-            row_labels=row_labels, **kwargs,
-        )
+        return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
+                           re_intercept_name, row_labels, False, kwargs)
 
     _check_columns(formula, data, "formula")
     if missing == "drop":
