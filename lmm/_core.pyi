@@ -10,6 +10,10 @@ def code_integer_groups(
 def group_blocks(
     codes: NDArray[np.intp], n_groups: int
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]: ...
+def model_products(
+    X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
+    codes: NDArray[np.intp], n_groups: int,
+) -> dict[str, object]: ...
 def cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     order: NDArray[np.intp], group_offsets: NDArray[np.intp],

@@ -307,6 +307,54 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
 
 
+def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                   const intp_t[::1] codes, Py_ssize_t n_groups):
+    """Everything the one-factor model needs from its rows, in one call.
+
+    The group blocks (`group_blocks`), the cross-products (`cross_products`,
+    the same sums in the same order), Z'Z summed over the groups, whether
+    y'y + tr X'X + tr Z'Z is finite, and which columns of Z are all ones.
+
+    Returns
+    -------
+    dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty, ztz_all
+    (q, q), finite (bool), ones (q,) bool
+    """
+    cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
+    if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
+        raise ValueError("X, Z, y and codes must have the same number of rows")
+    sizes, offsets, order = group_blocks(codes, n_groups)
+    ztz, ztx, zty, xtx, xty, yty = cross_products(X, Z, y, order, offsets)
+    cdef double[:, :, ::1] ztz_v = ztz
+    cdef const double[:, ::1] xtx_v = xtx
+    ztz_all_arr = np.zeros((q, q))
+    cdef double[:, ::1] ztz_all = ztz_all_arr
+    ones_arr = np.ones(q, dtype=np.uint8)
+    cdef unsigned char[::1] ones = ones_arr
+    cdef Py_ssize_t g
+    cdef double total = yty
+    with nogil:
+        for g in range(n_groups):
+            for j in range(q):
+                for k in range(q):
+                    ztz_all[j, k] += ztz_v[g, j, k]
+        for j in range(q):
+            total += ztz_all[j, j]
+            # a column of ones has z'z = n exactly; only such columns are read
+            if ztz_all[j, j] != <double>n:
+                ones[j] = 0
+                continue
+            for r in range(n):
+                if Z[r, j] != 1.0:
+                    ones[j] = 0
+                    break
+        for j in range(X.shape[1]):
+            total += xtx_v[j, j]
+    return dict(sizes=sizes, offsets=offsets, order=order, ztz=ztz, ztx=ztx, zty=zty,
+                xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr,
+                finite=bool(total - total == 0.0), ones=ones_arr.astype(bool))
+
+
 # ---------------------------------------------------------------------------
 # Pass one: the generalized-least-squares system
 # ---------------------------------------------------------------------------

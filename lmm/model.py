@@ -8,6 +8,7 @@ the optimum in a results object (results.py).
 
 import math
 import warnings
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -18,6 +19,7 @@ from .deviance import CrossProducts, ProfiledDeviance
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .optimize import minimize_deviance
 from .params import MixedLMParams
+from .results import MixedLMResults
 
 
 def _names_of(obj, default_prefix, k):
@@ -117,20 +119,30 @@ def _factorize_groups(groups):
     return codes.astype(np.intp, copy=False), labels
 
 
+_DESIGN = []
+
+
+def _design_module():
+    """lmm.formula.design (imported on first use: it imports this module; an
+    import statement on every call costs more than the rest of from_formula)."""
+    if not _DESIGN:
+        from .formula import design
+
+        _DESIGN.append(design)
+    return _DESIGN[0]
+
+
 class NonFiniteData(ValueError):
     """Raised (for the formula path only) when the data hold NaN or infinite values."""
 
 
 def _blocks_and_products(y, x, z, groups):
-    """Group codes, blocks and cross-products of the rows; and whether the data
-    are all finite (y'y + tr X'X + tr Z'Z is finite; a sum of squares that
-    overflows counts as not finite, and the caller then checks the rows)."""
+    """Group codes and labels, and `_core.model_products` of the rows: blocks,
+    cross-products, whether the data are all finite (y'y + tr X'X + tr Z'Z is
+    finite; a sum of squares that overflows counts as not finite, and the
+    caller then checks the rows) and which columns of Z are ones."""
     codes, labels = _factorize_groups(groups)
-    sizes, offsets, order = _core.group_blocks(codes, len(labels))
-    products = _core.cross_products(x, z, y, order, offsets)
-    ztz_all = products[0].sum(0)
-    finite = math.isfinite(products[5] + products[3].trace() + ztz_all.trace())
-    return codes, labels, sizes, offsets, order, products, ztz_all, finite
+    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
 
 
 class MixedLM:
@@ -257,7 +269,7 @@ class MixedLM:
         blocks = None
         if group_missing is None:
             blocks = _blocks_and_products(y, x, z, groups_arr)
-            if not blocks[-1]:
+            if not blocks[-1]["finite"]:
                 blocks = None
                 if report_nonfinite:
                     raise NonFiniteData
@@ -306,10 +318,10 @@ class MixedLM:
         # -- groups: code, sort into contiguous blocks ---------------------------
         if blocks is None:
             blocks = _blocks_and_products(y, x, z, groups_arr)
-        codes, labels, sizes, offsets, order, products, ztz_all, _ = blocks
+        codes, labels, pr = blocks
         self.group_codes = codes
-        self.group_labels = list(labels)
-        self.n_groups = len(self.group_labels)
+        self._group_label_values = labels
+        self.n_groups = len(labels)
         self.groups = groups_arr
         if self.n_groups < 2:
             raise ValueError(
@@ -322,9 +334,11 @@ class MixedLM:
                 f"effects ({self.n_groups} groups x {self.k_re}); the random effects would "
                 "be unidentifiable with the residual"
             )
-        self.group_sizes, self.group_offsets, self.row_order = sizes, offsets, order
-        ztz, ztx, zty, xtx, xty, yty = products
-        self.cross_products = CrossProducts(ztz, ztx, zty, xtx, xty, float(yty), n)
+        self.group_sizes, self.group_offsets, self.row_order = \
+            pr["sizes"], pr["offsets"], pr["order"]
+        ztz, xtx, ztz_all = pr["ztz"], pr["xtx"], pr["ztz_all"]
+        self.cross_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
+                                            float(pr["yty"]), n)
 
         dep = _dependent_columns(xtx, self.exog_names)
         if dep:
@@ -339,13 +353,16 @@ class MixedLM:
                 "the random-effects design (exog_re) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        # a column of ones has z'z = n exactly: only those columns are read again
-        self._intercept_re = np.array([bool(ztz_all[k, k] == n) and bool(np.all(z[:, k] == 1.0))
-                                       for k in range(self.k_re)])
+        self._intercept_re = pr["ones"]
         self._deviances = {}
         self._structures = {}
         self._re_blocks = None
         self.lmer_formula = None
+
+    @cached_property
+    def group_labels(self):
+        """The distinct group labels, sorted (list; the random effects' order)."""
+        return list(self._group_label_values)
 
     @staticmethod
     def _where_bad(test, y, x, z, re_names):
@@ -391,8 +408,7 @@ class MixedLM:
         >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
         ...                               re_formula="~Time")
         """
-        from .formula.design import model_from_formula
-
+        from_formula = _design_module().model_from_formula
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
@@ -406,8 +422,8 @@ class MixedLM:
         if use_sparse:
             warnings.warn("use_sparse is ignored: lmm's core works on group blocks",
                           stacklevel=2)
-        return model_from_formula(cls, formula, data, groups, re_formula=re_formula,
-                                  subset=subset, missing=missing, **kwargs)
+        return from_formula(cls, formula, data, groups, re_formula=re_formula,
+                            subset=subset, missing=missing, **kwargs)
 
     # -- fitting ------------------------------------------------------------
     def set_re_blocks(self, blocks):
@@ -523,8 +539,6 @@ class MixedLM:
         >>> round(mdf.llf, 4)
         -2217.0475
         """
-        from .results import MixedLMResults
-
         if fe_pen is not None or cov_pen is not None:
             raise NotImplementedError("penalized fits (fe_pen, cov_pen) are not supported")
         if isinstance(method, list | tuple):

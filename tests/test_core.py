@@ -248,3 +248,25 @@ def test_integer_groups_coded_as_pandas_codes_them(dtype):
     codes, labels = _factorize_groups(strided)
     np.testing.assert_array_equal(labels, np.sort(strided))
     np.testing.assert_array_equal(labels[codes], strided)
+
+
+def test_model_products_is_blocks_and_cross_products_in_one_call():
+    rng = np.random.default_rng(5)
+    n, g = 200, 13
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    z = np.column_stack([rng.normal(size=n), np.ones(n)])
+    y = rng.normal(size=n)
+    codes = rng.integers(0, g, n).astype(np.intp)
+    out = _core.model_products(x, z, y, codes, g)
+    sizes, offsets, order = _core.group_blocks(codes, g)
+    for got, want in zip((out["sizes"], out["offsets"], out["order"]), (sizes, offsets, order)):
+        np.testing.assert_array_equal(got, want)
+    ref = _core.cross_products(x, z, y, order, offsets)
+    for key, want in zip(("ztz", "ztx", "zty", "xtx", "xty", "yty"), ref):
+        np.testing.assert_array_equal(out[key], want)
+    np.testing.assert_allclose(out["ztz_all"], ref[0].sum(0), rtol=1e-14)
+    assert out["finite"] and list(out["ones"]) == [False, True]
+    z[3, 1] = 1.0 + 1e-15
+    assert list(_core.model_products(x, z, y, codes, g)["ones"]) == [False, False]
+    x[7, 2] = np.nan
+    assert not _core.model_products(x, z, y, codes, g)["finite"]
