@@ -83,3 +83,10 @@ class ManyFitter:
 def spd_solve(
     a: NDArray[np.float64], b: NDArray[np.float64]
 ) -> NDArray[np.float64] | None: ...
+def condition_products(
+    ztz: NDArray[np.float64], ztx: NDArray[np.float64], zty: NDArray[np.float64],
+    xtx: NDArray[np.float64], xty: NDArray[np.float64], yty: float,
+    x_scale: NDArray[np.float64], t: NDArray[np.float64],
+    beta: NDArray[np.float64] | None = ...,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+           NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float] | None: ...

@@ -1537,6 +1537,124 @@ def spd_solve(a, b):
     return x_arr
 
 
+def condition_products(ztz, ztx, zty, xtx, xty, double yty, x_scale, t, beta=None):
+    """Cross-products of the conditioned design, in one call.
+
+    X D (D = diag(x_scale)), Z T and the response y - X D beta, with beta the
+    least-squares coefficients of y on X D unless given: the arrays that
+    `CrossProducts.transformed(x_scale, t, beta)` makes with numpy, made
+    here without a numpy call per product.  When T = I, Z'Z is returned
+    itself (not copied).
+
+    Returns
+    -------
+    (beta, ztz, ztx, zty, xtx, xty, yty), or None when beta is not given and
+    (X D)'(X D) is not positive definite.
+    """
+    cdef const double[:, :, ::1] zz = ztz
+    cdef const double[:, :, ::1] zx = ztx
+    cdef const double[:, ::1] zy = zty
+    cdef const double[:, ::1] xx = xtx
+    cdef const double[::1] xy = xty
+    cdef const double[::1] xs = np.ascontiguousarray(x_scale, dtype=float)
+    cdef const double[:, ::1] tt = np.ascontiguousarray(t, dtype=float)
+    cdef Py_ssize_t n_groups = zz.shape[0], q = zz.shape[1], p = xx.shape[0]
+    cdef Py_ssize_t g, i, j, k, a, c
+    if (zx.shape[0] != n_groups or zy.shape[0] != n_groups or zz.shape[2] != q
+            or zx.shape[1] != q or zy.shape[1] != q or zx.shape[2] != p
+            or xx.shape[1] != p or xy.shape[0] != p or xs.shape[0] != p
+            or tt.shape[0] != q or tt.shape[1] != q):
+        raise ValueError("the cross-products, x_scale and t do not agree in shape")
+    xtx_arr = np.empty((p, p))
+    xty_arr = np.empty(p)
+    cdef double[:, ::1] xtx_s = xtx_arr
+    cdef double[::1] xty_s = xty_arr
+    for a in range(p):
+        for c in range(p):
+            xtx_s[a, c] = xx[a, c] * (xs[a] * xs[c])
+        xty_s[a] = xy[a] * xs[a]
+    if beta is None:
+        beta = spd_solve(xtx_arr, xty_arr)
+        if beta is None:
+            return None
+    beta_arr = np.ascontiguousarray(beta, dtype=float)
+    cdef const double[::1] b = beta_arr
+    if b.shape[0] != p:
+        raise ValueError("beta must have one entry per column of X")
+    cdef bint identity = True
+    for i in range(q):
+        for j in range(q):
+            if tt[i, j] != (1.0 if i == j else 0.0):
+                identity = False
+    ztx_arr = np.empty((n_groups, q, p))
+    zty_arr = np.empty((n_groups, q))
+    cdef double[:, :, ::1] zx_t = ztx_arr
+    cdef double[:, ::1] zy_t = zty_arr
+    cdef double[:, :, ::1] zz_t
+    cdef double tmp[16]
+    cdef double* work = NULL
+    cdef double s
+    if identity:
+        ztz_out = ztz
+    else:
+        ztz_out = np.empty((n_groups, q, q))
+        zz_t = ztz_out
+        work = <double*>malloc(q * q * sizeof(double)) if q * q > 16 else tmp
+        if work == NULL:
+            raise MemoryError()
+    with nogil:
+        for g in range(n_groups):
+            if not identity:
+                # (T' Z'Z) T, in the order numpy's products take
+                for i in range(q):
+                    for j in range(q):
+                        s = 0.0
+                        for k in range(q):
+                            s = s + tt[k, i] * zz[g, k, j]
+                        work[i * q + j] = s
+                for i in range(q):
+                    for j in range(q):
+                        s = 0.0
+                        for k in range(q):
+                            s = s + work[i * q + k] * tt[k, j]
+                        zz_t[g, i, j] = s
+            for i in range(q):
+                for c in range(p):
+                    s = 0.0
+                    for k in range(q):
+                        s = s + tt[k, i] * zx[g, k, c]
+                    zx_t[g, i, c] = s * xs[c]
+                s = 0.0
+                for k in range(q):
+                    s = s + zy[g, k] * tt[k, i]
+                zy_t[g, i] = s
+            for i in range(q):
+                s = 0.0
+                for c in range(p):
+                    s = s + zx_t[g, i, c] * b[c]
+                zy_t[g, i] = zy_t[g, i] - s
+    if not identity and work != tmp:
+        free(work)
+    # y'y - 2 b'X'y + b'X'X b, X'y - X'X b (scaled X)
+    cdef double bxy = 0.0, bxxb = 0.0
+    xty_out = np.empty(p)
+    cdef double[::1] xy_t = xty_out
+    for a in range(p):
+        bxy += b[a] * xty_s[a]
+    for c in range(p):
+        s = 0.0
+        for a in range(p):
+            s += b[a] * xtx_s[a, c]
+        bxxb += s * b[c]
+    for a in range(p):
+        s = 0.0
+        for c in range(p):
+            s += xtx_s[a, c] * b[c]
+        xy_t[a] = xty_s[a] - s
+    return (beta_arr, ztz_out, ztx_arr, zty_arr, xtx_arr, xty_out,
+            yty - 2.0 * bxy + bxxb)
+
+
 def symmetric_eigen(a):
     """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix, by
     the optimizer's Jacobi routine (exposed for tests)."""

@@ -7,6 +7,7 @@ gradient and Hessian in theta, and maps results back to the user's
 parametrization.  No method here touches the rows of the data.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,21 +124,27 @@ class ProfiledDeviance:
         # y'V^{-1}y - beta'X'V^{-1}y then cancels far less, so the criterion
         # is smooth to near machine precision and Newton steps can be judged
         # by it all the way to the optimum.
-        # (X D)'(X D) and (X D)'y only: the per-group arrays are not needed here
-        xtx_scaled = stats.xtx * np.outer(self.x_scale, self.x_scale)
-        xty_scaled = stats.xty * self.x_scale
-        beta_ols = _core.spd_solve(xtx_scaled, xty_scaled)
-        if beta_ols is None:
+        # (the products of the conditioned design in one compiled call; the
+        # least-squares coefficients by Cholesky there, by numpy if X'X is not
+        # positive definite)
+        args = (stats.ztz, stats.ztx, stats.zty, stats.xtx, stats.xty, float(stats.yty),
+                self.x_scale, reparam.t)
+        cond = _core.condition_products(*args)
+        if cond is None:
+            xtx_scaled = stats.xtx * np.outer(self.x_scale, self.x_scale)
+            xty_scaled = stats.xty * self.x_scale
             try:
                 beta_ols = np.linalg.solve(xtx_scaled, xty_scaled)
             except np.linalg.LinAlgError:
                 beta_ols = np.zeros(stats.p)
-        self.beta_ols = beta_ols
-        self.stats = stats.transformed(self.x_scale, reparam.t, self.beta_ols)
+            cond = _core.condition_products(*args, beta_ols)
+        self.beta_ols = cond[0]
+        self.stats = CrossProducts(*cond[1:], stats.nobs)
         self.nobs = stats.nobs
         self.p = stats.p
         self.nu = self.nobs - self.p if self.reml else self.nobs
-        self.shift = -2.0 * np.sum(np.log(self.x_scale)) if self.reml else 0.0
+        self.shift = -2.0 * sum(math.log(v) for v in self.x_scale.tolist()) \
+            if self.reml else 0.0
         self._args = (
             self.stats.ztz, self.stats.ztx, self.stats.zty,
             self.stats.xtx, self.stats.xty, self.stats.yty,

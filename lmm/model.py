@@ -459,16 +459,16 @@ class MixedLM:
         if key not in self._deviances:
             st = self.cross_products
             n = st.nobs
-            xtx_diag = np.diag(st.xtx)
-            x_scale = np.where(xtx_diag > 0, 1.0 / np.sqrt(xtx_diag / n), 1.0)
-            ztz_all = self._ztz_all
-            col_rms = np.sqrt(np.diag(ztz_all) / n)
-            icpt = np.flatnonzero(self._intercept_re)
-            if icpt.size:
-                col_mean = ztz_all[icpt[0]] / n
-            else:
-                col_mean = np.zeros(self.k_re)
-            col_sd = np.sqrt(np.maximum(col_rms**2 - col_mean**2, 0.0))
+            # (plain floats: p and q are small, and a numpy call costs more here)
+            x_scale = np.array([1.0 / math.sqrt(v / n) if v > 0 else 1.0
+                                for v in st.xtx.diagonal().tolist()])
+            ztz_all = self._ztz_all.tolist()
+            q = self.k_re
+            col_rms = [math.sqrt(ztz_all[j][j] / n) for j in range(q)]
+            icpt = [j for j in range(q) if self._intercept_re[j]]
+            col_mean = [v / n for v in ztz_all[icpt[0]]] if icpt else [0.0] * q
+            col_sd = [math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0))
+                      for j in range(q)]
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re)
             self._deviances[key] = ProfiledDeviance(st, structure, reml, reparam, x_scale)

@@ -270,3 +270,31 @@ def test_model_products_is_blocks_and_cross_products_in_one_call():
     assert list(_core.model_products(x, z, y, codes, g)["ones"]) == [False, False]
     x[7, 2] = np.nan
     assert not _core.model_products(x, z, y, codes, g)["finite"]
+
+
+@pytest.mark.parametrize("t_identity", [True, False])
+def test_condition_products_equals_transformed(t_identity):
+    from lmm.deviance import CrossProducts
+
+    rng = np.random.default_rng(6)
+    n, g = 150, 11
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    z = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n) + 3.0
+    codes = rng.integers(0, g, n).astype(np.intp)
+    sizes, offsets, order = _core.group_blocks(codes, g)
+    st = CrossProducts(*_core.cross_products(x, z, y, order, offsets)[:5],
+                       float(_core.cross_products(x, z, y, order, offsets)[5]), n)
+    x_scale = np.array([1.0, 0.5, 2.0])
+    t = np.eye(2) if t_identity else np.array([[1.0, -0.3], [0.0, 1.7]])
+    beta, *cond = _core.condition_products(st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty,
+                                           x_scale, t)
+    xs = x * x_scale
+    np.testing.assert_allclose(beta, np.linalg.lstsq(xs, y, rcond=None)[0], rtol=1e-10)
+    ref = st.transformed(x_scale, t, beta)
+    for got, want in zip(cond, (ref.ztz, ref.ztx, ref.zty, ref.xtx, ref.xty, ref.yty)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert (cond[0] is st.ztz) == t_identity
+    singular = np.zeros((3, 3))
+    assert _core.condition_products(st.ztz, st.ztx, st.zty, singular, st.xty, st.yty,
+                                    x_scale, t) is None
