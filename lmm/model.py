@@ -8,7 +8,7 @@ the optimum in a results object (results.py).
 
 import math
 import warnings
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -117,6 +117,12 @@ def _factorize_groups(groups):
     except TypeError:
         codes, labels = pd.factorize(groups.astype(str), sort=True)
     return codes.astype(np.intp, copy=False), labels
+
+
+@lru_cache(maxsize=64)
+def _default_structure(q, blocks):
+    """The CovarianceStructure of q effects in `blocks` (shared: it is never changed)."""
+    return CovarianceStructure(q, blocks)
 
 
 _DESIGN = []
@@ -355,7 +361,6 @@ class MixedLM:
             )
         self._intercept_re = pr["ones"]
         self._deviances = {}
-        self._structures = {}
         self._re_blocks = None
         self.lmer_formula = None
 
@@ -435,11 +440,7 @@ class MixedLM:
 
     def _structure(self, free):
         if free is None:
-            key = self._re_blocks
-            cached = self._structures.get(key)
-            if cached is None:
-                cached = self._structures[key] = CovarianceStructure(self.k_re, key)
-            return cached
+            return _default_structure(self.k_re, self._re_blocks)
         if isinstance(free, MixedLMParams):
             if np.any(np.asarray(free.fe_params) == 0):
                 raise NotImplementedError("fixing fixed effects through `free` is not supported")
