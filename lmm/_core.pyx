@@ -436,6 +436,17 @@ cdef double _criterion(double logdet, double logdet_xvx, double rss, double nobs
     return dev
 
 
+cdef object _lower_fortran(const double[:, ::1] lam):
+    """The lower triangle of lam, column-major (np.tril(lam).copy(order="F"))."""
+    cdef Py_ssize_t q = lam.shape[0], j, k
+    out = np.zeros((q, lam.shape[1]), order="F")
+    cdef double[::1, :] o = out
+    for k in range(lam.shape[1]):
+        for j in range(k, q):
+            o[j, k] = lam[j, k]
+    return out
+
+
 def _check_lam(const double[:, ::1] lam, Py_ssize_t q):
     if lam.shape[0] != q or lam.shape[1] != q:
         raise ValueError(f"lam must be ({q}, {q}), got {tuple(lam.shape)[:2]}")
@@ -575,7 +586,7 @@ def solve(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     """
     cdef int q = ztz.shape[1], p = ztx.shape[2]
     _check_lam(lam, q)
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     work_arr = np.empty(2 * q * q + q * (p + 1))
     xvx_arr = np.empty((p, p), order="F")
@@ -740,7 +751,7 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     base = solve(lam, ztz, ztx, zty, xtx, xty, yty)
     if base["info"] != 0:
         raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite")
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     xvx_chol_arr = np.linalg.cholesky(base["xvx"]).copy(order="F")
     xvx_inv = np.linalg.inv(base["xvx"])
@@ -943,7 +954,7 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     for t in range(nd):
         if not (0 <= theta_cols[t] <= theta_rows[t] < q):
             raise ValueError("theta indices must address the lower triangle of Lambda")
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     work_arr = np.empty(_deviance_hessian_work(q, p, nd))
     cdef double[::1] work = work_arr
@@ -991,7 +1002,7 @@ def conditional_modes(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     _check_lam(lam, q)
     if beta.shape[0] != p:
         raise ValueError(f"beta must have length {p}")
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     modes_arr = np.zeros((n_groups, q))
     cov_arr = np.zeros((n_groups, q, q))

@@ -82,6 +82,12 @@ class CovarianceStructure:
         # which entries of the row-major lower triangle are free
         self.cov_free = np.array([b[j] == b[k] for j in range(self.q) for k in range(j + 1)],
                                  dtype=bool)
+        # entries of Lambda that are not in theta (the upper triangle, and the
+        # lower one across blocks): set to zero in factors mapped between spaces
+        pairs = [(j, k) for j in range(self.q) for k in range(self.q)
+                 if not (j >= k and b[j] == b[k])]
+        self.fixed_rows = np.array([j for j, _ in pairs], dtype=np.intp)
+        self.fixed_cols = np.array([k for _, k in pairs], dtype=np.intp)
         self.is_unstructured = len(self.blocks) == 1
         self.is_diagonal = all(len(b) == 1 for b in self.blocks)
 
@@ -214,17 +220,13 @@ class Reparametrization:
         """Lambda of the user's Z from Lambda of Z T: L L' = T Ls Ls' T'."""
         lam = _lower_factor(self.t @ lam_scaled)
         s = self.structure
-        mask = np.zeros_like(lam, dtype=bool)
-        mask[s.theta_rows, s.theta_cols] = True
-        lam[~mask] = 0.0
+        lam[s.fixed_rows, s.fixed_cols] = 0.0
         return lam
 
     def lam_to_scaled(self, lam_user):
         lam = _lower_factor(self.t_inv @ lam_user)
         s = self.structure
-        mask = np.zeros_like(lam, dtype=bool)
-        mask[s.theta_rows, s.theta_cols] = True
-        lam[~mask] = 0.0
+        lam[s.fixed_rows, s.fixed_cols] = 0.0
         return lam
 
     def cov_to_user(self, cov_scaled):

@@ -199,7 +199,7 @@ class ProfiledDeviance:
         lam_user = self.reparam.lam_to_user(lam_s)
         cov_re = scale * (lam_user @ lam_user.T)
         nu = self.nu
-        dev = sol["logdet_v"] + nu * (1.0 + np.log(2.0 * np.pi * sol["rss"] / nu))
+        dev = sol["logdet_v"] + nu * (1.0 + math.log(2.0 * math.pi * sol["rss"] / nu))
         if self.reml:
             dev += sol["logdet_xvx"]
         return Solution(

@@ -119,12 +119,12 @@ class MixedLMResults:
         """Why the fit is singular (empty when it is not)."""
         s = self.structure
         theta_s = self._check.theta
-        lam_s = s.lam(theta_s)
+        lam_s = s.lam(theta_s).tolist()
         msgs = []
         names = self.model.exog_re_names
         for j in range(s.q):
-            if lam_s[j, j] < SINGULAR_TOLERANCE:
-                if np.all(np.abs(lam_s[j, :j]) < SINGULAR_TOLERANCE):
+            if lam_s[j][j] < SINGULAR_TOLERANCE:
+                if all(abs(v) < SINGULAR_TOLERANCE for v in lam_s[j][:j]):
                     msgs.append(f"the variance of random effect '{names[j]}' is estimated at "
                                 f"zero ({self.cov_re.iloc[j, j]:.3g})")
                 else:
