@@ -147,7 +147,8 @@ class CovarianceStructure:
 
     def start_theta(self):
         """lme4's start: Lambda = I."""
-        return np.where(self.theta_rows == self.theta_cols, 1.0, 0.0)
+        return np.array([1.0 if j == k else 0.0
+                         for j, k in zip(self.theta_rows.tolist(), self.theta_cols.tolist())])
 
     def theta_from_cov(self, cov):
         """theta of a PSD relative covariance (entries outside the blocks ignored)."""
