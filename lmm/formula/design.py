@@ -111,8 +111,9 @@ def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
                     for c in re.column_names]
     else:
         z, re_names = None, [re_intercept_name or group_name]
-    # the response as float64 without a copy when it is one already
-    endog = arrays[lhs].astype(float, copy=False)
+    # (a copy, as before: a view would follow later in-place changes of the
+    # DataFrame, and model.endog with it)
+    endog = arrays[lhs].astype(float)
     extra = {"_report_nonfinite": True} if report_nonfinite else {}
     return cls(
         endog, x, groups, exog_re=z, missing="none",
