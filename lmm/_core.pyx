@@ -329,8 +329,10 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     cdef const double[:, ::1] xtx_v = xtx
     ztz_all_arr = np.zeros((q, q))
     cdef double[:, ::1] ztz_all = ztz_all_arr
-    ones_arr = np.ones(q, dtype=np.uint8)
+    ones_arr = np.empty(q, dtype=np.uint8)
     cdef unsigned char[::1] ones = ones_arr
+    for j in range(q):
+        ones[j] = 1
     cdef Py_ssize_t g
     cdef double total = yty
     with nogil:

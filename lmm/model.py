@@ -246,7 +246,8 @@ class MixedLM:
         x = _as_float_matrix(exog, "exog", self.exog_names)
 
         if exog_re is None:
-            z = np.ones((n, 1))
+            z = np.empty((n, 1))
+            z[...] = 1.0            # (np.ones, without its Python-level wrapper)
             re_names = [re_default_name]
         else:
             k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]

@@ -60,7 +60,7 @@ class MixedLMResults:
             messages=list(check.messages),
         )
         self._re_free = self.structure.cov_free.copy()
-        self.df_modelwc = self.k_fe + int(self._re_free.sum())
+        self.df_modelwc = self.k_fe + len(self.structure.cov_rows)   # the free entries
         # lme4 counts the scale as a parameter too
         self.n_params = self.df_modelwc + 1
 
