@@ -14,7 +14,7 @@ centred as well as scaled, which only an unstructured block allows).
 """
 
 import math
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -99,6 +99,13 @@ class CovarianceStructure:
         must all be pairwise free.
         """
         free_cov = np.asarray(free_cov, dtype=float)
+        if cls is CovarianceStructure and free_cov.ndim == 2:
+            # the same pattern gives the same (never changed) structure
+            return _structure_from_free(tuple(map(tuple, free_cov.tolist())))
+        return cls._from_free(free_cov)
+
+    @classmethod
+    def _from_free(cls, free_cov):
         q = free_cov.shape[0]
         if free_cov.shape != (q, q):
             raise ValueError(f"free.cov_re must be square, got shape {free_cov.shape}")
@@ -180,6 +187,13 @@ class CovarianceStructure:
 
     def cov_vector(self, cov):
         return np.asarray(cov)[self.cov_rows, self.cov_cols].copy()
+
+
+@lru_cache(maxsize=64)
+def _structure_from_free(pattern):
+    """CovarianceStructure.from_free of a pattern given as a tuple of rows (cached;
+    errors are raised again on every call)."""
+    return CovarianceStructure._from_free(np.array(pattern, dtype=float))
 
 
 class Reparametrization:
