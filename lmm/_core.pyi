@@ -4,6 +4,16 @@
 import numpy as np
 from numpy.typing import NDArray
 
+def code_integer_groups(
+    groups: NDArray[np.int64], max_span: int
+) -> tuple[NDArray[np.intp], NDArray[np.int64]] | None: ...
+def group_blocks(
+    codes: NDArray[np.intp], n_groups: int
+) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]: ...
+def model_products(
+    X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
+    codes: NDArray[np.intp], n_groups: int,
+) -> dict[str, object]: ...
 def cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     order: NDArray[np.intp], group_offsets: NDArray[np.intp],
@@ -70,3 +80,13 @@ class ManyFitter:
         self, Y: NDArray[np.float64], miss_ptr: NDArray[np.intp], miss_rows: NDArray[np.intp],
         out: NDArray[np.float64], flags: NDArray[np.intp],
     ) -> int: ...
+def spd_solve(
+    a: NDArray[np.float64], b: NDArray[np.float64]
+) -> NDArray[np.float64] | None: ...
+def condition_products(
+    ztz: NDArray[np.float64], ztx: NDArray[np.float64], zty: NDArray[np.float64],
+    xtx: NDArray[np.float64], xty: NDArray[np.float64], yty: float,
+    x_scale: NDArray[np.float64], t: NDArray[np.float64],
+    beta: NDArray[np.float64] | None = ...,
+) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64],
+           NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float] | None: ...

@@ -35,6 +35,7 @@ import numpy as np
 
 from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
+from libc.stdint cimport int64_t
 from lmm._linalg cimport (
     _cholesky_lower, _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
 )
@@ -142,6 +143,110 @@ cdef inline void _matmul(const double* a, const double* b, double* out,
 
 
 # ---------------------------------------------------------------------------
+# Group blocks: a counting sort of the group codes
+# ---------------------------------------------------------------------------
+
+def code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
+    """Codes of integer group labels through a table of their range (no hashing).
+
+    Parameters
+    ----------
+    groups : (n,) int64 labels (any strides), n >= 1
+    max_span : the largest range (max - min + 1) accepted
+
+    Returns
+    -------
+    (codes (n,) intp, labels (n_groups,) int64): labels the sorted distinct
+    values, codes[r] the index of groups[r] in labels (pandas.factorize with
+    sort=True); or None when the range exceeds max_span.
+    """
+    cdef Py_ssize_t n = groups.shape[0], r, k, n_groups = 0
+    cdef int64_t lo, hi, v
+    if n == 0:
+        return None
+    lo = groups[0]
+    hi = groups[0]
+    with nogil:
+        for r in range(1, n):
+            v = groups[r]
+            if v < lo:
+                lo = v
+            elif v > hi:
+                hi = v
+    # (hi - lo computed in floating point first: it may overflow int64)
+    if <double>hi - <double>lo + 1.0 > <double>max_span:
+        return None
+    cdef Py_ssize_t span = <Py_ssize_t>(hi - lo) + 1
+    index_arr = np.zeros(span, dtype=np.intp)
+    codes_arr = np.empty(n, dtype=np.intp)
+    cdef intp_t[::1] index = index_arr
+    cdef intp_t[::1] codes = codes_arr
+    with nogil:
+        for r in range(n):
+            index[groups[r] - lo] = 1
+        for k in range(span):
+            if index[k]:
+                index[k] = n_groups
+                n_groups += 1
+            else:
+                index[k] = -1
+        for r in range(n):
+            codes[r] = index[groups[r] - lo]
+    labels_arr = np.empty(n_groups, dtype=np.int64)
+    cdef int64_t[::1] labels = labels_arr
+    with nogil:
+        for k in range(span):
+            if index[k] >= 0:
+                labels[index[k]] = lo + k
+    return codes_arr, labels_arr
+
+
+def group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
+    """Sizes, offsets and row order of the group blocks, in two passes over the codes.
+
+    Parameters
+    ----------
+    codes : (n,) intp, group codes in 0..n_groups - 1 (checked)
+    n_groups : int
+
+    Returns
+    -------
+    sizes (n_groups,) intp; offsets (n_groups + 1,) intp, from 0 to n;
+    order (n,) intp, the rows group by group, in their original order within
+    a group (``np.argsort(codes, kind="stable")``)
+    """
+    cdef Py_ssize_t n = codes.shape[0], r, g
+    sizes_arr = np.zeros(n_groups, dtype=np.intp)
+    offsets_arr = np.empty(n_groups + 1, dtype=np.intp)
+    order_arr = np.empty(n, dtype=np.intp)
+    pos_arr = np.empty(max(n_groups, 1), dtype=np.intp)
+    cdef intp_t[::1] sizes = sizes_arr
+    cdef intp_t[::1] offsets = offsets_arr
+    cdef intp_t[::1] order = order_arr
+    cdef intp_t[::1] pos = pos_arr
+    cdef bint bad = False
+    with nogil:
+        for r in range(n):
+            g = codes[r]
+            if g < 0 or g >= n_groups:
+                bad = True
+                break
+            sizes[g] += 1
+        if not bad:
+            offsets[0] = 0
+            for g in range(n_groups):
+                pos[g] = offsets[g]
+                offsets[g + 1] = offsets[g] + sizes[g]
+            for r in range(n):
+                g = codes[r]
+                order[pos[g]] = r
+                pos[g] += 1
+    if bad:
+        raise ValueError("group codes must lie in 0..n_groups - 1")
+    return sizes_arr, offsets_arr, order_arr
+
+
+# ---------------------------------------------------------------------------
 # Cross-products: the only pass over the rows
 # ---------------------------------------------------------------------------
 
@@ -202,6 +307,56 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
             for b in range(a):
                 xtx[b, a] = xtx[a, b]
     return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
+
+
+def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                   const intp_t[::1] codes, Py_ssize_t n_groups):
+    """Everything the one-factor model needs from its rows, in one call.
+
+    The group blocks (`group_blocks`), the cross-products (`cross_products`,
+    the same sums in the same order), Z'Z summed over the groups, whether
+    y'y + tr X'X + tr Z'Z is finite, and which columns of Z are all ones.
+
+    Returns
+    -------
+    dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty, ztz_all
+    (q, q), finite (bool), ones (q,) bool
+    """
+    cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
+    if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
+        raise ValueError("X, Z, y and codes must have the same number of rows")
+    sizes, offsets, order = group_blocks(codes, n_groups)
+    ztz, ztx, zty, xtx, xty, yty = cross_products(X, Z, y, order, offsets)
+    cdef double[:, :, ::1] ztz_v = ztz
+    cdef const double[:, ::1] xtx_v = xtx
+    ztz_all_arr = np.zeros((q, q))
+    cdef double[:, ::1] ztz_all = ztz_all_arr
+    ones_arr = np.empty(q, dtype=np.uint8)
+    cdef unsigned char[::1] ones = ones_arr
+    for j in range(q):
+        ones[j] = 1
+    cdef Py_ssize_t g
+    cdef double total = yty
+    with nogil:
+        for g in range(n_groups):
+            for j in range(q):
+                for k in range(q):
+                    ztz_all[j, k] += ztz_v[g, j, k]
+        for j in range(q):
+            total += ztz_all[j, j]
+            # a column of ones has z'z = n exactly; only such columns are read
+            if ztz_all[j, j] != <double>n:
+                ones[j] = 0
+                continue
+            for r in range(n):
+                if Z[r, j] != 1.0:
+                    ones[j] = 0
+                    break
+        for j in range(X.shape[1]):
+            total += xtx_v[j, j]
+    return dict(sizes=sizes, offsets=offsets, order=order, ztz=ztz, ztx=ztx, zty=zty,
+                xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr,
+                finite=bool(total - total == 0.0), ones=ones_arr.astype(bool))
 
 
 # ---------------------------------------------------------------------------
@@ -283,6 +438,17 @@ cdef double _criterion(double logdet, double logdet_xvx, double rss, double nobs
     if reml:
         dev += logdet_xvx
     return dev
+
+
+cdef object _lower_fortran(const double[:, ::1] lam):
+    """The lower triangle of lam, column-major (np.tril(lam).copy(order="F"))."""
+    cdef Py_ssize_t q = lam.shape[0], j, k
+    out = np.zeros((q, lam.shape[1]), order="F")
+    cdef double[::1, :] o = out
+    for k in range(lam.shape[1]):
+        for j in range(k, q):
+            o[j, k] = lam[j, k]
+    return out
 
 
 def _check_lam(const double[:, ::1] lam, Py_ssize_t q):
@@ -424,7 +590,7 @@ def solve(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     """
     cdef int q = ztz.shape[1], p = ztx.shape[2]
     _check_lam(lam, q)
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     work_arr = np.empty(2 * q * q + q * (p + 1))
     xvx_arr = np.empty((p, p), order="F")
@@ -589,7 +755,7 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     base = solve(lam, ztz, ztx, zty, xtx, xty, yty)
     if base["info"] != 0:
         raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite")
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     xvx_chol_arr = np.linalg.cholesky(base["xvx"]).copy(order="F")
     xvx_inv = np.linalg.inv(base["xvx"])
@@ -792,7 +958,7 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     for t in range(nd):
         if not (0 <= theta_cols[t] <= theta_rows[t] < q):
             raise ValueError("theta indices must address the lower triangle of Lambda")
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     work_arr = np.empty(_deviance_hessian_work(q, p, nd))
     cdef double[::1] work = work_arr
@@ -840,7 +1006,7 @@ def conditional_modes(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     _check_lam(lam, q)
     if beta.shape[0] != p:
         raise ValueError(f"beta must have length {p}")
-    lam_arr = np.tril(np.asarray(lam)).copy(order="F")
+    lam_arr = _lower_fortran(lam)
     cdef double[::1, :] lam_c = lam_arr
     modes_arr = np.zeros((n_groups, q))
     cov_arr = np.zeros((n_groups, q, q))
@@ -1229,6 +1395,150 @@ def trust_region_step(h, g, double radius, prefer):
     _symmetric_eigen(&hv[0, 0], n, &w[0], &v[0, 0])
     _trust_region_step(&w[0], &v[0, 0], &gg[0], n, radius, &pref[0], &gv[0], &step[0])
     return step_arr
+
+
+def spd_solve(a, b):
+    """x with a x = b for a symmetric positive definite `a` (n x n) by Cholesky,
+    or None when `a` is not positive definite (then use a general solver).
+
+    A compiled call for the small systems of the set-up (numpy.linalg's Python
+    wrapper costs more than the arithmetic there)."""
+    arr = np.array(a, dtype=float, order="F", copy=True)
+    x_arr = np.array(b, dtype=float, copy=True)
+    cdef int n = arr.shape[0]
+    if arr.ndim != 2 or arr.shape[1] != n or x_arr.ndim != 1 or x_arr.shape[0] != n:
+        raise ValueError("a must be n x n and b of length n")
+    if n == 0:
+        return x_arr
+    cdef double[::1, :] a_v = arr
+    cdef double[::1] x = x_arr
+    cdef int info
+    with nogil:
+        info = _cholesky_lower(&a_v[0, 0], n)
+        if info == 0:
+            _solve_lower(&a_v[0, 0], n, &x[0], 1, False)
+            _solve_lower(&a_v[0, 0], n, &x[0], 1, True)
+    if info != 0:
+        return None
+    return x_arr
+
+
+def condition_products(ztz, ztx, zty, xtx, xty, double yty, x_scale, t, beta=None):
+    """Cross-products of the conditioned design, in one call.
+
+    X D (D = diag(x_scale)), Z T and the response y - X D beta, with beta the
+    least-squares coefficients of y on X D unless given: the arrays that
+    `CrossProducts.transformed(x_scale, t, beta)` makes with numpy, made
+    here without a numpy call per product.  When T = I, Z'Z is returned
+    itself (not copied).
+
+    Returns
+    -------
+    (beta, ztz, ztx, zty, xtx, xty, yty), or None when beta is not given and
+    (X D)'(X D) is not positive definite.
+    """
+    cdef const double[:, :, ::1] zz = ztz
+    cdef const double[:, :, ::1] zx = ztx
+    cdef const double[:, ::1] zy = zty
+    cdef const double[:, ::1] xx = xtx
+    cdef const double[::1] xy = xty
+    cdef const double[::1] xs = np.ascontiguousarray(x_scale, dtype=float)
+    cdef const double[:, ::1] tt = np.ascontiguousarray(t, dtype=float)
+    cdef Py_ssize_t n_groups = zz.shape[0], q = zz.shape[1], p = xx.shape[0]
+    cdef Py_ssize_t g, i, j, k, a, c
+    if (zx.shape[0] != n_groups or zy.shape[0] != n_groups or zz.shape[2] != q
+            or zx.shape[1] != q or zy.shape[1] != q or zx.shape[2] != p
+            or xx.shape[1] != p or xy.shape[0] != p or xs.shape[0] != p
+            or tt.shape[0] != q or tt.shape[1] != q):
+        raise ValueError("the cross-products, x_scale and t do not agree in shape")
+    xtx_arr = np.empty((p, p))
+    xty_arr = np.empty(p)
+    cdef double[:, ::1] xtx_s = xtx_arr
+    cdef double[::1] xty_s = xty_arr
+    for a in range(p):
+        for c in range(p):
+            xtx_s[a, c] = xx[a, c] * (xs[a] * xs[c])
+        xty_s[a] = xy[a] * xs[a]
+    if beta is None:
+        beta = spd_solve(xtx_arr, xty_arr)
+        if beta is None:
+            return None
+    beta_arr = np.ascontiguousarray(beta, dtype=float)
+    cdef const double[::1] b = beta_arr
+    if b.shape[0] != p:
+        raise ValueError("beta must have one entry per column of X")
+    cdef bint identity = True
+    for i in range(q):
+        for j in range(q):
+            if tt[i, j] != (1.0 if i == j else 0.0):
+                identity = False
+    ztx_arr = np.empty((n_groups, q, p))
+    zty_arr = np.empty((n_groups, q))
+    cdef double[:, :, ::1] zx_t = ztx_arr
+    cdef double[:, ::1] zy_t = zty_arr
+    cdef double[:, :, ::1] zz_t
+    cdef double tmp[16]
+    cdef double* work = NULL
+    cdef double s
+    if identity:
+        ztz_out = ztz
+    else:
+        ztz_out = np.empty((n_groups, q, q))
+        zz_t = ztz_out
+        work = <double*>malloc(q * q * sizeof(double)) if q * q > 16 else tmp
+        if work == NULL:
+            raise MemoryError()
+    with nogil:
+        for g in range(n_groups):
+            if not identity:
+                # (T' Z'Z) T, in the order numpy's products take
+                for i in range(q):
+                    for j in range(q):
+                        s = 0.0
+                        for k in range(q):
+                            s = s + tt[k, i] * zz[g, k, j]
+                        work[i * q + j] = s
+                for i in range(q):
+                    for j in range(q):
+                        s = 0.0
+                        for k in range(q):
+                            s = s + work[i * q + k] * tt[k, j]
+                        zz_t[g, i, j] = s
+            for i in range(q):
+                for c in range(p):
+                    s = 0.0
+                    for k in range(q):
+                        s = s + tt[k, i] * zx[g, k, c]
+                    zx_t[g, i, c] = s * xs[c]
+                s = 0.0
+                for k in range(q):
+                    s = s + zy[g, k] * tt[k, i]
+                zy_t[g, i] = s
+            for i in range(q):
+                s = 0.0
+                for c in range(p):
+                    s = s + zx_t[g, i, c] * b[c]
+                zy_t[g, i] = zy_t[g, i] - s
+    if not identity and work != tmp:
+        free(work)
+    # y'y - 2 b'X'y + b'X'X b, X'y - X'X b (scaled X)
+    cdef double bxy = 0.0, bxxb = 0.0
+    xty_out = np.empty(p)
+    cdef double[::1] xy_t = xty_out
+    for a in range(p):
+        bxy += b[a] * xty_s[a]
+    for c in range(p):
+        s = 0.0
+        for a in range(p):
+            s += b[a] * xtx_s[a, c]
+        bxxb += s * b[c]
+    for a in range(p):
+        s = 0.0
+        for c in range(p):
+            s += xtx_s[a, c] * b[c]
+        xy_t[a] = xty_s[a] - s
+    return (beta_arr, ztz_out, ztx_arr, zty_arr, xtx_arr, xty_out,
+            yty - 2.0 * bxy + bxxb)
 
 
 def symmetric_eigen(a):

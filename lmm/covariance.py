@@ -13,6 +13,9 @@ block-diagonal (within a block that holds an intercept, the other columns are
 centred as well as scaled, which only an unstructured block allows).
 """
 
+import math
+from functools import cached_property, lru_cache
+
 import numpy as np
 
 
@@ -21,6 +24,14 @@ def _lower_factor(f):
 
     Works for singular F F' too (it is an LQ decomposition, not a Cholesky).
     """
+    if f.shape == (1, 1):
+        return np.abs(f)      # what the QR below gives for one entry, without its overhead
+    if f.shape == (2, 2):
+        # the LQ factor of a 2 x 2 matrix in closed form (a Givens rotation)
+        (a, b), (c, d) = f.tolist()
+        r = math.hypot(a, b)
+        if r > 0:
+            return np.array([[r, 0.0], [(a * c + b * d) / r, abs(a * d - b * c) / r]])
     r = np.linalg.qr(f.T, mode="r")
     low = r.T.copy()
     signs = np.where(np.diag(low) < 0, -1.0, 1.0)
@@ -56,23 +67,27 @@ class CovarianceStructure:
         if np.any(block_of < 0) or sum(len(b) for b in self.blocks) != self.q:
             raise ValueError("blocks must partition the random effects")
         self.block_of = block_of
-        same = block_of[:, None] == block_of[None, :]
+        b = block_of.tolist()
         # theta: lower entries (j >= k) in the same block, column by column (lme4's order)
-        rows, cols = [], []
-        for k in range(self.q):
-            for j in range(k, self.q):
-                if same[j, k]:
-                    rows.append(j)
-                    cols.append(k)
-        self.theta_rows = np.array(rows, dtype=np.intp)
-        self.theta_cols = np.array(cols, dtype=np.intp)
-        self.n_theta = len(rows)
-        self.lower_bounds = np.where(self.theta_rows == self.theta_cols, 0.0, -np.inf)
+        # (plain loops: q is small, and numpy's index helpers cost more here)
+        pairs = [(j, k) for k in range(self.q) for j in range(k, self.q) if b[j] == b[k]]
+        self.theta_rows = np.array([j for j, _ in pairs], dtype=np.intp)
+        self.theta_cols = np.array([k for _, k in pairs], dtype=np.intp)
+        self.n_theta = len(pairs)
+        self.lower_bounds = np.array([0.0 if j == k else -np.inf for j, k in pairs])
         # free entries of cov_re in statsmodels' order (row-major lower triangle)
-        tr, tc = np.tril_indices(self.q)
-        keep = same[tr, tc]
-        self.cov_rows = tr[keep]
-        self.cov_cols = tc[keep]
+        pairs = [(j, k) for j in range(self.q) for k in range(j + 1) if b[j] == b[k]]
+        self.cov_rows = np.array([j for j, _ in pairs], dtype=np.intp)
+        self.cov_cols = np.array([k for _, k in pairs], dtype=np.intp)
+        # which entries of the row-major lower triangle are free
+        self.cov_free = np.array([b[j] == b[k] for j in range(self.q) for k in range(j + 1)],
+                                 dtype=bool)
+        # entries of Lambda that are not in theta (the upper triangle, and the
+        # lower one across blocks): set to zero in factors mapped between spaces
+        pairs = [(j, k) for j in range(self.q) for k in range(self.q)
+                 if not (j >= k and b[j] == b[k])]
+        self.fixed_rows = np.array([j for j, _ in pairs], dtype=np.intp)
+        self.fixed_cols = np.array([k for _, k in pairs], dtype=np.intp)
         self.is_unstructured = len(self.blocks) == 1
         self.is_diagonal = all(len(b) == 1 for b in self.blocks)
 
@@ -84,6 +99,13 @@ class CovarianceStructure:
         must all be pairwise free.
         """
         free_cov = np.asarray(free_cov, dtype=float)
+        if cls is CovarianceStructure and free_cov.ndim == 2:
+            # the same pattern gives the same (never changed) structure
+            return _structure_from_free(tuple(map(tuple, free_cov.tolist())))
+        return cls._from_free(free_cov)
+
+    @classmethod
+    def _from_free(cls, free_cov):
         q = free_cov.shape[0]
         if free_cov.shape != (q, q):
             raise ValueError(f"free.cov_re must be square, got shape {free_cov.shape}")
@@ -132,7 +154,8 @@ class CovarianceStructure:
 
     def start_theta(self):
         """lme4's start: Lambda = I."""
-        return np.where(self.theta_rows == self.theta_cols, 1.0, 0.0)
+        return np.array([1.0 if j == k else 0.0
+                         for j, k in zip(self.theta_rows.tolist(), self.theta_cols.tolist())])
 
     def theta_from_cov(self, cov):
         """theta of a PSD relative covariance (entries outside the blocks ignored)."""
@@ -166,6 +189,13 @@ class CovarianceStructure:
         return np.asarray(cov)[self.cov_rows, self.cov_cols].copy()
 
 
+@lru_cache(maxsize=64)
+def _structure_from_free(pattern):
+    """CovarianceStructure.from_free of a pattern given as a tuple of rows (cached;
+    errors are raised again on every call)."""
+    return CovarianceStructure._from_free(np.array(pattern, dtype=float))
+
+
 class Reparametrization:
     """Z -> Z T, for the optimizer; maps relative factors between the two spaces.
 
@@ -195,23 +225,23 @@ class Reparametrization:
                     t[j, j] = 1.0 / col_rms[j]
         self.structure = structure
         self.t = t
-        self.t_inv = np.linalg.inv(t)
+
+    @cached_property
+    def t_inv(self):
+        """T^-1 (made on first use: only a start or a profile needs it)."""
+        return np.linalg.inv(self.t)
 
     def lam_to_user(self, lam_scaled):
         """Lambda of the user's Z from Lambda of Z T: L L' = T Ls Ls' T'."""
         lam = _lower_factor(self.t @ lam_scaled)
         s = self.structure
-        mask = np.zeros_like(lam, dtype=bool)
-        mask[s.theta_rows, s.theta_cols] = True
-        lam[~mask] = 0.0
+        lam[s.fixed_rows, s.fixed_cols] = 0.0
         return lam
 
     def lam_to_scaled(self, lam_user):
         lam = _lower_factor(self.t_inv @ lam_user)
         s = self.structure
-        mask = np.zeros_like(lam, dtype=bool)
-        mask[s.theta_rows, s.theta_cols] = True
-        lam[~mask] = 0.0
+        lam[s.fixed_rows, s.fixed_cols] = 0.0
         return lam
 
     def cov_to_user(self, cov_scaled):

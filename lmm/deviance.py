@@ -7,6 +7,7 @@ gradient and Hessian in theta, and maps results back to the user's
 parametrization.  No method here touches the rows of the data.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,16 +46,26 @@ class CrossProducts:
     def transformed(self, x_scale, z_transform, y_offset=None):
         """Cross-products of X diag(x_scale), Z z_transform and y - X diag(x_scale) y_offset."""
         t = z_transform
-        # (plain matmul broadcasting: einsum's path search costs more than the work)
-        ztz = t.T @ self.ztz @ t
-        ztx = (t.T @ self.ztx) * x_scale
-        zty = self.zty @ t
+        if np.array_equal(t, np.eye(t.shape[0])):
+            # T = I (a random intercept alone): the products below would return
+            # the same numbers; Z'Z is shared, not copied (nothing writes to it)
+            ztz = self.ztz
+            ztx = self.ztx * x_scale
+            zty = self.zty.copy()
+        else:
+            # (plain matmul broadcasting: einsum's path search costs more than the
+            # work; in-place updates keep one per-group temporary at a time)
+            ztz = t.T @ self.ztz
+            ztz = ztz @ t
+            ztx = t.T @ self.ztx
+            ztx *= x_scale
+            zty = self.zty @ t
         xtx = self.xtx * np.outer(x_scale, x_scale)
         xty = self.xty * x_scale
         yty = float(self.yty)
         if y_offset is not None:
             yty = yty - 2.0 * y_offset @ xty + y_offset @ xtx @ y_offset
-            zty = zty - ztx @ y_offset
+            zty -= ztx @ y_offset
             xty = xty - xtx @ y_offset
         return CrossProducts(
             np.ascontiguousarray(ztz),
@@ -65,6 +76,21 @@ class CrossProducts:
             yty,
             self.nobs,
         )
+
+
+class Solution(dict):
+    """The estimates at theta (a dict); "vcov_fe", the fixed effects' covariance,
+    is computed on first access (a fit that is not asked for standard errors
+    does not invert X'V^-1 X)."""
+
+    def __missing__(self, key):
+        if key != "vcov_fe":
+            raise KeyError(key)
+        x_scale = self["_x_scale"]
+        xvx_inv_s = np.linalg.inv(self["_xvx"])
+        vcov_fe = self["scale"] * xvx_inv_s * np.outer(x_scale, x_scale)
+        self["vcov_fe"] = vcov_fe
+        return vcov_fe
 
 
 class ProfiledDeviance:
@@ -98,16 +124,27 @@ class ProfiledDeviance:
         # y'V^{-1}y - beta'X'V^{-1}y then cancels far less, so the criterion
         # is smooth to near machine precision and Newton steps can be judged
         # by it all the way to the optimum.
-        scaled = stats.transformed(self.x_scale, np.eye(structure.q))
-        try:
-            self.beta_ols = np.linalg.solve(scaled.xtx, scaled.xty)
-        except np.linalg.LinAlgError:
-            self.beta_ols = np.zeros(stats.p)
-        self.stats = stats.transformed(self.x_scale, reparam.t, self.beta_ols)
+        # (the products of the conditioned design in one compiled call; the
+        # least-squares coefficients by Cholesky there, by numpy if X'X is not
+        # positive definite)
+        args = (stats.ztz, stats.ztx, stats.zty, stats.xtx, stats.xty, float(stats.yty),
+                self.x_scale, reparam.t)
+        cond = _core.condition_products(*args)
+        if cond is None:
+            xtx_scaled = stats.xtx * np.outer(self.x_scale, self.x_scale)
+            xty_scaled = stats.xty * self.x_scale
+            try:
+                beta_ols = np.linalg.solve(xtx_scaled, xty_scaled)
+            except np.linalg.LinAlgError:
+                beta_ols = np.zeros(stats.p)
+            cond = _core.condition_products(*args, beta_ols)
+        self.beta_ols = cond[0]
+        self.stats = CrossProducts(*cond[1:], stats.nobs)
         self.nobs = stats.nobs
         self.p = stats.p
         self.nu = self.nobs - self.p if self.reml else self.nobs
-        self.shift = -2.0 * np.sum(np.log(self.x_scale)) if self.reml else 0.0
+        self.shift = -2.0 * sum(math.log(v) for v in self.x_scale.tolist()) \
+            if self.reml else 0.0
         self._args = (
             self.stats.ztz, self.stats.ztx, self.stats.zty,
             self.stats.xtx, self.stats.xty, self.stats.yty,
@@ -159,23 +196,22 @@ class ProfiledDeviance:
             raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite at the optimum")
         scale = sol["rss"] / self.nu
         beta = (sol["beta"] + self.beta_ols) * self.x_scale
-        xvx_inv_s = np.linalg.inv(sol["xvx"])
-        vcov_fe = scale * xvx_inv_s * np.outer(self.x_scale, self.x_scale)
         lam_user = self.reparam.lam_to_user(lam_s)
         cov_re = scale * (lam_user @ lam_user.T)
         nu = self.nu
-        dev = sol["logdet_v"] + nu * (1.0 + np.log(2.0 * np.pi * sol["rss"] / nu))
+        dev = sol["logdet_v"] + nu * (1.0 + math.log(2.0 * math.pi * sol["rss"] / nu))
         if self.reml:
             dev += sol["logdet_xvx"]
-        return dict(
+        return Solution(
             theta_user=s.theta(lam_user),
             lam_user=lam_user,
             fe_params=beta,
             beta_conditioned=sol["beta"],
-            vcov_fe=vcov_fe,
             scale=scale,
             cov_re=cov_re,
             deviance=dev + self.shift,
+            _xvx=sol["xvx"],
+            _x_scale=self.x_scale,
         )
 
     def conditional_modes(self, theta, beta_conditioned, scale):

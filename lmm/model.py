@@ -6,7 +6,9 @@ cross-products once; `fit` hands them to the optimizer (optimize.py) and wraps
 the optimum in a results object (results.py).
 """
 
+import math
 import warnings
+from functools import cached_property, lru_cache
 
 import numpy as np
 import pandas as pd
@@ -17,6 +19,7 @@ from .deviance import CrossProducts, ProfiledDeviance
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .optimize import minimize_deviance
 from .params import MixedLMParams
+from .results import MixedLMResults
 
 
 def _names_of(obj, default_prefix, k):
@@ -70,6 +73,20 @@ def _array_exog_names(arr):
 
 def _dependent_columns(gram, names):
     """Names of columns involved in a linear dependence, or [] if full rank."""
+    k = gram.shape[0]
+    if k <= 8:
+        # Gershgorin: every eigenvalue of the correlation matrix is at least
+        # min_i (c_ii - sum_j!=i |c_ij|); far above the threshold below (at most
+        # 1e-10 k), the eigenvalues need not be computed.  (Plain floats: numpy's
+        # per-call overhead dominates at this size.)
+        g = gram.tolist()
+        d = [math.sqrt(g[i][i]) if g[i][i] > 0 else 0.0 for i in range(k)]
+        if all(d):
+            bound = min(2.0 * abs(g[i][i] / (d[i] * d[i]))
+                        - sum(abs(g[i][j] / (d[i] * d[j])) for j in range(k))
+                        for i in range(k))
+            if bound > 1e-6:
+                return []
     d = np.sqrt(np.diag(gram))
     if np.any(d == 0):
         return [names[i] for i in np.flatnonzero(d == 0)]
@@ -79,6 +96,59 @@ def _dependent_columns(gram, names):
         return []
     vec = v[:, 0]
     return [names[i] for i in np.flatnonzero(np.abs(vec) > 1e-6)]
+
+
+def _factorize_groups(groups):
+    """Integer codes (intp) and sorted distinct labels of the groups (pd.factorize's).
+
+    Integer labels spanning a range not much wider than the number of rows
+    (or 65,536) are coded through a table of that range (no hashing);
+    anything else goes through pandas.
+    """
+    n = len(groups)
+    if groups.dtype.kind in "iu" and n and (groups.dtype != np.uint64 or
+                                            groups.max() <= np.iinfo(np.int64).max):
+        coded = _core.code_integer_groups(groups.astype(np.int64, copy=False), n + 65536)
+        if coded is not None:
+            codes, labels = coded
+            return codes, labels.astype(groups.dtype, copy=False)
+    try:
+        codes, labels = pd.factorize(groups, sort=True)
+    except TypeError:
+        codes, labels = pd.factorize(groups.astype(str), sort=True)
+    return codes.astype(np.intp, copy=False), labels
+
+
+@lru_cache(maxsize=64)
+def _default_structure(q, blocks):
+    """The CovarianceStructure of q effects in `blocks` (shared: it is never changed)."""
+    return CovarianceStructure(q, blocks)
+
+
+_DESIGN = []
+
+
+def _design_module():
+    """lmm.formula.design (imported on first use: it imports this module; an
+    import statement on every call costs more than the rest of from_formula)."""
+    if not _DESIGN:
+        from .formula import design
+
+        _DESIGN.append(design)
+    return _DESIGN[0]
+
+
+class NonFiniteData(ValueError):
+    """Raised (for the formula path only) when the data hold NaN or infinite values."""
+
+
+def _blocks_and_products(y, x, z, groups):
+    """Group codes and labels, and `_core.model_products` of the rows: blocks,
+    cross-products, whether the data are all finite (y'y + tr X'X + tr Z'Z is
+    finite; a sum of squares that overflows counts as not finite, and the
+    caller then checks the rows) and which columns of Z are ones."""
+    codes, labels = _factorize_groups(groups)
+    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
 
 
 class MixedLM:
@@ -141,6 +211,9 @@ class MixedLM:
         exog_names = kwargs.pop("exog_names", None)
         endog_names = kwargs.pop("endog_names", None)
         row_labels = kwargs.pop("row_labels", None)
+        # (formula path: report non-finite data instead of handling it, see
+        # formula/design.py, which then checks its columns itself)
+        report_nonfinite = kwargs.pop("_report_nonfinite", False)
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
 
@@ -164,16 +237,17 @@ class MixedLM:
         y = y[:, 0]
         n = len(y)
 
-        if isinstance(exog, pd.DataFrame | pd.Series):
+        if exog_names is not None:
+            self.exog_names = list(exog_names)
+        elif isinstance(exog, pd.DataFrame | pd.Series):
             self.exog_names = _names_of(exog, "x", 1)
         else:
             self.exog_names = _array_exog_names(np.asarray(exog))
-        if exog_names is not None:
-            self.exog_names = list(exog_names)
         x = _as_float_matrix(exog, "exog", self.exog_names)
 
         if exog_re is None:
-            z = np.ones((n, 1))
+            z = np.empty((n, 1))
+            z[...] = 1.0            # (np.ones, without its Python-level wrapper)
             re_names = [re_default_name]
         else:
             k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
@@ -193,14 +267,35 @@ class MixedLM:
                 )
 
         # -- missing values ---------------------------------------------------
-        group_missing = pd.isna(groups_arr)
-        bad_rows = ~np.isfinite(y) | ~np.isfinite(x).all(1) | ~np.isfinite(z).all(1)
-        inf_rows = np.isinf(y) | np.isinf(x).any(1) | np.isinf(z).any(1)
-        if inf_rows.any():
-            raise ValueError(
-                f"{self._where_bad(np.isinf, y, x, z, re_names)} contain infinite values"
-            )
-        if (bad_rows | group_missing).any():
+        # Optimistically, the groups are coded and the cross-products made
+        # first: y'y + tr X'X + tr Z'Z is finite only if every value is (the
+        # per-row masks below are made only when it is not).
+        group_missing = None if groups_arr.dtype.kind in "biu" else pd.isna(groups_arr)
+        if group_missing is not None and not group_missing.any():
+            group_missing = None
+        blocks = None
+        if group_missing is None:
+            blocks = _blocks_and_products(y, x, z, groups_arr)
+            if not blocks[-1]["finite"]:
+                blocks = None
+                if report_nonfinite:
+                    raise NonFiniteData
+        if blocks is not None:
+            bad_rows = None
+        else:
+            bad_rows = ~np.isfinite(y) | ~np.isfinite(x).all(1) | ~np.isfinite(z).all(1)
+            inf_rows = np.isinf(y) | np.isinf(x).any(1) | np.isinf(z).any(1)
+            if inf_rows.any():
+                raise ValueError(
+                    f"{self._where_bad(np.isinf, y, x, z, re_names)} contain infinite values"
+                )
+            if not bad_rows.any():
+                bad_rows = None
+        if bad_rows is not None or group_missing is not None:
+            if bad_rows is None:
+                bad_rows = np.zeros(n, dtype=bool)
+            if group_missing is None:
+                group_missing = np.zeros(n, dtype=bool)
             if missing == "drop":
                 keep = ~(bad_rows | group_missing)
                 y, x, z, groups_arr = y[keep], x[keep], z[keep], groups_arr[keep]
@@ -228,13 +323,12 @@ class MixedLM:
         self.reml = True
 
         # -- groups: code, sort into contiguous blocks ---------------------------
-        try:
-            codes, labels = pd.factorize(groups_arr, sort=True)
-        except TypeError:
-            codes, labels = pd.factorize(groups_arr.astype(str), sort=True)
-        self.group_codes = codes.astype(np.intp)
-        self.group_labels = list(labels)
-        self.n_groups = len(self.group_labels)
+        if blocks is None:
+            blocks = _blocks_and_products(y, x, z, groups_arr)
+        codes, labels, pr = blocks
+        self.group_codes = codes
+        self._group_label_values = labels
+        self.n_groups = len(labels)
         self.groups = groups_arr
         if self.n_groups < 2:
             raise ValueError(
@@ -247,15 +341,11 @@ class MixedLM:
                 f"effects ({self.n_groups} groups x {self.k_re}); the random effects would "
                 "be unidentifiable with the residual"
             )
-        self.group_sizes = np.bincount(self.group_codes, minlength=self.n_groups)
-        self.group_offsets = np.zeros(self.n_groups + 1, dtype=np.intp)
-        np.cumsum(self.group_sizes, out=self.group_offsets[1:])
-        self.row_order = np.argsort(self.group_codes, kind="stable").astype(np.intp)
-
-        ztz, ztx, zty, xtx, xty, yty = _core.cross_products(
-            self.exog, self.exog_re, self.endog, self.row_order, self.group_offsets
-        )
-        self.cross_products = CrossProducts(ztz, ztx, zty, xtx, xty, float(yty), n)
+        self.group_sizes, self.group_offsets, self.row_order = \
+            pr["sizes"], pr["offsets"], pr["order"]
+        ztz, xtx, ztz_all = pr["ztz"], pr["xtx"], pr["ztz_all"]
+        self.cross_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
+                                            float(pr["yty"]), n)
 
         dep = _dependent_columns(xtx, self.exog_names)
         if dep:
@@ -263,17 +353,22 @@ class MixedLM:
                 "the fixed-effects design (exog) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        ztz_all = ztz.sum(0)
+        self._ztz_all = ztz_all
         dep = _dependent_columns(ztz_all, re_names)
         if dep:
             raise ValueError(
                 "the random-effects design (exog_re) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        self._intercept_re = np.array([np.all(z[:, k] == 1.0) for k in range(self.k_re)])
+        self._intercept_re = pr["ones"]
         self._deviances = {}
         self._re_blocks = None
         self.lmer_formula = None
+
+    @cached_property
+    def group_labels(self):
+        """The distinct group labels, sorted (list; the random effects' order)."""
+        return list(self._group_label_values)
 
     @staticmethod
     def _where_bad(test, y, x, z, re_names):
@@ -319,8 +414,7 @@ class MixedLM:
         >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
         ...                               re_formula="~Time")
         """
-        from .formula.design import model_from_formula
-
+        from_formula = _design_module().model_from_formula
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
@@ -334,8 +428,8 @@ class MixedLM:
         if use_sparse:
             warnings.warn("use_sparse is ignored: lmm's core works on group blocks",
                           stacklevel=2)
-        return model_from_formula(cls, formula, data, groups, re_formula=re_formula,
-                                  subset=subset, missing=missing, **kwargs)
+        return from_formula(cls, formula, data, groups, re_formula=re_formula,
+                            subset=subset, missing=missing, **kwargs)
 
     # -- fitting ------------------------------------------------------------
     def set_re_blocks(self, blocks):
@@ -347,7 +441,7 @@ class MixedLM:
 
     def _structure(self, free):
         if free is None:
-            return CovarianceStructure(self.k_re, self._re_blocks)
+            return _default_structure(self.k_re, self._re_blocks)
         if isinstance(free, MixedLMParams):
             if np.any(np.asarray(free.fe_params) == 0):
                 raise NotImplementedError("fixing fixed effects through `free` is not supported")
@@ -367,16 +461,16 @@ class MixedLM:
         if key not in self._deviances:
             st = self.cross_products
             n = st.nobs
-            xtx_diag = np.diag(st.xtx)
-            x_scale = np.where(xtx_diag > 0, 1.0 / np.sqrt(xtx_diag / n), 1.0)
-            ztz_all = st.ztz.sum(0)
-            col_rms = np.sqrt(np.diag(ztz_all) / n)
-            icpt = np.flatnonzero(self._intercept_re)
-            if icpt.size:
-                col_mean = ztz_all[icpt[0]] / n
-            else:
-                col_mean = np.zeros(self.k_re)
-            col_sd = np.sqrt(np.maximum(col_rms**2 - col_mean**2, 0.0))
+            # (plain floats: p and q are small, and a numpy call costs more here)
+            x_scale = np.array([1.0 / math.sqrt(v / n) if v > 0 else 1.0
+                                for v in st.xtx.diagonal().tolist()])
+            ztz_all = self._ztz_all.tolist()
+            q = self.k_re
+            col_rms = [math.sqrt(ztz_all[j][j] / n) for j in range(q)]
+            icpt = [j for j in range(q) if self._intercept_re[j]]
+            col_mean = [v / n for v in ztz_all[icpt[0]]] if icpt else [0.0] * q
+            col_sd = [math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0))
+                      for j in range(q)]
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re)
             self._deviances[key] = ProfiledDeviance(st, structure, reml, reparam, x_scale)
@@ -447,8 +541,6 @@ class MixedLM:
         >>> round(mdf.llf, 4)
         -2217.0475
         """
-        from .results import MixedLMResults
-
         if fe_pen is not None or cov_pen is not None:
             raise NotImplementedError("penalized fits (fe_pen, cov_pen) are not supported")
         if isinstance(method, list | tuple):

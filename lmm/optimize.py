@@ -12,10 +12,13 @@ The end point is checked (projected gradient, curvature, boundary) before the
 fit is called converged; nothing restarts from a failed point.
 """
 
+import math
 from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import optimize
+
+from . import _core
 
 # scipy.optimize.minimize methods accepted through fit(method=...); statsmodels'
 # names map to their scipy counterparts.
@@ -120,8 +123,9 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
 
 def _on_boundary(dev, theta):
     s = dev.structure
-    diag = s.theta_rows == s.theta_cols
-    return bool(np.any(theta[diag] < SINGULAR_TOLERANCE))
+    return any(t < SINGULAR_TOLERANCE
+               for t, j, k in zip(theta.tolist(), s.theta_rows.tolist(), s.theta_cols.tolist())
+               if j == k)
 
 
 def _newton_decrement_small(h, pg, at_bound, g):
@@ -145,10 +149,23 @@ def _newton_decrement_small(h, pg, at_bound, g):
     return gain < NEWTON_DECREMENT_TOLERANCE
 
 
+def _eigvalsh(a):
+    """Eigenvalues of a small symmetric matrix, ascending (a 1 x 1 matrix's is its
+    entry; up to 16 x 16 the optimizer's compiled Jacobi routine, whose call costs
+    a fraction of numpy.linalg's)."""
+    if a.shape[0] == 1:
+        return a.diagonal().astype(float)
+    if a.shape[0] <= 16:
+        return _core.symmetric_eigen(a)[0]
+    return np.linalg.eigvalsh(a)
+
+
 def check_optimum(dev, theta, n_iterations=0):
     """The optimum check: projected gradient and curvature at theta."""
     lower = dev.structure.lower_bounds
     f, g, h = dev.value_grad_hessian(theta)
+    if not any(t <= lo for t, lo in zip(theta.tolist(), lower.tolist())):
+        return _check_interior(dev, theta, f, g, h, n_iterations)
     pg, at_bound = _projected_gradient(theta, g, lower)
     messages = []
     converged = bool(np.isfinite(f))
@@ -164,12 +181,46 @@ def check_optimum(dev, theta, n_iterations=0):
     # whether moving inward would improve the fit)
     movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
     if movable.any() and converged:
-        sub = h[np.ix_(movable, movable)]
-        w = np.linalg.eigvalsh(sub)
+        sub = h if movable.all() else h[np.ix_(movable, movable)]
+        w = _eigvalsh(sub)
         tiny = -1e-6 * max(1.0, abs(w[-1]))
         weak = at_bound[movable]
-        if (~weak).any() and np.linalg.eigvalsh(sub[np.ix_(~weak, ~weak)])[0] < tiny or \
+        if not weak.any():
+            inner = w                    # the same matrix: its eigenvalues again
+        elif (~weak).any():
+            inner = _eigvalsh(sub[np.ix_(~weak, ~weak)])
+        if (~weak).any() and inner[0] < tiny or \
                 np.any(np.diag(sub)[weak] < tiny):
+            converged = False
+            messages.append(
+                f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "
+                "not a minimum"
+            )
+    return OptimumCheck(
+        theta=theta, deviance=f, gradient=g, projected_gradient=pg, hessian=h,
+        at_bound=at_bound, converged=converged, messages=messages,
+        n_iterations=n_iterations, n_evaluations=dev.n_evaluations,
+    )
+
+
+def _check_interior(dev, theta, f, g, h, n_iterations):
+    """`check_optimum` where no parameter is at its bound (the same tests, with
+    the masks all true or all false written out: fewer numpy calls)."""
+    pg = g.copy()
+    at_bound = np.zeros(len(pg), dtype=bool)
+    messages = []
+    converged = math.isfinite(f)
+    if not converged:
+        messages.append("the deviance is not finite at the end point")
+    gabs = [abs(v) for v in g.tolist()]
+    gmax = math.nan if any(v != v for v in gabs) else max(gabs, default=0.0)
+    if gmax > GRADIENT_TOLERANCE and not _newton_decrement_small(h, pg, at_bound, g):
+        converged = False
+        messages.append(f"projected gradient {gmax:.3g} exceeds {GRADIENT_TOLERANCE:g}")
+    if len(pg) and converged:
+        w = _eigvalsh(h)
+        tiny = -1e-6 * max(1.0, abs(w[-1]))
+        if w[0] < tiny:
             converged = False
             messages.append(
                 f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "

@@ -59,11 +59,8 @@ class MixedLMResults:
             projected_gradient=check.projected_gradient,
             messages=list(check.messages),
         )
-        tril = np.tril_indices(self.k_re)
-        free_mask = np.zeros((self.k_re, self.k_re), dtype=bool)
-        free_mask[self.structure.cov_rows, self.structure.cov_cols] = True
-        self._re_free = free_mask[tril]
-        self.df_modelwc = self.k_fe + int(self._re_free.sum())
+        self._re_free = self.structure.cov_free.copy()
+        self.df_modelwc = self.k_fe + len(self.structure.cov_rows)   # the free entries
         # lme4 counts the scale as a parameter too
         self.n_params = self.df_modelwc + 1
 
@@ -122,12 +119,12 @@ class MixedLMResults:
         """Why the fit is singular (empty when it is not)."""
         s = self.structure
         theta_s = self._check.theta
-        lam_s = s.lam(theta_s)
+        lam_s = s.lam(theta_s).tolist()
         msgs = []
         names = self.model.exog_re_names
         for j in range(s.q):
-            if lam_s[j, j] < SINGULAR_TOLERANCE:
-                if np.all(np.abs(lam_s[j, :j]) < SINGULAR_TOLERANCE):
+            if lam_s[j][j] < SINGULAR_TOLERANCE:
+                if all(abs(v) < SINGULAR_TOLERANCE for v in lam_s[j][:j]):
                     msgs.append(f"the variance of random effect '{names[j]}' is estimated at "
                                 f"zero ({self.cov_re.iloc[j, j]:.3g})")
                 else:

@@ -204,3 +204,97 @@ def test_trust_region_step_solves_the_subproblem(seed):
         for x0 in [np.zeros(n), *(radius * 0.5 * rng.normal(size=(4, n)))]
     )
     assert model(step) <= best + 1e-6 * (1 + abs(best))
+
+
+def test_group_blocks_is_a_stable_counting_sort():
+    rng = np.random.default_rng(3)
+    codes = rng.integers(0, 9, 500).astype(np.intp)
+    sizes, offsets, order = _core.group_blocks(codes, 10)
+    np.testing.assert_array_equal(order, np.argsort(codes, kind="stable"))
+    np.testing.assert_array_equal(sizes, np.bincount(codes, minlength=10))
+    np.testing.assert_array_equal(offsets, np.concatenate([[0], np.cumsum(sizes)]))
+    with pytest.raises(ValueError):
+        _core.group_blocks(codes, 5)
+
+
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint16, np.uint64])
+def test_integer_groups_coded_as_pandas_codes_them(dtype):
+    import pandas as pd
+
+    from lmm.model import _factorize_groups
+
+    rng = np.random.default_rng(4)
+    for lo in (0, 20, int(min(np.iinfo(dtype).max - 120, 2**40))):
+        groups = (rng.integers(0, 100, 300) + lo).astype(dtype)
+        codes, labels = _factorize_groups(groups)
+        expected_codes, expected_labels = pd.factorize(groups, sort=True)
+        np.testing.assert_array_equal(codes, expected_codes)
+        assert codes.dtype == np.intp
+        assert labels.dtype == expected_labels.dtype
+        np.testing.assert_array_equal(labels, expected_labels)
+    sparse = np.array([2**40, 3, 2**40, -7], dtype=np.int64)    # wide span: pandas' path
+    codes, labels = _factorize_groups(sparse)
+    np.testing.assert_array_equal(codes, [2, 1, 2, 0])
+    np.testing.assert_array_equal(labels, [-7, 3, 2**40])
+    extreme = np.array([2**63 - 1, -2**63, 0], dtype=np.int64)   # the span overflows int64
+    codes, labels = _factorize_groups(extreme)
+    np.testing.assert_array_equal(codes, [2, 0, 1])
+    np.testing.assert_array_equal(labels, [-2**63, 0, 2**63 - 1])
+    big = np.array([2**64 - 1, 5, 2**64 - 1], dtype=np.uint64)
+    codes, labels = _factorize_groups(big)
+    np.testing.assert_array_equal(codes, [1, 0, 1])
+    assert labels.dtype == np.uint64 and labels[1] == 2**64 - 1
+    strided = np.arange(40, dtype=np.int64)[::-2]
+    codes, labels = _factorize_groups(strided)
+    np.testing.assert_array_equal(labels, np.sort(strided))
+    np.testing.assert_array_equal(labels[codes], strided)
+
+
+def test_model_products_is_blocks_and_cross_products_in_one_call():
+    rng = np.random.default_rng(5)
+    n, g = 200, 13
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    z = np.column_stack([rng.normal(size=n), np.ones(n)])
+    y = rng.normal(size=n)
+    codes = rng.integers(0, g, n).astype(np.intp)
+    out = _core.model_products(x, z, y, codes, g)
+    sizes, offsets, order = _core.group_blocks(codes, g)
+    for got, want in zip((out["sizes"], out["offsets"], out["order"]), (sizes, offsets, order)):
+        np.testing.assert_array_equal(got, want)
+    ref = _core.cross_products(x, z, y, order, offsets)
+    for key, want in zip(("ztz", "ztx", "zty", "xtx", "xty", "yty"), ref):
+        np.testing.assert_array_equal(out[key], want)
+    np.testing.assert_allclose(out["ztz_all"], ref[0].sum(0), rtol=1e-14)
+    assert out["finite"] and list(out["ones"]) == [False, True]
+    z[3, 1] = 1.0 + 1e-15
+    assert list(_core.model_products(x, z, y, codes, g)["ones"]) == [False, False]
+    x[7, 2] = np.nan
+    assert not _core.model_products(x, z, y, codes, g)["finite"]
+
+
+@pytest.mark.parametrize("t_identity", [True, False])
+def test_condition_products_equals_transformed(t_identity):
+    from lmm.deviance import CrossProducts
+
+    rng = np.random.default_rng(6)
+    n, g = 150, 11
+    x = np.column_stack([np.ones(n), rng.normal(size=(n, 2))])
+    z = np.column_stack([np.ones(n), rng.normal(size=n)])
+    y = rng.normal(size=n) + 3.0
+    codes = rng.integers(0, g, n).astype(np.intp)
+    sizes, offsets, order = _core.group_blocks(codes, g)
+    st = CrossProducts(*_core.cross_products(x, z, y, order, offsets)[:5],
+                       float(_core.cross_products(x, z, y, order, offsets)[5]), n)
+    x_scale = np.array([1.0, 0.5, 2.0])
+    t = np.eye(2) if t_identity else np.array([[1.0, -0.3], [0.0, 1.7]])
+    beta, *cond = _core.condition_products(st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty,
+                                           x_scale, t)
+    xs = x * x_scale
+    np.testing.assert_allclose(beta, np.linalg.lstsq(xs, y, rcond=None)[0], rtol=1e-10)
+    ref = st.transformed(x_scale, t, beta)
+    for got, want in zip(cond, (ref.ztz, ref.ztx, ref.zty, ref.xtx, ref.xty, ref.yty)):
+        np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+    assert (cond[0] is st.ztz) == t_identity
+    singular = np.zeros((3, 3))
+    assert _core.condition_products(st.ztz, st.ztx, st.zty, singular, st.xty, st.yty,
+                                    x_scale, t) is None

@@ -87,3 +87,17 @@ def test_missing_values_in_fast_path(frame):
     assert md.nobs == len(df) - 3
     ref = df.dropna(subset=["x", "f"])
     np.testing.assert_array_equal(md.exog, patsy.dmatrix("x + f", ref))
+
+
+def test_model_keeps_its_own_response(frame):
+    # the design is read from the DataFrame once: later changes to it do not
+    # reach the model
+    df = frame.copy()
+    md = lmm.mixedlm("y ~ x", df, groups="g", re_formula="~x")
+    y = md.endog.copy()
+    df.loc[0, "y"] = 1e6
+    np.testing.assert_array_equal(md.endog, y)
+    # parsed formulas are cached on the string alone: other data, other columns
+    other = frame.assign(x=frame["x"] * 2.0)
+    np.testing.assert_array_equal(lmm.mixedlm("y ~ x", other, groups="g").exog[:, 1],
+                                  2.0 * frame["x"].to_numpy())

@@ -151,3 +151,31 @@ def test_string_group_labels_and_object_groups(frame):
     res_i = lmm.mixedlm("y ~ x", frame, groups=frame["g"]).fit()
     assert res_s.llf == pytest.approx(res_i.llf, rel=1e-12)
     assert res_s.model.group_labels[0] == "g00"
+
+
+def test_formula_path_names_the_column_with_missing_values(frame):
+    df = frame.copy()
+    df.loc[4, "t"] = np.nan
+    with pytest.raises(ValueError, match=r"missing values \(NaN\) in \['t'\]; pass missing='drop'"):
+        lmm.mixedlm("y ~ x", df, groups="g", re_formula="~t")
+    df = frame.copy()
+    df.loc[4, "y"] = np.inf
+    with pytest.raises(ValueError, match="endog contain infinite"):
+        lmm.mixedlm("y ~ x", df, groups="g")
+
+
+def test_nan_in_numeric_groups_of_formula_path(frame):
+    df = frame.assign(g=frame["g"].astype(float))
+    df.loc[0, "g"] = np.nan
+    with pytest.raises(ValueError, match=r"missing values \(NaN\) in \['groups'\]"):
+        lmm.mixedlm("y ~ x", df, groups="g")
+    assert lmm.mixedlm("y ~ x", df, groups="g", missing="drop").nobs == len(df) - 1
+
+
+def test_huge_finite_values_are_not_missing(frame):
+    # their squares overflow the cross-products' finiteness check: the rows are
+    # then checked one by one, and none is missing
+    x = np.column_stack([np.ones(len(frame)), frame["x"]])
+    x[0, 1] = 1e200
+    md = lmm.MixedLM(frame["y"], x, frame["g"])
+    assert md.nobs == len(frame)

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
+from ..model import NonFiniteData
 from . import fast
 
 
@@ -68,9 +69,11 @@ def _split(formula):
 
 
 def _fast_designs(formula, re_formula, frame):
-    """Fast-path designs of both formulas, or None if either needs patsy."""
+    """Fast-path designs of both formulas, or None if either needs patsy.
+
+    `frame` is a DataFrame or a `fast.Columns` of one."""
     lhs, rhs = _split(formula)
-    if lhs is None or lhs not in frame.columns:
+    if lhs is None or lhs not in frame:
         return None
     fe = fast.plan(rhs, frame)
     if fe is None:
@@ -81,6 +84,43 @@ def _fast_designs(formula, re_formula, frame):
         if re is None:
             return None
     return lhs, fe, re
+
+
+def _missing_mask(values):
+    """Missing entries of a column's values, or None when its dtype has none."""
+    kind = values.dtype.kind
+    if kind == "f":
+        return np.isnan(values)
+    if kind in "biu":
+        return None
+    return pd.isna(values)
+
+
+def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
+                re_intercept_name, row_labels, report_nonfinite, kwargs):
+    """The model of fast-path designs (`_fast_designs`) on the columns `arrays`.
+
+    With `report_nonfinite` the model raises NonFiniteData if a value is NaN
+    or infinite (the caller then looks for the missing values itself)."""
+    if arrays[lhs].dtype.kind not in "iuf":
+        raise TypeError(f"the response {lhs!r} must be numeric, got {arrays[lhs].dtype}")
+    x = fe.matrix(source, arrays)
+    if re is not None:
+        z = re.matrix(source, arrays)
+        re_names = [c.replace("Intercept", re_intercept_name or group_name)
+                    for c in re.column_names]
+    else:
+        z, re_names = None, [re_intercept_name or group_name]
+    # (a copy, as before: a view would follow later in-place changes of the
+    # DataFrame, and model.endog with it)
+    endog = arrays[lhs].astype(float)
+    extra = {"_report_nonfinite": True} if report_nonfinite else {}
+    return cls(
+        endog, x, groups, exog_re=z, missing="none",
+        formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
+        exog_re_names=re_names, exog_names=fe.column_names, endog_names=lhs,
+        row_labels=row_labels, **extra, **kwargs,
+    )
 
 
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
@@ -101,7 +141,7 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         if groups not in data.columns:
             raise ValueError(f"groups column {groups!r} is not in the data")
         group_name = groups
-        groups = data[groups].to_numpy()
+        groups = fast.Columns(data).values(groups)
     else:
         groups = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
             np.asarray(groups)
@@ -117,46 +157,48 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
         or data.index.start != 0 or data.index.step != 1 else data
 
-    planned = _fast_designs(formula, re_formula, frame)
+    source = fast.Columns(frame)
+    planned = _fast_designs(formula, re_formula, source)
     if planned is not None:
         lhs, fe, re = planned
         used = [lhs, *sorted(fe.variables | (re.variables if re else set()))]
-        arrays = {c: frame[c].to_numpy() for c in used}
-        col_missing = {c: (np.isnan(a) if a.dtype.kind == "f" else
-                           np.zeros(len(a), dtype=bool) if a.dtype.kind in "biu" else
-                           pd.isna(a)) for c, a in arrays.items()}
-        bad = pd.isna(groups)
-        for m in col_missing.values():
-            bad = bad | m
-        if bad.any():
+        arrays = {c: source.values(c) for c in used}
+        group_missing = _missing_mask(groups)
+        if group_missing is not None and not group_missing.any():
+            group_missing = None
+        if group_missing is None and all(arrays[c].dtype.kind in "fiub" for c in used):
+            # numeric columns: their NaN (or infinite values) show in the
+            # cross-products, which the model makes first; only then are the
+            # columns searched, below
+            try:
+                return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula,
+                                   group_name, re_intercept_name, row_labels, True, kwargs)
+            except NonFiniteData:
+                pass
+        masks = [(c, _missing_mask(arrays[c])) for c in used]
+        masks = [(c, m) for c, m in masks if m is not None and m.any()]
+        if masks or group_missing is not None:
             if missing != "drop":
-                cols = [c for c in used if col_missing[c].any()]
-                cols += ["groups"] if pd.isna(groups).any() else []
+                cols = [c for c, _ in masks]
+                cols += ["groups"] if group_missing is not None else []
                 raise ValueError(
                     f"missing values (NaN) in {cols}; pass missing='drop' to drop those rows"
                 )
+            bad = np.zeros(len(frame), dtype=bool)
+            for _, m in masks:
+                bad |= m
+            if group_missing is not None:
+                bad |= group_missing
             keep = ~bad
             frame = frame.loc[keep].reset_index(drop=True)
             groups, row_labels = groups[keep], row_labels[keep]
-            planned = _fast_designs(formula, re_formula, frame)
+            source = fast.Columns(frame)
+            planned = _fast_designs(formula, re_formula, source)
             lhs, fe, re = planned
-            arrays = {c: frame[c].to_numpy() for c in used}
-        if arrays[lhs].dtype.kind not in "iuf":
-            raise TypeError(f"the response {lhs!r} must be numeric, got {arrays[lhs].dtype}")
-        x = fe.matrix(frame, arrays)
-        exog_names = fe.column_names
-        if re is not None:
-            z = re.matrix(frame, arrays)
-            re_names = [c.replace("Intercept", re_intercept_name or group_name)
-                        for c in re.column_names]
-        else:
-            z, re_names = None, [re_intercept_name or group_name]
-        return cls(
-            arrays[lhs].astype(float), x, groups, exog_re=z, missing="none",
-            formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
-            exog_re_names=re_names, exog_names=exog_names, endog_names=lhs,
-            row_labels=row_labels, **kwargs,
-        )
+            arrays = {c: source.values(c) for c in used}
+        del masks, group_missing
+        return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
+                           re_intercept_name, row_labels, False, kwargs)
 
     _check_columns(formula, data, "formula")
     if missing == "drop":

@@ -20,12 +20,80 @@ patsy's conventions reproduced here:
 """
 
 import re
+from functools import lru_cache
 
 import numpy as np
 import pandas as pd
 
 _NAME = r"[A-Za-z_][A-Za-z0-9_.]*"
 _FACTOR = re.compile(rf"^(?:C\(\s*({_NAME})\s*\)|({_NAME}))$")
+
+
+def _column_values(frame, name):
+    """The numpy values of column `name`, and whether they are the column's own
+    numpy array (a numpy dtype) rather than a conversion of an extension array.
+
+    Reads the column's array without building a Series where pandas allows it
+    (Series construction costs more than the arithmetic on small data); the
+    array is returned read-only, as pandas' copy-on-write ``to_numpy`` does.
+    """
+    try:
+        loc = frame.columns.get_loc(name)
+        if isinstance(loc, int | np.integer):
+            values = frame._get_column_array(int(loc))
+            if isinstance(values, np.ndarray) and values.ndim == 1:
+                values = values.view()
+                values.flags.writeable = False
+                return values, True
+    except (AttributeError, TypeError, KeyError, ValueError):
+        pass
+    series = frame[name]
+    return series.to_numpy(), not isinstance(series.dtype, pd.api.extensions.ExtensionDtype)
+
+
+class Columns:
+    """Column access for the fast path: each column of a DataFrame read once.
+
+    Parameters
+    ----------
+    frame : DataFrame
+    """
+
+    __slots__ = ("frame", "_values", "_numpy")
+
+    def __init__(self, frame):
+        self.frame = frame
+        self._values = {}
+        self._numpy = {}
+
+    def __contains__(self, name):
+        return name in self.frame.columns
+
+    def __len__(self):
+        return len(self.frame)
+
+    def values(self, name):
+        """The column's values as a numpy array (as ``frame[name].to_numpy()``)."""
+        v = self._values.get(name)
+        if v is None:
+            v, self._numpy[name] = _column_values(self.frame, name)
+            self._values[name] = v
+        return v
+
+    def series(self, name):
+        return self.frame[name]
+
+    def is_numeric(self, name):
+        """pandas' is_numeric_dtype and not bool, read from the numpy dtype if possible."""
+        v = self.values(name)
+        if self._numpy[name]:
+            return v.dtype.kind in "iufc"
+        s = self.frame[name]
+        return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
+
+
+def _as_columns(data):
+    return data if isinstance(data, Columns) else Columns(data)
 
 
 class FastDesign:
@@ -51,19 +119,21 @@ class FastDesign:
     def matrix(self, data, arrays=None):
         """The design matrix of `data` (float64, C-ordered).
 
-        `arrays` may map column names to their numpy arrays already taken out
-        of `data` (pandas column access costs more than the arithmetic here).
+        `data` may be a `Columns` of the DataFrame, whose columns already read
+        are reused (pandas column access costs more than the arithmetic here);
+        `arrays` may map column names to their numpy arrays.
         Raises ValueError if a categorical value is missing or not among the
         design's levels.
         """
+        source = _as_columns(data)
         arrays = {} if arrays is None else arrays
 
         def column(name):
             if name not in arrays:
-                arrays[name] = data[name].to_numpy()
+                arrays[name] = source.values(name)
             return arrays[name]
 
-        n = len(data)
+        n = len(source)
         x = np.empty((n, len(self.column_names)))
         j = 0
         if self.intercept:
@@ -111,8 +181,12 @@ def _split_top(expr, seps):
     return parts
 
 
+@lru_cache(maxsize=512)
 def _parse_rhs(rhs):
-    """Terms (tuples of factor strings) and the intercept flag, or None."""
+    """Terms (a tuple of tuples of factor strings) and the intercept flag, or None.
+
+    Cached on the formula string alone (the parse does not look at data).
+    """
     tokens = _split_top(rhs, "+-")
     intercept = True
     terms = []
@@ -158,9 +232,10 @@ def _parse_rhs(rhs):
             continue
         seen.add(key)
         unique.append(t)
-    return unique, intercept
+    return tuple(unique), intercept
 
 
+@lru_cache(maxsize=512)
 def _factor_column(label):
     m = _FACTOR.match(label)
     return m.group(1) or m.group(2), m.group(1) is not None
@@ -188,22 +263,24 @@ def plan(formula_rhs, data):
     """A FastDesign for a right-hand side on `data`, or None if it needs patsy.
 
     Categorical levels are read from `data`, so plan on the rows that will be
-    used (after dropping missing values), as patsy does.
+    used (after dropping missing values), as patsy does.  `data` is a
+    DataFrame or a `Columns` of one.
     """
     parsed = _parse_rhs(formula_rhs)
     if parsed is None:
         return None
+    source = _as_columns(data)
     terms, intercept = parsed
     categorical, numeric, levels = {}, {}, {}
     for term in terms:
         for label in term:
+            if label in numeric or label in categorical:
+                continue
             col, wrapped = _factor_column(label)
-            if col not in data.columns:
+            if col not in source:
                 return None      # patsy may know it (e.g. a variable in the environment)
-            s = data[col]
-            is_num = pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-            if wrapped or not is_num:
-                lev = _levels_of(s)
+            if wrapped or not source.is_numeric(col):
+                lev = _levels_of(source.series(col))
                 if lev is None or len(lev) == 0:
                     return None
                 categorical[label] = col
