@@ -4,9 +4,6 @@
 import numpy as np
 from numpy.typing import NDArray
 
-def group_rows(
-    codes: NDArray[np.intp], n_levels: int,
-) -> tuple[NDArray[np.intp], NDArray[np.intp]]: ...
 def pair_sums(
     order_a: NDArray[np.intp], offsets_a: NDArray[np.intp], codes_b: NDArray[np.intp],
     n_b: int, za: NDArray[np.float64], zb: NDArray[np.float64],

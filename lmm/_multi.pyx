@@ -455,48 +455,6 @@ def first_term_condvar(
     return out_arr
 
 
-def group_rows(const intp_t[::1] codes, Py_ssize_t n_levels):
-    """The rows level by level (a counting sort, stable, O(n + levels)).
-
-    Parameters
-    ----------
-    codes : (n,) intp, each in [0, n_levels) (checked)
-    n_levels : number of levels
-
-    Returns
-    -------
-    order (n,) intp: the rows of level g are order[offsets[g]:offsets[g + 1]],
-    in their original order; offsets (n_levels + 1,) intp
-    """
-    cdef Py_ssize_t n = codes.shape[0], r, g
-    offsets_arr = np.zeros(n_levels + 1, dtype=np.intp)
-    order_arr = np.empty(n, dtype=np.intp)
-    cdef intp_t[::1] offsets = offsets_arr
-    cdef intp_t[::1] order = order_arr
-    cdef intp_t[::1] fill
-    cdef bint bad = False
-    with nogil:
-        for r in range(n):
-            g = codes[r]
-            if g < 0 or g >= n_levels:
-                bad = True
-                break
-            offsets[g + 1] += 1
-    if bad:
-        raise ValueError(f"codes must lie in [0, {n_levels})")
-    fill_arr = np.empty(n_levels, dtype=np.intp)
-    fill = fill_arr
-    with nogil:
-        for g in range(n_levels):
-            offsets[g + 1] += offsets[g]
-            fill[g] = offsets[g]
-        for r in range(n):
-            g = codes[r]
-            order[fill[g]] = r
-            fill[g] += 1
-    return order_arr, offsets_arr
-
-
 def pair_sums(const intp_t[::1] order_a, const intp_t[::1] offsets_a,
               const intp_t[::1] codes_b, Py_ssize_t n_b, const double[:, ::1] za,
               const double[:, ::1] zb):
@@ -505,7 +463,7 @@ def pair_sums(const intp_t[::1] order_a, const intp_t[::1] offsets_a,
 
     Parameters
     ----------
-    order_a, offsets_a : the rows level by level of factor a (`group_rows`)
+    order_a, offsets_a : the rows level by level of factor a (`_core.group_blocks`)
     codes_b : (n,) levels of factor b, in [0, n_b) (checked)
     za, zb : (n, q_a), (n, q_b) the terms' designs
 

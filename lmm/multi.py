@@ -141,8 +141,10 @@ class MultiTermModel:
         self._xs, self._yr = xs, yr
 
         # each term's rows level by level (a counting sort), once
-        grouped = [_multi.group_rows(np.ascontiguousarray(t.codes, dtype=np.intp), t.n_levels)
-                   for t in self.terms]
+        grouped = []
+        for t in self.terms:
+            _, offsets, order = _core.group_blocks(t.codes, t.n_levels)
+            grouped.append((order, offsets))
 
         def per_level(k):
             order, offsets = grouped[k]
@@ -560,15 +562,9 @@ class MultiTermResults:
         ...                   "a": list("xxxyyyzzz"), "b": list("pqrpqrpqr")})
         >>> ci = lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).conf_int_re()  # doctest: +SKIP
         """
-        from .confint import multi_profile_intervals
+        from .confint import conf_int_re
 
-        if method != "profile":
-            raise NotImplementedError("only method='profile' is implemented")
-        out = multi_profile_intervals(self, level=level, criterion=criterion)
-        is_cor = out.index.str.startswith("cor_")
-        for col in ("estimate", "lower", "upper"):
-            out["var_" + col] = np.where(is_cor, np.nan, out[col] ** 2)
-        return out
+        return conf_int_re(self, level=level, method=method, criterion=criterion)
 
     def varcorr(self):
         """R's as.data.frame(VarCorr(m)): grp, var1, var2, vcov, sdcor."""

@@ -409,15 +409,9 @@ class MixedLMResults:
         >>> list(ci.index)
         ['sd_(Intercept)|Pig', 'sigma']
         """
-        from .confint import profile_intervals
+        from .confint import conf_int_re
 
-        if method != "profile":
-            raise NotImplementedError("only method='profile' is implemented")
-        out = profile_intervals(self, level=level, criterion=criterion)
-        is_cor = out.index.str.startswith("cor_")
-        for col in ("estimate", "lower", "upper"):
-            out["var_" + col] = np.where(is_cor, np.nan, out[col] ** 2)
-        return out
+        return conf_int_re(self, level=level, method=method, criterion=criterion)
 
     def varcorr(self):
         """Variance components as R's ``as.data.frame(VarCorr(m))``.
