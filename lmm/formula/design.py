@@ -302,25 +302,30 @@ def _column_codes(column):
     return codes, labels
 
 
-def _factor_codes(frame, group):
+def _factor_codes(frame, group, column_codes=None):
     """Integer codes and labels of a grouping factor ("a" or an interaction "a:b").
 
     An interaction's levels are the combinations that occur, labelled "a:b" and
     sorted as strings; its codes come from the columns' integer codes, so only
-    the distinct combinations are turned into strings.
+    the distinct combinations are turned into strings.  `column_codes` may hold
+    the columns' (codes, labels) already computed (`_column_codes`).
     """
     cols = group.split(":")
     for c in cols:
         if c not in frame.columns:
             raise ValueError(f"grouping factor column {c!r} is not in the data")
+    column_codes = {} if column_codes is None else column_codes
+    for c in cols:
+        if c not in column_codes:
+            column_codes[c] = _column_codes(frame[c])
     if len(cols) == 1:
-        codes, labels = _column_codes(frame[cols[0]])
+        codes, labels = column_codes[cols[0]]
         return codes.astype(np.intp), [str(v) for v in labels]
     key = np.zeros(len(frame), dtype=np.int64)
     missing = np.zeros(len(frame), dtype=bool)
     names = []
     for c in cols:
-        codes, labels = _column_codes(frame[c])
+        codes, labels = column_codes[c]
         missing |= codes < 0
         key = key * (len(labels) + 1) + codes + 1
         names.append([str(v) for v in labels])
@@ -369,7 +374,9 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
             return np.isnan(a)
         return np.zeros(len(a), dtype=bool) if a.dtype.kind in "biu" else pd.isna(a)
 
-    group_missing = {c: column_missing(c) for c in group_cols}
+    # the grouping columns' codes, once: a missing value is coded -1
+    column_codes = {c: _column_codes(frame[c]) for c in group_cols}
+    group_missing = {c: column_codes[c][0] < 0 for c in group_cols}
     if all(pl is not None for pl in plans):
         used = {parsed.response}.union(*(pl.variables for pl in plans)) - set(group_cols)
         col_missing = {c: column_missing(c) for c in sorted(used)} | group_missing
@@ -394,6 +401,7 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
         frame = frame.loc[~bad].reset_index(drop=True)
         row_labels = row_labels[~bad]
         plans = [fast.plan(r, frame) for r in rhs]     # levels of the kept rows
+        column_codes = {}
     plans = dict(zip(rhs, plans))
     y = frame[parsed.response]
     if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
@@ -416,7 +424,7 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
             blocks.extend([[i] for i in idx] if bar.uncorrelated else [idx])
             cols.append(z)
             names.extend(z_names)
-        codes, labels = _factor_codes(frame, group)
+        codes, labels = _factor_codes(frame, group, column_codes)
         terms.append(Term(group, codes, labels, np.column_stack(cols), names,
                           CovarianceStructure(len(names), blocks), designs))
     model = MultiTermModel(y.to_numpy(dtype=float), x, terms, x_names,
