@@ -512,6 +512,56 @@ class MultiTermResults:
         return pd.Series(np.sqrt(np.diag(self._sol["vcov_fe"])), index=self.model.exog_names)
 
     @cached_property
+    def params(self):
+        """The fixed effects (``fe_params``).  Unlike statsmodels' one-group
+        results, the covariance parameters are not appended: they are per term
+        (``cov_re``, ``varcorr()``), with profile intervals from ``conf_int_re``."""
+        return self.fe_params
+
+    def cov_params(self):
+        """Covariance matrix of the fixed-effects estimates (lme4's ``vcov``):
+        scale (X'V^-1 X)^-1 at the estimated covariance."""
+        return pd.DataFrame(self._sol["vcov_fe"], index=self.model.exog_names,
+                            columns=self.model.exog_names)
+
+    vcov = cov_params
+
+    def fixef(self):
+        """lme4's fixef(): the fixed effects."""
+        return self.fe_params
+
+    @property
+    def bse(self):
+        """Standard errors of `params` (the fixed effects)."""
+        return self.bse_fe
+
+    @cached_property
+    def tvalues(self):
+        """Wald statistics of the fixed effects (lme4's "t value")."""
+        return self.fe_params / self.bse_fe
+
+    @cached_property
+    def pvalues(self):
+        """Two-sided normal p-values of `tvalues` (statsmodels' z tests)."""
+        from scipy import stats
+
+        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+                         index=self.fe_params.index)
+
+    def conf_int(self, alpha=0.05):
+        """Wald confidence intervals of the fixed effects at level 1 - alpha.
+
+        Returns
+        -------
+        DataFrame with columns 0 (lower) and 1 (upper), as statsmodels.
+        """
+        from scipy import stats
+
+        q = stats.norm.ppf(1 - alpha / 2)
+        return pd.DataFrame({0: self.fe_params - q * self.bse_fe,
+                             1: self.fe_params + q * self.bse_fe})
+
+    @cached_property
     def cov_re(self):
         """{factor: DataFrame} random-effect covariance of each term."""
         out = {}

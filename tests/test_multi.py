@@ -455,3 +455,22 @@ def test_model_built_directly_checks_its_arrays():
         with pytest.raises(ValueError, match=message):
             build(**kwargs)
     assert np.isfinite(build().fit().llf)
+
+
+def test_fixed_effects_inference_from_the_reference_covariance(fits):
+    # lme4's vcov(m) of the best fit is the oracle for cov_params and the standard errors
+    for case in ["penicillin_crossed_reml", "sim_crossed_corr_ml"]:
+        res, best = fits[case]
+        vcov = np.array(best["vcov"], dtype=float).reshape(len(res.fe_params), -1)
+        np.testing.assert_allclose(res.cov_params().to_numpy(), vcov, rtol=2e-4)
+        se = np.sqrt(np.diag(vcov))
+        np.testing.assert_allclose(res.bse.to_numpy(), se, rtol=2e-4)
+        np.testing.assert_allclose(res.tvalues.to_numpy(), res.fe_params.to_numpy() / se,
+                                   rtol=2e-4)
+        ci = res.conf_int(alpha=0.1)
+        np.testing.assert_allclose(ci[1] - ci[0], 2 * 1.6448536269514722 * res.bse_fe,
+                                   rtol=1e-12)
+        z = np.abs(res.tvalues.to_numpy())
+        from scipy import stats
+        np.testing.assert_allclose(res.pvalues.to_numpy(), 2 * stats.norm.sf(z), rtol=1e-12)
+        assert res.fixef() is res.fe_params and res.params is res.fe_params
