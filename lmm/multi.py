@@ -127,16 +127,23 @@ class MultiTermModel:
         n, p = x.shape
         t1, rest = self.terms[0], self.terms[1:]
         xtx_diag = np.einsum("ij,ij->j", x, x)
-        self.x_scale = np.where(xtx_diag > 0, 1.0 / np.sqrt(xtx_diag / n), 1.0)
+        self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / n, 1.0))
         xs = x * self.x_scale
         gram = xs.T @ xs
-        w, v = np.linalg.eigh(gram / np.outer(np.sqrt(np.diag(gram)), np.sqrt(np.diag(gram))))
-        if w[0] < 1e-10 * w[-1]:
-            dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
-            raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
+        zero = np.flatnonzero(np.diag(gram) == 0)
+        if zero.size:
+            raise ValueError("the fixed-effects design is rank deficient: columns "
+                             f"{[self.exog_names[i] for i in zero]} are all zero")
+        if p:
+            norm = np.sqrt(np.diag(gram))
+            w, v = np.linalg.eigh(gram / np.outer(norm, norm))
+            if w[0] < 1e-10 * w[-1]:
+                dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
+                raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
         # residual of ordinary least squares: the criterion depends on y only
         # through y - X beta, and the offset keeps its sums from cancelling
-        self.beta_ols = np.linalg.solve(gram, xs.T @ y)
+        # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
+        self.beta_ols = np.linalg.solve(gram, xs.T @ y) if p else np.zeros(0)
         yr = y - xs @ self.beta_ols
         self._xs, self._yr = xs, yr
 
@@ -187,7 +194,7 @@ class MultiTermModel:
             rr_tr.append(np.full(term.n_levels, k))
             rr_tc.append(np.full(term.n_levels, k))
             rr_values.append(ztz.reshape(term.n_levels, -1))
-            zrx[o:o + term.n_levels * q] = ztx.reshape(-1, p)
+            zrx[o:o + term.n_levels * q] = ztx.reshape(term.n_levels * q, p)
             zry[o:o + term.n_levels * q] = zty.reshape(-1)
             for k2 in range(k):
                 other = rest[k2]
@@ -315,10 +322,10 @@ class MultiTermModel:
         l_xs, l_ys = chol[m:m + p, :m], chol[m + p, :m]
         l_x, l_yx = chol[m:m + p, m:m + p], chol[m + p, m:m + p]
         rss = chol[m + p, m + p] ** 2
-        beta_s = linalg.solve_triangular(l_x.T, l_yx, lower=False)
+        beta_s = linalg.solve_triangular(l_x.T, l_yx, lower=False) if p else np.zeros(0)
         nu = n - p if reml else n
         scale = rss / nu
-        xvx_inv = linalg.cho_solve((l_x, True), np.eye(p))
+        xvx_inv = linalg.cho_solve((l_x, True), np.eye(p)) if p else np.zeros((0, 0))
         u_rest = self.criterion.solve_transposed(l_ys - l_xs.T @ beta_s) if m else np.zeros(0)
         u1 = _multi.first_term_modes(
             lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
@@ -742,10 +749,13 @@ class MultiTermResults:
         groups = ", ".join(f"{t.group}, {t.n_levels}" for t in self.model.terms)
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         lines.append("")
-        lines.append("Fixed effects:")
-        fe = pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.bse_fe,
-                           "t value": self.fe_params / self.bse_fe})
-        lines.append(fe.to_string())
+        if self.k_fe:
+            lines.append("Fixed effects:")
+            fe = pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.bse_fe,
+                               "t value": self.fe_params / self.bse_fe})
+            lines.append(fe.to_string())
+        else:
+            lines.append("No fixed effect coefficients")
         return Summary("\n".join(lines) + "\n")
 
     def __repr__(self):

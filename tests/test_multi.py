@@ -474,3 +474,19 @@ def test_fixed_effects_inference_from_the_reference_covariance(fits):
         from scipy import stats
         np.testing.assert_allclose(res.pvalues.to_numpy(), 2 * stats.norm.sf(z), rtol=1e-12)
         assert res.fixef() is res.fe_params and res.params is res.fe_params
+
+
+def test_no_fixed_effects_matches_lme4():
+    # lme4: lmer(diameter ~ 0 + (1|plate) + (1|sample), Penicillin) gives logLik -181.4758
+    # (df = 3) and theta (1.539741, 41.882941) (R 4.2.2, lme4 1.1-31)
+    data = pd.read_csv(DATA / "penicillin.csv", dtype={"plate": str, "sample": str})
+    res = lmm.lmer("diameter ~ 0 + (1 | plate) + (1 | sample)", data)
+    assert res.llf == pytest.approx(-181.4758, abs=5e-5)
+    order = [t.group for t in res.model.terms]
+    theta = dict(zip(order, res.theta))
+    assert theta["plate"] == pytest.approx(1.539741, rel=1e-4)
+    assert theta["sample"] == pytest.approx(41.882941, rel=1e-4)
+    assert len(res.fe_params) == 0 and "No fixed effect coefficients" in str(res.summary())
+    zero = data.assign(z=0.0)
+    with pytest.raises(ValueError, match=r"rank deficient: columns \['z'\] are all zero"):
+        lmm.lmer("diameter ~ z + (1 | plate) + (1 | sample)", zero)
