@@ -79,12 +79,17 @@ def _dependent_columns(gram, names):
         # min_i (c_ii - sum_j!=i |c_ij|); far above the threshold below (at most
         # 1e-10 k), the eigenvalues need not be computed.  (Plain floats: numpy's
         # per-call overhead dominates at this size.)
+        # (one loop, no generators: this runs twice per model)
         g = gram.tolist()
-        d = [math.sqrt(g[i][i]) if g[i][i] > 0 else 0.0 for i in range(k)]
+        d = [math.sqrt(row[i]) if row[i] > 0 else 0.0 for i, row in enumerate(g)]
         if all(d):
-            bound = min(2.0 * abs(g[i][i] / (d[i] * d[i]))
-                        - sum(abs(g[i][j] / (d[i] * d[j])) for j in range(k))
-                        for i in range(k))
+            bound = math.inf
+            for i in range(k):
+                row, di = g[i], d[i]
+                off = 0
+                for j in range(k):
+                    off += abs(row[j] / (di * d[j]))
+                bound = min(bound, 2.0 * abs(row[i] / (di * di)) - off)
             if bound > 1e-6:
                 return []
     d = np.sqrt(np.diag(gram))
@@ -98,6 +103,9 @@ def _dependent_columns(gram, names):
     return [names[i] for i in np.flatnonzero(np.abs(vec) > 1e-6)]
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def _factorize_groups(groups):
     """Integer codes (intp) and sorted distinct labels of the groups (pd.factorize's).
 
@@ -106,12 +114,17 @@ def _factorize_groups(groups):
     anything else goes through pandas.
     """
     n = len(groups)
-    if groups.dtype.kind in "iu" and n and (groups.dtype != np.uint64 or
-                                            groups.max() <= np.iinfo(np.int64).max):
-        coded = _core.code_integer_groups(groups.astype(np.int64, copy=False), n + 65536)
+    dt = groups.dtype
+    # (uint64 labels above int64's range go through pandas; the dtype is read
+    # through kind and itemsize: comparing it with np.uint64 costs more)
+    if dt.kind in "iu" and n and (dt.kind == "i" or dt.itemsize < 8 or
+                                  groups.max() <= _INT64_MAX):
+        coded = _core.code_integer_groups(
+            groups if dt.kind == "i" and dt.itemsize == 8 else groups.astype(np.int64),
+            n + 65536)
         if coded is not None:
             codes, labels = coded
-            return codes, labels.astype(groups.dtype, copy=False)
+            return codes, labels.astype(dt, copy=False)
     try:
         codes, labels = pd.factorize(groups, sort=True)
     except TypeError:
@@ -214,9 +227,46 @@ class MixedLM:
         # (formula path: report non-finite data instead of handling it, see
         # formula/design.py, which then checks its columns itself)
         report_nonfinite = kwargs.pop("_report_nonfinite", False)
+        # (formula fast path: endog, exog and exog_re are float64 arrays made by
+        # the formula code, 1-D and C-ordered 2-D with the same number of rows
+        # as the 1-D ndarray groups, and every name is given: nothing to convert)
+        checked = kwargs.pop("_checked", False)
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+        if checked:
+            y, x, groups_arr = endog, exog, groups
+            n = len(y)
+            self.endog_names = endog_names
+            self.exog_names = list(exog_names)
+        else:
+            y, x, groups_arr, row_labels = self._convert(endog, exog, groups, endog_names,
+                                                         exog_names, row_labels)
+            n = len(y)
+        if exog_re is None:
+            z = np.empty((n, 1))
+            z[...] = 1.0            # (np.ones, without its Python-level wrapper)
+            re_names = [re_default_name]
+        elif checked:
+            z = exog_re
+            re_names = None
+        else:
+            k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
+            re_names = _names_of(exog_re, "Z", k_re)
+            z = _as_float_matrix(exog_re, "exog_re", re_names)
+        if exog_re_names is not None:
+            re_names = list(exog_re_names)
+        if not checked:
+            for what, arr in (("exog", x), ("exog_re", z), ("groups", groups_arr)):
+                if len(arr) != n:
+                    raise ValueError(
+                        f"{what} has {len(arr)} rows but endog has {n}: they must have the "
+                        "same length"
+                    )
+        self._setup(y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite)
 
+    def _convert(self, endog, exog, groups, endog_names, exog_names, row_labels):
+        """endog, exog and groups as arrays (y 1-D, X 2-D float64), their names set,
+        and the row labels (the response's index if not given)."""
         if endog is None or exog is None or groups is None:
             raise ValueError("endog, exog and groups are required")
         if isinstance(endog, pd.DataFrame):
@@ -235,7 +285,6 @@ class MixedLM:
         if y.shape[1] != 1:
             raise ValueError(f"endog must be one-dimensional, got shape {np.shape(endog)}")
         y = y[:, 0]
-        n = len(y)
 
         if exog_names is not None:
             self.exog_names = list(exog_names)
@@ -244,28 +293,15 @@ class MixedLM:
         else:
             self.exog_names = _array_exog_names(np.asarray(exog))
         x = _as_float_matrix(exog, "exog", self.exog_names)
-
-        if exog_re is None:
-            z = np.empty((n, 1))
-            z[...] = 1.0            # (np.ones, without its Python-level wrapper)
-            re_names = [re_default_name]
-        else:
-            k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
-            re_names = _names_of(exog_re, "Z", k_re)
-            z = _as_float_matrix(exog_re, "exog_re", re_names)
-        if exog_re_names is not None:
-            re_names = list(exog_re_names)
-
         groups_arr = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
             np.asarray(groups)
         if groups_arr.ndim != 1:
             raise ValueError(f"groups must be one-dimensional, got shape {groups_arr.shape}")
-        for what, arr in (("exog", x), ("exog_re", z), ("groups", groups_arr)):
-            if len(arr) != n:
-                raise ValueError(
-                    f"{what} has {len(arr)} rows but endog has {n}: they must have the same length"
-                )
+        return y, x, groups_arr, row_labels
 
+    def _setup(self, y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite):
+        """Missing values, group blocks, cross-products and the rank checks."""
+        n = len(y)
         # -- missing values ---------------------------------------------------
         # Optimistically, the groups are coded and the cross-products made
         # first: y'y + tr X'X + tr Z'Z is finite only if every value is (the

@@ -114,12 +114,13 @@ def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
     # (a copy, as before: a view would follow later in-place changes of the
     # DataFrame, and model.endog with it)
     endog = arrays[lhs].astype(float)
-    extra = {"_report_nonfinite": True} if report_nonfinite else {}
+    # (_checked: the arrays above are float64, 1-D and C-ordered 2-D, with as
+    # many rows as the 1-D ndarray groups; the model does not convert them)
     return cls(
         endog, x, groups, exog_re=z, missing="none",
         formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
         exog_re_names=re_names, exog_names=fe.column_names, endog_names=lhs,
-        row_labels=row_labels, **extra, **kwargs,
+        row_labels=row_labels, _report_nonfinite=report_nonfinite, _checked=True, **kwargs,
     )
 
 
