@@ -154,8 +154,10 @@ class CovarianceStructure:
 
     def start_theta(self):
         """lme4's start: Lambda = I."""
-        return np.array([1.0 if j == k else 0.0
-                         for j, k in zip(self.theta_rows.tolist(), self.theta_cols.tolist())])
+        start = []
+        for j, k in zip(self.theta_rows.tolist(), self.theta_cols.tolist()):
+            start.append(1.0 if j == k else 0.0)
+        return np.array(start)
 
     def theta_from_cov(self, cov):
         """theta of a PSD relative covariance (entries outside the blocks ignored)."""
@@ -212,9 +214,13 @@ class Reparametrization:
 
     def __init__(self, structure, col_mean, col_sd, col_rms, intercept):
         q = structure.q
-        t = np.eye(q)
+        t = np.zeros((q, q))
+        t.flat[::q + 1] = 1.0          # (np.eye, without its Python-level wrapper)
         for members in structure.blocks:
-            icpt = [k for k in members if intercept[k]]
+            icpt = []
+            for k in members:
+                if intercept[k]:
+                    icpt.append(k)
             for j in members:
                 if intercept[j]:
                     continue

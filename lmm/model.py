@@ -81,7 +81,9 @@ def _dependent_columns(gram, names):
         # per-call overhead dominates at this size.)
         # (one loop, no generators: this runs twice per model)
         g = gram.tolist()
-        d = [math.sqrt(row[i]) if row[i] > 0 else 0.0 for i, row in enumerate(g)]
+        d = []
+        for i in range(k):
+            d.append(math.sqrt(g[i][i]) if g[i][i] > 0 else 0.0)
         if all(d):
             bound = math.inf
             for i in range(k):
@@ -153,15 +155,6 @@ def _design_module():
 
 class NonFiniteData(ValueError):
     """Raised (for the formula path only) when the data hold NaN or infinite values."""
-
-
-def _blocks_and_products(y, x, z, groups):
-    """Group codes and labels, and `_core.model_products` of the rows: blocks,
-    cross-products, whether the data are all finite (y'y + tr X'X + tr Z'Z is
-    finite; a sum of squares that overflows counts as not finite, and the
-    caller then checks the rows) and which columns of Z are ones."""
-    codes, labels = _factorize_groups(groups)
-    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
 
 
 class MixedLM:
@@ -306,12 +299,17 @@ class MixedLM:
         # Optimistically, the groups are coded and the cross-products made
         # first: y'y + tr X'X + tr Z'Z is finite only if every value is (the
         # per-row masks below are made only when it is not).
+        # (`_core.model_products` returns the blocks, the cross-products, whether
+        # the data are all finite (a sum of squares that overflows counts as
+        # not finite, and the rows are then checked) and which columns of Z
+        # are ones)
         group_missing = None if groups_arr.dtype.kind in "biu" else pd.isna(groups_arr)
         if group_missing is not None and not group_missing.any():
             group_missing = None
         blocks = None
         if group_missing is None:
-            blocks = _blocks_and_products(y, x, z, groups_arr)
+            codes, labels = _factorize_groups(groups_arr)
+            blocks = codes, labels, _core.model_products(x, z, y, codes, len(labels))
             if not blocks[-1]["finite"]:
                 blocks = None
                 if report_nonfinite:
@@ -360,7 +358,8 @@ class MixedLM:
 
         # -- groups: code, sort into contiguous blocks ---------------------------
         if blocks is None:
-            blocks = _blocks_and_products(y, x, z, groups_arr)
+            codes, labels = _factorize_groups(groups_arr)
+            blocks = codes, labels, _core.model_products(x, z, y, codes, len(labels))
         codes, labels, pr = blocks
         self.group_codes = codes
         self._group_label_values = labels
@@ -450,7 +449,7 @@ class MixedLM:
         >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
         ...                               re_formula="~Time")
         """
-        from_formula = _design_module().model_from_formula
+        from_formula = (_DESIGN[0] if _DESIGN else _design_module()).model_from_formula
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
@@ -498,15 +497,22 @@ class MixedLM:
             st = self.cross_products
             n = st.nobs
             # (plain floats: p and q are small, and a numpy call costs more here)
-            x_scale = np.array([1.0 / math.sqrt(v / n) if v > 0 else 1.0
-                                for v in st.xtx.diagonal().tolist()])
+            # (loops rather than comprehensions: each is one more function to run)
+            scales = []
+            for v in st.xtx.diagonal().tolist():
+                scales.append(1.0 / math.sqrt(v / n) if v > 0 else 1.0)
+            x_scale = np.array(scales)
             ztz_all = self._ztz_all.tolist()
             q = self.k_re
-            col_rms = [math.sqrt(ztz_all[j][j] / n) for j in range(q)]
-            icpt = [j for j in range(q) if self._intercept_re[j]]
-            col_mean = [v / n for v in ztz_all[icpt[0]]] if icpt else [0.0] * q
-            col_sd = [math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0))
-                      for j in range(q)]
+            ones = self._intercept_re.tolist()
+            icpt = ones.index(True) if True in ones else None
+            col_mean = [0.0] * q if icpt is None else ztz_all[icpt][:]
+            col_rms, col_sd = [], []
+            for j in range(q):
+                if icpt is not None:
+                    col_mean[j] /= n
+                col_rms.append(math.sqrt(ztz_all[j][j] / n))
+                col_sd.append(math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0)))
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re)
             self._deviances[key] = ProfiledDeviance(st, structure, reml, reparam, x_scale)
