@@ -215,6 +215,11 @@ def group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
     order (n,) intp, the rows group by group, in their original order within
     a group (``np.argsort(codes, kind="stable")``)
     """
+    return _group_blocks(codes, n_groups)
+
+
+cdef tuple _group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
+    # (`group_blocks`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = codes.shape[0], r, g
     sizes_arr = np.zeros(n_groups, dtype=np.intp)
     offsets_arr = np.empty(n_groups + 1, dtype=np.intp)
@@ -268,6 +273,12 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     ztz (n_groups, q, q), ztx (n_groups, q, p), zty (n_groups, q),
     xtx (p, p), xty (p,), yty (float)
     """
+    return _cross_products(X, Z, y, order, group_offsets)
+
+
+cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                           const intp_t[::1] order, const intp_t[::1] group_offsets):
+    # (`cross_products`, callable from C without re-reading its arguments)
     cdef Py_ssize_t p = X.shape[1], q = Z.shape[1]
     cdef Py_ssize_t n_groups = group_offsets.shape[0] - 1
     ztz_arr = np.zeros((n_groups, q, q))
@@ -325,8 +336,8 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
     if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
         raise ValueError("X, Z, y and codes must have the same number of rows")
-    sizes, offsets, order = group_blocks(codes, n_groups)
-    ztz, ztx, zty, xtx, xty, yty = cross_products(X, Z, y, order, offsets)
+    sizes, offsets, order = _group_blocks(codes, n_groups)
+    ztz, ztx, zty, xtx, xty, yty = _cross_products(X, Z, y, order, offsets)
     cdef double[:, :, ::1] ztz_v = ztz
     cdef const double[:, ::1] xtx_v = xtx
     ztz_all_arr = np.zeros((q, q))
@@ -451,9 +462,10 @@ cdef object _lower_fortran(const double[:, ::1] lam):
     return out
 
 
-def _check_lam(const double[:, ::1] lam, Py_ssize_t q):
+cdef int _check_lam(const double[:, ::1] lam, Py_ssize_t q) except -1:
     if lam.shape[0] != q or lam.shape[1] != q:
         raise ValueError(f"lam must be ({q}, {q}), got {tuple(lam.shape)[:2]}")
+    return 0
 
 
 def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
