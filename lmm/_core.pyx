@@ -36,6 +36,7 @@ import numpy as np
 from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
+from libc.string cimport memcmp
 from lmm._linalg cimport (
     _cholesky_lower, _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
 )
@@ -1102,6 +1103,9 @@ cdef class Criterion:
     cdef double prof_v
     cdef double[::1] t_row
     cdef public long n_evaluations
+    # (theta, value, gradient, Hessian) of minimize's end point, handed once
+    # to value_grad_hessian at that same theta (the optimum check asks for it)
+    cdef object _end
 
     def __init__(self, ztz, ztx, zty, xtx, xty, double yty, double nobs, bint reml,
                  theta_rows, theta_cols, lower, double shift=0.0):
@@ -1140,6 +1144,7 @@ cdef class Criterion:
         self.prof_v = 0.0
         self.t_row = np.zeros(self.q)
         self.n_evaluations = 0
+        self._end = None
 
     def set_profile(self, double v, t_row):
         """Switch to the profile criterion of a variance held at v (> 0)."""
@@ -1151,6 +1156,7 @@ cdef class Criterion:
         self.t_row = t_row
         self.prof_v = v
         self.profile = 1
+        self._end = None
 
     def set_scale_profile(self, double scale):
         """Switch to -2 l(theta, scale) with the residual variance held at `scale`."""
@@ -1158,9 +1164,11 @@ cdef class Criterion:
             raise ValueError("the residual variance must be positive")
         self.prof_v = scale
         self.profile = 2
+        self._end = None
 
     def clear_profile(self):
         self.profile = 0
+        self._end = None
 
     cdef double _eval(self, const double* theta, bint want_deriv, double* grad,
                       double* hess) noexcept nogil:
@@ -1247,6 +1255,16 @@ cdef class Criterion:
         cdef double f
         if self.nd == 0:
             return self._eval(NULL, False, NULL, NULL), grad_arr, np.ascontiguousarray(hess_arr)
+        end = self._end
+        self._end = None
+        cdef double[::1] end_theta
+        if end is not None:
+            end_theta = end[0]
+            if memcmp(&th[0], &end_theta[0], self.nd * sizeof(double)) == 0:
+                # minimize's last evaluation with derivatives was at this theta
+                # (bit for bit): the same numbers, counted as an evaluation
+                self.n_evaluations += 1
+                return end[1], end[2], end[3]
         f = self._eval(&th[0], True, &grad[0], &hess[0, 0])
         return f, grad_arr, np.ascontiguousarray(hess_arr)
 
@@ -1274,8 +1292,15 @@ cdef class Criterion:
         cdef double[::1] state = state_arr
         cdef int n_iter = 0
         cdef double f
+        self._end = None
         with nogil:
             f = self._minimize(&theta[0], &state[0], max_iter, tol, radius, &n_iter)
+        if f < INFINITY:
+            # the state holds the gradient (first nd) and the column-major
+            # Hessian (from 8 nd) of the last evaluation, which was at theta
+            self._end = (theta_arr.copy(), f, state_arr[:nd].copy(),
+                         np.ascontiguousarray(
+                             state_arr[8 * nd:8 * nd + nd * nd].reshape((nd, nd), order="F")))
         return theta_arr, f, n_iter
 
     cdef double _minimize(self, double* theta, double* state, int max_iter, double tol,

@@ -179,6 +179,28 @@ def test_compiled_criterion_matches_kernels(q, p, blocks, seed):
     assert dev.criterion.value(theta) == pytest.approx(f, rel=1e-14)
 
 
+@pytest.mark.parametrize("q,p,blocks,seed", CASES)
+def test_end_point_derivatives_handed_over_are_a_fresh_evaluation(q, p, blocks, seed):
+    md, _ = _model(q, p, seed)
+    s = CovarianceStructure(q, blocks)
+    crit = md._deviance(True, s).criterion
+    theta, f, _ = crit.minimize(s.start_theta())
+    n0 = crit.n_evaluations
+    first = crit.value_grad_hessian(theta)          # minimize's end point, handed over
+    again = crit.value_grad_hessian(theta)          # evaluated
+    assert crit.n_evaluations == n0 + 2
+    assert first[0] == again[0] == f
+    np.testing.assert_array_equal(first[1], again[1])
+    np.testing.assert_array_equal(first[2], again[2])
+    # another theta, or a changed criterion, is evaluated
+    crit.minimize(s.start_theta())
+    crit.set_scale_profile(2.0)
+    f2, _, _ = crit.value_grad_hessian(theta)
+    assert f2 == pytest.approx(crit.value(theta), rel=1e-14)
+    assert f2 != f
+    crit.clear_profile()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_trust_region_step_solves_the_subproblem(seed):
     """The step minimizes g'p + p'Hp/2 over |p| <= r (brute force: SLSQP from
