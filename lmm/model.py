@@ -588,9 +588,11 @@ class MixedLM:
         if isinstance(method, list | tuple):
             method = method[0] if method else None
         self.reml = bool(reml)
-        structure = self._structure(free)
+        structure = _default_structure(self.k_re, self._re_blocks) if free is None else \
+            self._structure(free)
         dev = self._deviance(reml, structure)
-        theta0 = self._start_theta(start_params, dev)
+        theta0 = structure.start_theta() if start_params is None else \
+            self._start_theta(start_params, dev)
         check = minimize_deviance(dev, theta0, method=method,
                                   maxiter=fit_kwargs.pop("maxiter", None))
         results = MixedLMResults(self, dev, check, free=free)

@@ -164,7 +164,7 @@ def _eigvalsh(a):
 def check_optimum(dev, theta, n_iterations=0):
     """The optimum check: projected gradient and curvature at theta."""
     lower = dev.structure.lower_bounds
-    f, g, h = dev.value_grad_hessian(theta)
+    f, g, h = dev.criterion.value_grad_hessian(theta)
     interior = True
     for t, lo in zip(theta.tolist(), lower.tolist()):
         if t <= lo:
