@@ -255,7 +255,9 @@ class Reparametrization:
 
     def lam_to_user(self, lam_scaled):
         """Lambda of the user's Z from Lambda of Z T: L L' = T Ls Ls' T'."""
-        return self.structure.zero_fixed(_lower_factor(self.t @ lam_scaled))
+        # (one effect: the 1 x 1 product, exactly, without matmul's machinery)
+        prod = self.t * lam_scaled if self.t.shape == (1, 1) else self.t @ lam_scaled
+        return self.structure.zero_fixed(_lower_factor(prod))
 
     def lam_to_scaled(self, lam_user):
         return self.structure.zero_fixed(_lower_factor(self.t_inv @ lam_user))

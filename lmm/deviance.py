@@ -202,7 +202,8 @@ class ProfiledDeviance:
         scale = sol["rss"] / self.nu
         beta = (sol["beta"] + self.beta_ols) * self.x_scale
         lam_user = self.reparam.lam_to_user(lam_s)
-        cov_re = scale * (lam_user @ lam_user.T)
+        # (one effect: the 1 x 1 product, exactly, without matmul's machinery)
+        cov_re = scale * (lam_user * lam_user if s.q == 1 else lam_user @ lam_user.T)
         nu = self.nu
         dev = sol["logdet_v"] + nu * (1.0 + math.log(2.0 * math.pi * sol["rss"] / nu))
         if self.reml:
