@@ -1281,14 +1281,19 @@ cdef class Criterion:
         -------
         (theta, value, n_iterations)
         """
-        cdef int nd = self.nd
-        theta_arr = np.maximum(np.asarray(theta0, dtype=float), np.asarray(self.lower))
-        if theta_arr.shape[0] != nd:
+        cdef int nd = self.nd, i
+        # (a copy of theta0 raised to the bounds: np.maximum(theta0, lower),
+        # whose first call on a cold cache costs more than the loop)
+        theta_arr = np.array(theta0, dtype=float, ndmin=1)
+        if theta_arr.ndim != 1 or theta_arr.shape[0] != nd:
             raise ValueError(f"theta0 must have length {nd}")
         if nd == 0:
             return theta_arr, self.value(theta_arr), 0
         state_arr = np.zeros(8 * nd + 3 * nd * nd)
         cdef double[::1] theta = theta_arr
+        for i in range(nd):
+            if self.lower[i] > theta[i]:
+                theta[i] = self.lower[i]
         cdef double[::1] state = state_arr
         cdef int n_iter = 0
         cdef double f

@@ -84,7 +84,18 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
         point.
     """
     lower = dev.structure.lower_bounds
-    theta0 = np.maximum(np.asarray(theta0, dtype=float), lower)
+    theta0 = np.asarray(theta0, dtype=float)
+    # (np.maximum(theta0, lower), which returns theta0's entry unless the bound
+    # is above it, made only when some entry is at or below its bound or not a
+    # number: the ufunc's first call costs more than the rest of this set-up)
+    inside = theta0.ndim == 1 and len(theta0) == len(lower)
+    if inside:
+        for t, lo in zip(theta0.tolist(), lower.tolist()):
+            if not t > lo:
+                inside = False
+                break
+    if not inside:
+        theta0 = np.maximum(theta0, lower)
     name = "newton" if method is None else _METHOD_ALIASES.get(str(method).lower(), method)
     opts = dict(options or {})
     if maxiter is not None:
