@@ -231,7 +231,8 @@ class Reparametrization:
     def __init__(self, structure, col_mean, col_sd, col_rms, intercept):
         q = structure.q
         t = np.zeros((q, q))
-        t.flat[::q + 1] = 1.0          # (np.eye, without its Python-level wrapper)
+        for j in range(q):
+            t[j, j] = 1.0              # (np.eye, without its Python-level wrapper)
         for members in structure.blocks:
             icpt = []
             for k in members:
