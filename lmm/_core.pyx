@@ -321,6 +321,27 @@ cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const
     return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
 
 
+cdef bint _gershgorin_clear(const double[:, ::1] g) noexcept:
+    """Whether every diagonal entry of the Gram matrix g is positive and the
+    Gershgorin bound on the smallest eigenvalue of its correlation matrix,
+    min_i (|c_ii| - sum_j |c_ij| + |c_ii|), exceeds 1e-6: the first test of
+    lmm.model._dependent_columns, with the same arithmetic in the same order."""
+    cdef Py_ssize_t k = g.shape[0], i, j
+    cdef double bound = INFINITY, off, di, b
+    for i in range(k):
+        if not g[i, i] > 0:
+            return False
+    for i in range(k):
+        di = sqrt(g[i, i])
+        off = 0.0
+        for j in range(k):
+            off += fabs(g[i, j] / (di * sqrt(g[j, j])))
+        b = 2.0 * fabs(g[i, i] / (di * di)) - off
+        if b < bound:
+            bound = b
+    return bound > 1e-6
+
+
 def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
                    const intp_t[::1] codes, Py_ssize_t n_groups):
     """Everything the one-factor model needs from its rows, in one call.
@@ -332,7 +353,9 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     Returns
     -------
     dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty, ztz_all
-    (q, q), finite (bool), ones (q,) bool
+    (q, q), finite (bool), ones (q,) bool, x_clear and z_clear (bool: X'X and
+    Z'Z summed over the groups pass the Gershgorin test of full rank, see
+    `_gershgorin_clear`)
     """
     cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
     if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
@@ -368,7 +391,8 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
             total += xtx_v[j, j]
     return dict(sizes=sizes, offsets=offsets, order=order, ztz=ztz, ztx=ztx, zty=zty,
                 xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr,
-                finite=bool(total - total == 0.0), ones=ones_arr.astype(bool))
+                finite=bool(total - total == 0.0), ones=ones_arr.astype(bool),
+                x_clear=_gershgorin_clear(xtx_v), z_clear=_gershgorin_clear(ztz_all))
 
 
 # ---------------------------------------------------------------------------

@@ -71,10 +71,16 @@ def _array_exog_names(arr):
     return names
 
 
-def _dependent_columns(gram, names):
-    """Names of columns involved in a linear dependence, or [] if full rank."""
+def _dependent_columns(gram, names, clear=None):
+    """Names of columns involved in a linear dependence, or [] if full rank.
+
+    `clear`: the Gershgorin test below, already made by `_core.model_products`
+    (its x_clear / z_clear)."""
     k = gram.shape[0]
-    if k <= 8:
+    if clear is not None:
+        if clear and k <= 8:
+            return []
+    elif k <= 8:
         # Gershgorin: every eigenvalue of the correlation matrix is at least
         # min_i (c_ii - sum_j!=i |c_ij|); far above the threshold below (at most
         # 1e-10 k), the eigenvalues need not be computed.  (Plain floats: numpy's
@@ -382,14 +388,14 @@ class MixedLM:
         self.cross_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
                                             float(pr["yty"]), n)
 
-        dep = _dependent_columns(xtx, self.exog_names)
+        dep = _dependent_columns(xtx, self.exog_names, pr["x_clear"])
         if dep:
             raise ValueError(
                 "the fixed-effects design (exog) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
         self._ztz_all = ztz_all
-        dep = _dependent_columns(ztz_all, re_names)
+        dep = _dependent_columns(ztz_all, re_names, pr["z_clear"])
         if dep:
             raise ValueError(
                 "the random-effects design (exog_re) is rank deficient: columns "

@@ -272,6 +272,28 @@ def test_integer_groups_coded_as_pandas_codes_them(dtype):
     np.testing.assert_array_equal(labels[codes], strided)
 
 
+def _gershgorin_bound(gram):
+    d = np.sqrt(np.diag(gram))
+    corr = np.abs(gram / np.outer(d, d))
+    return np.min(2 * np.diag(corr) - corr.sum(axis=1))
+
+
+def test_model_products_gershgorin_flags():
+    rng = np.random.default_rng(11)
+    n = 120
+    codes = np.repeat(np.arange(12), 10).astype(np.intp)
+    y = rng.normal(size=n)
+    t = rng.normal(size=n)
+    for eps in (1.0, 1e-2, 1e-4, 1e-7, 0.0):
+        x = np.column_stack([np.ones(n), t, t + eps * rng.normal(size=n)])
+        z = np.column_stack([np.ones(n), t])
+        pr = _core.model_products(x, z, y, codes, 12)
+        assert pr["x_clear"] == (_gershgorin_bound(pr["xtx"]) > 1e-6)
+        assert pr["z_clear"] == (_gershgorin_bound(pr["ztz_all"]) > 1e-6)
+    zero = np.column_stack([np.ones(n), np.zeros(n)])
+    assert not _core.model_products(zero, zero, y, codes, 12)["x_clear"]
+
+
 def test_model_products_is_blocks_and_cross_products_in_one_call():
     rng = np.random.default_rng(5)
     n, g = 200, 13
