@@ -161,6 +161,11 @@ def code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
     values, codes[r] the index of groups[r] in labels (pandas.factorize with
     sort=True); or None when the range exceeds max_span.
     """
+    return _code_integer_groups(groups, max_span)
+
+
+cdef object _code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
+    # (`code_integer_groups`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = groups.shape[0], r, k, n_groups = 0
     cdef int64_t lo, hi, v
     if n == 0:
@@ -357,6 +362,32 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     Z'Z summed over the groups pass the Gershgorin test of full rank, see
     `_gershgorin_clear`)
     """
+    return _model_products(X, Z, y, codes, n_groups)
+
+
+def integer_model_products(const double[:, ::1] X, const double[:, ::1] Z,
+                           const double[::1] y, const int64_t[:] groups, Py_ssize_t max_span):
+    """`code_integer_groups` of the int64 group labels, then `model_products`, in one call.
+
+    Returns
+    -------
+    model_products' dict with codes (n,) intp and labels (n_groups,) int64
+    added, or None when the labels' range exceeds max_span (or there are no
+    rows): code them otherwise.
+    """
+    coded = _code_integer_groups(groups, max_span)
+    if coded is None:
+        return None
+    codes, labels = coded
+    pr = _model_products(X, Z, y, codes, labels.shape[0])
+    pr["codes"] = codes
+    pr["labels"] = labels
+    return pr
+
+
+cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                          const intp_t[::1] codes, Py_ssize_t n_groups):
+    # (`model_products`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
     if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
         raise ValueError("X, Z, y and codes must have the same number of rows")

@@ -140,6 +140,19 @@ def _factorize_groups(groups):
     return codes.astype(np.intp, copy=False), labels
 
 
+def _coded_products(y, x, z, groups):
+    """Group codes and labels (`_factorize_groups`), and `_core.model_products`
+    of the rows; int64 labels of a narrow range are coded in the same
+    compiled call."""
+    dt = groups.dtype
+    if dt.kind == "i" and dt.itemsize == 8 and len(groups):
+        pr = _core.integer_model_products(x, z, y, groups, len(groups) + 65536)
+        if pr is not None:
+            return pr["codes"], pr["labels"].astype(dt, copy=False), pr
+    codes, labels = _factorize_groups(groups)
+    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
+
+
 @lru_cache(maxsize=64)
 def _default_structure(q, blocks):
     """The CovarianceStructure of q effects in `blocks` (shared: it is never changed)."""
@@ -314,8 +327,7 @@ class MixedLM:
             group_missing = None
         blocks = None
         if group_missing is None:
-            codes, labels = _factorize_groups(groups_arr)
-            blocks = codes, labels, _core.model_products(x, z, y, codes, len(labels))
+            blocks = _coded_products(y, x, z, groups_arr)
             if not blocks[-1]["finite"]:
                 blocks = None
                 if report_nonfinite:
@@ -364,8 +376,7 @@ class MixedLM:
 
         # -- groups: code, sort into contiguous blocks ---------------------------
         if blocks is None:
-            codes, labels = _factorize_groups(groups_arr)
-            blocks = codes, labels, _core.model_products(x, z, y, codes, len(labels))
+            blocks = _coded_products(y, x, z, groups_arr)
         codes, labels, pr = blocks
         self.group_codes = codes
         self._group_label_values = labels

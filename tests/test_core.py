@@ -294,6 +294,28 @@ def test_model_products_gershgorin_flags():
     assert not _core.model_products(zero, zero, y, codes, 12)["x_clear"]
 
 
+def test_integer_groups_coded_with_the_products_as_apart():
+    from lmm.model import _coded_products, _factorize_groups
+
+    rng = np.random.default_rng(3)
+    n = 90
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    z = np.ones((n, 1))
+    y = rng.normal(size=n)
+    labels = rng.integers(100, 130, size=n)
+    for groups in (labels, labels.astype(np.int32), labels * 2**40, labels[::-1].copy()):
+        codes, labs, pr = _coded_products(y, x, z, groups)
+        codes2, labs2 = _factorize_groups(groups)
+        pr2 = _core.model_products(x, z, y, codes2, len(labs2))
+        np.testing.assert_array_equal(codes, codes2)
+        np.testing.assert_array_equal(labs, labs2)
+        assert labs.dtype == labs2.dtype
+        for key in ("order", "offsets", "ztz", "ztx", "zty", "xtx", "xty", "ztz_all"):
+            np.testing.assert_array_equal(pr[key], pr2[key])
+        assert pr["yty"] == pr2["yty"]
+    assert _core.integer_model_products(x, z, y, labels * 2**40, n + 65536) is None
+
+
 def test_model_products_is_blocks_and_cross_products_in_one_call():
     rng = np.random.default_rng(5)
     n, g = 200, 13
