@@ -14,6 +14,10 @@ def model_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     codes: NDArray[np.intp], n_groups: int,
 ) -> dict[str, object]: ...
+def integer_model_products(
+    X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
+    groups: NDArray[np.int64], max_span: int,
+) -> dict[str, object] | None: ...
 def cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     order: NDArray[np.intp], group_offsets: NDArray[np.intp],

@@ -36,6 +36,7 @@ import numpy as np
 from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
+from libc.string cimport memcmp
 from lmm._linalg cimport (
     _cholesky_lower, _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
 )
@@ -160,6 +161,11 @@ def code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
     values, codes[r] the index of groups[r] in labels (pandas.factorize with
     sort=True); or None when the range exceeds max_span.
     """
+    return _code_integer_groups(groups, max_span)
+
+
+cdef object _code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
+    # (`code_integer_groups`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = groups.shape[0], r, k, n_groups = 0
     cdef int64_t lo, hi, v
     if n == 0:
@@ -215,6 +221,11 @@ def group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
     order (n,) intp, the rows group by group, in their original order within
     a group (``np.argsort(codes, kind="stable")``)
     """
+    return _group_blocks(codes, n_groups)
+
+
+cdef tuple _group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
+    # (`group_blocks`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = codes.shape[0], r, g
     sizes_arr = np.zeros(n_groups, dtype=np.intp)
     offsets_arr = np.empty(n_groups + 1, dtype=np.intp)
@@ -268,6 +279,12 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     ztz (n_groups, q, q), ztx (n_groups, q, p), zty (n_groups, q),
     xtx (p, p), xty (p,), yty (float)
     """
+    return _cross_products(X, Z, y, order, group_offsets)
+
+
+cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                           const intp_t[::1] order, const intp_t[::1] group_offsets):
+    # (`cross_products`, callable from C without re-reading its arguments)
     cdef Py_ssize_t p = X.shape[1], q = Z.shape[1]
     cdef Py_ssize_t n_groups = group_offsets.shape[0] - 1
     ztz_arr = np.zeros((n_groups, q, q))
@@ -309,6 +326,27 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
 
 
+cdef bint _gershgorin_clear(const double[:, ::1] g) noexcept:
+    """Whether every diagonal entry of the Gram matrix g is positive and the
+    Gershgorin bound on the smallest eigenvalue of its correlation matrix,
+    min_i (|c_ii| - sum_j |c_ij| + |c_ii|), exceeds 1e-6: the first test of
+    lmm.model._dependent_columns, with the same arithmetic in the same order."""
+    cdef Py_ssize_t k = g.shape[0], i, j
+    cdef double bound = INFINITY, off, di, b
+    for i in range(k):
+        if not g[i, i] > 0:
+            return False
+    for i in range(k):
+        di = sqrt(g[i, i])
+        off = 0.0
+        for j in range(k):
+            off += fabs(g[i, j] / (di * sqrt(g[j, j])))
+        b = 2.0 * fabs(g[i, i] / (di * di)) - off
+        if b < bound:
+            bound = b
+    return bound > 1e-6
+
+
 def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
                    const intp_t[::1] codes, Py_ssize_t n_groups):
     """Everything the one-factor model needs from its rows, in one call.
@@ -320,13 +358,41 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     Returns
     -------
     dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty, ztz_all
-    (q, q), finite (bool), ones (q,) bool
+    (q, q), finite (bool), ones (q,) bool, x_clear and z_clear (bool: X'X and
+    Z'Z summed over the groups pass the Gershgorin test of full rank, see
+    `_gershgorin_clear`)
     """
+    return _model_products(X, Z, y, codes, n_groups)
+
+
+def integer_model_products(const double[:, ::1] X, const double[:, ::1] Z,
+                           const double[::1] y, const int64_t[:] groups, Py_ssize_t max_span):
+    """`code_integer_groups` of the int64 group labels, then `model_products`, in one call.
+
+    Returns
+    -------
+    model_products' dict with codes (n,) intp and labels (n_groups,) int64
+    added, or None when the labels' range exceeds max_span (or there are no
+    rows): code them otherwise.
+    """
+    coded = _code_integer_groups(groups, max_span)
+    if coded is None:
+        return None
+    codes, labels = coded
+    pr = _model_products(X, Z, y, codes, labels.shape[0])
+    pr["codes"] = codes
+    pr["labels"] = labels
+    return pr
+
+
+cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
+                          const intp_t[::1] codes, Py_ssize_t n_groups):
+    # (`model_products`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
     if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
         raise ValueError("X, Z, y and codes must have the same number of rows")
-    sizes, offsets, order = group_blocks(codes, n_groups)
-    ztz, ztx, zty, xtx, xty, yty = cross_products(X, Z, y, order, offsets)
+    sizes, offsets, order = _group_blocks(codes, n_groups)
+    ztz, ztx, zty, xtx, xty, yty = _cross_products(X, Z, y, order, offsets)
     cdef double[:, :, ::1] ztz_v = ztz
     cdef const double[:, ::1] xtx_v = xtx
     ztz_all_arr = np.zeros((q, q))
@@ -356,7 +422,8 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
             total += xtx_v[j, j]
     return dict(sizes=sizes, offsets=offsets, order=order, ztz=ztz, ztx=ztx, zty=zty,
                 xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr,
-                finite=bool(total - total == 0.0), ones=ones_arr.astype(bool))
+                finite=bool(total - total == 0.0), ones=ones_arr.astype(bool),
+                x_clear=_gershgorin_clear(xtx_v), z_clear=_gershgorin_clear(ztz_all))
 
 
 # ---------------------------------------------------------------------------
@@ -451,9 +518,10 @@ cdef object _lower_fortran(const double[:, ::1] lam):
     return out
 
 
-def _check_lam(const double[:, ::1] lam, Py_ssize_t q):
+cdef int _check_lam(const double[:, ::1] lam, Py_ssize_t q) except -1:
     if lam.shape[0] != q or lam.shape[1] != q:
         raise ValueError(f"lam must be ({q}, {q}), got {tuple(lam.shape)[:2]}")
+    return 0
 
 
 def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
@@ -1090,6 +1158,9 @@ cdef class Criterion:
     cdef double prof_v
     cdef double[::1] t_row
     cdef public long n_evaluations
+    # (theta, value, gradient, Hessian) of minimize's end point, handed once
+    # to value_grad_hessian at that same theta (the optimum check asks for it)
+    cdef object _end
 
     def __init__(self, ztz, ztx, zty, xtx, xty, double yty, double nobs, bint reml,
                  theta_rows, theta_cols, lower, double shift=0.0):
@@ -1128,6 +1199,7 @@ cdef class Criterion:
         self.prof_v = 0.0
         self.t_row = np.zeros(self.q)
         self.n_evaluations = 0
+        self._end = None
 
     def set_profile(self, double v, t_row):
         """Switch to the profile criterion of a variance held at v (> 0)."""
@@ -1139,6 +1211,7 @@ cdef class Criterion:
         self.t_row = t_row
         self.prof_v = v
         self.profile = 1
+        self._end = None
 
     def set_scale_profile(self, double scale):
         """Switch to -2 l(theta, scale) with the residual variance held at `scale`."""
@@ -1146,9 +1219,11 @@ cdef class Criterion:
             raise ValueError("the residual variance must be positive")
         self.prof_v = scale
         self.profile = 2
+        self._end = None
 
     def clear_profile(self):
         self.profile = 0
+        self._end = None
 
     cdef double _eval(self, const double* theta, bint want_deriv, double* grad,
                       double* hess) noexcept nogil:
@@ -1235,6 +1310,16 @@ cdef class Criterion:
         cdef double f
         if self.nd == 0:
             return self._eval(NULL, False, NULL, NULL), grad_arr, np.ascontiguousarray(hess_arr)
+        end = self._end
+        self._end = None
+        cdef double[::1] end_theta
+        if end is not None:
+            end_theta = end[0]
+            if memcmp(&th[0], &end_theta[0], self.nd * sizeof(double)) == 0:
+                # minimize's last evaluation with derivatives was at this theta
+                # (bit for bit): the same numbers, counted as an evaluation
+                self.n_evaluations += 1
+                return end[1], end[2], end[3]
         f = self._eval(&th[0], True, &grad[0], &hess[0, 0])
         return f, grad_arr, np.ascontiguousarray(hess_arr)
 
@@ -1251,19 +1336,31 @@ cdef class Criterion:
         -------
         (theta, value, n_iterations)
         """
-        cdef int nd = self.nd
-        theta_arr = np.maximum(np.asarray(theta0, dtype=float), np.asarray(self.lower))
-        if theta_arr.shape[0] != nd:
+        cdef int nd = self.nd, i
+        # (a copy of theta0 raised to the bounds: np.maximum(theta0, lower),
+        # whose first call on a cold cache costs more than the loop)
+        theta_arr = np.array(theta0, dtype=float, ndmin=1)
+        if theta_arr.ndim != 1 or theta_arr.shape[0] != nd:
             raise ValueError(f"theta0 must have length {nd}")
         if nd == 0:
             return theta_arr, self.value(theta_arr), 0
         state_arr = np.zeros(8 * nd + 3 * nd * nd)
         cdef double[::1] theta = theta_arr
+        for i in range(nd):
+            if self.lower[i] > theta[i]:
+                theta[i] = self.lower[i]
         cdef double[::1] state = state_arr
         cdef int n_iter = 0
         cdef double f
+        self._end = None
         with nogil:
             f = self._minimize(&theta[0], &state[0], max_iter, tol, radius, &n_iter)
+        if f < INFINITY:
+            # the state holds the gradient (first nd) and the column-major
+            # Hessian (from 8 nd) of the last evaluation, which was at theta
+            self._end = (theta_arr.copy(), f, state_arr[:nd].copy(),
+                         np.ascontiguousarray(
+                             state_arr[8 * nd:8 * nd + nd * nd].reshape((nd, nd), order="F")))
         return theta_arr, f, n_iter
 
     cdef double _minimize(self, double* theta, double* state, int max_iter, double tol,

@@ -88,6 +88,11 @@ class CovarianceStructure:
                  if not (j >= k and b[j] == b[k])]
         self.fixed_rows = np.array([j for j, _ in pairs], dtype=np.intp)
         self.fixed_cols = np.array([k for _, k in pairs], dtype=np.intp)
+        # flat (row-major) positions in a q x q Lambda, for take/put: numpy's
+        # fancy indexing runs far more code for these few entries
+        self._theta_flat = self.theta_rows * self.q + self.theta_cols
+        self._fixed_flat = self.fixed_rows * self.q + self.fixed_cols
+        self._has_fixed = len(pairs) > 0
         self.is_unstructured = len(self.blocks) == 1
         self.is_diagonal = all(len(b) == 1 for b in self.blocks)
 
@@ -146,16 +151,29 @@ class CovarianceStructure:
     def lam(self, theta):
         """The q x q lower-triangular factor Lambda of a theta vector."""
         lam = np.zeros((self.q, self.q))
-        lam[self.theta_rows, self.theta_cols] = theta
+        if type(theta) is np.ndarray and theta.shape == (self.n_theta,):
+            lam.put(self._theta_flat, theta)
+        else:
+            lam[self.theta_rows, self.theta_cols] = theta
         return lam
 
     def theta(self, lam):
+        if type(lam) is np.ndarray and lam.shape == (self.q, self.q):
+            return lam.take(self._theta_flat)
         return np.asarray(lam)[self.theta_rows, self.theta_cols].copy()
+
+    def zero_fixed(self, lam):
+        """Set the entries of the q x q `lam` that are not in theta to zero (in place)."""
+        if self._has_fixed:
+            lam.put(self._fixed_flat, 0.0)
+        return lam
 
     def start_theta(self):
         """lme4's start: Lambda = I."""
-        return np.array([1.0 if j == k else 0.0
-                         for j, k in zip(self.theta_rows.tolist(), self.theta_cols.tolist())])
+        start = []
+        for j, k in zip(self.theta_rows.tolist(), self.theta_cols.tolist()):
+            start.append(1.0 if j == k else 0.0)
+        return np.array(start)
 
     def theta_from_cov(self, cov):
         """theta of a PSD relative covariance (entries outside the blocks ignored)."""
@@ -212,9 +230,14 @@ class Reparametrization:
 
     def __init__(self, structure, col_mean, col_sd, col_rms, intercept):
         q = structure.q
-        t = np.eye(q)
+        t = np.zeros((q, q))
+        for j in range(q):
+            t[j, j] = 1.0              # (np.eye, without its Python-level wrapper)
         for members in structure.blocks:
-            icpt = [k for k in members if intercept[k]]
+            icpt = []
+            for k in members:
+                if intercept[k]:
+                    icpt.append(k)
             for j in members:
                 if intercept[j]:
                     continue
@@ -233,16 +256,12 @@ class Reparametrization:
 
     def lam_to_user(self, lam_scaled):
         """Lambda of the user's Z from Lambda of Z T: L L' = T Ls Ls' T'."""
-        lam = _lower_factor(self.t @ lam_scaled)
-        s = self.structure
-        lam[s.fixed_rows, s.fixed_cols] = 0.0
-        return lam
+        # (one effect: the 1 x 1 product, exactly, without matmul's machinery)
+        prod = self.t * lam_scaled if self.t.shape == (1, 1) else self.t @ lam_scaled
+        return self.structure.zero_fixed(_lower_factor(prod))
 
     def lam_to_scaled(self, lam_user):
-        lam = _lower_factor(self.t_inv @ lam_user)
-        s = self.structure
-        lam[s.fixed_rows, s.fixed_cols] = 0.0
-        return lam
+        return self.structure.zero_fixed(_lower_factor(self.t_inv @ lam_user))
 
     def cov_to_user(self, cov_scaled):
         return self.t @ cov_scaled @ self.t.T

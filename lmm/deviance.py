@@ -141,10 +141,15 @@ class ProfiledDeviance:
         self.beta_ols = cond[0]
         self.stats = CrossProducts(*cond[1:], stats.nobs)
         self.nobs = stats.nobs
-        self.p = stats.p
+        self.p = stats.xtx.shape[0]
         self.nu = self.nobs - self.p if self.reml else self.nobs
-        self.shift = -2.0 * sum(math.log(v) for v in self.x_scale.tolist()) \
-            if self.reml else 0.0
+        shift = 0.0
+        if self.reml:
+            log_scale = 0
+            for v in self.x_scale.tolist():
+                log_scale += math.log(v)
+            shift = -2.0 * log_scale
+        self.shift = shift
         self._args = (
             self.stats.ztz, self.stats.ztx, self.stats.zty,
             self.stats.xtx, self.stats.xty, self.stats.yty,
@@ -197,7 +202,8 @@ class ProfiledDeviance:
         scale = sol["rss"] / self.nu
         beta = (sol["beta"] + self.beta_ols) * self.x_scale
         lam_user = self.reparam.lam_to_user(lam_s)
-        cov_re = scale * (lam_user @ lam_user.T)
+        # (one effect: the 1 x 1 product, exactly, without matmul's machinery)
+        cov_re = scale * (lam_user * lam_user if s.q == 1 else lam_user @ lam_user.T)
         nu = self.nu
         dev = sol["logdet_v"] + nu * (1.0 + math.log(2.0 * math.pi * sol["rss"] / nu))
         if self.reml:

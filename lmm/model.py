@@ -71,20 +71,33 @@ def _array_exog_names(arr):
     return names
 
 
-def _dependent_columns(gram, names):
-    """Names of columns involved in a linear dependence, or [] if full rank."""
+def _dependent_columns(gram, names, clear=None):
+    """Names of columns involved in a linear dependence, or [] if full rank.
+
+    `clear`: the Gershgorin test below, already made by `_core.model_products`
+    (its x_clear / z_clear)."""
     k = gram.shape[0]
-    if k <= 8:
+    if clear is not None:
+        if clear and k <= 8:
+            return []
+    elif k <= 8:
         # Gershgorin: every eigenvalue of the correlation matrix is at least
         # min_i (c_ii - sum_j!=i |c_ij|); far above the threshold below (at most
         # 1e-10 k), the eigenvalues need not be computed.  (Plain floats: numpy's
         # per-call overhead dominates at this size.)
+        # (one loop, no generators: this runs twice per model)
         g = gram.tolist()
-        d = [math.sqrt(g[i][i]) if g[i][i] > 0 else 0.0 for i in range(k)]
+        d = []
+        for i in range(k):
+            d.append(math.sqrt(g[i][i]) if g[i][i] > 0 else 0.0)
         if all(d):
-            bound = min(2.0 * abs(g[i][i] / (d[i] * d[i]))
-                        - sum(abs(g[i][j] / (d[i] * d[j])) for j in range(k))
-                        for i in range(k))
+            bound = math.inf
+            for i in range(k):
+                row, di = g[i], d[i]
+                off = 0
+                for j in range(k):
+                    off += abs(row[j] / (di * d[j]))
+                bound = min(bound, 2.0 * abs(row[i] / (di * di)) - off)
             if bound > 1e-6:
                 return []
     d = np.sqrt(np.diag(gram))
@@ -98,6 +111,9 @@ def _dependent_columns(gram, names):
     return [names[i] for i in np.flatnonzero(np.abs(vec) > 1e-6)]
 
 
+_INT64_MAX = int(np.iinfo(np.int64).max)
+
+
 def _factorize_groups(groups):
     """Integer codes (intp) and sorted distinct labels of the groups (pd.factorize's).
 
@@ -106,17 +122,35 @@ def _factorize_groups(groups):
     anything else goes through pandas.
     """
     n = len(groups)
-    if groups.dtype.kind in "iu" and n and (groups.dtype != np.uint64 or
-                                            groups.max() <= np.iinfo(np.int64).max):
-        coded = _core.code_integer_groups(groups.astype(np.int64, copy=False), n + 65536)
+    dt = groups.dtype
+    # (uint64 labels above int64's range go through pandas; the dtype is read
+    # through kind and itemsize: comparing it with np.uint64 costs more)
+    if dt.kind in "iu" and n and (dt.kind == "i" or dt.itemsize < 8 or
+                                  groups.max() <= _INT64_MAX):
+        coded = _core.code_integer_groups(
+            groups if dt.kind == "i" and dt.itemsize == 8 else groups.astype(np.int64),
+            n + 65536)
         if coded is not None:
             codes, labels = coded
-            return codes, labels.astype(groups.dtype, copy=False)
+            return codes, labels.astype(dt, copy=False)
     try:
         codes, labels = pd.factorize(groups, sort=True)
     except TypeError:
         codes, labels = pd.factorize(groups.astype(str), sort=True)
     return codes.astype(np.intp, copy=False), labels
+
+
+def _coded_products(y, x, z, groups):
+    """Group codes and labels (`_factorize_groups`), and `_core.model_products`
+    of the rows; int64 labels of a narrow range are coded in the same
+    compiled call."""
+    dt = groups.dtype
+    if dt.kind == "i" and dt.itemsize == 8 and len(groups):
+        pr = _core.integer_model_products(x, z, y, groups, len(groups) + 65536)
+        if pr is not None:
+            return pr["codes"], pr["labels"].astype(dt, copy=False), pr
+    codes, labels = _factorize_groups(groups)
+    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
 
 
 @lru_cache(maxsize=64)
@@ -140,15 +174,6 @@ def _design_module():
 
 class NonFiniteData(ValueError):
     """Raised (for the formula path only) when the data hold NaN or infinite values."""
-
-
-def _blocks_and_products(y, x, z, groups):
-    """Group codes and labels, and `_core.model_products` of the rows: blocks,
-    cross-products, whether the data are all finite (y'y + tr X'X + tr Z'Z is
-    finite; a sum of squares that overflows counts as not finite, and the
-    caller then checks the rows) and which columns of Z are ones."""
-    codes, labels = _factorize_groups(groups)
-    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
 
 
 class MixedLM:
@@ -214,9 +239,46 @@ class MixedLM:
         # (formula path: report non-finite data instead of handling it, see
         # formula/design.py, which then checks its columns itself)
         report_nonfinite = kwargs.pop("_report_nonfinite", False)
+        # (formula fast path: endog, exog and exog_re are float64 arrays made by
+        # the formula code, 1-D and C-ordered 2-D with the same number of rows
+        # as the 1-D ndarray groups, and every name is given: nothing to convert)
+        checked = kwargs.pop("_checked", False)
         if kwargs:
             raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+        if checked:
+            y, x, groups_arr = endog, exog, groups
+            n = len(y)
+            self.endog_names = endog_names
+            self.exog_names = list(exog_names)
+        else:
+            y, x, groups_arr, row_labels = self._convert(endog, exog, groups, endog_names,
+                                                         exog_names, row_labels)
+            n = len(y)
+        if exog_re is None:
+            z = np.empty((n, 1))
+            z[...] = 1.0            # (np.ones, without its Python-level wrapper)
+            re_names = [re_default_name]
+        elif checked:
+            z = exog_re
+            re_names = None
+        else:
+            k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
+            re_names = _names_of(exog_re, "Z", k_re)
+            z = _as_float_matrix(exog_re, "exog_re", re_names)
+        if exog_re_names is not None:
+            re_names = list(exog_re_names)
+        if not checked:
+            for what, arr in (("exog", x), ("exog_re", z), ("groups", groups_arr)):
+                if len(arr) != n:
+                    raise ValueError(
+                        f"{what} has {len(arr)} rows but endog has {n}: they must have the "
+                        "same length"
+                    )
+        self._setup(y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite)
 
+    def _convert(self, endog, exog, groups, endog_names, exog_names, row_labels):
+        """endog, exog and groups as arrays (y 1-D, X 2-D float64), their names set,
+        and the row labels (the response's index if not given)."""
         if endog is None or exog is None or groups is None:
             raise ValueError("endog, exog and groups are required")
         if isinstance(endog, pd.DataFrame):
@@ -235,7 +297,6 @@ class MixedLM:
         if y.shape[1] != 1:
             raise ValueError(f"endog must be one-dimensional, got shape {np.shape(endog)}")
         y = y[:, 0]
-        n = len(y)
 
         if exog_names is not None:
             self.exog_names = list(exog_names)
@@ -244,38 +305,29 @@ class MixedLM:
         else:
             self.exog_names = _array_exog_names(np.asarray(exog))
         x = _as_float_matrix(exog, "exog", self.exog_names)
-
-        if exog_re is None:
-            z = np.empty((n, 1))
-            z[...] = 1.0            # (np.ones, without its Python-level wrapper)
-            re_names = [re_default_name]
-        else:
-            k_re = 1 if np.ndim(exog_re) == 1 else np.shape(exog_re)[1]
-            re_names = _names_of(exog_re, "Z", k_re)
-            z = _as_float_matrix(exog_re, "exog_re", re_names)
-        if exog_re_names is not None:
-            re_names = list(exog_re_names)
-
         groups_arr = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
             np.asarray(groups)
         if groups_arr.ndim != 1:
             raise ValueError(f"groups must be one-dimensional, got shape {groups_arr.shape}")
-        for what, arr in (("exog", x), ("exog_re", z), ("groups", groups_arr)):
-            if len(arr) != n:
-                raise ValueError(
-                    f"{what} has {len(arr)} rows but endog has {n}: they must have the same length"
-                )
+        return y, x, groups_arr, row_labels
 
+    def _setup(self, y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite):
+        """Missing values, group blocks, cross-products and the rank checks."""
+        n = len(y)
         # -- missing values ---------------------------------------------------
         # Optimistically, the groups are coded and the cross-products made
         # first: y'y + tr X'X + tr Z'Z is finite only if every value is (the
         # per-row masks below are made only when it is not).
+        # (`_core.model_products` returns the blocks, the cross-products, whether
+        # the data are all finite (a sum of squares that overflows counts as
+        # not finite, and the rows are then checked) and which columns of Z
+        # are ones)
         group_missing = None if groups_arr.dtype.kind in "biu" else pd.isna(groups_arr)
         if group_missing is not None and not group_missing.any():
             group_missing = None
         blocks = None
         if group_missing is None:
-            blocks = _blocks_and_products(y, x, z, groups_arr)
+            blocks = _coded_products(y, x, z, groups_arr)
             if not blocks[-1]["finite"]:
                 blocks = None
                 if report_nonfinite:
@@ -324,7 +376,7 @@ class MixedLM:
 
         # -- groups: code, sort into contiguous blocks ---------------------------
         if blocks is None:
-            blocks = _blocks_and_products(y, x, z, groups_arr)
+            blocks = _coded_products(y, x, z, groups_arr)
         codes, labels, pr = blocks
         self.group_codes = codes
         self._group_label_values = labels
@@ -347,14 +399,14 @@ class MixedLM:
         self.cross_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
                                             float(pr["yty"]), n)
 
-        dep = _dependent_columns(xtx, self.exog_names)
+        dep = _dependent_columns(xtx, self.exog_names, pr["x_clear"])
         if dep:
             raise ValueError(
                 "the fixed-effects design (exog) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
         self._ztz_all = ztz_all
-        dep = _dependent_columns(ztz_all, re_names)
+        dep = _dependent_columns(ztz_all, re_names, pr["z_clear"])
         if dep:
             raise ValueError(
                 "the random-effects design (exog_re) is rank deficient: columns "
@@ -414,7 +466,7 @@ class MixedLM:
         >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
         ...                               re_formula="~Time")
         """
-        from_formula = _design_module().model_from_formula
+        from_formula = (_DESIGN[0] if _DESIGN else _design_module()).model_from_formula
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
@@ -462,15 +514,22 @@ class MixedLM:
             st = self.cross_products
             n = st.nobs
             # (plain floats: p and q are small, and a numpy call costs more here)
-            x_scale = np.array([1.0 / math.sqrt(v / n) if v > 0 else 1.0
-                                for v in st.xtx.diagonal().tolist()])
+            # (loops rather than comprehensions: each is one more function to run)
+            scales = []
+            for v in st.xtx.diagonal().tolist():
+                scales.append(1.0 / math.sqrt(v / n) if v > 0 else 1.0)
+            x_scale = np.array(scales)
             ztz_all = self._ztz_all.tolist()
             q = self.k_re
-            col_rms = [math.sqrt(ztz_all[j][j] / n) for j in range(q)]
-            icpt = [j for j in range(q) if self._intercept_re[j]]
-            col_mean = [v / n for v in ztz_all[icpt[0]]] if icpt else [0.0] * q
-            col_sd = [math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0))
-                      for j in range(q)]
+            ones = self._intercept_re.tolist()
+            icpt = ones.index(True) if True in ones else None
+            col_mean = [0.0] * q if icpt is None else ztz_all[icpt][:]
+            col_rms, col_sd = [], []
+            for j in range(q):
+                if icpt is not None:
+                    col_mean[j] /= n
+                col_rms.append(math.sqrt(ztz_all[j][j] / n))
+                col_sd.append(math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0)))
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re)
             self._deviances[key] = ProfiledDeviance(st, structure, reml, reparam, x_scale)
@@ -546,9 +605,11 @@ class MixedLM:
         if isinstance(method, list | tuple):
             method = method[0] if method else None
         self.reml = bool(reml)
-        structure = self._structure(free)
+        structure = _default_structure(self.k_re, self._re_blocks) if free is None else \
+            self._structure(free)
         dev = self._deviance(reml, structure)
-        theta0 = self._start_theta(start_params, dev)
+        theta0 = structure.start_theta() if start_params is None else \
+            self._start_theta(start_params, dev)
         check = minimize_deviance(dev, theta0, method=method,
                                   maxiter=fit_kwargs.pop("maxiter", None))
         results = MixedLMResults(self, dev, check, free=free)

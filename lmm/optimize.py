@@ -84,7 +84,18 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
         point.
     """
     lower = dev.structure.lower_bounds
-    theta0 = np.maximum(np.asarray(theta0, dtype=float), lower)
+    theta0 = np.asarray(theta0, dtype=float)
+    # (np.maximum(theta0, lower), which returns theta0's entry unless the bound
+    # is above it, made only when some entry is at or below its bound or not a
+    # number: the ufunc's first call costs more than the rest of this set-up)
+    inside = theta0.ndim == 1 and len(theta0) == len(lower)
+    if inside:
+        for t, lo in zip(theta0.tolist(), lower.tolist()):
+            if not t > lo:
+                inside = False
+                break
+    if not inside:
+        theta0 = np.maximum(theta0, lower)
     name = "newton" if method is None else _METHOD_ALIASES.get(str(method).lower(), method)
     opts = dict(options or {})
     if maxiter is not None:
@@ -123,9 +134,10 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
 
 def _on_boundary(dev, theta):
     s = dev.structure
-    return any(t < SINGULAR_TOLERANCE
-               for t, j, k in zip(theta.tolist(), s.theta_rows.tolist(), s.theta_cols.tolist())
-               if j == k)
+    for t, j, k in zip(theta.tolist(), s.theta_rows.tolist(), s.theta_cols.tolist()):
+        if j == k and t < SINGULAR_TOLERANCE:
+            return True
+    return False
 
 
 def _newton_decrement_small(h, pg, at_bound, g):
@@ -163,8 +175,13 @@ def _eigvalsh(a):
 def check_optimum(dev, theta, n_iterations=0):
     """The optimum check: projected gradient and curvature at theta."""
     lower = dev.structure.lower_bounds
-    f, g, h = dev.value_grad_hessian(theta)
-    if not any(t <= lo for t, lo in zip(theta.tolist(), lower.tolist())):
+    f, g, h = dev.criterion.value_grad_hessian(theta)
+    interior = True
+    for t, lo in zip(theta.tolist(), lower.tolist()):
+        if t <= lo:
+            interior = False
+            break
+    if interior:
         return _check_interior(dev, theta, f, g, h, n_iterations)
     pg, at_bound = _projected_gradient(theta, g, lower)
     messages = []
@@ -212,8 +229,13 @@ def _check_interior(dev, theta, f, g, h, n_iterations):
     converged = math.isfinite(f)
     if not converged:
         messages.append("the deviance is not finite at the end point")
-    gabs = [abs(v) for v in g.tolist()]
-    gmax = math.nan if any(v != v for v in gabs) else max(gabs, default=0.0)
+    gmax = 0.0
+    for v in g.tolist():
+        v = abs(v)
+        if v != v:
+            gmax = math.nan
+            break
+        gmax = max(gmax, v)
     if gmax > GRADIENT_TOLERANCE and not _newton_decrement_small(h, pg, at_bound, g):
         converged = False
         messages.append(f"projected gradient {gmax:.3g} exceeds {GRADIENT_TOLERANCE:g}")

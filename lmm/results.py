@@ -28,6 +28,7 @@ class MixedLMResults:
     params : Series, fixed effects then cov_re/scale (statsmodels' parameters)
     llf : float, log-likelihood (REML log-likelihood for a REML fit)
     converged : bool, whether the optimum check passed
+    singular_messages : list of str, why the fit is singular (empty when it is not)
     theta : ndarray, lme4's relative covariance factor entries, column by column
     """
 
@@ -63,6 +64,8 @@ class MixedLMResults:
         self.df_modelwc = self.k_fe + len(self.structure.cov_rows)   # the free entries
         # lme4 counts the scale as a parameter too
         self.n_params = self.df_modelwc + 1
+        # (made here: fit() asks for it at once, and it loops over q entries only)
+        self.singular_messages = self._singular_messages()
 
     # Estimates as pandas objects, made on first use: a pipeline that reads
     # only llf or the arrays pays nothing for them.
@@ -114,9 +117,8 @@ class MixedLMResults:
                                            self.scale)
 
     # -- the boundary ---------------------------------------------------------
-    @cached_property
-    def singular_messages(self):
-        """Why the fit is singular (empty when it is not)."""
+    def _singular_messages(self):
+        """Why the fit is singular (empty when it is not): `singular_messages`."""
         s = self.structure
         theta_s = self._check.theta
         lam_s = s.lam(theta_s).tolist()

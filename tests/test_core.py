@@ -179,6 +179,28 @@ def test_compiled_criterion_matches_kernels(q, p, blocks, seed):
     assert dev.criterion.value(theta) == pytest.approx(f, rel=1e-14)
 
 
+@pytest.mark.parametrize("q,p,blocks,seed", CASES)
+def test_end_point_derivatives_handed_over_are_a_fresh_evaluation(q, p, blocks, seed):
+    md, _ = _model(q, p, seed)
+    s = CovarianceStructure(q, blocks)
+    crit = md._deviance(True, s).criterion
+    theta, f, _ = crit.minimize(s.start_theta())
+    n0 = crit.n_evaluations
+    first = crit.value_grad_hessian(theta)          # minimize's end point, handed over
+    again = crit.value_grad_hessian(theta)          # evaluated
+    assert crit.n_evaluations == n0 + 2
+    assert first[0] == again[0] == f
+    np.testing.assert_array_equal(first[1], again[1])
+    np.testing.assert_array_equal(first[2], again[2])
+    # another theta, or a changed criterion, is evaluated
+    crit.minimize(s.start_theta())
+    crit.set_scale_profile(2.0)
+    f2, _, _ = crit.value_grad_hessian(theta)
+    assert f2 == pytest.approx(crit.value(theta), rel=1e-14)
+    assert f2 != f
+    crit.clear_profile()
+
+
 @pytest.mark.parametrize("seed", range(6))
 def test_trust_region_step_solves_the_subproblem(seed):
     """The step minimizes g'p + p'Hp/2 over |p| <= r (brute force: SLSQP from
@@ -248,6 +270,50 @@ def test_integer_groups_coded_as_pandas_codes_them(dtype):
     codes, labels = _factorize_groups(strided)
     np.testing.assert_array_equal(labels, np.sort(strided))
     np.testing.assert_array_equal(labels[codes], strided)
+
+
+def _gershgorin_bound(gram):
+    d = np.sqrt(np.diag(gram))
+    corr = np.abs(gram / np.outer(d, d))
+    return np.min(2 * np.diag(corr) - corr.sum(axis=1))
+
+
+def test_model_products_gershgorin_flags():
+    rng = np.random.default_rng(11)
+    n = 120
+    codes = np.repeat(np.arange(12), 10).astype(np.intp)
+    y = rng.normal(size=n)
+    t = rng.normal(size=n)
+    for eps in (1.0, 1e-2, 1e-4, 1e-7, 0.0):
+        x = np.column_stack([np.ones(n), t, t + eps * rng.normal(size=n)])
+        z = np.column_stack([np.ones(n), t])
+        pr = _core.model_products(x, z, y, codes, 12)
+        assert pr["x_clear"] == (_gershgorin_bound(pr["xtx"]) > 1e-6)
+        assert pr["z_clear"] == (_gershgorin_bound(pr["ztz_all"]) > 1e-6)
+    zero = np.column_stack([np.ones(n), np.zeros(n)])
+    assert not _core.model_products(zero, zero, y, codes, 12)["x_clear"]
+
+
+def test_integer_groups_coded_with_the_products_as_apart():
+    from lmm.model import _coded_products, _factorize_groups
+
+    rng = np.random.default_rng(3)
+    n = 90
+    x = np.column_stack([np.ones(n), rng.normal(size=n)])
+    z = np.ones((n, 1))
+    y = rng.normal(size=n)
+    labels = rng.integers(100, 130, size=n)
+    for groups in (labels, labels.astype(np.int32), labels * 2**40, labels[::-1].copy()):
+        codes, labs, pr = _coded_products(y, x, z, groups)
+        codes2, labs2 = _factorize_groups(groups)
+        pr2 = _core.model_products(x, z, y, codes2, len(labs2))
+        np.testing.assert_array_equal(codes, codes2)
+        np.testing.assert_array_equal(labs, labs2)
+        assert labs.dtype == labs2.dtype
+        for key in ("order", "offsets", "ztz", "ztx", "zty", "xtx", "xty", "ztz_all"):
+            np.testing.assert_array_equal(pr[key], pr2[key])
+        assert pr["yty"] == pr2["yty"]
+    assert _core.integer_model_products(x, z, y, labels * 2**40, n + 65536) is None
 
 
 def test_model_products_is_blocks_and_cross_products_in_one_call():

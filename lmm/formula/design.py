@@ -114,12 +114,13 @@ def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
     # (a copy, as before: a view would follow later in-place changes of the
     # DataFrame, and model.endog with it)
     endog = arrays[lhs].astype(float)
-    extra = {"_report_nonfinite": True} if report_nonfinite else {}
+    # (_checked: the arrays above are float64, 1-D and C-ordered 2-D, with as
+    # many rows as the 1-D ndarray groups; the model does not convert them)
     return cls(
         endog, x, groups, exog_re=z, missing="none",
         formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
         exog_re_names=re_names, exog_names=fe.column_names, endog_names=lhs,
-        row_labels=row_labels, **extra, **kwargs,
+        row_labels=row_labels, _report_nonfinite=report_nonfinite, _checked=True, **kwargs,
     )
 
 
@@ -137,11 +138,21 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if missing not in ("none", "drop", "raise"):
         raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
     group_name = "Group"
+    row_labels = data.index
+    # (the range's own start and step: RangeIndex's properties cost more)
+    rng = getattr(row_labels, "_range", None) if type(row_labels) is pd.RangeIndex else None
+    if isinstance(rng, range):
+        default_index = rng.start == 0 and rng.step == 1
+    else:
+        default_index = isinstance(row_labels, pd.RangeIndex) and row_labels.start == 0 \
+            and row_labels.step == 1
+    frame = data if default_index else data.reset_index(drop=True)
+    source = fast.Columns(frame)
     if isinstance(groups, str):
-        if groups not in data.columns:
+        if groups not in source:
             raise ValueError(f"groups column {groups!r} is not in the data")
         group_name = groups
-        groups = fast.Columns(data).values(groups)
+        groups = source.values(groups)
     else:
         groups = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
             np.asarray(groups)
@@ -153,20 +164,22 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
     if re_formula is not None and re_formula.strip().lstrip("~").strip() == "1":
         re_formula = None
-    row_labels = data.index
-    frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
-        or data.index.start != 0 or data.index.step != 1 else data
 
-    source = fast.Columns(frame)
     planned = _fast_designs(formula, re_formula, source)
     if planned is not None:
         lhs, fe, re = planned
         used = [lhs, *sorted(fe.variables | (re.variables if re else set()))]
-        arrays = {c: source.values(c) for c in used}
-        group_missing = _missing_mask(groups)
+        # (loops rather than comprehensions: each is one more function to run)
+        arrays = {}
+        numeric = True
+        for c in used:
+            arrays[c] = a = source.values(c)
+            if a.dtype.kind not in "fiub":
+                numeric = False
+        group_missing = None if groups.dtype.kind in "biu" else _missing_mask(groups)
         if group_missing is not None and not group_missing.any():
             group_missing = None
-        if group_missing is None and all(arrays[c].dtype.kind in "fiub" for c in used):
+        if group_missing is None and numeric:
             # numeric columns: their NaN (or infinite values) show in the
             # cross-products, which the model makes first; only then are the
             # columns searched, below

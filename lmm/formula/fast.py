@@ -38,7 +38,10 @@ def _column_values(frame, name):
     array is returned read-only, as pandas' copy-on-write ``to_numpy`` does.
     """
     try:
-        loc = frame.columns.get_loc(name)
+        columns = frame.columns
+        # (a plain Index: its hash table's lookup, which Index.get_loc wraps)
+        loc = columns._engine.get_loc(name) if type(columns) is pd.Index else \
+            columns.get_loc(name)
         if isinstance(loc, int | np.integer):
             values = frame._get_column_array(int(loc))
             if isinstance(values, np.ndarray) and values.ndim == 1:
@@ -67,7 +70,14 @@ class Columns:
         self._numpy = {}
 
     def __contains__(self, name):
-        return name in self.frame.columns
+        # (the column is read and kept: whatever asks is about to read it)
+        if name in self._values:
+            return True
+        try:
+            self.values(name)
+        except KeyError:
+            return False
+        return True
 
     def __len__(self):
         return len(self.frame)
@@ -90,10 +100,6 @@ class Columns:
             return v.dtype.kind in "iufc"
         s = self.frame[name]
         return pd.api.types.is_numeric_dtype(s) and not pd.api.types.is_bool_dtype(s)
-
-
-def _as_columns(data):
-    return data if isinstance(data, Columns) else Columns(data)
 
 
 class FastDesign:
@@ -125,15 +131,14 @@ class FastDesign:
         Raises ValueError if a categorical value is missing or not among the
         design's levels.
         """
-        source = _as_columns(data)
+        source = data if isinstance(data, Columns) else Columns(data)
         arrays = {} if arrays is None else arrays
-
-        def column(name):
+        for name in self.variables:
             if name not in arrays:
                 arrays[name] = source.values(name)
-            return arrays[name]
+        column = arrays.__getitem__
 
-        n = len(source)
+        n = len(arrays[next(iter(self.variables))]) if self.variables else len(source)
         x = np.empty((n, len(self.column_names)))
         j = 0
         if self.intercept:
@@ -269,7 +274,7 @@ def plan(formula_rhs, data):
     parsed = _parse_rhs(formula_rhs)
     if parsed is None:
         return None
-    source = _as_columns(data)
+    source = data if isinstance(data, Columns) else Columns(data)
     terms, intercept = parsed
     categorical, numeric, levels = {}, {}, {}
     for term in terms:
@@ -287,6 +292,13 @@ def plan(formula_rhs, data):
                 levels[label] = lev
             else:
                 numeric[label] = col
+    if not categorical:
+        # numeric terms only: each is its own group of numeric factors (they are
+        # deduplicated), so patsy's order below is the formula's
+        names = ["Intercept"] if intercept else []
+        for term in terms:
+            names.append(":".join(term))
+        return FastDesign(list(terms), intercept, levels, names, categorical, numeric, {})
     for term in terms:
         if len(term) > 1 and any(label in categorical for label in term):
             return None          # categorical interactions: patsy's coding rules
