@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from ..model import NonFiniteData
+from ..model import NonFiniteData, _default_structure
 from . import fast
 
 
@@ -309,10 +309,33 @@ def _design_of(rhs, frame, what, planned=None):
 
 
 def _column_codes(column):
-    """Codes and sorted labels of one column (a Categorical's own level order)."""
-    values = column if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
-    codes, labels = pd.factorize(values, sort=True)
-    return codes, labels
+    """Codes and sorted labels of one column (a Categorical's own level order).
+
+    A short column of strings is coded by a dictionary here (pandas' factorize
+    runs a hundred Python functions around its hash table, more than the work on
+    a few hundred rows); anything else, or a missing value, goes to pandas.
+    """
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        return pd.factorize(column, sort=True)
+    values = column.to_numpy()
+    if values.dtype.kind == "O" and len(values) <= _SMALL_COLUMN:
+        index = {}
+        for v in values:
+            if v.__class__ is not str:
+                break
+            index.setdefault(v, len(index))
+        else:
+            labels = sorted(index)
+            rank = np.empty(len(labels), dtype=np.intp)
+            for new_code, label in enumerate(labels):
+                rank[index[label]] = new_code
+            first = np.fromiter((index[v] for v in values), dtype=np.intp, count=len(values))
+            return rank[first], np.array(labels, dtype=object)
+    return pd.factorize(values, sort=True)
+
+
+# columns up to this length are coded by _column_codes' own loop
+_SMALL_COLUMN = 5000
 
 
 def _factor_codes(frame, group, column_codes=None):
@@ -364,7 +387,6 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     Bar terms on the same factor are merged into one term whose covariance is
     block-diagonal (one block per bar term, one per column for ||).
     """
-    from ..covariance import CovarianceStructure
     from ..multi import MultiTermModel, Term
 
     if not isinstance(data, pd.DataFrame):
@@ -439,7 +461,8 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
             names.extend(z_names)
         codes, labels = _factor_codes(frame, group, column_codes)
         terms.append(Term(group, codes, labels, np.column_stack(cols), names,
-                          CovarianceStructure(len(names), blocks), designs))
+                          _default_structure(len(names), tuple(map(tuple, blocks))),
+                          designs))
     model = MultiTermModel(y.to_numpy(dtype=float), x, terms, x_names,
                            endog_name=parsed.response, formula=formula, row_labels=row_labels)
     model.lmer_formula = parsed
