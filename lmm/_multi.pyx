@@ -808,6 +808,61 @@ cdef class MultiCriterion:
                     x[i] -= row[i] * xj
         return x_arr
 
+    def estimates(self):
+        """The estimates at the last evaluation's theta, from the factor in place
+        (no copy): with L's rows m..m+p (X) and m+p (y),
+
+        beta (conditioned X) solves L_X' beta = l_yX; (X'V^-1 X)^-1 / scale is
+        L_X^-T L_X^-1; the other terms' spherical modes solve
+        L_R' u = l_yR - L_XR' beta.
+
+        Returns
+        -------
+        (beta (p,), xvx_inv (p, p), u_rest (m,), rss)
+        """
+        cdef Py_ssize_t m = self.m, p = self.p, i, j, k
+        beta_arr = np.zeros(p)
+        inv_arr = np.zeros((p, p))
+        w_arr = np.zeros((p, p))
+        u_arr = np.zeros(m)
+        cdef double[::1] beta = beta_arr
+        cdef double[:, ::1] inv = inv_arr
+        cdef double[:, ::1] w = w_arr
+        cdef double[::1] u = u_arr
+        cdef double acc
+        cdef double* row
+        with nogil:
+            for i in range(p - 1, -1, -1):
+                acc = self.M[m + p, m + i]
+                for j in range(i + 1, p):
+                    acc -= self.M[m + j, m + i] * beta[j]
+                beta[i] = acc / self.M[m + i, m + i]
+            # W = L_X^-1 (lower), then W'W
+            for j in range(p):
+                w[j, j] = 1.0 / self.M[m + j, m + j]
+                for i in range(j + 1, p):
+                    acc = 0.0
+                    for k in range(j, i):
+                        acc += self.M[m + i, m + k] * w[k, j]
+                    w[i, j] = -acc / self.M[m + i, m + i]
+            for i in range(p):
+                for j in range(p):
+                    acc = 0.0
+                    for k in range(i if i > j else j, p):
+                        acc += w[k, i] * w[k, j]
+                    inv[i, j] = acc
+            for j in range(m):
+                acc = self.M[m + p, j]
+                for i in range(p):
+                    acc -= self.M[m + i, j] * beta[i]
+                u[j] = acc
+            for j in range(m - 1, -1, -1):
+                row = &self.M[j, 0]
+                u[j] = u[j] / row[j]
+                for i in range(j):
+                    u[i] -= row[i] * u[j]
+        return beta_arr, inv_arr, u_arr, self.M[m + p, m + p] * self.M[m + p, m + p]
+
     def fd_derivatives(self, theta, h, bint reml=True):
         """Value, finite-difference gradient and Hessian of the criterion at theta,
         steps h, every evaluation in compiled code (the criterion is defined on both

@@ -134,7 +134,7 @@ class MultiTermModel:
         if zero.size:
             raise ValueError("the fixed-effects design is rank deficient: columns "
                              f"{[self.exog_names[i] for i in zero]} are all zero")
-        if p:
+        if p > 1:       # one nonzero column is full rank
             norm = np.sqrt(np.diag(gram))
             w, v = np.linalg.eigh(gram / np.outer(norm, norm))
             if w[0] < 1e-10 * w[-1]:
@@ -317,16 +317,10 @@ class MultiTermModel:
         theta = np.asarray(theta, dtype=float)
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
-        chol, logdet1, dev = self._factor(theta, reml)
-        m, p, n = self.m, self.k_fe, self.nobs
-        l_xs, l_ys = chol[m:m + p, :m], chol[m + p, :m]
-        l_x, l_yx = chol[m:m + p, m:m + p], chol[m + p, m:m + p]
-        rss = chol[m + p, m + p] ** 2
-        beta_s = linalg.solve_triangular(l_x.T, l_yx, lower=False) if p else np.zeros(0)
-        nu = n - p if reml else n
-        scale = rss / nu
-        xvx_inv = linalg.cho_solve((l_x, True), np.eye(p)) if p else np.zeros((0, 0))
-        u_rest = self.criterion.solve_transposed(l_ys - l_xs.T @ beta_s) if m else np.zeros(0)
+        _, _, dev = self._factor(theta, reml)
+        p, n = self.k_fe, self.nobs
+        beta_s, xvx_inv, u_rest, rss = self.criterion.estimates()
+        scale = rss / (n - p if reml else n)
         u1 = _multi.first_term_modes(
             lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
             self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
