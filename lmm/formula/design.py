@@ -308,8 +308,21 @@ def _design_of(rhs, frame, what, planned=None):
     return mat.to_numpy(dtype=float), list(mat.columns), mat.design_info
 
 
+def _column_array(frame, name):
+    """Column `name`'s array (numpy or pandas extension array), without building a
+    Series where pandas allows it."""
+    try:
+        loc = frame.columns.get_loc(name)
+        if isinstance(loc, int | np.integer):
+            return frame._get_column_array(int(loc))
+    except (AttributeError, TypeError, KeyError, ValueError):
+        pass
+    return frame[name].array
+
+
 def _column_codes(column):
-    """Codes and sorted labels of one column (a Categorical's own level order).
+    """Codes and sorted labels of one column (a Series or its array; a
+    Categorical's own level order).
 
     A short column of strings is coded by a dictionary here (pandas' factorize
     runs a hundred Python functions around its hash table, more than the work on
@@ -317,7 +330,7 @@ def _column_codes(column):
     """
     if isinstance(column.dtype, pd.CategoricalDtype):
         return pd.factorize(column, sort=True)
-    values = column.to_numpy()
+    values = column if isinstance(column, np.ndarray) else column.to_numpy()
     if values.dtype.kind == "O" and len(values) <= _SMALL_COLUMN:
         index = {}
         for v in values:
@@ -404,13 +417,14 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     plans = [fast.plan(r, frame) for r in rhs]
 
     def column_missing(c):
-        a = frame[c].to_numpy()
+        a = _column_array(frame, c)
+        a = a if isinstance(a, np.ndarray) else a.to_numpy()
         if a.dtype.kind == "f":
             return np.isnan(a)
         return np.zeros(len(a), dtype=bool) if a.dtype.kind in "biu" else pd.isna(a)
 
     # the grouping columns' codes, once: a missing value is coded -1
-    column_codes = {c: _column_codes(frame[c]) for c in group_cols}
+    column_codes = {c: _column_codes(_column_array(frame, c)) for c in group_cols}
     group_missing = {c: column_codes[c][0] < 0 for c in group_cols}
     if all(pl is not None for pl in plans):
         used = {parsed.response}.union(*(pl.variables for pl in plans)) - set(group_cols)
@@ -438,8 +452,8 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
         plans = [fast.plan(r, frame) for r in rhs]     # levels of the kept rows
         column_codes = {}
     plans = dict(zip(rhs, plans))
-    y = frame[parsed.response]
-    if not pd.api.types.is_numeric_dtype(y) or pd.api.types.is_bool_dtype(y):
+    y = _column_array(frame, parsed.response)
+    if y.dtype.kind not in "iuf":
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
     x, x_names, x_design = _design_of(parsed.fixed, frame, "formula", plans[parsed.fixed])
     terms = []
@@ -463,7 +477,7 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
         terms.append(Term(group, codes, labels, np.column_stack(cols), names,
                           _default_structure(len(names), tuple(map(tuple, blocks))),
                           designs))
-    model = MultiTermModel(y.to_numpy(dtype=float), x, terms, x_names,
+    model = MultiTermModel(np.array(y, dtype=float), x, terms, x_names,
                            endog_name=parsed.response, formula=formula, row_labels=row_labels)
     model.lmer_formula = parsed
     model.design_info = x_design
