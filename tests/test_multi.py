@@ -487,6 +487,13 @@ def test_no_fixed_effects_matches_lme4():
     assert theta["plate"] == pytest.approx(1.539741, rel=1e-4)
     assert theta["sample"] == pytest.approx(41.882941, rel=1e-4)
     assert len(res.fe_params) == 0 and "No fixed effect coefficients" in str(res.summary())
+    # one grouping factor (the core): lmer(diameter ~ 0 + (1|plate)) gives logLik
+    # -384.743419801 and theta 11.43923351, by REML and by ML alike (nothing to restrict)
+    one = lmm.lmer("diameter ~ 0 + (1 | plate)", data)
+    assert one.llf == pytest.approx(-384.743419801, abs=1e-6)
+    assert one.cov_re.iloc[0, 0] / one.scale == pytest.approx(11.43923351 ** 2, rel=1e-6)
+    assert lmm.lmer("diameter ~ 0 + (1 | plate)", data, REML=False).llf == pytest.approx(
+        -384.743419801, abs=1e-6)
     zero = data.assign(z=0.0)
     with pytest.raises(ValueError, match=r"rank deficient: columns \['z'\] are all zero"):
         lmm.lmer("diameter ~ z + (1 | plate) + (1 | sample)", zero)
