@@ -182,55 +182,17 @@ def check_optimum(dev, theta, n_iterations=0):
             interior = False
             break
     if interior:
-        return _check_interior(dev, theta, f, g, h, n_iterations)
-    pg, at_bound = _projected_gradient(theta, g, lower)
-    messages = []
-    converged = bool(np.isfinite(f))
-    if not converged:
-        messages.append("the deviance is not finite at the end point")
-    gmax = np.max(np.abs(pg), initial=0.0)
-    if gmax > GRADIENT_TOLERANCE and not _newton_decrement_small(h, pg, at_bound, g):
-        converged = False
-        messages.append(f"projected gradient {gmax:.3g} exceeds {GRADIENT_TOLERANCE:g}")
-    # second-order check over the parameters that can still move: the interior
-    # ones and those at a bound with no gradient holding them there (at a
-    # variance of zero the gradient vanishes, and only the curvature says
-    # whether moving inward would improve the fit)
-    movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
-    if movable.any() and converged:
-        sub = h if movable.all() else h[np.ix_(movable, movable)]
-        w = _eigvalsh(sub)
-        tiny = -1e-6 * max(1.0, abs(w[-1]))
-        weak = at_bound[movable]
-        if not weak.any():
-            inner = w                    # the same matrix: its eigenvalues again
-        elif (~weak).any():
-            inner = _eigvalsh(sub[np.ix_(~weak, ~weak)])
-        if (~weak).any() and inner[0] < tiny or \
-                np.any(np.diag(sub)[weak] < tiny):
-            converged = False
-            messages.append(
-                f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "
-                "not a minimum"
-            )
-    return OptimumCheck(
-        theta=theta, deviance=f, gradient=g, projected_gradient=pg, hessian=h,
-        at_bound=at_bound, converged=converged, messages=messages,
-        n_iterations=n_iterations, n_evaluations=dev.n_evaluations,
-    )
-
-
-def _check_interior(dev, theta, f, g, h, n_iterations):
-    """`check_optimum` where no parameter is at its bound (the same tests, with
-    the masks all true or all false written out: fewer numpy calls)."""
-    pg = g.copy()
-    at_bound = np.zeros(len(pg), dtype=bool)
+        # no mask to build (the usual case; numpy calls on tiny arrays cost more
+        # than the arithmetic)
+        pg, at_bound = g.copy(), np.zeros(len(g), dtype=bool)
+    else:
+        pg, at_bound = _projected_gradient(theta, g, lower)
     messages = []
     converged = math.isfinite(f)
     if not converged:
         messages.append("the deviance is not finite at the end point")
     gmax = 0.0
-    for v in g.tolist():
+    for v in pg.tolist():
         v = abs(v)
         if v != v:
             gmax = math.nan
@@ -239,10 +201,26 @@ def _check_interior(dev, theta, f, g, h, n_iterations):
     if gmax > GRADIENT_TOLERANCE and not _newton_decrement_small(h, pg, at_bound, g):
         converged = False
         messages.append(f"projected gradient {gmax:.3g} exceeds {GRADIENT_TOLERANCE:g}")
-    if len(pg) and converged:
-        w = _eigvalsh(h)
+    # second-order check over the parameters that can still move: the interior
+    # ones and those at a bound with no gradient holding them there (at a
+    # variance of zero the gradient vanishes, and only the curvature says
+    # whether moving inward would improve the fit)
+    if interior:
+        movable = None
+    else:
+        movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
+    if converged and (len(pg) if interior else movable.any()):
+        sub = h if interior or movable.all() else h[np.ix_(movable, movable)]
+        w = _eigvalsh(sub)
         tiny = -1e-6 * max(1.0, abs(w[-1]))
-        if w[0] < tiny:
+        weak = None if interior else at_bound[movable]
+        if weak is None or not weak.any():
+            saddle = w[0] < tiny         # the same matrix: its eigenvalues again
+        else:
+            saddle = np.any(np.diag(sub)[weak] < tiny)
+            if (~weak).any():
+                saddle = saddle or _eigvalsh(sub[np.ix_(~weak, ~weak)])[0] < tiny
+        if saddle:
             converged = False
             messages.append(
                 f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "
