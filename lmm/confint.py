@@ -171,25 +171,19 @@ def profile_intervals(results, level=0.95, criterion="ML"):
                     theta, value, _ = crit.minimize(cache["theta"])
                     cache["theta"] = theta
                     return value - dev_min - cut
+
+                ends.append(_find_end(excess, phi_hat[i], direction, param.lower[i],
+                                      param.upper[i]))
             else:
                 # a correlation: scale-free, so the endpoint is the extreme of
                 # the correlation over the region where the profiled deviance
                 # stays within the cut-off (a small constrained problem)
                 pair = param.cor_pairs[i - param.q]
                 end = _correlation_end(res._dev, pair, theta_hat, dev_min + cut, direction)
-                if end is not None:
-                    ends.append(end)
-                    continue
-                cache = {"start": phi_hat.copy()}
-
-                def excess(x, i=i, cache=cache):
-                    val, phi = _profile_value(fun, phi_hat, i, x, param.lower, param.upper,
-                                              cache["start"])
-                    cache["start"] = phi
-                    return val - dev_min - cut
-
-            ends.append(_find_end(excess, phi_hat[i], direction, param.lower[i],
-                                  param.upper[i]))
+                if end is None:
+                    end = _profile_end(fun, phi_hat, i, param.lower, param.upper,
+                                       dev_min + cut, direction)
+                ends.append(end)
         rows.append((phi_hat[i], ends[0], ends[1]))
     labels = param.labels()
     out = pd.DataFrame(rows, index=[labels[i] for i in param.lme4_order()],
@@ -241,6 +235,20 @@ def _is_constrained_extreme(rho, dev, theta, slack, lower, h=1e-7):
                       for e in np.eye(len(theta))])[free]
     den = np.linalg.norm(g_dev) * np.linalg.norm(g_rho)
     return den > 0 and abs(g_dev @ g_rho) / den > 1 - 1e-6
+
+
+def _profile_end(fun, phi_hat, i, lower, upper, limit, direction):
+    """The end beyond phi_hat[i] (in `direction`) where the deviance `fun`,
+    minimized over the other parameters (`_profile_value`, each point started
+    from the last), reaches `limit`."""
+    cache = {"start": phi_hat.copy()}
+
+    def excess(x):
+        val, phi = _profile_value(fun, phi_hat, i, x, lower, upper, cache["start"])
+        cache["start"] = phi
+        return val - limit
+
+    return _find_end(excess, phi_hat[i], direction, lower[i], upper[i])
 
 
 def _find_end(excess, x_hat, direction, lo, hi):
@@ -381,18 +389,8 @@ def multi_profile_intervals(results, level=0.95, criterion="ML"):
     cut = stats.chi2.ppf(level, 1)
     rows = []
     for i in range(param.n):
-        ends = []
-        for direction in (-1, 1):
-            cache = {"start": phi_hat.copy()}
-
-            def excess(x, i=i, cache=cache):
-                val, phi = _profile_value(fun, phi_hat, i, x, param.lower, param.upper,
-                                          cache["start"])
-                cache["start"] = phi
-                return val - dev_min - cut
-
-            ends.append(_find_end(excess, phi_hat[i], direction, param.lower[i],
-                                  param.upper[i]))
+        ends = [_profile_end(fun, phi_hat, i, param.lower, param.upper, dev_min + cut, d)
+                for d in (-1, 1)]
         rows.append((phi_hat[i], ends[0], ends[1]))
     return pd.DataFrame(rows, index=param.labels, columns=["estimate", "lower", "upper"])
 
