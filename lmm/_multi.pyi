@@ -8,13 +8,6 @@ def pair_sums(
     order_a: NDArray[np.intp], offsets_a: NDArray[np.intp], codes_b: NDArray[np.intp],
     n_b: int, za: NDArray[np.float64], zb: NDArray[np.float64],
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.float64]]: ...
-def eliminate_first_term(
-    lam1: NDArray[np.float64], ztz1: NDArray[np.float64], ztx1: NDArray[np.float64],
-    zty1: NDArray[np.float64], pair_offsets: NDArray[np.intp], pair_col: NDArray[np.intp],
-    pair_term: NDArray[np.intp], pair_valoff: NDArray[np.intp],
-    pair_values: NDArray[np.float64], lam_rest: NDArray[np.float64],
-    q_rest: NDArray[np.intp], max_width: int, M: NDArray[np.float64],
-) -> float: ...
 def first_term_modes(
     lam1: NDArray[np.float64], ztz1: NDArray[np.float64], ztx1: NDArray[np.float64],
     zty1: NDArray[np.float64], pair_offsets: NDArray[np.intp], pair_col: NDArray[np.intp],
@@ -58,14 +51,9 @@ class MultiCriterion:
         theta_col: NDArray[np.intp], qs: NDArray[np.intp], nobs: int, log_x_scale: float,
     ) -> None: ...
     def deviance(self, theta: NDArray[np.float64], reml: bool = ...) -> float: ...
-    def factor(self, theta: NDArray[np.float64]) -> int: ...
-    def solve_transposed(self, b: NDArray[np.float64]) -> NDArray[np.float64]: ...
     def estimates(
         self,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]: ...
-    def fd_derivatives(
-        self, theta: NDArray[np.float64], h: NDArray[np.float64], reml: bool = ...,
-    ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]: ...
     def minimize(
         self, theta: NDArray[np.float64], lower: NDArray[np.float64], reml: bool = ...,
         max_iter: int = ..., radius: float = ...,

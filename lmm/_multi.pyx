@@ -13,8 +13,9 @@ the other terms' effects, the fixed effects and the response,
          ...,                           ...,           y'y]
         - sum_l C_l' C_l,   C_l = L_l^{-1} [A21_l' | Lambda_1'Z_1l'X | Lambda_1'Z_1l'y]
 
-whose Cholesky factor (taken by the caller) gives log|S| (S the Schur
-complement over the other terms), log|X'V^-1 X|, and sqrt(rss).  The
+whose Cholesky factor (`MultiCriterion`, which fills and factors M at each
+evaluation) gives log|S| (S the Schur complement over the other terms),
+log|X'V^-1 X|, and sqrt(rss).  The
 coupling A21 = Lambda_R'Z_R'Z_1 Lambda_1 is sparse: level l of the first term
 meets only the levels of the other terms it shares rows with, listed in CSR
 form (`pair_offsets`, sorted by column within each level).
@@ -26,7 +27,7 @@ arrays (symmetric ones read the same either way).  The Python layer
 
 import numpy as np
 
-from libc.math cimport INFINITY, M_PI, NAN, fabs, isfinite, isnan, log, sqrt
+from libc.math cimport INFINITY, M_PI, fabs, isfinite, isnan, log, sqrt
 from libc.stdlib cimport qsort
 from libc.string cimport memset
 from scipy.linalg.cython_lapack cimport dpotrf
@@ -151,54 +152,6 @@ cdef inline int _coupling_rows(
             idx[w + c] = pair_col[b] + c
         w += qk
     return w
-
-
-def eliminate_first_term(
-    const double[:, ::1] lam1, const double[:, :, ::1] ztz1,
-    const double[:, :, ::1] ztx1, const double[:, ::1] zty1,
-    const intp_t[::1] pair_offsets, const intp_t[::1] pair_col,
-    const intp_t[::1] pair_term, const intp_t[::1] pair_valoff,
-    const double[::1] pair_values, const double[:, :, ::1] lam_rest,
-    const intp_t[::1] q_rest, Py_ssize_t max_width, double[:, ::1] M,
-):
-    """Subtract the first term's contributions from M (its lower triangle).
-
-    Parameters
-    ----------
-    lam1 : (q1, q1) lower-triangular factor of the first term
-    ztz1, ztx1, zty1 : (n1, q1, q1), (n1, q1, p), (n1, q1) per-level cross-products
-    pair_offsets : (n1 + 1,) CSR offsets of the coupling blocks per level
-    pair_col : (nnz,) first column (in M) of each coupling block, increasing
-        within a level
-    pair_term : (nnz,) which other term the block belongs to (index into lam_rest)
-    pair_valoff : (nnz,) offset in pair_values of the block Z_k'Z_1 for that
-        pair of levels, (q_k x q1) row-major
-    lam_rest : (K - 1, qmax, qmax) factors of the other terms (lower-triangular)
-    q_rest : (K - 1,) their sizes
-    max_width : the widest compact row block: max over levels of the sum of
-        the q_k of its blocks, plus p + 1 (so also more than any q_k)
-    M : (m + p + 1, m + p + 1), initialized by the caller; its lower triangle
-        (row >= column) is updated
-
-    Returns
-    -------
-    sum over levels of log|Lambda_1'Z_1l'Z_1l Lambda_1 + I|
-    """
-    cdef int q1 = ztz1.shape[1], p = ztx1.shape[2]
-    cdef Py_ssize_t n1 = ztz1.shape[0], dim = M.shape[0], m = dim - p - 1
-    cdef int width = <int>max_width
-    work_arr = np.zeros(2 * q1 * q1 + 2 * q1 * width + 8)
-    idx_arr = np.zeros(width, dtype=np.intp)
-    cdef double[::1] work = work_arr
-    cdef intp_t[::1] idx = idx_arr
-    lam1_c_arr = np.tril(np.asarray(lam1)).copy(order="F")
-    cdef double[::1, :] lam1_c = lam1_c_arr
-    cdef double logdet = 0.0
-    with nogil:
-        logdet = _eliminate(&lam1_c[0, 0], q1, p, n1, m, ztz1, ztx1, zty1, pair_offsets,
-                            pair_col, pair_term, pair_valoff, pair_values, lam_rest, q_rest,
-                            width, &work[0], &idx[0], M)
-    return logdet
 
 
 cdef double _eliminate(
@@ -333,7 +286,7 @@ def first_term_modes(
     """Spherical modes u_1 of the first term, given beta and the other terms' u.
 
     u_1l = L_l^{-T} (c_l - C_lX beta - C_l u_R[cols of l]), with the compact
-    rows of `eliminate_first_term`.
+    rows of `_eliminate`.
 
     Returns
     -------
@@ -560,7 +513,7 @@ cdef class MultiCriterion:
     ztz1, ztx1, zty1 : (n1, q1, q1), (n1, q1, p), (n1, q1) the first term's
         per-level cross-products
     pair_offsets, pair_col, pair_term, pair_valoff, pair_values, q_rest, max_width :
-        its coupling with the other terms (as for `eliminate_first_term`)
+        its coupling with the other terms (as for `_eliminate`)
     rest_levels : (K - 1,) the other terms' numbers of levels (their effects
         are M's first m rows, term by term, level by level)
     rr_row, rr_col, rr_tr, rr_tc, rr_valoff, rr_values : the blocks of Z_R'Z_R
@@ -777,37 +730,6 @@ cdef class MultiCriterion:
             out = self._deviance(&th[0] if self.n_theta else NULL, reml)
         return out
 
-    def factor(self, theta):
-        """Fill and factor M at theta; `matrix`'s lower triangle then holds the
-        Cholesky factor and `logdet1` the first term's log-determinant.
-        Returns LAPACK's info (0 on success)."""
-        cdef double[::1] th = self._check(theta)
-        cdef int info
-        with nogil:
-            info = self._fill_and_factor(&th[0] if self.n_theta else NULL)
-        return info
-
-    def solve_transposed(self, b):
-        """x with L_k' x = b, L_k the leading k x k block (k = len(b)) of the
-        Cholesky factor left in `matrix` by the last evaluation (the other
-        terms' modes: no copy of the factor is made)."""
-        x_arr = np.array(b, dtype=np.float64, copy=True)
-        if x_arr.ndim != 1 or x_arr.shape[0] > self.dim:
-            raise ValueError(f"b must be a vector of at most {self.dim} entries")
-        cdef double[::1] x = x_arr
-        cdef Py_ssize_t k = x.shape[0], i, j
-        cdef double xj
-        cdef double* row
-        with nogil:
-            # row j of L holds column j of L': eliminate x_j from the rows above
-            for j in range(k - 1, -1, -1):
-                row = &self.M[j, 0]
-                xj = x[j] / row[j]
-                x[j] = xj
-                for i in range(j):
-                    x[i] -= row[i] * xj
-        return x_arr
-
     def estimates(self):
         """The estimates at the last evaluation's theta, from the factor in place
         (no copy): with L's rows m..m+p (X) and m+p (y),
@@ -863,40 +785,16 @@ cdef class MultiCriterion:
                     u[i] -= row[i] * u[j]
         return beta_arr, inv_arr, u_arr, self.M[m + p, m + p] * self.M[m + p, m + p]
 
-    def fd_derivatives(self, theta, h, bint reml=True):
-        """Value, finite-difference gradient and Hessian of the criterion at theta,
-        steps h, every evaluation in compiled code (the criterion is defined on both
-        sides of theta's bounds: Lambda Lambda' stays positive semi-definite).
-
-        The gradient and the Hessian's diagonal are central differences; the
-        off-diagonal entries are forward differences reusing f(theta + h_i),
-        (f(theta + h_i + h_j) - f(theta + h_i) - f(theta + h_j) + f) / (h_i h_j),
-        whose O(h) error is harmless to the Newton steps they serve and which cost
-        one evaluation per pair instead of four: 1 + 2n + n(n - 1)/2 in all.
-
-        Returns
-        -------
-        (f, g (n_theta,), H (n_theta, n_theta))
-        """
-        cdef double[::1] th = self._check(theta)
-        cdef double[::1] hh = np.ascontiguousarray(h, dtype=np.float64)
-        cdef Py_ssize_t n = self.n_theta
-        if hh.shape[0] != n:
-            raise ValueError("h must have one step per theta entry")
-        g_arr = np.zeros(n)
-        hess_arr = np.zeros((n, n))
-        plus_arr = np.zeros(n)
-        cdef double[::1] g = g_arr
-        cdef double[::1] plus = plus_arr
-        cdef double[:, ::1] hess = hess_arr
-        cdef double f0
-        with nogil:
-            f0 = self._fd(&th[0], &hh[0], reml, &g[0], &hess[0, 0], &plus[0], NAN)
-        return f0, g_arr, hess_arr
-
     cdef double _fd(self, const double* th, const double* hh, bint reml, double* g,
                     double* hess, double* plus, double f0) noexcept nogil:
-        """`fd_derivatives` into g (n) and hess (n x n, symmetric); returns f.
+        """Value, finite-difference gradient g (n) and Hessian hess (n x n) at th, steps
+        hh, every evaluation in compiled code (the criterion is defined on both sides
+        of theta's bounds: Lambda Lambda' stays positive semi-definite).  The gradient
+        and the Hessian's diagonal are central differences; the off-diagonal entries
+        forward differences reusing f(th + h_i),
+        (f(th + h_i + h_j) - f(th + h_i) - f(th + h_j) + f) / (h_i h_j), whose O(h)
+        error is harmless to the Newton steps they serve and which cost one
+        evaluation per pair instead of four: 1 + 2n + n(n - 1)/2 in all.
         f0: the criterion at th if known (the optimizer has it), else NaN."""
         cdef Py_ssize_t n = self.n_theta, i, j
         cdef double* x = &self.point[0]
@@ -928,7 +826,7 @@ cdef class MultiCriterion:
         """Trust-region Newton steps on finite-difference derivatives, within the
         bounds, all in compiled code.
 
-        Each step: central-difference gradient and Hessian (`fd_derivatives`,
+        Each step: central-difference gradient and Hessian (`_fd`,
         steps 1e-4 max(1, |theta_i|)); theta entries held at their bound by the
         gradient are fixed (active set) and the exact trust-region step is taken
         on the others (the one-factor optimizer's step solver); the step is

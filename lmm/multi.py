@@ -251,13 +251,12 @@ class MultiTermModel:
         self.pair_offsets = np.zeros(t1.n_levels + 1, dtype=np.intp)
         np.cumsum(counts, out=self.pair_offsets[1:])
         per_level_width = np.zeros(t1.n_levels, dtype=np.intp)
+        self.q_rest = np.array([t.q for t in rest], dtype=np.intp)
         if rest:
-            q_rest = np.array([t.q for t in rest])
             per_level_width = np.bincount(
-                np.repeat(np.arange(t1.n_levels), counts), weights=q_rest[self.pair_term],
+                np.repeat(np.arange(t1.n_levels), counts), weights=self.q_rest[self.pair_term],
                 minlength=t1.n_levels).astype(np.intp)
         self.max_width = int(per_level_width.max(initial=0)) + p + 1
-        self.q_rest = np.array([t.q for t in rest], dtype=np.intp)
         self.qmax = int(max([t.q for t in rest], default=1))
         # theta: the terms' entries, in term order
         self.theta_slices = []
