@@ -347,8 +347,11 @@ def _column_codes(column):
     return pd.factorize(values, sort=True)
 
 
-# columns up to this length are coded by _column_codes' own loop
-_SMALL_COLUMN = 5000
+# columns up to this length are coded by _column_codes' own loop: measured on 100
+# string levels, the loop takes 28 us at 150 rows (pandas 30), 141 us at 1,200
+# (pandas 52) and 534 us at 5,000 (pandas 123), but pandas' first call after other
+# work costs about 0.1-0.15 ms more (cold caches: ~100 Python functions)
+_SMALL_COLUMN = 1000
 
 
 def _factor_codes(frame, group, column_codes=None):
