@@ -285,6 +285,22 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
 cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
                            const intp_t[::1] order, const intp_t[::1] group_offsets):
     # (`cross_products`, callable from C without re-reading its arguments)
+    return _shifted_cross_products(X, Z, y, order, group_offsets, None, None, 0.0)
+
+
+cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
+                                   const double[::1] y, const intp_t[::1] order,
+                                   const intp_t[::1] group_offsets, const double[::1] x_shift,
+                                   const double[::1] z_shift, double y_shift):
+    """The cross-products of X - 1 x_shift', Z - 1 z_shift' and y - y_shift
+    (no shift where x_shift / z_shift is None).
+
+    Each row is shifted before it is multiplied: products of raw data and a
+    correction afterwards (y'y - n ybar^2) would cancel every digit of an
+    offset.  With the shift equal to a column's mean (or anything within a
+    factor of two of its values), each shifted value is exact (Sterbenz), so
+    the shifted design is exactly the reparametrized one the caller maps back.
+    """
     cdef Py_ssize_t p = X.shape[1], q = Z.shape[1]
     cdef Py_ssize_t n_groups = group_offsets.shape[0] - 1
     ztz_arr = np.zeros((n_groups, q, q))
@@ -292,6 +308,10 @@ cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const
     zty_arr = np.zeros((n_groups, q))
     xtx_arr = np.zeros((p, p))
     xty_arr = np.zeros(p)
+    xs_arr = np.zeros(p) if x_shift is None else np.asarray(x_shift)
+    zs_arr = np.zeros(q) if z_shift is None else np.asarray(z_shift)
+    cdef const double[::1] xs = xs_arr
+    cdef const double[::1] zs = zs_arr
     cdef double[:, :, ::1] ztz = ztz_arr
     cdef double[:, :, ::1] ztx = ztx_arr
     cdef double[:, ::1] zty = zty_arr
@@ -299,22 +319,31 @@ cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const
     cdef double[::1] xty = xty_arr
     cdef double yty = 0.0, zj, xa, yr
     cdef Py_ssize_t g, r, row, j, k, a, b
+    # one shifted row of X and of Z (allocated once, outside the loops)
+    cdef double* xr = <double*>malloc((p + q + 1) * sizeof(double))
+    if xr == NULL:
+        raise MemoryError()
+    cdef double* zr = xr + p
     with nogil:
         for g in range(n_groups):
             for r in range(group_offsets[g], group_offsets[g + 1]):
                 row = order[r]
-                yr = y[row]
+                yr = y[row] - y_shift
+                for a in range(p):
+                    xr[a] = X[row, a] - xs[a]
                 for j in range(q):
-                    zj = Z[row, j]
+                    zr[j] = Z[row, j] - zs[j]
+                for j in range(q):
+                    zj = zr[j]
                     for k in range(j + 1):
-                        ztz[g, j, k] += zj * Z[row, k]
+                        ztz[g, j, k] += zj * zr[k]
                     for a in range(p):
-                        ztx[g, j, a] += zj * X[row, a]
+                        ztx[g, j, a] += zj * xr[a]
                     zty[g, j] += zj * yr
                 for a in range(p):
-                    xa = X[row, a]
+                    xa = xr[a]
                     for b in range(a + 1):
-                        xtx[a, b] += xa * X[row, b]
+                        xtx[a, b] += xa * xr[b]
                     xty[a] += xa * yr
                 yty += yr * yr
             for j in range(q):
@@ -323,6 +352,7 @@ cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const
         for a in range(p):
             for b in range(a):
                 xtx[b, a] = xtx[a, b]
+    free(xr)
     return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
 
 
@@ -351,16 +381,28 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
                    const intp_t[::1] codes, Py_ssize_t n_groups):
     """Everything the one-factor model needs from its rows, in one call.
 
-    The group blocks (`group_blocks`), the cross-products (`cross_products`,
-    the same sums in the same order), Z'Z summed over the groups, whether
-    y'y + tr X'X + tr Z'Z is finite, and which columns of Z are all ones.
+    The group blocks (`group_blocks`), the cross-products of the centred
+    design (below), Z'Z summed over the groups, whether y'y + tr X'X + tr Z'Z
+    is finite, and which columns of X and of Z are all ones.
+
+    Centring: when X has a column of ones (the first such is `x_intercept`),
+    every other column of X and the response are centred at their means
+    (x_shift, y_shift); when Z has one (`z_intercept`), every other column of
+    Z is (z_shift).  The products are those of X - 1 x_shift', Z - 1 z_shift'
+    and y - y_shift, summed after shifting (`_shifted_cross_products`), so an
+    offset in the data costs no digits.  The centred design is an exact
+    reparametrization (X - 1 x_shift' = X A with det A = 1: the intercept
+    absorbs the shift); the caller maps the estimates back.  Shifts are zero
+    where there is no intercept.
 
     Returns
     -------
-    dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty, ztz_all
-    (q, q), finite (bool), ones (q,) bool, x_clear and z_clear (bool: X'X and
-    Z'Z summed over the groups pass the Gershgorin test of full rank, see
-    `_gershgorin_clear`)
+    dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty (of the
+    centred design), ztz_all (q, q), x_shift (p,), z_shift (q,), y_shift,
+    x_intercept and z_intercept (column index or -1), finite (bool), ones (q,)
+    bool (Z's columns of ones), x_ones (p,) bool, x_clear and z_clear (bool:
+    the centred X'X and Z'Z summed over the groups pass the Gershgorin test of
+    full rank, see `_gershgorin_clear`)
     """
     return _model_products(X, Z, y, codes, n_groups)
 
@@ -385,22 +427,67 @@ def integer_model_products(const double[:, ::1] X, const double[:, ::1] Z,
     return pr
 
 
+cdef Py_ssize_t _column_means(const double[:, ::1] A, double[::1] mean,
+                              unsigned char[::1] ones) noexcept nogil:
+    """Column means of A into `mean`, whether each column is all ones into
+    `ones`; returns the first column of ones, or -1."""
+    cdef Py_ssize_t n = A.shape[0], m = A.shape[1], r, j
+    cdef double v
+    for j in range(m):
+        mean[j] = 0.0
+        ones[j] = 1 if n > 0 else 0
+    for r in range(n):
+        for j in range(m):
+            v = A[r, j]
+            mean[j] += v
+            if v != 1.0:
+                ones[j] = 0
+    for j in range(m):
+        if n > 0:
+            mean[j] /= n
+    for j in range(m):
+        if ones[j]:
+            return j
+    return -1
+
+
 cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
                           const intp_t[::1] codes, Py_ssize_t n_groups):
     # (`model_products`, callable from C without re-reading its arguments)
-    cdef Py_ssize_t n = X.shape[0], q = Z.shape[1], r, j, k
+    cdef Py_ssize_t n = X.shape[0], p = X.shape[1], q = Z.shape[1], r, j, k
     if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
         raise ValueError("X, Z, y and codes must have the same number of rows")
     sizes, offsets, order = _group_blocks(codes, n_groups)
-    ztz, ztx, zty, xtx, xty, yty = _cross_products(X, Z, y, order, offsets)
+    # -- the shifts: column means, where an intercept absorbs them -----------
+    x_shift_arr = np.empty(p)
+    z_shift_arr = np.empty(q)
+    x_ones_arr = np.empty(p, dtype=np.uint8)
+    ones_arr = np.empty(q, dtype=np.uint8)
+    cdef double[::1] x_shift = x_shift_arr
+    cdef double[::1] z_shift = z_shift_arr
+    cdef unsigned char[::1] x_ones = x_ones_arr
+    cdef unsigned char[::1] ones = ones_arr
+    cdef Py_ssize_t x_icpt, z_icpt
+    cdef double y_shift = 0.0
+    with nogil:
+        x_icpt = _column_means(X, x_shift, x_ones)
+        z_icpt = _column_means(Z, z_shift, ones)
+        if x_icpt >= 0:
+            for r in range(n):
+                y_shift += y[r]
+            y_shift /= n
+        for j in range(p):
+            if x_icpt < 0 or x_ones[j]:
+                x_shift[j] = 0.0
+        for j in range(q):
+            if z_icpt < 0 or ones[j]:
+                z_shift[j] = 0.0
+    ztz, ztx, zty, xtx, xty, yty = _shifted_cross_products(X, Z, y, order, offsets, x_shift,
+                                                           z_shift, y_shift)
     cdef double[:, :, ::1] ztz_v = ztz
     cdef const double[:, ::1] xtx_v = xtx
     ztz_all_arr = np.zeros((q, q))
     cdef double[:, ::1] ztz_all = ztz_all_arr
-    ones_arr = np.empty(q, dtype=np.uint8)
-    cdef unsigned char[::1] ones = ones_arr
-    for j in range(q):
-        ones[j] = 1
     cdef Py_ssize_t g
     cdef double total = yty
     with nogil:
@@ -410,19 +497,15 @@ cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const 
                     ztz_all[j, k] += ztz_v[g, j, k]
         for j in range(q):
             total += ztz_all[j, j]
-            # a column of ones has z'z = n exactly; only such columns are read
-            if ztz_all[j, j] != <double>n:
-                ones[j] = 0
-                continue
-            for r in range(n):
-                if Z[r, j] != 1.0:
-                    ones[j] = 0
-                    break
-        for j in range(X.shape[1]):
+        for j in range(p):
             total += xtx_v[j, j]
+        # (a NaN or infinite shift makes every product non-finite too)
+        total += y_shift
     return dict(sizes=sizes, offsets=offsets, order=order, ztz=ztz, ztx=ztx, zty=zty,
-                xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr,
+                xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr, x_shift=x_shift_arr,
+                z_shift=z_shift_arr, y_shift=y_shift, x_intercept=x_icpt, z_intercept=z_icpt,
                 finite=bool(total - total == 0.0), ones=ones_arr.astype(bool),
+                x_ones=x_ones_arr.astype(bool),
                 x_clear=_gershgorin_clear(xtx_v), z_clear=_gershgorin_clear(ztz_all))
 
 

@@ -226,9 +226,15 @@ class Reparametrization:
     structure : CovarianceStructure
     col_mean, col_rms : (q,) arrays of the Z columns' means and root mean squares
     intercept : (q,) bool, which Z columns are constant ones
+    z_centring : (q, q) array, optional
+        When the cross-products were made of a centred design Z B (B = I -
+        e_0 m', the intercept's row holding the shifts of the columns centred
+        in its block), B: then `t_products` (what the products are conditioned
+        with: Z B t_products) differs from `t` (the map from the user's Z:
+        Z t = Z B t_products), and every map to the user's units goes through `t`.
     """
 
-    def __init__(self, structure, col_mean, col_sd, col_rms, intercept):
+    def __init__(self, structure, col_mean, col_sd, col_rms, intercept, z_centring=None):
         q = structure.q
         t = np.zeros((q, q))
         for j in range(q):
@@ -247,7 +253,8 @@ class Reparametrization:
                 elif col_rms[j] > 0:
                     t[j, j] = 1.0 / col_rms[j]
         self.structure = structure
-        self.t = t
+        self.t_products = t
+        self.t = t if z_centring is None else z_centring @ t
 
     @cached_property
     def t_inv(self):

@@ -43,6 +43,32 @@ class CrossProducts:
     def p(self):
         return self.ztx.shape[2]
 
+    def mapped(self, z_map=None, x_map=None, y_from_x=None):
+        """Cross-products of Z U, X W and y + X c (U = z_map, W = x_map, c = y_from_x;
+        None: the identity, or no change of y).
+
+        Used to undo a centring (exactly in real arithmetic): the products
+        of a centred design carry every digit, and those of the user's design
+        are made from them only where they are asked for.
+        """
+        ztz, ztx, zty = self.ztz, self.ztx, self.zty
+        xtx, xty, yty = self.xtx, self.xty, float(self.yty)
+        if y_from_x is not None:
+            zty = zty + ztx @ y_from_x
+            yty = yty + 2.0 * float(y_from_x @ xty) + float(y_from_x @ xtx @ y_from_x)
+            xty = xty + xtx @ y_from_x
+        if z_map is not None:
+            ztz = z_map.T @ ztz @ z_map
+            ztx = z_map.T @ ztx
+            zty = zty @ z_map
+        if x_map is not None:
+            ztx = ztx @ x_map
+            xtx = x_map.T @ xtx @ x_map
+            xty = xty @ x_map
+        return CrossProducts(np.ascontiguousarray(ztz), np.ascontiguousarray(ztx),
+                             np.ascontiguousarray(zty), np.ascontiguousarray(xtx),
+                             np.ascontiguousarray(xty), yty, self.nobs)
+
     def transformed(self, x_scale, z_transform, y_offset=None):
         """Cross-products of X diag(x_scale), Z z_transform and y - X diag(x_scale) y_offset."""
         t = z_transform
@@ -78,6 +104,33 @@ class CrossProducts:
         )
 
 
+@dataclass(frozen=True)
+class FixedEffectsCentring:
+    """X - 1 x_shift' = X A and y - y_shift, with the intercept (column
+    `intercept` of X, a column of ones) absorbing both shifts.
+
+    A = I - e_intercept x_shift' (x_shift[intercept] = 0), so det A = 1 and
+    the REML criterion of the centred design is the user's.  Coefficients of
+    the centred design map back as beta = A beta_c + y_shift e_intercept, their
+    covariance as A V A'.
+    """
+
+    intercept: int
+    x_shift: np.ndarray
+    y_shift: float
+
+    def coefficients(self, beta_centred):
+        beta = beta_centred.copy()
+        i = self.intercept
+        beta[i] = beta_centred[i] - float(self.x_shift @ beta_centred) + self.y_shift
+        return beta
+
+    def covariance(self, vcov_centred):
+        a = np.eye(len(self.x_shift))
+        a[self.intercept] -= self.x_shift
+        return a @ vcov_centred @ a.T
+
+
 class Solution(dict):
     """The estimates at theta (a dict); "vcov_fe", the fixed effects' covariance,
     is computed on first access (a fit that is not asked for standard errors
@@ -89,6 +142,8 @@ class Solution(dict):
         x_scale = self["_x_scale"]
         xvx_inv_s = np.linalg.inv(self["_xvx"])
         vcov_fe = self["scale"] * xvx_inv_s * np.outer(x_scale, x_scale)
+        if self["_fe_centring"] is not None:
+            vcov_fe = self["_fe_centring"].covariance(vcov_fe)
         self["vcov_fe"] = vcov_fe
         return vcov_fe
 
@@ -105,6 +160,8 @@ class ProfiledDeviance:
     reparam : Reparametrization
     x_scale : (p,) array
         Column scaling of X for the optimizer.
+    fe_centring : FixedEffectsCentring, optional
+        How `stats`' X and y were centred (their estimates map back through it).
 
     Notes
     -----
@@ -113,8 +170,9 @@ class ProfiledDeviance:
     the criterion of the user's parametrization.
     """
 
-    def __init__(self, stats, structure, reml, reparam, x_scale):
+    def __init__(self, stats, structure, reml, reparam, x_scale, fe_centring=None):
         self.structure = structure
+        self.fe_centring = fe_centring
         self.reml = bool(reml)
         self.reparam = reparam
         self.x_scale = np.asarray(x_scale, dtype=float)
@@ -128,7 +186,7 @@ class ProfiledDeviance:
         # least-squares coefficients by Cholesky there, by numpy if X'X is not
         # positive definite)
         args = (stats.ztz, stats.ztx, stats.zty, stats.xtx, stats.xty, float(stats.yty),
-                self.x_scale, reparam.t)
+                self.x_scale, reparam.t_products)
         cond = _core.condition_products(*args)
         if cond is None:
             xtx_scaled = stats.xtx * np.outer(self.x_scale, self.x_scale)
@@ -201,6 +259,8 @@ class ProfiledDeviance:
             raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite at the optimum")
         scale = sol["rss"] / self.nu
         beta = (sol["beta"] + self.beta_ols) * self.x_scale
+        if self.fe_centring is not None:
+            beta = self.fe_centring.coefficients(beta)
         lam_user = self.reparam.lam_to_user(lam_s)
         # (one effect: the 1 x 1 product, exactly, without matmul's machinery)
         cov_re = scale * (lam_user * lam_user if s.q == 1 else lam_user @ lam_user.T)
@@ -218,6 +278,7 @@ class ProfiledDeviance:
             deviance=dev + self.shift,
             _xvx=sol["xvx"],
             _x_scale=self.x_scale,
+            _fe_centring=self.fe_centring,
         )
 
     def conditional_modes(self, theta, beta_conditioned, scale):

@@ -77,7 +77,7 @@ class _Design:
         from .covariance import CovarianceStructure
 
         structure = CovarianceStructure(model.k_re, model._re_blocks)
-        dev = model._deviance(reml, structure)
+        dev = model._deviance(reml, structure, centred=False)
         self.token = uuid.uuid4().hex
         self.reml = bool(reml)
         self.warm_start = bool(warm_start)

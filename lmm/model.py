@@ -15,7 +15,7 @@ import pandas as pd
 
 from . import _core
 from .covariance import CovarianceStructure, Reparametrization
-from .deviance import CrossProducts, ProfiledDeviance
+from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .optimize import minimize_deviance
 from .params import MixedLMParams
@@ -395,9 +395,15 @@ class MixedLM:
             )
         self.group_sizes, self.group_offsets, self.row_order = \
             pr["sizes"], pr["offsets"], pr["order"]
+        # The products are those of the centred design (`_core.model_products`):
+        # X and y centred when X has an intercept, Z's columns when Z has one.
         ztz, xtx, ztz_all = pr["ztz"], pr["xtx"], pr["ztz_all"]
-        self.cross_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
-                                            float(pr["yty"]), n)
+        self._centred_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
+                                               float(pr["yty"]), n)
+        x_icpt = pr["x_intercept"]
+        self._fe_centring = None if x_icpt < 0 else \
+            FixedEffectsCentring(x_icpt, pr["x_shift"], pr["y_shift"])
+        self._z_intercept, self._z_shift = pr["z_intercept"], pr["z_shift"]
 
         dep = _dependent_columns(xtx, self.exog_names, pr["x_clear"])
         if dep:
@@ -416,6 +422,24 @@ class MixedLM:
         self._deviances = {}
         self._re_blocks = None
         self.lmer_formula = None
+
+    @cached_property
+    def cross_products(self):
+        """Cross-products of the user's design (`CrossProducts`), made from the
+        centred ones the model keeps (an offset in the data makes these lose
+        digits; the fit does not use them)."""
+        st = self._centred_products
+        z_map = x_map = y_from_x = None
+        if self._z_intercept >= 0:
+            z_map = np.eye(self.k_re)
+            z_map[self._z_intercept] += self._z_shift
+        c = self._fe_centring
+        if c is not None:
+            x_map = np.eye(self.k_fe)
+            x_map[c.intercept] += c.x_shift
+            y_from_x = np.zeros(self.k_fe)
+            y_from_x[c.intercept] = c.y_shift
+        return st.mapped(z_map, x_map, y_from_x)
 
     @cached_property
     def group_labels(self):
@@ -508,10 +532,42 @@ class MixedLM:
             )
         return CovarianceStructure.from_free(cov)
 
-    def _deviance(self, reml, structure):
-        key = (bool(reml), structure.blocks)
+    def _deviance(self, reml, structure, centred=True):
+        """The ProfiledDeviance of `structure` (cached per reml and structure).
+
+        From the centred products: Z's columns stay centred where the
+        structure allows it (in an unstructured block with the intercept,
+        whose covariance absorbs the shift exactly); others are shifted back
+        (a diagonal model is not invariant to centring: its conditioning in
+        the user's units is the model's own).  `centred=False`: from the
+        user's products (for fit_many, whose fitter reads the user's rows).
+        """
+        key = (bool(reml), structure.blocks, centred)
         if key not in self._deviances:
-            st = self.cross_products
+            ztz_all = self._ztz_all
+            z_centring = None
+            if not centred:
+                st = self.cross_products
+                ztz_all = st.ztz.sum(0)
+            else:
+                st = self._centred_products
+                j0 = self._z_intercept
+                if j0 >= 0 and self._z_shift.any():
+                    keep = [j0]
+                    for members in structure.blocks:
+                        if j0 in members and len(members) > 1:
+                            keep = list(members)
+                    shift_back = self._z_shift.copy()
+                    shift_back[keep] = 0.0
+                    if shift_back.any():
+                        u = np.eye(self.k_re)
+                        u[j0] += shift_back
+                        st = st.mapped(z_map=u)
+                        ztz_all = u.T @ ztz_all @ u
+                    kept = self._z_shift - shift_back
+                    if kept.any():
+                        z_centring = np.eye(self.k_re)
+                        z_centring[j0] -= kept
             n = st.nobs
             # (plain floats: p and q are small, and a numpy call costs more here)
             # (loops rather than comprehensions: each is one more function to run)
@@ -519,7 +575,7 @@ class MixedLM:
             for v in st.xtx.diagonal().tolist():
                 scales.append(1.0 / math.sqrt(v / n) if v > 0 else 1.0)
             x_scale = np.array(scales)
-            ztz_all = self._ztz_all.tolist()
+            ztz_all = ztz_all.tolist()
             q = self.k_re
             ones = self._intercept_re.tolist()
             icpt = ones.index(True) if True in ones else None
@@ -531,8 +587,10 @@ class MixedLM:
                 col_rms.append(math.sqrt(ztz_all[j][j] / n))
                 col_sd.append(math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0)))
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
-                                        self._intercept_re)
-            self._deviances[key] = ProfiledDeviance(st, structure, reml, reparam, x_scale)
+                                        self._intercept_re, z_centring)
+            self._deviances[key] = ProfiledDeviance(
+                st, structure, reml, reparam, x_scale,
+                self._fe_centring if centred else None)
         return self._deviances[key]
 
     def _start_theta(self, start_params, dev):

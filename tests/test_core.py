@@ -327,11 +327,25 @@ def test_model_products_is_blocks_and_cross_products_in_one_call():
     sizes, offsets, order = _core.group_blocks(codes, g)
     for got, want in zip((out["sizes"], out["offsets"], out["order"]), (sizes, offsets, order)):
         np.testing.assert_array_equal(got, want)
-    ref = _core.cross_products(x, z, y, order, offsets)
+    # the products are those of the centred design: X's other columns and y
+    # centred (X has an intercept), Z's first column centred (Z's second is ones)
+    x_shift = np.array([0.0, x[:, 1].mean(), x[:, 2].mean()])
+    z_shift = np.array([z[:, 0].mean(), 0.0])
+    np.testing.assert_allclose(out["x_shift"], x_shift, rtol=1e-14)
+    np.testing.assert_allclose(out["z_shift"], z_shift, rtol=1e-14)
+    assert out["y_shift"] == pytest.approx(y.mean(), rel=1e-14)
+    assert (out["x_intercept"], out["z_intercept"]) == (0, 1)
+    ref = _core.cross_products(x - out["x_shift"], z - out["z_shift"], y - out["y_shift"],
+                               order, offsets)
     for key, want in zip(("ztz", "ztx", "zty", "xtx", "xty", "yty"), ref):
         np.testing.assert_array_equal(out[key], want)
     np.testing.assert_allclose(out["ztz_all"], ref[0].sum(0), rtol=1e-14)
     assert out["finite"] and list(out["ones"]) == [False, True]
+    assert list(out["x_ones"]) == [True, False, False]
+    # no intercept in X: nothing centred there, nor y
+    no_icpt = _core.model_products(x[:, 1:].copy(), z, y, codes, g)
+    assert no_icpt["x_intercept"] == -1 and no_icpt["y_shift"] == 0.0
+    assert not no_icpt["x_shift"].any()
     z[3, 1] = 1.0 + 1e-15
     assert list(_core.model_products(x, z, y, codes, g)["ones"]) == [False, False]
     x[7, 2] = np.nan
