@@ -23,7 +23,10 @@ except ImportError as exc:  # pragma: no cover - depends on how lmm was installe
         f"from another directory. Original error: {exc}"
     ) from exc
 
+import numpy as np
+
 from . import datasets
+from ._arguments import NOT_YET, check_keywords
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .lrt import LRTestResult, lrtest
 from .many import ManyResults, fit_many
@@ -43,7 +46,8 @@ def __getattr__(name):
     raise AttributeError(f"module 'lmm' has no attribute {name!r}")
 
 
-def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
+def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
+         **fit_kwargs):
     """Fit a linear mixed model written in lme4's syntax.
 
     Parameters
@@ -55,7 +59,16 @@ def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
     REML : bool
         REML (default, as lme4) or maximum likelihood.
     missing : {'none', 'drop'}
-    **fit_kwargs : passed to `MixedLM.fit`.
+    subset : array_like, optional
+        The rows of `data` to use (a boolean mask or index labels, as
+        ``data.loc[subset]`` reads them), lme4's ``subset=``.
+    eval_env : int, dict or patsy.EvalEnvironment, optional
+        Where formula names that are not columns are looked up; without it,
+        formulas see only the data's columns and lmm's formula functions.
+    **fit_kwargs : passed to `MixedLM.fit` (one grouping factor) or
+        `MultiTermModel.fit` (several); unknown keywords raise TypeError, and
+        lme4's ``weights``, ``offset``, ``control`` and ``na_action``, not
+        supported yet, NotImplementedError.
 
     Returns
     -------
@@ -70,8 +83,18 @@ def lmer(formula, data, REML=True, missing="none", **fit_kwargs):
     >>> round(res.llf, 4)
     -2217.0475
     """
-    model = MixedLM.from_lmer(formula, data, missing=missing)
-    return model.fit(reml=REML, **fit_kwargs)
+    if fit_kwargs:
+        for name in list(fit_kwargs):
+            if name in NOT_YET:
+                check_keywords("lmer", {name: fit_kwargs[name]})
+    if not isinstance(REML, bool | np.bool_):
+        raise TypeError(f"REML must be True or False, got {REML!r}")
+    if subset is not None:
+        data = data.loc[subset]
+    extra = {} if eval_env is None else {"eval_env": eval_env}
+    model = MixedLM.from_lmer(formula, data, missing=missing, **extra)
+    return model.fit(reml=bool(REML), **fit_kwargs)
+
 
 __all__ = [
     "ConvergenceWarning",

@@ -8,6 +8,7 @@ parametrization.  No method here touches the rows of the data.
 """
 
 import math
+import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -212,15 +213,30 @@ class ProfiledDeviance:
             self.stats.ztz, self.stats.ztx, self.stats.zty,
             self.stats.xtx, self.stats.xty, self.stats.yty,
         )
-        self._grad = np.zeros((structure.q, structure.q))
         self._scipy_evaluations = 0
-        self.criterion = self.make_criterion()
+        # The compiled criterion holds scratch buffers and the optimizer's end
+        # point: each thread gets its own (a model fitted from several threads
+        # at once, and its results used anywhere, never share one); the
+        # thread that built the deviance uses the first without a lookup.
+        self._owner = threading.get_ident()
+        self._criterion = self.make_criterion()
+        self._per_thread = threading.local()
 
     def make_criterion(self):
         """A compiled `_core.Criterion` on this model's conditioned cross-products."""
         s = self.structure
         return _core.Criterion(*self._args, float(self.nobs), self.reml, s.theta_rows,
                                s.theta_cols, s.lower_bounds, self.shift)
+
+    @property
+    def criterion(self):
+        """This thread's compiled `_core.Criterion` (see __init__)."""
+        if threading.get_ident() == self._owner:
+            return self._criterion
+        crit = getattr(self._per_thread, "criterion", None)
+        if crit is None:
+            crit = self._per_thread.criterion = self.make_criterion()
+        return crit
 
     @property
     def n_evaluations(self):
@@ -233,9 +249,10 @@ class ProfiledDeviance:
         """Criterion and gradient (for scipy.optimize methods)."""
         self._scipy_evaluations += 1
         lam = self.structure.lam(theta)
-        dev, _ = _core.deviance(lam, *self._args, float(self.nobs), self.reml, self._grad)
+        grad = np.zeros((self.structure.q, self.structure.q))   # (per call: threads)
+        dev, _ = _core.deviance(lam, *self._args, float(self.nobs), self.reml, grad)
         s = self.structure
-        return dev + self.shift, self._grad[s.theta_rows, s.theta_cols].copy()
+        return dev + self.shift, grad[s.theta_rows, s.theta_cols]
 
     def pieces(self, lam, directions):
         """Second-derivative pieces of the kernel at Lambda (conditioned space)."""

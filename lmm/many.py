@@ -114,6 +114,11 @@ class _Design:
                 else:
                     mode[j] = 2
         self.t_mode, self.t_icpt = mode, icpt_of
+        # with an intercept in X, each response is centred at its mean before
+        # its products are made (its offset would cancel digits in y'y - ...),
+        # and the intercept's estimate shifted back
+        centring = model._fe_centring
+        self.y_centring_column = -1 if centring is None else centring.intercept
         self.exog_names = list(model.exog_names)
         self.exog_re_names = list(model.exog_re_names)
         self.group_name = model.group_name
@@ -217,6 +222,13 @@ def _fit_block(design, Y):
     Y = np.array(Y, dtype=float, order="C", copy=True)
     m = Y.shape[1]
     mask = np.isnan(Y)
+    y_shift = None
+    if design.y_centring_column >= 0 and Y.shape[0]:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # (all-missing responses)
+            y_shift = np.nanmean(Y, axis=0)
+        y_shift[~np.isfinite(y_shift)] = 0.0
+        Y -= y_shift
     if mask.any():
         cols, rows = np.nonzero(mask.T)
         miss_ptr = np.zeros(m + 1, dtype=np.intp)
@@ -238,6 +250,8 @@ def _fit_block(design, Y):
         out[c], flags[c], msgs = _python_row(design, y)
         if msgs or not flags[c, 1]:
             messages[int(c)] = msgs
+    if y_shift is not None:
+        out[:, design.y_centring_column] += y_shift
     return out, flags, python, messages
 
 

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from . import _core
+from ._arguments import IGNORED, NOT_YET, check_keywords, warn_ignored
 from .covariance import CovarianceStructure, Reparametrization
 from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
 from .exceptions import ConvergenceWarning, SingularFitWarning
@@ -42,6 +43,12 @@ def _as_float_matrix(obj, what, names):
     else:
         arr = np.asarray(obj)
         if arr.dtype.kind not in "biuf":
+            # (numbers written as strings are refused, not read: "1e3" and
+            # "1,000" would silently differ)
+            if arr.dtype.kind in "SU" or (arr.dtype.kind == "O" and any(
+                    isinstance(v, str | bytes) for v in arr.ravel().tolist())):
+                raise TypeError(f"{what} holds strings (dtype {arr.dtype}); convert the "
+                                "columns to numbers (or code factors as indicator columns)")
             try:
                 arr = arr.astype(float)
             except (TypeError, ValueError):
@@ -51,7 +58,11 @@ def _as_float_matrix(obj, what, names):
         arr = arr[:, None]
     if arr.ndim != 2:
         raise ValueError(f"{what} must be 1- or 2-dimensional, got {arr.ndim} dimensions")
-    return np.ascontiguousarray(arr)
+    # The model keeps its own copy: the caller editing its arrays in place
+    # afterwards must change neither later fits nor earlier results.
+    if arr is obj or not arr.flags.owndata or not arr.flags.c_contiguous:
+        arr = np.array(arr, dtype=float, order="C")
+    return arr
 
 
 def _array_exog_names(arr):
@@ -151,6 +162,11 @@ def _coded_products(y, x, z, groups):
             return pr["codes"], pr["labels"].astype(dt, copy=False), pr
     codes, labels = _factorize_groups(groups)
     return codes, labels, _core.model_products(x, z, y, codes, len(labels))
+
+
+# MixedLM.fit's keywords (for the suggestion when one is misspelt)
+_FIT_KEYWORDS = ("start_params", "reml", "niter_sa", "do_cg", "fe_pen", "cov_pen", "free",
+                 "full_output", "method", "maxiter")
 
 
 @lru_cache(maxsize=64)
@@ -305,8 +321,9 @@ class MixedLM:
         else:
             self.exog_names = _array_exog_names(np.asarray(exog))
         x = _as_float_matrix(exog, "exog", self.exog_names)
-        groups_arr = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
-            np.asarray(groups)
+        # (a copy: see _as_float_matrix)
+        groups_arr = groups.to_numpy(copy=True) if isinstance(groups, pd.Series | pd.Index) \
+            else np.array(groups)
         if groups_arr.ndim != 1:
             raise ValueError(f"groups must be one-dimensional, got shape {groups_arr.shape}")
         return y, x, groups_arr, row_labels
@@ -494,6 +511,9 @@ class MixedLM:
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
+        for name in kwargs:
+            if name in NOT_YET:
+                check_keywords("mixedlm", {name: kwargs[name]})
         if vc_formula:
             from .formula.design import multi_from_vc_formula
 
@@ -502,8 +522,11 @@ class MixedLM:
             return multi_from_vc_formula(formula, data, groups, re_formula, vc_formula,
                                          missing=missing)
         if use_sparse:
-            warnings.warn("use_sparse is ignored: lmm's core works on group blocks",
-                          stacklevel=2)
+            warn_ignored("use_sparse", "from_formula")
+        if args:
+            raise TypeError(f"from_formula() takes formula, data, re_formula, vc_formula, "
+                            f"subset, use_sparse and missing by position; got {len(args)} "
+                            "more positional arguments")
         return from_formula(cls, formula, data, groups, re_formula=re_formula,
                             subset=subset, missing=missing, **kwargs)
 
@@ -660,6 +683,20 @@ class MixedLM:
         """
         if fe_pen is not None or cov_pen is not None:
             raise NotImplementedError("penalized fits (fe_pen, cov_pen) are not supported")
+        maxiter = None
+        if fit_kwargs:
+            maxiter = fit_kwargs.pop("maxiter", None)
+            for name in [k for k in fit_kwargs if k in IGNORED]:
+                fit_kwargs.pop(name)
+                warn_ignored(name, "fit")
+            check_keywords("fit", fit_kwargs, _FIT_KEYWORDS)
+        if niter_sa != 0 or do_cg is not True or full_output is not False:
+            for name, value, default in (("niter_sa", niter_sa, 0), ("do_cg", do_cg, True),
+                                         ("full_output", full_output, False)):
+                if value != default:
+                    warn_ignored(name, "fit")
+        if not isinstance(reml, bool | np.bool_):
+            raise TypeError(f"reml must be True or False, got {reml!r}")
         if isinstance(method, list | tuple):
             method = method[0] if method else None
         self.reml = bool(reml)
@@ -668,8 +705,7 @@ class MixedLM:
         dev = self._deviance(reml, structure)
         theta0 = structure.start_theta() if start_params is None else \
             self._start_theta(start_params, dev)
-        check = minimize_deviance(dev, theta0, method=method,
-                                  maxiter=fit_kwargs.pop("maxiter", None))
+        check = minimize_deviance(dev, theta0, method=method, maxiter=maxiter)
         results = MixedLMResults(self, dev, check, free=free)
         if results.singular_messages:
             warnings.warn(
