@@ -307,6 +307,14 @@ class MixedLM:
             self.endog_names = endog_names
         if row_labels is None:
             row_labels = endog.index if isinstance(endog, pd.Series) else None
+        # pandas inputs are rows with labels: taken by position only when their
+        # labels agree (statsmodels' rule), never silently misaligned
+        if isinstance(endog, pd.Series):
+            for what, other in (("exog", exog), ("groups", groups)):
+                if isinstance(other, pd.Series | pd.DataFrame) and \
+                        len(other) == len(endog) and not other.index.equals(endog.index):
+                    raise ValueError(f"the indices for endog and {what} are not aligned: "
+                                     "pass arrays, or objects with the same index")
         if isinstance(endog, pd.Series) and not pd.api.types.is_numeric_dtype(endog):
             raise TypeError(f"endog ({self.endog_names}) must be numeric, got {endog.dtype}")
         y = _as_float_matrix(endog, f"endog ({self.endog_names})", None)
@@ -399,6 +407,9 @@ class MixedLM:
         self._group_label_values = labels
         self.n_groups = len(labels)
         self.groups = groups_arr
+        if n == 0:
+            raise ValueError("the data have no rows" + (
+                " left after dropping those with missing values" if missing == "drop" else ""))
         if self.n_groups < 2:
             raise ValueError(
                 f"a mixed model needs at least two groups; groups has {self.n_groups} "
@@ -612,8 +623,7 @@ class MixedLM:
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re, z_centring)
             self._deviances[key] = ProfiledDeviance(
-                st, structure, reml, reparam, x_scale,
-                self._fe_centring if centred else None)
+                st, structure, reml, reparam, x_scale, self._fe_centring if centred else None)
         return self._deviances[key]
 
     def _start_theta(self, start_params, dev):
@@ -703,6 +713,14 @@ class MixedLM:
         structure = _default_structure(self.k_re, self._re_blocks) if free is None else \
             self._structure(free)
         dev = self._deviance(reml, structure)
+        # y'y of the least-squares residual (the centred y'y when X is an
+        # intercept alone): zero, to rounding, when the fixed effects fit the
+        # response exactly (a constant response), and no variance is left
+        if not dev.stats.yty > 1e-24 * dev.user_stats.yty:
+            raise ValueError(
+                f"the response ({self.endog_names}) is fitted exactly by the fixed effects "
+                "(for example, it is constant): the residual variance is zero and no mixed "
+                "model can be fitted")
         theta0 = structure.start_theta() if start_params is None else \
             self._start_theta(start_params, dev)
         check = minimize_deviance(dev, theta0, method=method, maxiter=maxiter)

@@ -117,3 +117,32 @@ def test_numeric_strings_in_exog_are_refused(dietox):
         lmm.MixedLM(dietox["Weight"], x, dietox["Pig"])
     with pytest.raises(TypeError, match="strings"):
         lmm.MixedLM(dietox["Weight"].astype(str).to_numpy(), x.astype(float), dietox["Pig"])
+
+
+# -- small cases named, not crashed ---------------------------------------------
+
+def test_empty_data_is_named(dietox):
+    with pytest.raises(ValueError, match="no rows"):
+        lmm.mixedlm("Weight ~ Time", dietox.iloc[:0], groups="Pig")
+    with pytest.raises(ValueError, match="no rows"):
+        lmm.MixedLM(np.zeros(0), np.zeros((0, 1)), np.zeros(0))
+
+
+@pytest.mark.parametrize("response", ["constant", "linear"])
+def test_response_fitted_exactly_by_the_fixed_effects_is_named(dietox, response):
+    d = dietox.copy()
+    d["Weight"] = 5.0 if response == "constant" else 2.0 + 0.5 * d["Time"]
+    with pytest.raises(ValueError, match="fitted exactly by the fixed effects"):
+        lmm.mixedlm("Weight ~ Time", d, groups="Pig").fit()
+    with pytest.raises(ValueError, match="fitted exactly"):
+        lmm.lmer("Weight ~ Time + (1 | Pig)", d)
+
+
+def test_misaligned_pandas_inputs_are_refused(dietox):
+    y = dietox["Weight"].copy()
+    y.index = y.index[::-1]
+    x = dietox[["Time"]].assign(const=1.0)
+    with pytest.raises(ValueError, match="not aligned"):
+        lmm.MixedLM(y, x, dietox["Pig"])
+    # the same labels, the same rows: fine
+    lmm.MixedLM(dietox["Weight"], x, dietox["Pig"])
