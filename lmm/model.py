@@ -715,8 +715,9 @@ class MixedLM:
         dev = self._deviance(reml, structure)
         # y'y of the least-squares residual (the centred y'y when X is an
         # intercept alone): zero, to rounding, when the fixed effects fit the
-        # response exactly (a constant response), and no variance is left
-        if not dev.stats.yty > 1e-24 * dev.user_stats.yty:
+        # response exactly (a constant response), and no variance is left (the
+        # residual is made from the products: its rounding is ~1e-16 of y'y)
+        if not dev.stats.yty > 1e-13 * dev.user_stats.yty:
             raise ValueError(
                 f"the response ({self.endog_names}) is fitted exactly by the fixed effects "
                 "(for example, it is constant): the residual variance is zero and no mixed "
