@@ -18,6 +18,11 @@ def integer_model_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     groups: NDArray[np.int64], max_span: int,
 ) -> dict[str, object] | None: ...
+def shifted_cross_products(
+    X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
+    order: NDArray[np.intp], group_offsets: NDArray[np.intp],
+    x_shift: NDArray[np.float64], z_shift: NDArray[np.float64], y_shift: float,
+) -> tuple[NDArray[np.float64], ...]: ...
 def cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     order: NDArray[np.intp], group_offsets: NDArray[np.intp],

@@ -285,7 +285,41 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
 cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
                            const intp_t[::1] order, const intp_t[::1] group_offsets):
     # (`cross_products`, callable from C without re-reading its arguments)
-    return _shifted_cross_products(X, Z, y, order, group_offsets, None, None, 0.0)
+    return _shifted_cross_products(X, Z, y, order, group_offsets, None, None, 0.0)[:6]
+
+
+def shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
+                           const double[::1] y, const intp_t[::1] order,
+                           const intp_t[::1] group_offsets, x_shift, z_shift, double y_shift):
+    """`cross_products` of X - 1 x_shift', Z - 1 z_shift' and y - y_shift, with
+    the per-group sums of the shifted columns.
+
+    Each row is shifted before its products are summed (see
+    `_shifted_cross_products`): the statistics keep every digit of the data
+    whatever their offset, when the shifts are near the columns' means.
+
+    Returns
+    -------
+    ztz, ztx, zty, xtx, xty, yty (as `cross_products`), x_sum (n_groups, p),
+    z_sum (n_groups, q), y_sum (n_groups,)
+    """
+    cdef Py_ssize_t n = X.shape[0], g
+    if Z.shape[0] != n or y.shape[0] != n or order.shape[0] != n:
+        raise ValueError("X, Z, y and order must have the same number of rows")
+    xs = np.ascontiguousarray(x_shift, dtype=float)
+    zs = np.ascontiguousarray(z_shift, dtype=float)
+    if xs.shape != (X.shape[1],) or zs.shape != (Z.shape[1],):
+        raise ValueError("x_shift and z_shift need one entry per column of X and of Z")
+    if group_offsets.shape[0] < 1 or group_offsets[0] != 0 or \
+            group_offsets[group_offsets.shape[0] - 1] != n:
+        raise ValueError("group_offsets must run from 0 to the number of rows")
+    for g in range(group_offsets.shape[0] - 1):
+        if group_offsets[g + 1] < group_offsets[g]:
+            raise ValueError("group_offsets must be non-decreasing")
+    for g in range(n):
+        if order[g] < 0 or order[g] >= n:
+            raise ValueError("order holds a row index out of range")
+    return _shifted_cross_products(X, Z, y, order, group_offsets, xs, zs, y_shift)
 
 
 cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
@@ -317,6 +351,12 @@ cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] 
     cdef double[:, ::1] zty = zty_arr
     cdef double[:, ::1] xtx = xtx_arr
     cdef double[::1] xty = xty_arr
+    x_sum_arr = np.zeros((n_groups, p))
+    z_sum_arr = np.zeros((n_groups, q))
+    y_sum_arr = np.zeros(n_groups)
+    cdef double[:, ::1] x_sum = x_sum_arr
+    cdef double[:, ::1] z_sum = z_sum_arr
+    cdef double[::1] y_sum = y_sum_arr
     cdef double yty = 0.0, zj, xa, yr
     cdef Py_ssize_t g, r, row, j, k, a, b
     # one shifted row of X and of Z (allocated once, outside the loops)
@@ -329,10 +369,13 @@ cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] 
             for r in range(group_offsets[g], group_offsets[g + 1]):
                 row = order[r]
                 yr = y[row] - y_shift
+                y_sum[g] += yr
                 for a in range(p):
                     xr[a] = X[row, a] - xs[a]
+                    x_sum[g, a] += xr[a]
                 for j in range(q):
                     zr[j] = Z[row, j] - zs[j]
+                    z_sum[g, j] += zr[j]
                 for j in range(q):
                     zj = zr[j]
                     for k in range(j + 1):
@@ -353,7 +396,7 @@ cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] 
             for b in range(a):
                 xtx[b, a] = xtx[a, b]
     free(xr)
-    return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty
+    return ztz_arr, ztx_arr, zty_arr, xtx_arr, xty_arr, yty, x_sum_arr, z_sum_arr, y_sum_arr
 
 
 cdef bint _gershgorin_clear(const double[:, ::1] g) noexcept:
@@ -398,7 +441,8 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     Returns
     -------
     dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty (of the
-    centred design), ztz_all (q, q), x_shift (p,), z_shift (q,), y_shift,
+    centred design), x_sum, z_sum, y_sum (per-group sums of the centred
+    columns, see `shifted_cross_products`), ztz_all (q, q), x_shift (p,), z_shift (q,), y_shift,
     x_intercept and z_intercept (column index or -1), finite (bool), ones (q,)
     bool (Z's columns of ones), x_ones (p,) bool, x_clear and z_clear (bool:
     the centred X'X and Z'Z summed over the groups pass the Gershgorin test of
@@ -482,8 +526,8 @@ cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const 
         for j in range(q):
             if z_icpt < 0 or ones[j]:
                 z_shift[j] = 0.0
-    ztz, ztx, zty, xtx, xty, yty = _shifted_cross_products(X, Z, y, order, offsets, x_shift,
-                                                           z_shift, y_shift)
+    ztz, ztx, zty, xtx, xty, yty, x_sum, z_sum, y_sum = _shifted_cross_products(
+        X, Z, y, order, offsets, x_shift, z_shift, y_shift)
     cdef double[:, :, ::1] ztz_v = ztz
     cdef const double[:, ::1] xtx_v = xtx
     ztz_all_arr = np.zeros((q, q))
@@ -502,7 +546,8 @@ cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const 
         # (a NaN or infinite shift makes every product non-finite too)
         total += y_shift
     return dict(sizes=sizes, offsets=offsets, order=order, ztz=ztz, ztx=ztx, zty=zty,
-                xtx=xtx, xty=xty, yty=yty, ztz_all=ztz_all_arr, x_shift=x_shift_arr,
+                xtx=xtx, xty=xty, yty=yty, x_sum=x_sum, z_sum=z_sum, y_sum=y_sum,
+                ztz_all=ztz_all_arr, x_shift=x_shift_arr,
                 z_shift=z_shift_arr, y_shift=y_shift, x_intercept=x_icpt, z_intercept=z_icpt,
                 finite=bool(total - total == 0.0), ones=ones_arr.astype(bool),
                 x_ones=x_ones_arr.astype(bool),

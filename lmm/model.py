@@ -21,6 +21,7 @@ from .exceptions import ConvergenceWarning, SingularFitWarning
 from .optimize import minimize_deviance
 from .params import MixedLMParams
 from .results import MixedLMResults
+from .statistics import GroupedStatistics
 
 
 def _names_of(obj, default_prefix, k):
@@ -428,6 +429,11 @@ class MixedLM:
         ztz, xtx, ztz_all = pr["ztz"], pr["xtx"], pr["ztz_all"]
         self._centred_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
                                                float(pr["yty"]), n)
+        # (the same numbers as `lmm.statistics.GroupedStatistics`, which merges
+        # statistics of chunks of rows)
+        self.statistics = GroupedStatistics(
+            pr["sizes"], pr["x_shift"], pr["z_shift"], pr["y_shift"], pr["x_sum"],
+            pr["z_sum"], pr["y_sum"], ztz, pr["ztx"], pr["zty"], xtx, pr["xty"], pr["yty"])
         x_icpt = pr["x_intercept"]
         self._fe_centring = None if x_icpt < 0 else \
             FixedEffectsCentring(x_icpt, pr["x_shift"], pr["y_shift"])
