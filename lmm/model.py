@@ -165,6 +165,14 @@ def _coded_products(y, x, z, groups):
     return codes, labels, _core.model_products(x, z, y, codes, len(labels))
 
 
+def _identity(k):
+    """np.eye(k), without its Python-level wrapper."""
+    out = np.zeros((k, k))
+    for j in range(k):
+        out[j, j] = 1.0
+    return out
+
+
 # MixedLM.fit's keywords (for the suggestion when one is misspelt)
 _FIT_KEYWORDS = ("start_params", "reml", "niter_sa", "do_cg", "fe_pen", "cov_pen", "free",
                  "full_output", "method", "maxiter")
@@ -429,11 +437,7 @@ class MixedLM:
         ztz, xtx, ztz_all = pr["ztz"], pr["xtx"], pr["ztz_all"]
         self._centred_products = CrossProducts(ztz, pr["ztx"], pr["zty"], xtx, pr["xty"],
                                                float(pr["yty"]), n)
-        # (the same numbers as `lmm.statistics.GroupedStatistics`, which merges
-        # statistics of chunks of rows)
-        self.statistics = GroupedStatistics(
-            pr["sizes"], pr["x_shift"], pr["z_shift"], pr["y_shift"], pr["x_sum"],
-            pr["z_sum"], pr["y_sum"], ztz, pr["ztx"], pr["zty"], xtx, pr["xty"], pr["yty"])
+        self._column_sums = (pr["x_sum"], pr["z_sum"], pr["y_sum"], pr["y_shift"])
         x_icpt = pr["x_intercept"]
         self._fe_centring = None if x_icpt < 0 else \
             FixedEffectsCentring(x_icpt, pr["x_shift"], pr["y_shift"])
@@ -456,6 +460,17 @@ class MixedLM:
         self._deviances = {}
         self._re_blocks = None
         self.lmer_formula = None
+
+    @cached_property
+    def statistics(self):
+        """The model's statistics as `lmm.statistics.GroupedStatistics` (the centred
+        products with the per-group column sums; mergeable with other chunks')."""
+        st = self._centred_products
+        x_sum, z_sum, y_sum, y_shift = self._column_sums
+        x_shift = np.zeros(self.k_fe) if self._fe_centring is None else \
+            self._fe_centring.x_shift
+        return GroupedStatistics(self.group_sizes, x_shift, self._z_shift, y_shift, x_sum,
+                                 z_sum, y_sum, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty)
 
     @cached_property
     def cross_products(self):
@@ -592,22 +607,27 @@ class MixedLM:
             else:
                 st = self._centred_products
                 j0 = self._z_intercept
-                if j0 >= 0 and self._z_shift.any():
+                # (plain floats and loops: numpy's calls on q-vectors cost more)
+                z_shift = self._z_shift.tolist() if j0 >= 0 else []
+                if any(z_shift):
                     keep = [j0]
                     for members in structure.blocks:
                         if j0 in members and len(members) > 1:
-                            keep = list(members)
-                    shift_back = self._z_shift.copy()
-                    shift_back[keep] = 0.0
-                    if shift_back.any():
-                        u = np.eye(self.k_re)
+                            keep = members
+                    shift_back = z_shift[:]
+                    kept = False
+                    for j in keep:
+                        kept = kept or shift_back[j] != 0.0
+                        shift_back[j] = 0.0
+                    if any(shift_back):
+                        u = _identity(self.k_re)
                         u[j0] += shift_back
                         st = st.mapped(z_map=u)
                         ztz_all = u.T @ ztz_all @ u
-                    kept = self._z_shift - shift_back
-                    if kept.any():
-                        z_centring = np.eye(self.k_re)
-                        z_centring[j0] -= kept
+                    if kept:
+                        z_centring = _identity(self.k_re)
+                        for j in keep:
+                            z_centring[j0, j] -= z_shift[j]
             n = st.nobs
             # (plain floats: p and q are small, and a numpy call costs more here)
             # (loops rather than comprehensions: each is one more function to run)
