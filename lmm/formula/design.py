@@ -259,7 +259,9 @@ def _term_columns(expr, frame, env):
     planned = fast.plan(expr, frame)
     if planned is not None:
         return planned.column_names
-    head = frame.head(50) if len(frame) > 50 else frame
+    # (the names only: a few rows do, unless the caller's namespace holds
+    # arrays of all of them)
+    head = frame.head(50) if len(frame) > 50 and safe.is_restricted(env) else frame
     _, mat = _dmatrices(_desc("~" + expr, frame, "random-effect term", env), head, env,
                         "drop")
     return list(mat.design_info.column_names)
@@ -538,7 +540,10 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
     response, fixed = (s.strip() for s in formula.split("~", 1))
     terms, names = [], {}
+    env = safe.environment(eval_env)
     for name in sorted(vc_formula):
+        # (refused before the supported forms are looked for: a clear ValueError)
+        _desc(vc_formula[name], frame, f"vc_formula {name!r}", env)
         match = _VC_FACTOR.match(vc_formula[name].lstrip("~"))
         if match is None:
             raise NotImplementedError(

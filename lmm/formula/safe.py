@@ -406,7 +406,11 @@ def _model_desc(formula, restricted):
     try:
         desc = patsy.ModelDesc.from_formula(_formula_level_power(formula))
     except patsy.PatsyError as exc:
-        raise ValueError(str(exc).split("\n")[0]) from None
+        message = str(exc).split("\n")[0]
+        origin = exc.origin
+        if origin is not None and origin.end > origin.start:
+            message = f"at {origin.code[origin.start:origin.end]!r}: {message}"
+        raise ValueError(message) from None
     names, quoted = set(), set()
 
     def convert(term):
@@ -469,7 +473,7 @@ def model_desc(formula, columns, env=None, what="formula"):
         raise ValueError(f"the {what} {formula!r}: {part!r} is refused ({reason}); "
                          f"{_HOW}") from None
     except ValueError as exc:
-        raise ValueError(f"cannot parse the {what} {formula!r}: {exc}") from None
+        raise ValueError(f"cannot parse the {what} {formula!r} {exc}") from None
     if restricted:
         unknown = sorted(n for n in names if n not in FUNCTIONS and n not in columns)
         if unknown:
