@@ -297,3 +297,62 @@ def test_restricted_evaluation_sees_no_builtins():
     with pytest.raises(NameError):
         env.eval("__import__('os')")
     assert env.eval("log(x)", inner_namespace={"x": np.e}) == pytest.approx(1.0)
+
+
+# -- columns a formula cannot read as they are: refused, not guessed --------------
+
+@pytest.fixture(scope="module")
+def odd_columns(data):
+    d = data[["y", "x", "g", "h"]].copy()
+    d["x_text"] = d["x"].astype(str)
+    d["day"] = pd.Timestamp("2021-03-01") + pd.to_timedelta(d["x"], unit="D")
+    d["span"] = pd.to_timedelta(d["x"], unit="h")
+    return d
+
+
+@pytest.mark.parametrize("formula", ["y ~ x_text", "y ~ x + x_text:x", "y ~ day", "y ~ span"])
+def test_numbers_as_strings_and_dates_are_refused(odd_columns, formula):
+    column = formula.split()[-1].split(":")[0]
+    with pytest.raises(TypeError, match=rf"the column '{column}' holds .*C\({column}\)"):
+        lmm.mixedlm(formula, odd_columns, groups="g")
+    with pytest.raises(TypeError, match=rf"the column '{column}'"):
+        lmm.MixedLM.from_lmer(formula + " + (1 | g)", odd_columns)
+    with pytest.raises(TypeError, match=rf"the column '{column}'"):
+        lmm.MixedLM.from_lmer(formula + " + (1 | g) + (1 | h)", odd_columns)
+
+
+def test_C_makes_a_factor_of_them(odd_columns):
+    md = lmm.mixedlm("y ~ C(x_text)", odd_columns, groups="g")
+    levels = sorted(odd_columns["x_text"].unique())
+    assert md.exog_names[1:] == [f"C(x_text)[T.{v}]" for v in levels[1:]]
+    md = lmm.mixedlm("y ~ C(day)", odd_columns, groups="g")
+    assert md.exog.shape[1] == odd_columns["day"].nunique()
+    # a string column of words stays patsy's factor, as before
+    md = lmm.mixedlm("y ~ h", odd_columns, groups="g")
+    assert md.exog_names[1] == "h[T.H1]"
+
+
+def test_predict_refuses_strings_for_a_numeric_column(data):
+    res = lmm.mixedlm("y ~ x", data, groups="g").fit()
+    with pytest.raises(TypeError, match="the column 'x' must be numeric"):
+        res.predict(pd.DataFrame({"x": ["1.5", "2"]}))
+
+
+def test_duplicate_and_multiindex_columns(data):
+    dup = pd.concat([data[["y", "x", "g"]], data[["x"]]], axis=1)
+    for build in (lambda: lmm.mixedlm("y ~ x", dup, groups="g"),
+                  lambda: lmm.mixedlm("y ~ np.log(x)", dup, groups="g"),
+                  lambda: lmm.MixedLM.from_lmer("y ~ 1 + (x | g)", dup),
+                  lambda: lmm.MixedLM.from_lmer("y ~ x + (1 | g) + (1 | y)", dup)):
+        with pytest.raises(ValueError, match=r"several columns named \['x'\]"):
+            build()
+    # an unused duplicate is no obstacle
+    md = lmm.mixedlm("y ~ 1", dup, groups="g")
+    assert md.exog_names == ["Intercept"]
+    flat = data[["y", "x", "g"]].copy()
+    multi = flat.copy()
+    multi.columns = pd.MultiIndex.from_tuples([("a", "y"), ("a", "x"), ("b", "g")])
+    with pytest.raises(ValueError, match="MultiIndex"):
+        lmm.mixedlm("y ~ x", multi, groups="g")
+    with pytest.raises(ValueError, match="MultiIndex"):
+        lmm.MixedLM.from_lmer("y ~ x + (1 | g) + (1 | y)", multi)

@@ -31,6 +31,24 @@ def _dmatrices(desc, data, env, NA_action):
                                return_type="dataframe")
 
 
+def _check_column_names(data, texts):
+    """Column names formulas can read: flat, and those the `texts` (formulas,
+    group names) use not duplicated."""
+    columns = data.columns
+    if isinstance(columns, pd.MultiIndex):
+        raise ValueError(
+            "the data's columns are a MultiIndex; formulas name flat columns: flatten them "
+            "first (e.g. data.columns = ['_'.join(map(str, c)) for c in data.columns])")
+    if columns.is_unique:
+        return
+    duplicated = [c for c in columns[columns.duplicated()].unique() if isinstance(c, str)]
+    used = [c for c in duplicated
+            if any(re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", t) for t in texts if t)]
+    if used:
+        raise ValueError(f"the data has several columns named {used}; rename them (formulas "
+                         "read a column by its name)")
+
+
 def _missing_rows(data, formulas, env):
     """Rows with a missing value in a variable used by any of the formulas."""
     bad = np.zeros(len(data), dtype=bool)
@@ -49,11 +67,22 @@ def _missing_rows(data, formulas, env):
     return bad
 
 
+def _refuse_implicit_factors(design, data):
+    """patsy's factors that are bare columns of dates or numbers written as
+    strings: refused (fast.refuse_implicit_factor)."""
+    for factor, info in design.design_info.factor_infos.items():
+        name = factor.name()
+        if info.type == "categorical" and name in data.columns:
+            fast.refuse_implicit_factor(name, data[name], list(info.categories))
+
+
 def _build(formula, data, what, env):
     """(response or None, design) of a formula through patsy, as DataFrames."""
     desc = _desc(formula, data, what, env)
     try:
-        return _dmatrices(desc, data, env, "raise")
+        y, x = _dmatrices(desc, data, env, "raise")
+        _refuse_implicit_factors(x, data)
+        return y, x
     except patsy.PatsyError as exc:
         msg = str(exc).split("\n")[0]
         if "missing values" in msg:
@@ -140,6 +169,7 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     """
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
+    _check_column_names(data, (formula, re_formula, groups if isinstance(groups, str) else None))
     if subset is not None:
         data = data.loc[subset]
     if missing not in ("none", "drop", "raise"):
@@ -426,6 +456,8 @@ def multi_from_lmer(parsed, formula, data, missing="none", eval_env=None):
 
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
+    _check_column_names(data, (formula, parsed.fixed_formula,
+                               *(f"{t.expr} | {t.group}" for t in parsed.terms)))
     row_labels = data.index
     frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
         or data.index.start != 0 or data.index.step != 1 else data
@@ -523,6 +555,8 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
 
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
+    _check_column_names(data, (formula, re_formula, groups if isinstance(groups, str) else None,
+                               *vc_formula.values()))
     frame = data.copy()
     if isinstance(groups, str):
         if groups not in frame.columns:
