@@ -611,5 +611,9 @@ def transform_exog(design_info, data):
     """The fixed-effects design of new data, through the model's design_info."""
     if isinstance(design_info, fast.FastDesign):
         return design_info.matrix(data)
-    (x,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    try:
+        (x,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    except patsy.PatsyError as exc:
+        raise ValueError(f"cannot build the design of the new data: {str(exc).splitlines()[0]}"
+                         ) from None
     return np.asarray(x)

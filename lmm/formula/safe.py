@@ -103,6 +103,7 @@ _R_FUNCTIONS = {
     "log": _r_log, "round": _r_round, "ceiling": np.ceil, "asin": np.arcsin,
     "acos": np.arccos, "atan": np.arctan, "asinh": np.arcsinh, "acosh": np.arccosh,
     "atanh": np.arctanh, "pmin": np.minimum, "pmax": np.maximum,
+    "factor": patsy.builtins.C,
 }
 
 # patsy's functions: I (identity), Q (a column by name), C (a categorical with
@@ -217,6 +218,29 @@ def _check_attribute(node):
                        "that formulas may use", _source(node))
 
 
+def _name_free(node):
+    return not any(isinstance(n, ast.Name | ast.Attribute) for n in ast.walk(node))
+
+
+def _check_operands(node):
+    """Arithmetic on columns, numbers and registered functions' values only, and
+    no power of constants that Python would compute for ever (``9**9**9``)."""
+    for side in (node.left, node.right):
+        if isinstance(side, ast.List | ast.Tuple) or (
+                isinstance(side, ast.Constant) and not isinstance(side.value, numbers.Number)):
+            raise _Refused("arithmetic on a string, list or tuple", _source(node))
+    if isinstance(node.op, ast.Pow | ast.BitXor) and _name_free(node):
+        small = all(isinstance(side, ast.Constant) for side in (node.left, node.right)) \
+            and abs(node.right.value) <= _MAX_CONSTANT_EXPONENT
+        if not small:
+            raise _Refused("a power of constants other than number ** small number",
+                           _source(node))
+
+
+# (a power of two constants is computed exactly by Python: 10**64 is instant)
+_MAX_CONSTANT_EXPONENT = 64
+
+
 class _Checker:
     """Walks a factor's AST: collects the names and Q("...") columns it reads,
     refuses any node outside the whitelist (raises _Refused)."""
@@ -243,6 +267,7 @@ class _Checker:
         if isinstance(node, ast.BinOp):
             if not isinstance(node.op, _BINARY):
                 raise _Refused(f"the operator {type(node.op).__name__}", _source(node))
+            _check_operands(node)
             self.visit(node.left)
             return self.visit(node.right)
         if isinstance(node, ast.UnaryOp):
@@ -474,6 +499,9 @@ def model_desc(formula, columns, env=None, what="formula"):
                          f"{_HOW}") from None
     except ValueError as exc:
         raise ValueError(f"cannot parse the {what} {formula!r} {exc}") from None
+    except RecursionError:
+        raise ValueError(f"cannot parse the {what} {formula[:80]!r}...: nested too deeply"
+                         ) from None
     if restricted:
         unknown = sorted(n for n in names if n not in FUNCTIONS and n not in columns)
         if unknown:
