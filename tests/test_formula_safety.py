@@ -89,6 +89,10 @@ PAYLOADS = [
     ("I('a' * 1000000000)", "arithmetic on a string"),
     ("I([x] * 1000000000)", "arithmetic on a string, list"),
     ("I(" + "-" * 5000 + "x)", "nested too deeply"),
+    ("np.log(w, w)", "output array"),
+    ("np.add(x, w, x)", "output array"),
+    ("np.log(w, out=w)", "out="),
+    ("np.log(w, where=w > 2)", "where="),
     ("secret_local", "secret_local"),
     ("I(2 * secret_local)", "secret_local"),
     ("log(secret_local)", "secret_local"),
@@ -109,7 +113,15 @@ def _places(payload):
          lambda d: lmm.MixedLM.from_lmer(f"y ~ x + (1 | g) + (0 + {payload} | h)", d)),
         ("lmer crossed fixed part",
          lambda d: lmm.MixedLM.from_lmer(f"y ~ {payload} + (1 | g) + (1 | h)", d)),
+        ("fit_many formula", lambda d: lmm.fit_many(f"~ x + {payload}", d, _responses(d),
+                                                     groups="g", progress=False)),
+        ("fit_many bar term", lambda d: lmm.fit_many(f"~ x + (1 + {payload} | g)", d,
+                                                      _responses(d), progress=False)),
     ]
+
+
+def _responses(d):
+    return np.column_stack([d["y"].to_numpy(), -d["y"].to_numpy()])
 
 
 @pytest.mark.parametrize("payload,part", PAYLOADS, ids=[p[:40] for p, _ in PAYLOADS])
@@ -135,6 +147,24 @@ def test_messages_say_what_is_allowed_and_how_to_opt_in(data):
         lmm.mixedlm("y ~ eval('1')", data, groups="g")
     with pytest.raises(ValueError, match=r"quotes 'no such'.*not a column"):
         lmm.mixedlm("y ~ Q('no such')", data, groups="g")
+
+
+def test_columns_that_hide_a_function_are_named(data):
+    with pytest.raises(ValueError, match="calls 'log', which the data's column"):
+        lmm.mixedlm("y ~ log(w)", data.assign(log=1.0), groups="g")
+    with pytest.raises(ValueError, match="calls 'np', which the data's column"):
+        lmm.mixedlm("y ~ np.log(w)", data.assign(np=1.0), groups="g")
+
+
+def test_fit_many_with_functions_in_its_formula(data):
+    # (fit_many's placeholder response is a column named with double underscores)
+    res = lmm.fit_many("~ x + I(x^2) + (1 | g)", data, _responses(data), progress=False)
+    ref = lmm.lmer("y ~ x + x2 + (1 | g)", data.assign(x2=data["x"] ** 2))
+    np.testing.assert_allclose(res.results(0).fe_params.to_numpy(),
+                               ref.fe_params.to_numpy(), rtol=1e-6, atol=1e-8)
+    res = lmm.fit_many("~ np.log(w)", data, _responses(data), groups="g", progress=False)
+    ref = lmm.mixedlm("y ~ lw", data.assign(lw=np.log(data["w"])), groups="g").fit()
+    assert res.table["np.log(w)"].iloc[0] == pytest.approx(ref.fe_params["lw"], rel=1e-6)
 
 
 def test_grouping_expressions_are_only_column_names(data):

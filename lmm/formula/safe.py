@@ -198,8 +198,10 @@ def _source(node):
         return type(node).__name__
 
 
-def _check_name(name, node):
-    if "__" in name:
+def _check_name(name, node, data_name=False):
+    """Refuse names that cannot be meant: dunders (unless `data_name`: a free
+    name, which must be a column, checked later), patsy's, bare np."""
+    if "__" in name and not data_name:
         raise _Refused(f"the name {name!r}: double underscores", _source(node))
     if name.startswith("_patsy"):
         raise _Refused(f"the name {name!r} is reserved by patsy", _source(node))
@@ -241,13 +243,28 @@ def _check_operands(node):
 _MAX_CONSTANT_EXPONENT = 64
 
 
+def _positional_limit(function):
+    """How many positional arguments a call may pass: a ufunc's inputs only (the
+    next ones are its outputs, written in place), the arguments before numpy's
+    ``out``; None for no limit."""
+    if isinstance(function, np.ufunc):
+        return function.nin
+    return _POSITIONAL_LIMITS.get(function)
+
+
+_POSITIONAL_LIMITS = {np.round: 2, np.clip: 3, np.where: 3, np.fix: 1, _r_log: 2,
+                      _r_round: 2}
+
+
 class _Checker:
-    """Walks a factor's AST: collects the names and Q("...") columns it reads,
-    refuses any node outside the whitelist (raises _Refused)."""
+    """Walks a factor's AST: collects the names and Q("...") columns it reads
+    and the names it calls, refuses any node outside the whitelist (raises
+    _Refused)."""
 
     def __init__(self):
         self.names = set()
         self.quoted = set()
+        self.called = set()         # function names and np / numpy: not columns
 
     def visit(self, node):
         if isinstance(node, ast.Expression):
@@ -257,7 +274,9 @@ class _Checker:
                 raise _Refused(f"the constant {node.value!r}", _source(node))
             return
         if isinstance(node, ast.Name):
-            _check_name(node.id, node)
+            # (a dunder name is only ever looked up among the columns: fit_many's
+            # placeholder response is __lmm_response__)
+            _check_name(node.id, node, data_name=True)
             self.names.add(node.id)
             return
         if isinstance(node, ast.Attribute):
@@ -294,6 +313,7 @@ class _Checker:
         if not (isinstance(value, ast.Name) and value.id in ("np", "numpy")):
             self.visit(value)       # (the innermost refused part is named first)
         _check_attribute(node)
+        self.called.add(value.id)
 
     def visit_call(self, node):
         func = node.func
@@ -302,16 +322,26 @@ class _Checker:
             if func.id not in FUNCTIONS:
                 raise _Refused(f"a call of {func.id!r}, not a formula function",
                                _source(node))
+            self.called.add(func.id)
+            function = FUNCTIONS[func.id]
         elif isinstance(func, ast.Attribute):
             self.visit_attribute(func)
+            function = getattr(_NAMESPACE["np"], func.attr)
         else:
             raise _Refused("a call of something other than a formula function",
                            _source(node))
+        limit = _positional_limit(function)
+        if limit is not None and len(node.args) > limit:
+            raise _Refused(f"more than {limit} positional argument(s) (numpy's next one "
+                           "is the output array)", _source(node))
         for kw in node.keywords:
             if kw.arg is None:
                 raise _Refused("**keyword arguments", _source(node))
             if "__" in kw.arg:
                 raise _Refused(f"the keyword {kw.arg!r}: double underscores", _source(node))
+            if kw.arg == "out" or isinstance(function, np.ufunc):
+                # (out= writes in place; a ufunc's where= leaves entries unset)
+                raise _Refused(f"the keyword {kw.arg}=", _source(node))
             self.visit(kw.value)
         for arg in node.args:
             self.visit(arg)
@@ -334,7 +364,7 @@ class _PowerForXor(ast.NodeTransformer):
 
 @lru_cache(maxsize=1024)
 def _factor(code, restricted):
-    """(code to evaluate, names read, Q columns) of one factor expression.
+    """(code to evaluate, names read, Q columns, names called) of one factor expression.
 
     Raises _Refused when `restricted` and the expression leaves the whitelist.
     """
@@ -343,15 +373,16 @@ def _factor(code, restricted):
     except SyntaxError as exc:
         if restricted:
             raise _Refused(f"Python syntax ({exc.msg})", code) from None
-        return code, frozenset(), frozenset()
-    names = quoted = frozenset()
+        return code, frozenset(), frozenset(), frozenset()
+    names = quoted = called = frozenset()
     if restricted:
         checker = _Checker()
         checker.visit(tree)
         names, quoted = frozenset(checker.names), frozenset(checker.quoted)
+        called = frozenset(checker.called)
     if any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitXor) for n in ast.walk(tree)):
         code = ast.unparse(_PowerForXor().visit(tree))
-    return code, names, quoted
+    return code, names, quoted, called
 
 
 # -- patsy factors that evaluate the checked (and ^-rewritten) code ------------
@@ -426,8 +457,8 @@ def _formula_level_power(formula):
 
 @lru_cache(maxsize=512)
 def _model_desc(formula, restricted):
-    """(ModelDesc of FormulaFactors, names read, Q columns); raises _Refused or
-    ValueError (patsy cannot parse the formula)."""
+    """(ModelDesc of FormulaFactors, names read, Q columns, names called); raises
+    _Refused or ValueError (patsy cannot parse the formula)."""
     try:
         desc = patsy.ModelDesc.from_formula(_formula_level_power(formula))
     except patsy.PatsyError as exc:
@@ -436,20 +467,21 @@ def _model_desc(formula, restricted):
         if origin is not None and origin.end > origin.start:
             message = f"at {origin.code[origin.start:origin.end]!r}: {message}"
         raise ValueError(message) from None
-    names, quoted = set(), set()
+    names, quoted, called = set(), set(), set()
 
     def convert(term):
         factors = []
         for f in term.factors:
-            eval_code, n, q = _factor(f.code, restricted)
+            eval_code, n, q, c = _factor(f.code, restricted)
             names.update(n)
             quoted.update(q)
+            called.update(c)
             factors.append(FormulaFactor(f.code, f.origin, eval_code, restricted))
         return patsy.Term(factors)
 
     lhs = [convert(t) for t in desc.lhs_termlist]
     rhs = [convert(t) for t in desc.rhs_termlist]
-    return patsy.ModelDesc(lhs, rhs), frozenset(names), frozenset(quoted)
+    return patsy.ModelDesc(lhs, rhs), frozenset(names), frozenset(quoted), frozenset(called)
 
 
 _HOW = ("formulas may use the data's columns, numbers, arithmetic and comparison "
@@ -492,7 +524,7 @@ def model_desc(formula, columns, env=None, what="formula"):
     """
     restricted = env is None or env is _RESTRICTED_ENV
     try:
-        desc, names, quoted = _model_desc(formula, restricted)
+        desc, names, quoted, called = _model_desc(formula, restricted)
     except _Refused as exc:
         reason, part = exc.args
         raise ValueError(f"the {what} {formula!r}: {part!r} is refused ({reason}); "
@@ -509,6 +541,12 @@ def model_desc(formula, columns, env=None, what="formula"):
                 f"the {what} {formula!r} uses {', '.join(map(repr, unknown))}, not a column of "
                 f"the data nor a formula function (Python variables are not visible to "
                 f"formulas); {_HOW}")
+        hidden = sorted(c for c in called if c in columns)
+        if hidden:
+            # (the data come first in patsy's lookup: the column would be called)
+            raise ValueError(
+                f"the {what} {formula!r} calls {', '.join(map(repr, hidden))}, which the "
+                "data's column(s) of the same name hide; rename the column(s)")
     missing = sorted(q for q in quoted if q not in columns)
     if missing:
         raise ValueError(f"the {what} {formula!r} quotes {', '.join(map(repr, missing))}, "
