@@ -4,6 +4,11 @@ The fixed-effects formula, the random-effects formula and the groups are
 evaluated on the same rows: with ``missing='drop'`` every row with a missing
 value in any variable they use is dropped first, then the matrices are built
 (so stateful transforms see the kept rows only, as in statsmodels).
+
+Every formula patsy evaluates goes through `safe.model_desc`: its factors are
+checked against a whitelist (columns, registered functions, no other Python)
+unless the caller passed ``eval_env=``, and ``^`` inside them is the power.
+The fast path (fast.py) reads only columns by name, so it needs no check.
 """
 
 import re

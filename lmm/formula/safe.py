@@ -12,15 +12,34 @@ sees it; what may appear is
   such as ``C(g, levels=["b", "a"])`` or ``bs(x, knots=[1, 2])``);
 - arithmetic ``+ - * / // % ** ^``, elementwise ``& | ~``, comparisons
   ``== != < <= > >=``;
-- calls of registered functions, with keyword arguments;
+- calls of registered functions, with keyword arguments (numpy's output
+  arrays, positional or ``out=``, and ufuncs' keywords excepted: they write
+  in place or leave entries unset);
 - ``np.f`` / ``numpy.f`` for the numpy elementwise functions and constants
   listed in `NUMPY_FUNCTIONS` (``np`` itself is a namespace holding only
   those, not the numpy module).
 
+The registered functions: numpy's elementwise functions under their own
+names too (``log``, ``exp``, ``sqrt``, ``abs``, ``floor``, ...), R's names
+(``log(x, base)``, ``ceiling``, ``round(x, digits)``, ``asin``, ...,
+``pmin``, ``pmax``, ``factor`` as ``C``), and patsy's ``I``, ``Q``, ``C``,
+the contrasts (``Treatment``, ``Sum``, ``Helmert``, ``Poly``, ``Diff``,
+``ContrastMatrix``), the stateful transforms ``center``, ``standardize``,
+``scale`` (patsy's: divided by the standard deviation with ddof=0, not R's
+ddof=1) and the splines ``bs``, ``cr``, ``cc``, ``te``.
+
 Anything else (other names, such as variables of the calling frame, other
-attributes, dunder names, subscripts, lambdas, comprehensions, f-strings,
-``:=``, ``if``-expressions, ``and``/``or``, ``*args``/``**kwargs``) raises a
-ValueError naming the offending part.  A caller who wants formulas evaluated
+attributes, dunder names other than columns, subscripts, lambdas,
+comprehensions, f-strings, ``:=``, ``if``-expressions, ``and``/``or``,
+``*args``/``**kwargs``, powers of constants such as ``9**9**9`` that Python
+would compute for ever, arithmetic on strings or lists) raises a ValueError
+naming the offending part.  Evaluation runs without Python's builtins, a
+second wall behind the check.
+
+This is a break with statsmodels, where formulas are
+evaluated as Python in the caller's namespace: a formula naming a variable
+that is not a column (``y ~ x + offset_array``) now raises; pass
+``eval_env=0`` to keep statsmodels' behaviour.  A caller who wants formulas evaluated
 as Python, in its own namespace as statsmodels does, passes ``eval_env=``: an
 int (0 is the frame that called lmm, 1 its caller, ...; -1 an empty
 namespace), a dict, or a ``patsy.EvalEnvironment``.  The registered
@@ -39,19 +58,12 @@ model's rows and reused for new data); `register` adds one.
 
 Examples
 --------
->>> import pandas as pd
+>>> import pandas as pd, patsy
 >>> d = pd.DataFrame({"y": [1.0, 2.0, 4.0], "x": [0.0, 1.0, 2.0]})
 >>> desc = model_desc("y ~ I(x^2)", d.columns)
->>> import patsy
->>> patsy.dmatrix(patsy.ModelDesc([], desc.rhs_termlist), d, eval_env=environment(None))
-DesignMatrix with shape (3, 2)
-  Intercept  I(x ^ 2)
-          1         0
-          1         1
-          1         4
-  Terms:
-    'Intercept' (column 0)
-    'I(x ^ 2)' (column 1)
+>>> x = patsy.dmatrix(patsy.ModelDesc([], desc.rhs_termlist), d, eval_env=environment(None))
+>>> x.design_info.column_names, x[:, 1].tolist()
+(['Intercept', 'I(x ^ 2)'], [0.0, 1.0, 4.0])
 """
 
 import ast
