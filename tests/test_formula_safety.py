@@ -5,6 +5,7 @@ message must name the refused part; ``I(x^2)`` must give the same fit as a
 precomputed column x**2 (numpy), and functions must give numpy's values.
 """
 
+import inspect
 import os
 
 import numpy as np
@@ -192,6 +193,20 @@ def test_caller_variables_need_eval_env(data):
         np.testing.assert_array_equal(md.exog[:, 1], shift)
         md = lmm.MixedLM.from_lmer("y ~ x + (shift || g)", data, eval_env=env)
         np.testing.assert_array_equal(md.exog_re[:, 1], shift)
+
+
+@pytest.mark.skipif("eval_env" not in inspect.signature(lmm.lmer).parameters,
+                    reason="lmm.lmer passes eval_env on once lmm/__init__.py has it")
+def test_lmer_eval_env(data):
+    shift = data["x"].to_numpy() * 2.0 + 1.0      # a local variable, not a column
+    with pytest.raises(ValueError, match="'shift'"):
+        lmm.lmer("y ~ shift + (1 | g)", data)
+    res = lmm.lmer("y ~ shift + (1 | g)", data, eval_env=0)
+    ref = lmm.lmer("y ~ s + (1 | g)", data.assign(s=shift))
+    assert res.llf == pytest.approx(ref.llf, rel=1e-12)
+    res = lmm.lmer("y ~ shift + (1 | g) + (1 | h)", data, eval_env={"shift": shift})
+    ref = lmm.lmer("y ~ s + (1 | g) + (1 | h)", data.assign(s=shift))
+    assert res.llf == pytest.approx(ref.llf, rel=1e-12)
 
 
 def test_eval_env_depth_counts_from_the_caller(data):
