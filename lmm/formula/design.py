@@ -47,8 +47,9 @@ def _check_column_names(data, texts):
     if columns.is_unique:
         return
     duplicated = [c for c in columns[columns.duplicated()].unique() if isinstance(c, str)]
+    texts = [t for t in texts if isinstance(t, str)]
     used = [c for c in duplicated
-            if any(re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", t) for t in texts if t)]
+            if any(re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", t) for t in texts)]
     if used:
         raise ValueError(f"the data has several columns named {used}; rename them (formulas "
                          "read a column by its name)")
@@ -174,7 +175,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     """
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
-    _check_column_names(data, (formula, re_formula, groups if isinstance(groups, str) else None))
+    if type(data.columns) is not pd.Index or not data.columns.is_unique:
+        _check_column_names(data, (formula, re_formula, groups))
     if subset is not None:
         data = data.loc[subset]
     if missing not in ("none", "drop", "raise"):
@@ -289,11 +291,14 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     )
 
 
-def _term_columns(expr, frame, env):
+def _term_columns(expr, frame, eval_env):
     """Column names of one random-effect term's design (patsy's names)."""
     planned = fast.plan(expr, frame)
     if planned is not None:
         return planned.column_names
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    env = safe.environment(eval_env)
     # (the names only: a few rows do, unless the caller's namespace holds
     # arrays of all of them)
     head = frame.head(50) if len(frame) > 50 and safe.is_restricted(env) else frame
@@ -314,18 +319,17 @@ def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs)
     parsed = lme4.parse(formula)
     if not parsed.single_factor:
         return multi_from_lmer(parsed, formula, data, missing, eval_env=eval_env)
-    env = safe.environment(eval_env)
-    if not isinstance(data, pd.DataFrame):
-        data = pd.DataFrame(data)
+    # (eval_env is resolved where patsy needs it: an int counts frames from the
+    # first caller outside lmm, wherever it is resolved)
     md = model_from_formula(
         cls, parsed.fixed_formula, data, parsed.group, re_formula=parsed.re_formula(),
-        missing=missing, re_intercept_name="(Intercept)", eval_env=env, **kwargs,
+        missing=missing, re_intercept_name="(Intercept)", eval_env=eval_env, **kwargs,
     )
     names = list(md.exog_re_names)
     blocks, used = [], set()
     for term in parsed.terms:
         cols = [c.replace("Intercept", "(Intercept)") if c == "Intercept" else c
-                for c in _term_columns(term.expr, data, env)]
+                for c in _term_columns(term.expr, data, eval_env)]
         missing_cols = [c for c in cols if c not in names]
         if missing_cols:
             raise NotImplementedError(
@@ -461,8 +465,9 @@ def multi_from_lmer(parsed, formula, data, missing="none", eval_env=None):
 
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
-    _check_column_names(data, (formula, parsed.fixed_formula,
-                               *(f"{t.expr} | {t.group}" for t in parsed.terms)))
+    if type(data.columns) is not pd.Index or not data.columns.is_unique:
+        _check_column_names(data, (formula, parsed.fixed_formula,
+                                   *(f"{t.expr} | {t.group}" for t in parsed.terms)))
     row_labels = data.index
     frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
         or data.index.start != 0 or data.index.step != 1 else data
@@ -560,8 +565,8 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
 
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
-    _check_column_names(data, (formula, re_formula, groups if isinstance(groups, str) else None,
-                               *vc_formula.values()))
+    if type(data.columns) is not pd.Index or not data.columns.is_unique:
+        _check_column_names(data, (formula, re_formula, groups, *vc_formula.values()))
     frame = data.copy()
     if isinstance(groups, str):
         if groups not in frame.columns:

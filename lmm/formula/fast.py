@@ -159,16 +159,17 @@ class FastDesign:
                     x[:, j] = codes == k
                     j += 1
             else:
-                for label in term:
+                for k, label in enumerate(term):
                     values = column(self.numeric[label])
                     if values.dtype.kind not in "biuf":
                         # (numpy would read strings such as "1.5" as numbers)
                         raise TypeError(
                             f"the column {self.numeric[label]!r} must be numeric, as in the "
                             f"fit; got {values.dtype}")
-                x[:, j] = column(self.numeric[term[0]])
-                for label in term[1:]:
-                    x[:, j] *= column(self.numeric[label])
+                    if k == 0:
+                        x[:, j] = values
+                    else:
+                        x[:, j] *= values
                 j += 1
         return x
 
