@@ -413,3 +413,40 @@ def test_duplicate_and_multiindex_columns(data):
         lmm.mixedlm("y ~ x", multi, groups="g")
     with pytest.raises(ValueError, match="MultiIndex"):
         lmm.MixedLM.from_lmer("y ~ x + (1 | g) + (1 | y)", multi)
+
+
+# -- R's poly() ---------------------------------------------------------------------
+
+def _qr_orthonormal_polynomials(x, degree):
+    """R's construction: QR of the centred Vandermonde matrix, Q times R's diagonal,
+    columns scaled to unit length (the oracle for lmm's recurrence)."""
+    v = np.vander(x - x.mean(), degree + 1, increasing=True)
+    q, r = np.linalg.qr(v)
+    z = (q * np.diag(r))[:, 1:]
+    return z / np.sqrt((z ** 2).sum(axis=0))
+
+
+def test_poly_is_rs_orthogonal_polynomials(data):
+    x = data["w"].to_numpy()
+    md = lmm.mixedlm("y ~ poly(w, 3)", data, groups="g")
+    np.testing.assert_allclose(md.exog[:, 1:], _qr_orthonormal_polynomials(x, 3),
+                               atol=1e-12)
+    md = lmm.MixedLM.from_lmer("y ~ poly(w, 2, raw=True) + (1 | g)", data)
+    np.testing.assert_array_equal(md.exog[:, 1:], np.column_stack([x, x ** 2]))
+    # the same column space as x + x^2 (with an intercept): the same ML fit
+    res = lmm.lmer("y ~ poly(x, 2) + (1 | g)", data, REML=False)
+    ref = lmm.lmer("y ~ x + I(x^2) + (1 | g)", data, REML=False)
+    assert res.llf == pytest.approx(ref.llf, rel=1e-10)
+    # new data: the fit's coefficients, not the new rows' own polynomials
+    new = data.iloc[[5, 0, 17]]
+    np.testing.assert_allclose(res.predict(new).to_numpy(),
+                               ref.predict(new).to_numpy(), rtol=1e-8)
+
+
+@pytest.mark.parametrize("formula,match", [("y ~ poly(x, 0)", "degree"),
+                                           ("y ~ poly(x, 2.5)", "degree"),
+                                           ("y ~ poly(x, 6)", "distinct values"),
+                                           ("y ~ poly(f, 2)", "numeric")])
+def test_poly_errors(data, formula, match):
+    with pytest.raises(ValueError, match=match):
+        lmm.mixedlm(formula, data, groups="g")

@@ -22,7 +22,8 @@ sees it; what may appear is
 The registered functions: numpy's elementwise functions under their own
 names too (``log``, ``exp``, ``sqrt``, ``abs``, ``floor``, ...), R's names
 (``log(x, base)``, ``ceiling``, ``round(x, digits)``, ``asin``, ...,
-``pmin``, ``pmax``, ``factor`` as ``C``), and patsy's ``I``, ``Q``, ``C``,
+``pmin``, ``pmax``, ``factor`` as ``C``, ``poly(x, degree, raw=False)``: R's
+orthogonal polynomials, a stateful transform), and patsy's ``I``, ``Q``, ``C``,
 the contrasts (``Treatment``, ``Sum``, ``Helmert``, ``Poly``, ``Diff``,
 ``ContrastMatrix``), the stateful transforms ``center``, ``standardize``,
 ``scale`` (patsy's: divided by the standard deviation with ddof=0, not R's
@@ -110,12 +111,74 @@ def _r_round(x, digits=0):
     return np.round(x, digits)
 
 
+class _Poly:
+    """R's ``poly(x, degree, raw=FALSE)``: `degree` columns of orthonormal
+    polynomials of x (``raw=True``: x, x**2, ...).
+
+    A stateful transform: the three-term recurrence's coefficients (R's
+    ``attr(, "coefs")``: alpha and norm2) are memorized on the model's rows,
+    so new data get the same polynomials.  The recurrence (Stieltjes') gives
+    the monic orthogonal polynomials R gets from the QR decomposition of the
+    centred Vandermonde matrix, each divided by its norm.
+    """
+
+    def __init__(self):
+        self._chunks = []
+        self._degree = None
+        self._alpha = self._norm2 = None
+
+    @staticmethod
+    def _check(x, degree, raw):
+        if isinstance(degree, bool) or not isinstance(degree, numbers.Integral) or degree < 1:
+            raise ValueError(f"poly(): degree must be a whole number of 1 or more, got {degree!r}")
+        if not isinstance(raw, bool):
+            raise ValueError(f"poly(): raw must be True or False, got {raw!r}")
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"poly() needs a numeric column, got {x.dtype}")
+        return np.asarray(x, dtype=float).ravel()
+
+    def memorize_chunk(self, x, degree=1, raw=False):
+        self._chunks.append(self._check(x, degree, raw))
+        self._degree, self._raw = int(degree), raw
+
+    def memorize_finish(self):
+        x = np.concatenate(self._chunks)
+        self._chunks = []
+        if self._raw:
+            return
+        if self._degree >= len(np.unique(x)):
+            raise ValueError(f"poly(): degree {self._degree} must be less than the number of "
+                             f"distinct values of x ({len(np.unique(x))})")
+        # p_0 = 1, p_(k+1) = (x - alpha_k) p_k - (N_k / N_(k-1)) p_(k-1), N_k = |p_k|^2
+        alpha, norm2 = [], [1.0, float(len(x))]
+        p_prev, p = np.zeros_like(x), np.ones_like(x)
+        for _ in range(self._degree):
+            alpha.append(float(np.sum(x * p * p) / norm2[-1]))
+            p_prev, p = p, (x - alpha[-1]) * p - (norm2[-1] / norm2[-2]) * p_prev
+            norm2.append(float(np.sum(p * p)))
+        self._alpha, self._norm2 = alpha, norm2
+
+    def transform(self, x, degree=1, raw=False):
+        values = self._check(x, degree, raw)
+        if raw:
+            out = np.column_stack([values ** k for k in range(1, self._degree + 1)])
+        else:
+            alpha, norm2 = self._alpha, self._norm2
+            out = np.empty((len(values), self._degree))
+            p_prev, p = np.zeros_like(values), np.ones_like(values)
+            for k in range(self._degree):
+                p_prev, p = p, (values - alpha[k]) * p - (norm2[k + 1] / norm2[k]) * p_prev
+                out[:, k] = p / np.sqrt(norm2[k + 2])
+        return out
+
+
 # R's names for the same elementwise functions
 _R_FUNCTIONS = {
     "log": _r_log, "round": _r_round, "ceiling": np.ceil, "asin": np.arcsin,
     "acos": np.arccos, "atan": np.arctan, "asinh": np.arcsinh, "acosh": np.arccosh,
     "atanh": np.arctanh, "pmin": np.minimum, "pmax": np.maximum,
-    "factor": patsy.builtins.C,
+    "factor": patsy.builtins.C, "poly": patsy.stateful_transform(_Poly),
 }
 
 # patsy's functions: I (identity), Q (a column by name), C (a categorical with
