@@ -88,6 +88,9 @@ PAYLOADS = [
     ("I(9^9^9)", "power of constants"),
     ("I(10 ** 100000)", "power of constants"),
     ("I('a' * 1000000000)", "arithmetic on a string"),
+    ("I(I(9) ** I(9) ** I(9))", "I() of a constant"),
+    ("I(I('a') * 1000000000)", "I() of a constant"),
+    ("np.where(x > 0, 'a', 'b')", "string argument"),
     ("I([x] * 1000000000)", "arithmetic on a string, list"),
     ("I(" + "-" * 5000 + "x)", "nested too deeply"),
     ("np.log(w, w)", "output array"),
@@ -308,6 +311,8 @@ def test_registered_functions_give_numpys_values(data):
         "center(x)": x - x.mean(), "I(-x ** 2 // 3 % 2)": -x ** 2 // 3 % 2,
         "np.maximum(x, w)": np.maximum(x, w), "Q('odd name')": data["odd name"].to_numpy(),
         "standardize(w)": (w - w.mean()) / w.std(),
+        "I(Q('odd name') * 2)": data["odd name"].to_numpy() * 2,
+        "I(x * np.pi ** 2)": x * np.pi ** 2,
     }
     cases["I(x * 10 ** 3)"] = x * 1000.0
     cases["factor(f)"] = (data["f"].to_numpy() == "b") * 1.0

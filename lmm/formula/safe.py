@@ -232,6 +232,9 @@ def register(name, function, numpy=False):
 
 
 _NUMPY_NAMES = set(NUMPY_FUNCTIONS + NUMPY_CONSTANTS)
+# numpy's and R's elementwise functions: numbers in, numbers out
+_ELEMENTWISE = {getattr(np, name) for name in NUMPY_FUNCTIONS} | {
+    f for name, f in _R_FUNCTIONS.items() if name not in ("factor", "poly")}
 _NAMESPACE["np"] = _NAMESPACE["numpy"] = _numpy_namespace()
 for _name in NUMPY_FUNCTIONS:
     register(_name, getattr(np, _name))
@@ -295,8 +298,27 @@ def _check_attribute(node):
                        "that formulas may use", _source(node))
 
 
-def _name_free(node):
-    return not any(isinstance(n, ast.Name | ast.Attribute) for n in ast.walk(node))
+def _data_free(node):
+    """Whether the expression reads no column: its names are all formula functions
+    (or np / numpy), so Python computes it on constants (ints of any size)."""
+    for n in ast.walk(node):
+        if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "Q":
+            return False
+        if isinstance(n, ast.Name) and n.id not in FUNCTIONS and n.id not in ("np", "numpy"):
+            return False
+    return True
+
+
+def _python_number(node):
+    """Whether Python itself computes the expression, on numbers written in the
+    formula (its ints are exact, of any size: 9**9**9 would never end)."""
+    if isinstance(node, ast.Constant):
+        return True
+    if isinstance(node, ast.BinOp):
+        return _python_number(node.left) and _python_number(node.right)
+    if isinstance(node, ast.UnaryOp):
+        return _python_number(node.operand)
+    return False
 
 
 def _check_operands(node):
@@ -306,7 +328,8 @@ def _check_operands(node):
         if isinstance(side, ast.List | ast.Tuple) or (
                 isinstance(side, ast.Constant) and not isinstance(side.value, numbers.Number)):
             raise _Refused("arithmetic on a string, list or tuple", _source(node))
-    if isinstance(node.op, ast.Pow | ast.BitXor) and _name_free(node):
+    if isinstance(node.op, ast.Pow | ast.BitXor) and _python_number(node.left) \
+            and _python_number(node.right):
         small = all(isinstance(side, ast.Constant) for side in (node.left, node.right)) \
             and abs(node.right.value) <= _MAX_CONSTANT_EXPONENT
         if not small:
@@ -405,6 +428,10 @@ class _Checker:
         else:
             raise _Refused("a call of something other than a formula function",
                            _source(node))
+        if function in _ELEMENTWISE:
+            for arg in [*node.args, *(kw.value for kw in node.keywords)]:
+                if isinstance(arg, ast.Constant) and isinstance(arg.value, str):
+                    raise _Refused("a string argument of a numeric function", _source(node))
         limit = _positional_limit(function)
         if limit is not None and len(node.args) > limit:
             raise _Refused(f"more than {limit} positional argument(s) (numpy's next one "
@@ -420,6 +447,9 @@ class _Checker:
             self.visit(kw.value)
         for arg in node.args:
             self.visit(arg)
+        if function is FUNCTIONS.get("I") and len(node.args) == 1 and _data_free(node.args[0]):
+            # (I() of a constant is a Python object: I(9)**I(9)**I(9), I('a') * 10**9)
+            raise _Refused("I() of a constant", _source(node))
         if isinstance(func, ast.Name) and func.id == "Q":
             if len(node.args) != 1 or node.keywords or not (
                     isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str)):
