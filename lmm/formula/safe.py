@@ -35,7 +35,9 @@ comprehensions, f-strings, ``:=``, ``if``-expressions, ``and``/``or``,
 ``*args``/``**kwargs``, powers of constants such as ``9**9**9`` that Python
 would compute for ever, arithmetic on strings or lists) raises a ValueError
 naming the offending part.  Evaluation runs without Python's builtins, a
-second wall behind the check.
+second wall behind the check.  The check is about code, not size: a formula may
+still ask for a large design (``bs(x, df=100000)``); a service should bound
+the formulas' length and the sizes it accepts.
 
 This is a break with statsmodels, where formulas are
 evaluated as Python in the caller's namespace: a formula naming a variable
