@@ -4,6 +4,11 @@ The fixed-effects formula, the random-effects formula and the groups are
 evaluated on the same rows: with ``missing='drop'`` every row with a missing
 value in any variable they use is dropped first, then the matrices are built
 (so stateful transforms see the kept rows only, as in statsmodels).
+
+Every formula patsy evaluates goes through `safe.model_desc`: its factors are
+checked against a whitelist (columns, registered functions, no other Python)
+unless the caller passed ``eval_env=``, and ``^`` inside them is the power.
+The fast path (fast.py) reads only columns by name, so it needs no check.
 """
 
 import re
@@ -13,42 +18,77 @@ import pandas as pd
 import patsy
 
 from ..model import NonFiniteData, _default_structure
-from . import fast
+from . import fast, safe
 
 
-def _check_columns(formula, data, what):
-    """Evaluate-time errors name the unknown column instead of patsy's traceback."""
-    try:
-        desc = patsy.ModelDesc.from_formula(formula)
-    except patsy.PatsyError as exc:
-        raise ValueError(f"cannot parse {what} {formula!r}: {exc}") from None
-    return desc
+def _desc(formula, data, what, env):
+    """The formula's patsy ModelDesc, its factors checked (safe.model_desc)."""
+    return safe.model_desc(formula, data.columns, env, what)
 
 
-def _missing_rows(data, formulas):
+def _dmatrices(desc, data, env, NA_action):
+    """(response or None, design) DataFrames of a ModelDesc."""
+    if desc.lhs_termlist:
+        return patsy.dmatrices(desc, data, eval_env=env, NA_action=NA_action,
+                               return_type="dataframe")
+    rhs = patsy.ModelDesc([], desc.rhs_termlist)
+    return None, patsy.dmatrix(rhs, data, eval_env=env, NA_action=NA_action,
+                               return_type="dataframe")
+
+
+def _check_column_names(data, texts):
+    """Column names formulas can read: flat, and those the `texts` (formulas,
+    group names) use not duplicated."""
+    columns = data.columns
+    if isinstance(columns, pd.MultiIndex):
+        raise ValueError(
+            "the data's columns are a MultiIndex; formulas name flat columns: flatten them "
+            "first (e.g. data.columns = ['_'.join(map(str, c)) for c in data.columns])")
+    if columns.is_unique:
+        return
+    duplicated = [c for c in columns[columns.duplicated()].unique() if isinstance(c, str)]
+    texts = [t for t in texts if isinstance(t, str)]
+    used = [c for c in duplicated
+            if any(re.search(rf"(?<![\w.]){re.escape(c)}(?![\w.])", t) for t in texts)]
+    if used:
+        raise ValueError(f"the data has several columns named {used}; rename them (formulas "
+                         "read a column by its name)")
+
+
+def _missing_rows(data, formulas, env):
     """Rows with a missing value in a variable used by any of the formulas."""
     bad = np.zeros(len(data), dtype=bool)
     for f in formulas:
         if f is None:
             continue
+        desc = _desc(f, data, "formula", env)
         try:
-            mats = patsy.dmatrices(f, data, NA_action="drop", return_type="dataframe") \
-                if "~" in f and f.split("~")[0].strip() else \
-                (patsy.dmatrix(f, data, NA_action="drop", return_type="dataframe"),)
+            mats = _dmatrices(desc, data, env, "drop")
         except patsy.PatsyError as exc:
             raise ValueError(f"cannot evaluate formula {f!r}: {exc}") from None
+        mats = [m for m in mats if m is not None]
         kept = np.zeros(len(data), dtype=bool)
         kept[mats[0].index.to_numpy()] = True
         bad |= ~kept
     return bad
 
 
-def _build(formula, data, what):
+def _refuse_implicit_factors(design, data):
+    """patsy's factors that are bare columns of dates or numbers written as
+    strings: refused (fast.refuse_implicit_factor)."""
+    for factor, info in design.design_info.factor_infos.items():
+        name = factor.name()
+        if info.type == "categorical" and name in data.columns:
+            fast.refuse_implicit_factor(name, data[name], list(info.categories))
+
+
+def _build(formula, data, what, env):
+    """(response or None, design) of a formula through patsy, as DataFrames."""
+    desc = _desc(formula, data, what, env)
     try:
-        if "~" in formula and formula.split("~")[0].strip():
-            y, x = patsy.dmatrices(formula, data, NA_action="raise", return_type="dataframe")
-            return y, x
-        return None, patsy.dmatrix(formula, data, NA_action="raise", return_type="dataframe")
+        y, x = _dmatrices(desc, data, env, "raise")
+        _refuse_implicit_factors(x, data)
+        return y, x
     except patsy.PatsyError as exc:
         msg = str(exc).split("\n")[0]
         if "missing values" in msg:
@@ -125,14 +165,18 @@ def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
 
 
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
-                       missing="none", re_intercept_name=None, **kwargs):
+                       missing="none", re_intercept_name=None, eval_env=None, **kwargs):
     """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way.
 
     The random-effects intercept is named after the group (statsmodels'
-    "Group" or the groups column's name), or `re_intercept_name`.
+    "Group" or the groups column's name), or `re_intercept_name`.  Formulas
+    are checked against lmm.formula.safe's whitelist unless `eval_env` is
+    given (see `safe.environment`).
     """
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
+    if type(data.columns) is not pd.Index or not data.columns.is_unique:
+        _check_column_names(data, (formula, re_formula, groups))
     if subset is not None:
         data = data.loc[subset]
     if missing not in ("none", "drop", "raise"):
@@ -213,9 +257,12 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
                            re_intercept_name, row_labels, False, kwargs)
 
-    _check_columns(formula, data, "formula")
+    env = safe.environment(eval_env)
+    _desc(formula, frame, "formula", env)       # (refused or unparsable: before any work)
+    if re_formula is not None:
+        _desc(re_formula, frame, "re_formula", env)
     if missing == "drop":
-        bad = _missing_rows(frame, [formula, re_formula]) | pd.isna(groups)
+        bad = _missing_rows(frame, [formula, re_formula], env) | pd.isna(groups)
         if bad.any():
             keep = ~bad
             frame = frame.loc[keep].reset_index(drop=True)
@@ -224,11 +271,11 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if pd.isna(groups).any():
         raise ValueError("missing values in groups; pass missing='drop' to drop those rows")
 
-    y, x = _build(formula, frame, "formula")
+    y, x = _build(formula, frame, "formula", env)
     if y.shape[1] != 1:
         raise ValueError(f"the response of {formula!r} must be a single numeric column")
     if re_formula is not None:
-        _, z = _build(re_formula, frame, "re_formula")
+        _, z = _build(re_formula, frame, "re_formula", env)
         re_names = [c.replace("Intercept", re_intercept_name or group_name) for c in z.columns]
         z_info = z.design_info
     else:
@@ -244,35 +291,45 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     )
 
 
-def _term_columns(expr, frame):
+def _term_columns(expr, frame, eval_env):
     """Column names of one random-effect term's design (patsy's names)."""
     planned = fast.plan(expr, frame)
     if planned is not None:
         return planned.column_names
-    return list(patsy.dmatrix(expr, frame.head(50) if len(frame) > 50 else frame,
-                              NA_action="drop").design_info.column_names)
+    if not isinstance(frame, pd.DataFrame):
+        frame = pd.DataFrame(frame)
+    env = safe.environment(eval_env)
+    # (the names only: a few rows do, unless the caller's namespace holds
+    # arrays of all of them)
+    head = frame.head(50) if len(frame) > 50 and safe.is_restricted(env) else frame
+    _, mat = _dmatrices(_desc("~" + expr, frame, "random-effect term", env), head, env,
+                        "drop")
+    return list(mat.design_info.column_names)
 
 
-def model_from_lmer(cls, formula, data, missing="none", **kwargs):
+def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs):
     """Build a model from an lme4 formula: one block of covariance per bar term.
 
     One grouping factor gives a MixedLM (`cls`); several give a
-    lmm.multi.MultiTermModel.
+    lmm.multi.MultiTermModel.  Formulas are checked against
+    lmm.formula.safe's whitelist unless `eval_env` is given.
     """
     from . import lme4
 
     parsed = lme4.parse(formula)
     if not parsed.single_factor:
-        return multi_from_lmer(parsed, formula, data, missing)
+        return multi_from_lmer(parsed, formula, data, missing, eval_env=eval_env)
+    # (eval_env is resolved where patsy needs it: an int counts frames from the
+    # first caller outside lmm, wherever it is resolved)
     md = model_from_formula(
         cls, parsed.fixed_formula, data, parsed.group, re_formula=parsed.re_formula(),
-        missing=missing, re_intercept_name="(Intercept)", **kwargs,
+        missing=missing, re_intercept_name="(Intercept)", eval_env=eval_env, **kwargs,
     )
     names = list(md.exog_re_names)
     blocks, used = [], set()
     for term in parsed.terms:
         cols = [c.replace("Intercept", "(Intercept)") if c == "Intercept" else c
-                for c in _term_columns(term.expr, data)]
+                for c in _term_columns(term.expr, data, eval_env)]
         missing_cols = [c for c in cols if c not in names]
         if missing_cols:
             raise NotImplementedError(
@@ -294,7 +351,7 @@ def model_from_lmer(cls, formula, data, missing="none", **kwargs):
     return md
 
 
-def _design_of(rhs, frame, what, planned=None):
+def _design_of(rhs, frame, what, env, planned=None):
     """(matrix, column names, design) of a right-hand side: fast path, else patsy.
 
     `planned`: the fast path's plan for `rhs` on `frame`, if already made.
@@ -304,7 +361,7 @@ def _design_of(rhs, frame, what, planned=None):
         planned = fast.plan(rhs, frame)
     if planned is not None:
         return planned.matrix(frame), list(planned.column_names), planned
-    _, mat = _build("~" + rhs, frame, what)
+    _, mat = _build("~" + rhs, frame, what, env)
     return mat.to_numpy(dtype=float), list(mat.columns), mat.design_info
 
 
@@ -397,16 +454,20 @@ def _factor_codes(frame, group, column_codes=None):
     return out, [strings[i] for i in order]
 
 
-def multi_from_lmer(parsed, formula, data, missing="none"):
+def multi_from_lmer(parsed, formula, data, missing="none", eval_env=None):
     """A MultiTermModel from a parsed lme4 formula with several grouping factors.
 
     Bar terms on the same factor are merged into one term whose covariance is
-    block-diagonal (one block per bar term, one per column for ||).
+    block-diagonal (one block per bar term, one per column for ||).  Formulas
+    are checked against lmm.formula.safe's whitelist unless `eval_env` is given.
     """
     from ..multi import MultiTermModel, Term
 
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
+    if type(data.columns) is not pd.Index or not data.columns.is_unique:
+        _check_column_names(data, (formula, parsed.fixed_formula,
+                                   *(f"{t.expr} | {t.group}" for t in parsed.terms)))
     row_labels = data.index
     frame = data.reset_index(drop=True) if not isinstance(data.index, pd.RangeIndex) \
         or data.index.start != 0 or data.index.step != 1 else data
@@ -414,6 +475,7 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     for c in group_cols + [parsed.response]:
         if c not in frame.columns:
             raise ValueError(f"column {c!r} is not in the data")
+    env = safe.environment(eval_env)
     # rows with a missing value in any variable the model uses: from the columns
     # themselves when every right-hand side takes the fast path, else from patsy
     rhs = [parsed.fixed] + [t.expr for t in parsed.terms]
@@ -438,7 +500,7 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     else:
         formulas = [parsed.fixed_formula] + ["~" + t.expr for t in parsed.terms]
         col_missing = group_missing
-        bad = _missing_rows(frame, formulas)
+        bad = _missing_rows(frame, formulas, env)
         for m in group_missing.values():
             bad |= m
     if bad.any():
@@ -458,13 +520,13 @@ def multi_from_lmer(parsed, formula, data, missing="none"):
     y = _column_array(frame, parsed.response)
     if y.dtype.kind not in "iuf":
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
-    x, x_names, x_design = _design_of(parsed.fixed, frame, "formula", plans[parsed.fixed])
+    x, x_names, x_design = _design_of(parsed.fixed, frame, "formula", env, plans[parsed.fixed])
     terms = []
     for group in parsed.groups:
         bars = [t for t in parsed.terms if t.group == group]
         cols, names, blocks, designs = [], [], [], []
         for bar in bars:
-            z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term",
+            z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term", env,
                                               plans[bar.expr])
             designs.append(z_design)
             z_names = ["(Intercept)" if n == "Intercept" else n for n in z_names]
@@ -491,7 +553,8 @@ _VC_FACTOR = re.compile(r"^\s*0\s*\+\s*(?:C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)|"
                         r"([A-Za-z_][A-Za-z0-9_.]*))\s*$")
 
 
-def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing="none"):
+def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing="none",
+                          eval_env=None):
     """statsmodels' variance components as lme4 terms for the several-factor engine.
 
     ``groups`` with ``vc_formula={"name": "0 + C(col)"}`` is ``(1 | groups:col)``
@@ -502,6 +565,8 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
 
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
+    if type(data.columns) is not pd.Index or not data.columns.is_unique:
+        _check_column_names(data, (formula, re_formula, groups, *vc_formula.values()))
     frame = data.copy()
     if isinstance(groups, str):
         if groups not in frame.columns:
@@ -519,7 +584,10 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
     response, fixed = (s.strip() for s in formula.split("~", 1))
     terms, names = [], {}
+    env = safe.environment(eval_env)
     for name in sorted(vc_formula):
+        # (refused before the supported forms are looked for: a clear ValueError)
+        _desc(vc_formula[name], frame, f"vc_formula {name!r}", env)
         match = _VC_FACTOR.match(vc_formula[name].lstrip("~"))
         if match is None:
             raise NotImplementedError(
@@ -542,7 +610,7 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
     if not terms:
         raise ValueError("vc_formula is empty and there is no re_formula: no random effects")
     parsed = lme4.LmerFormula(response, fixed or "1", tuple(terms))
-    model = multi_from_lmer(parsed, formula, frame, missing)
+    model = multi_from_lmer(parsed, formula, frame, missing, eval_env=eval_env)
     for term in model.terms:
         term.group = names.get(term.group, term.group)
     model.vc_names = sorted(vc_formula)
@@ -553,5 +621,9 @@ def transform_exog(design_info, data):
     """The fixed-effects design of new data, through the model's design_info."""
     if isinstance(design_info, fast.FastDesign):
         return design_info.matrix(data)
-    (x,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    try:
+        (x,) = patsy.build_design_matrices([design_info], data, NA_action="raise")
+    except patsy.PatsyError as exc:
+        raise ValueError(f"cannot build the design of the new data: {str(exc).splitlines()[0]}"
+                         ) from None
     return np.asarray(x)

@@ -159,9 +159,17 @@ class FastDesign:
                     x[:, j] = codes == k
                     j += 1
             else:
-                x[:, j] = column(self.numeric[term[0]])
-                for label in term[1:]:
-                    x[:, j] *= column(self.numeric[label])
+                for k, label in enumerate(term):
+                    values = column(self.numeric[label])
+                    if values.dtype.kind not in "biuf":
+                        # (numpy would read strings such as "1.5" as numbers)
+                        raise TypeError(
+                            f"the column {self.numeric[label]!r} must be numeric, as in the "
+                            f"fit; got {values.dtype}")
+                    if k == 0:
+                        x[:, j] = values
+                    else:
+                        x[:, j] *= values
                 j += 1
         return x
 
@@ -256,6 +264,51 @@ def _levels_of(series):
         return None
 
 
+def _is_number(text):
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def refuse_implicit_factor(column, values, levels):
+    """Refuse a bare column that would silently be coded as a factor although it
+    holds dates, times or numbers written as strings (``C(column)`` says a
+    factor is meant; a pandas Categorical is one already).
+
+    Parameters
+    ----------
+    column : str
+        The column's name, for the message.
+    values : Series or array
+        The column (its dtype is what is looked at).
+    levels : list or None
+        The factor's levels, as coded.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> refuse_implicit_factor("dose", pd.Series(["1.5", "2"]), ["1.5", "2"])
+    Traceback (most recent call last):
+    ...
+    TypeError: the column 'dose' holds numbers written as strings (e.g. '1.5'): ...
+    """
+    dtype = values.dtype
+    if isinstance(dtype, pd.CategoricalDtype):
+        return
+    if dtype.kind in "mM" or isinstance(dtype, pd.DatetimeTZDtype | pd.PeriodDtype):
+        raise TypeError(
+            f"the column {column!r} holds dates or times ({dtype}); as a covariate convert "
+            f"it to a number first (e.g. days since the first: (d[{column!r}] - "
+            f"d[{column!r}].min()).dt.days), or write C({column}) to make it a factor")
+    if levels and all(isinstance(v, str) for v in levels) and all(map(_is_number, levels)):
+        raise TypeError(
+            f"the column {column!r} holds numbers written as strings (e.g. {levels[0]!r}): "
+            f"convert it with pd.to_numeric for a numeric covariate, or write C({column}) to "
+            "make it a factor")
+
+
 def _level_name(value):
     if isinstance(value, bool | np.bool_):
         return str(bool(value))
@@ -285,7 +338,10 @@ def plan(formula_rhs, data):
             if col not in source:
                 return None      # patsy may know it (e.g. a variable in the environment)
             if wrapped or not source.is_numeric(col):
-                lev = _levels_of(source.series(col))
+                series = source.series(col)
+                lev = _levels_of(series)
+                if not wrapped:
+                    refuse_implicit_factor(col, series, lev)
                 if lev is None or len(lev) == 0:
                     return None
                 categorical[label] = col
