@@ -88,14 +88,18 @@ def is_constrained_minimum(crit, theta, lower):
 
 
 class _PointSolver:
-    """The constrained problems of one variance, each grid point's best
-    verified solution kept (a lower criterion only replaces a verified one)."""
+    """The constrained problems of one variance: solves a grid point from a
+    start, verifies the end, and makes starts from other points' solutions."""
 
     def __init__(self, results, re_ix):
         dev = results._dev
         self.crit = dev.make_criterion()
         self.t_row = dev.reparam.t[int(re_ix)]   # user G_jj = |row j of T Lambda|^2
         self.lower = np.asarray(dev.structure.lower_bounds, dtype=float)
+        self.rows = np.asarray(dev.structure.theta_rows)
+        self.cols = np.asarray(dev.structure.theta_cols)
+        self.q = int(dev.structure.q)
+        self.scale_hat = float(results.scale)
 
     def solve(self, v, start):
         """(theta, -2 l_v, verified) from one start."""
@@ -104,16 +108,31 @@ class _PointSolver:
         ok = bool(np.isfinite(value)) and is_constrained_minimum(self.crit, theta, self.lower)
         return theta, value, ok
 
+    def relative_variance(self, theta):
+        """g(theta) = G_jj / scale, |row j of T Lambda|^2."""
+        lam = np.zeros((self.q, self.q))
+        lam[self.rows, self.cols] = theta
+        return float(np.sum((self.t_row @ lam) ** 2))
+
+    def start(self, theta, v_from, v_to):
+        """A start at variance v_to from the solution theta at v_from.
+
+        Lambda times sqrt(v_to / v_from) keeps that solution's residual
+        variance and every correlation.  From an estimate with the variance
+        at zero (a boundary fit), Lambda's zero diagonal entries are first
+        set to 1 and Lambda scaled to the estimate's residual variance.
+        """
+        if v_from > 0:
+            return theta * np.sqrt(v_to / v_from)
+        lifted = np.array(theta, dtype=float)
+        lifted[(self.rows == self.cols) & (lifted == 0)] = 1.0
+        g = self.relative_variance(lifted)
+        return lifted * np.sqrt(v_to / (self.scale_hat * g)) if g > 0 else lifted
+
 
 def minimize_profile(crit, start):
     """One bounded minimization of the profile criterion (a seam for tests)."""
     return crit.minimize(start)
-
-
-def _scaled(theta, v_from, v_to):
-    """A start for variance v_to from a solution at v_from: Lambda times
-    sqrt(v_to / v_from) keeps the residual variance and every correlation."""
-    return theta * np.sqrt(v_to / v_from)
 
 
 def _sweep(solver, values, best, order, anchor):
@@ -126,7 +145,7 @@ def _sweep(solver, values, best, order, anchor):
     for i in order:
         if prev is not None:
             prev_v, prev_theta = prev
-            theta, value, ok = solver.solve(values[i], _scaled(prev_theta, prev_v, values[i]))
+            theta, value, ok = solver.solve(values[i], solver.start(prev_theta, prev_v, values[i]))
             improved |= _keep(best, i, theta, value, ok)
         if best[i] is not None and best[i][2]:
             prev = (values[i], best[i][0])
@@ -155,8 +174,8 @@ def _solve_side(solver, values, best, side, v_hat, theta_hat):
 def _restart(solver, values, best, i, v_hat, theta_hat):
     """Last tries for an unverified point: the estimate's solution scaled to
     it and unscaled, and every verified point's solution scaled to it."""
-    starts = [_scaled(theta_hat, v_hat, values[i]), theta_hat]
-    starts += [_scaled(b[0], values[k], values[i]) for k, b in enumerate(best)
+    starts = [solver.start(theta_hat, v_hat, values[i]), theta_hat]
+    starts += [solver.start(b[0], values[k], values[i]) for k, b in enumerate(best)
                if b is not None and b[2]]
     for start in starts:
         _keep(best, i, *solver.solve(values[i], start))
