@@ -39,6 +39,8 @@ _CURVATURE_TOL = 1e-8
 _FLAT_GRAD_TOL = 1e-6
 # at most this many (up, down) sweep pairs over a side of the grid
 _MAX_ROUNDS = 3
+# at most this many resumed minimizations from an unverified end
+_MAX_RESUMES = 3
 
 
 def profile_grid(value, num_low, dist_low, num_high, dist_high):
@@ -102,11 +104,26 @@ class _PointSolver:
         self.scale_hat = float(results.scale)
 
     def solve(self, v, start):
-        """(theta, -2 l_v, verified) from one start."""
+        """(theta, -2 l_v, verified) from one start.
+
+        An unverified end is started again (the trust region afresh) while
+        that lowers the criterion: on ill-conditioned problems next to a
+        bound the optimizer can stop short, and resume."""
         self.crit.set_profile(v, self.t_row)
         theta, value, _ = minimize_profile(self.crit, np.asarray(start, dtype=float))
-        ok = bool(np.isfinite(value)) and is_constrained_minimum(self.crit, theta, self.lower)
+        ok = self._verified(theta, value)
+        for _ in range(_MAX_RESUMES):
+            if ok or not np.isfinite(value):
+                break
+            theta_next, value_next, _ = minimize_profile(self.crit, theta)
+            if not value_next < value:
+                break
+            theta, value = theta_next, value_next
+            ok = self._verified(theta, value)
         return theta, value, ok
+
+    def _verified(self, theta, value):
+        return bool(np.isfinite(value)) and is_constrained_minimum(self.crit, theta, self.lower)
 
     def relative_variance(self, theta):
         """g(theta) = G_jj / scale, |row j of T Lambda|^2."""

@@ -239,3 +239,25 @@ def test_profile_from_a_zero_variance_estimate():
                                                   log_scales[min(k + 1, 399)]),
                                      method="bounded", options=dict(xatol=1e-10))
         assert got == pytest.approx(-r.fun, abs=1e-6)
+
+
+def test_a_stopped_minimization_is_resumed(readme_fit, monkeypatch):
+    """Minimizations cut to two iterations each: the unverified ends are
+    resumed, and the README grid's profile is the same."""
+    from lmm import profile
+
+    v = readme_fit.cov_re.iloc[1, 1]
+    kwargs = dict(dist_low=0.5 * v, dist_high=0.8 * v)
+    full = readme_fit.profile_re(1, "re", **kwargs)
+    calls = []
+
+    def two_iterations(crit, start):
+        calls.append(1)
+        return crit.minimize(start, max_iter=2)
+
+    monkeypatch.setattr(profile, "minimize_profile", two_iterations)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cut = readme_fit.profile_re(1, "re", **kwargs)
+    np.testing.assert_allclose(cut[:, 1], full[:, 1], rtol=0, atol=1e-8)
+    assert len(calls) > 2 * (len(full) - 1)      # more than the two sweeps' calls
