@@ -261,3 +261,22 @@ def test_a_stopped_minimization_is_resumed(readme_fit, monkeypatch):
         cut = readme_fit.profile_re(1, "re", **kwargs)
     np.testing.assert_allclose(cut[:, 1], full[:, 1], rtol=0, atol=1e-8)
     assert len(calls) > 2 * (len(full) - 1)      # more than the two sweeps' calls
+
+
+def test_plot_profile_default_grid_draws_the_verified_profile(readme_fit):
+    """The README's `mdf.plot_profile(1)`: the drawn points are profile_re's
+    default grid (checked against the oracle above), no zig-zag at 0.2."""
+    matplotlib = pytest.importorskip("matplotlib")
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        ax = readme_fit.plot_profile(1)
+    prof = readme_fit.profile_re(1, "re")
+    line = ax.get_lines()[0]
+    np.testing.assert_allclose(line.get_xdata(), prof[:, 0])
+    np.testing.assert_allclose(line.get_ydata(), 2 * prof[:, 1])
+    assert np.all(np.diff(line.get_ydata()) < 0)    # falls away from the estimate
+    assert line.get_ydata()[1] == pytest.approx(2 * -405.76, abs=1e-2)
+    plt.close(ax.figure)
