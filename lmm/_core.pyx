@@ -2020,12 +2020,21 @@ cdef class ManyFitter:
         if miss_ptr[0] < 0 or miss_ptr[m] > miss_rows.shape[0]:
             raise ValueError("miss_ptr points outside miss_rows")
         cdef Py_ssize_t c, i
+        # (all of miss_ptr before any of it is followed)
         for c in range(m):
             if miss_ptr[c + 1] < miss_ptr[c]:
                 raise ValueError("miss_ptr must be increasing")
+        seen_arr = np.zeros(n, dtype=np.uint8)
+        cdef unsigned char[::1] seen = seen_arr
+        for c in range(m):
             for i in range(miss_ptr[c], miss_ptr[c + 1]):
                 if not 0 <= miss_rows[i] < n:
                     raise ValueError("miss_rows must index the rows")
+                if seen[miss_rows[i]]:
+                    raise ValueError(f"miss_rows lists row {miss_rows[i]} twice for response {c}")
+                seen[miss_rows[i]] = 1
+            for i in range(miss_ptr[c], miss_ptr[c + 1]):
+                seen[miss_rows[i]] = 0
         # the responses' own cross-products, all at once
         zty_all_arr = np.zeros((G, q, m))
         xty_all_arr = np.zeros((p, m))

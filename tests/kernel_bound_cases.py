@@ -185,6 +185,11 @@ def _cases():
         miss_ptr=np.array([0, 1], dtype=np.intp), miss_rows=np.array([N + 4], dtype=np.intp))
     cases["ManyFitter.fit/miss_ptr_past_end"] = lambda: _many_fit(
         miss_ptr=np.array([0, 5], dtype=np.intp), miss_rows=np.array([1], dtype=np.intp))
+    cases["ManyFitter.fit/miss_ptr_decreasing"] = lambda: _many_fit(
+        y=np.zeros((N, 2)), miss_ptr=np.array([0, 1000, 1], dtype=np.intp),
+        miss_rows=np.array([1], dtype=np.intp))
+    cases["ManyFitter.fit/miss_rows_repeated"] = lambda: _many_fit(
+        miss_ptr=np.array([0, 2], dtype=np.intp), miss_rows=np.array([3, 3], dtype=np.intp))
     cases["ManyFitter.fit/y_rows"] = lambda: _many_fit(y=np.zeros((N - 1, 1)))
     return cases
 
