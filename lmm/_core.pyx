@@ -144,6 +144,89 @@ cdef inline void _matmul(const double* a, const double* b, double* out,
 
 
 # ---------------------------------------------------------------------------
+# Argument checks of the entry points.  The kernels run without bounds
+# checks, so each `def` entry point checks once, on entry, that its arrays
+# agree in shape and that every index it will follow is in range (O(n) at
+# most, never inside an evaluation loop).
+# ---------------------------------------------------------------------------
+
+cdef tuple _shape(const double[:, :, ::1] a3, const double[:, ::1] a2, const double[::1] a1):
+    # the shape of whichever array is given, for messages
+    if a3 is not None:
+        return tuple(a3.shape)[:3]
+    if a2 is not None:
+        return tuple(a2.shape)[:2]
+    return tuple(a1.shape)[:1]
+
+
+cdef int _check_products(const double[:, :, ::1] ztz, const double[:, :, ::1] ztx,
+                         const double[:, ::1] zty, const double[:, ::1] xtx,
+                         const double[::1] xty) except -1:
+    """ztz (G, q, q), ztx (G, q, p), zty (G, q), xtx (p, p), xty (p,); xtx and
+    xty may be None (for kernels that do not read them)."""
+    cdef Py_ssize_t n_groups = ztz.shape[0], q = ztz.shape[1], p = ztx.shape[2]
+    if ztz.shape[2] != q:
+        raise ValueError(f"ztz must be (n_groups, q, q), got {_shape(ztz, None, None)}")
+    if ztx.shape[0] != n_groups or ztx.shape[1] != q:
+        raise ValueError(f"ztx must be ({n_groups}, {q}, p) like ztz, "
+                         f"got {_shape(ztx, None, None)}")
+    if zty.shape[0] != n_groups or zty.shape[1] != q:
+        raise ValueError(f"zty must be ({n_groups}, {q}) like ztz, got {_shape(None, zty, None)}")
+    if xtx is not None and (xtx.shape[0] != p or xtx.shape[1] != p):
+        raise ValueError(f"xtx must be ({p}, {p}) like ztx's last axis, "
+                         f"got {_shape(None, xtx, None)}")
+    if xty is not None and xty.shape[0] != p:
+        raise ValueError(f"xty must have length {p} like ztx's last axis, got {xty.shape[0]}")
+    return 0
+
+
+cdef int _check_row_blocks(Py_ssize_t n, const intp_t[::1] order,
+                           const intp_t[::1] group_offsets) except -1:
+    """order a permutation of range(n); group_offsets non-decreasing from 0 to n."""
+    cdef Py_ssize_t n_groups = group_offsets.shape[0] - 1, g, r, row
+    if order.shape[0] != n:
+        raise ValueError(f"order must have one entry per row ({n}), got {order.shape[0]}")
+    if n_groups < 0:
+        raise ValueError("group_offsets must have n_groups + 1 entries, got none")
+    if group_offsets[0] != 0 or group_offsets[n_groups] != n:
+        raise ValueError(f"group_offsets must run from 0 to the number of rows ({n}), "
+                         f"got {group_offsets[0]} to {group_offsets[n_groups]}")
+    for g in range(n_groups):
+        if group_offsets[g + 1] < group_offsets[g]:
+            raise ValueError(f"group_offsets must be non-decreasing, got "
+                             f"{group_offsets[g]} then {group_offsets[g + 1]} at {g}")
+    seen_arr = np.zeros(n, dtype=np.uint8)
+    cdef unsigned char[::1] seen = seen_arr
+    for r in range(n):
+        row = order[r]
+        if row < 0 or row >= n:
+            raise ValueError(f"order must index the rows 0..{n - 1}, got {row} at {r}")
+        if seen[row]:
+            raise ValueError(f"order must be a permutation of the rows: row {row} twice")
+        seen[row] = 1
+    return 0
+
+
+cdef int _check_theta_indices(const intp_t[::1] rows, const intp_t[::1] cols,
+                              Py_ssize_t q, str what) except -1:
+    cdef Py_ssize_t t
+    if cols.shape[0] != rows.shape[0]:
+        raise ValueError(f"{what} rows and columns must have the same length")
+    for t in range(rows.shape[0]):
+        if not (0 <= cols[t] <= rows[t] < q):
+            raise ValueError(f"{what} indices must address the lower triangle of a "
+                             f"{q} x {q} matrix, got ({rows[t]}, {cols[t]})")
+    return 0
+
+
+cdef int _check_square(object a, str name) except -1:
+    # (the small dense helpers: a 2-d square array)
+    if np.ndim(a) != 2 or np.shape(a)[0] != np.shape(a)[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {np.shape(a)}")
+    return 0
+
+
+# ---------------------------------------------------------------------------
 # Group blocks: a counting sort of the group codes
 # ---------------------------------------------------------------------------
 
@@ -161,6 +244,8 @@ def code_integer_groups(const int64_t[:] groups, Py_ssize_t max_span):
     values, codes[r] the index of groups[r] in labels (pandas.factorize with
     sort=True); or None when the range exceeds max_span.
     """
+    if max_span < 0:
+        raise ValueError(f"max_span must be >= 0, got {max_span}")
     return _code_integer_groups(groups, max_span)
 
 
@@ -221,6 +306,8 @@ def group_blocks(const intp_t[::1] codes, Py_ssize_t n_groups):
     order (n,) intp, the rows group by group, in their original order within
     a group (``np.argsort(codes, kind="stable")``)
     """
+    if n_groups < 0:
+        raise ValueError(f"n_groups must be >= 0, got {n_groups}")
     return _group_blocks(codes, n_groups)
 
 
@@ -279,6 +366,10 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     ztz (n_groups, q, q), ztx (n_groups, q, p), zty (n_groups, q),
     xtx (p, p), xty (p,), yty (float)
     """
+    if Z.shape[0] != X.shape[0] or y.shape[0] != X.shape[0]:
+        raise ValueError(f"X, Z and y must have the same number of rows, got "
+                         f"{X.shape[0]}, {Z.shape[0]}, {y.shape[0]}")
+    _check_row_blocks(X.shape[0], order, group_offsets)
     return _cross_products(X, Z, y, order, group_offsets)
 
 
@@ -646,9 +737,9 @@ cdef object _lower_fortran(const double[:, ::1] lam):
     return out
 
 
-cdef int _check_lam(const double[:, ::1] lam, Py_ssize_t q) except -1:
+cdef int _check_lam(const double[:, ::1] lam, Py_ssize_t q, str name="lam") except -1:
     if lam.shape[0] != q or lam.shape[1] != q:
-        raise ValueError(f"lam must be ({q}, {q}), got {tuple(lam.shape)[:2]}")
+        raise ValueError(f"{name} must be ({q}, {q}), got {tuple(lam.shape)[:2]}")
     return 0
 
 
@@ -680,11 +771,12 @@ def deviance(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     (deviance, rss) : the criterion and y'V^{-1}y - beta'X'V^{-1}y.
         The deviance is +inf when X'V^{-1}X is not positive definite.
     """
+    _check_products(ztz, ztx, zty, xtx, xty)
     cdef int q = ztz.shape[1], p = ztx.shape[2]
     cdef Py_ssize_t n_groups = ztz.shape[0], g
     _check_lam(lam, q)
     if grad is not None:
-        _check_lam(grad, q)
+        _check_lam(grad, q, "grad")
     if pieces is not None and (pieces.shape[0] != 2 or pieces.shape[1] != q
                                or pieces.shape[2] != q):
         raise ValueError(f"pieces must be (2, {q}, {q})")
@@ -784,6 +876,7 @@ def solve(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     logdet_xvx = log|X'V^{-1}X|, rss = (y - X beta)'V^{-1}(y - X beta),
     info (0, or LAPACK's code when X'V^{-1}X is not positive definite).
     """
+    _check_products(ztz, ztx, zty, xtx, xty)
     cdef int q = ztz.shape[1], p = ztx.shape[2]
     _check_lam(lam, q)
     lam_arr = _lower_fortran(lam)
@@ -944,6 +1037,7 @@ def second_derivatives(const double[:, ::1] lam, const double[:, :, ::1] ztz,
       grad_logdet_v, grad_logdet_xvx, grad_rss : (q, q)
       hess_logdet_v, hess_logdet_xvx, hess_rss : (n_dir, n_dir)
     """
+    _check_products(ztz, ztx, zty, xtx, xty)
     cdef int q = ztz.shape[1], p = ztx.shape[2], nd = directions.shape[0]
     _check_lam(lam, q)
     if directions.shape[1] != q or directions.shape[2] != q:
@@ -1140,6 +1234,7 @@ def deviance_hessian(const double[:, ::1] lam, const double[:, :, ::1] ztz,
         definite, and then the outputs are left untouched) and
         rss = y'V^{-1}y - beta'X'V^{-1}y.
     """
+    _check_products(ztz, ztx, zty, xtx, xty)
     cdef int q = ztz.shape[1], p = ztx.shape[2], nd = theta_rows.shape[0]
     _check_lam(lam, q)
     if theta_cols.shape[0] != nd or grad.shape[0] != nd or hess.shape[0] != nd \
@@ -1197,6 +1292,7 @@ def conditional_modes(const double[:, ::1] lam, const double[:, :, ::1] ztz,
     cond_cov : (n_groups, q, q), Lambda M_g^{-1} Lambda' (multiply by the scale
         for the conditional covariance of b_g given the data)
     """
+    _check_products(ztz, ztx, zty, None, None)
     cdef int q = ztz.shape[1], p = ztx.shape[2]
     cdef Py_ssize_t n_groups = ztz.shape[0], g
     _check_lam(lam, q)
@@ -1309,14 +1405,8 @@ cdef class Criterion:
         self.nd = self.rows.shape[0]
         if self.cols.shape[0] != self.nd or self.lower.shape[0] != self.nd:
             raise ValueError("theta_rows, theta_cols and lower must have the same length")
-        if (self.ztx.shape[0] != self.ztz.shape[0] or self.zty.shape[0] != self.ztz.shape[0]
-                or self.ztz.shape[2] != self.q or self.ztx.shape[1] != self.q
-                or self.zty.shape[1] != self.q or self.xtx.shape[0] != self.p
-                or self.xtx.shape[1] != self.p or self.xty.shape[0] != self.p):
-            raise ValueError("the cross-products do not agree in shape")
-        for t in range(self.nd):
-            if not (0 <= self.cols[t] <= self.rows[t] < self.q):
-                raise ValueError("theta indices must address the lower triangle of Lambda")
+        _check_products(self.ztz, self.ztx, self.zty, self.xtx, self.xty)
+        _check_theta_indices(self.rows, self.cols, self.q, "theta")
         self.nu = nobs - self.p if reml else nobs
         cdef int nd = self.nd
         self.work = np.empty(_deviance_hessian_work(self.q, self.p, nd))
@@ -1598,6 +1688,9 @@ def trust_region_step(h, g, double radius, prefer):
     """The optimizer's trust-region step for a small problem (exposed for the
     several-factor engine, whose derivatives are finite differences):
     argmin g'p + p'Hp/2 over |p| <= radius."""
+    _check_square(h, "h")
+    if np.ndim(g) != 1 or np.ndim(prefer) != 1:
+        raise ValueError("g and prefer must be vectors")
     h_arr = np.array(h, dtype=float, order="F", copy=True)
     cdef int n = h_arr.shape[0]
     g_arr = np.ascontiguousarray(g, dtype=float)
@@ -1628,6 +1721,7 @@ def spd_solve(a, b):
 
     A compiled call for the small systems of the set-up (numpy.linalg's Python
     wrapper costs more than the arithmetic there)."""
+    _check_square(a, "a")
     arr = np.array(a, dtype=float, order="F", copy=True)
     x_arr = np.array(b, dtype=float, copy=True)
     cdef int n = arr.shape[0]
@@ -1769,6 +1863,7 @@ def condition_products(ztz, ztx, zty, xtx, xty, double yty, x_scale, t, beta=Non
 def symmetric_eigen(a):
     """Eigenvalues (ascending) and eigenvectors of a small symmetric matrix, by
     the optimizer's Jacobi routine (exposed for tests)."""
+    _check_square(a, "a")
     arr = np.array(a, dtype=float, order="F", copy=True)
     cdef int n = arr.shape[0]
     if arr.ndim != 2 or arr.shape[1] != n:
@@ -1845,17 +1940,11 @@ def response_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
     zty (n_groups, q, m), xty (p, m), yty (m,)
     """
     cdef Py_ssize_t n_groups = group_offsets.shape[0] - 1
-    if Y.shape[0] != X.shape[0] or Z.shape[0] != X.shape[0] or order.shape[0] != X.shape[0]:
-        raise ValueError("X, Z, Y and order must have the same number of rows")
-    if n_groups < 1 or group_offsets[0] != 0 or group_offsets[n_groups] != X.shape[0]:
-        raise ValueError("group_offsets must run from 0 to the number of rows")
-    cdef Py_ssize_t r
-    for r in range(n_groups):
-        if group_offsets[r + 1] < group_offsets[r]:
-            raise ValueError("group_offsets must be increasing")
-    for r in range(X.shape[0]):
-        if not 0 <= order[r] < X.shape[0]:
-            raise ValueError("order must index the rows")
+    if Y.shape[0] != X.shape[0] or Z.shape[0] != X.shape[0]:
+        raise ValueError("X, Z and Y must have the same number of rows")
+    _check_row_blocks(X.shape[0], order, group_offsets)
+    if n_groups < 1:
+        raise ValueError("there must be at least one group")
     zty_arr = np.zeros((n_groups, Z.shape[1], Y.shape[1]))
     xty_arr = np.zeros((X.shape[1], Y.shape[1]))
     yty_arr = np.zeros(Y.shape[1])
@@ -2000,9 +2089,10 @@ cdef class ManyFitter:
         self.warm_start = warm_start
         cdef int q = self.q, p = self.p
         cdef Py_ssize_t G = self.n_groups
-        if (self.Z.shape[0] != self.X.shape[0] or self.order.shape[0] != self.X.shape[0]
-                or G < 1 or self.offsets[0] != 0 or self.offsets[G] != self.X.shape[0]
-                or tuple(np.shape(ztz)) != (G, q, q) or tuple(np.shape(ztz_s)) != (G, q, q)
+        if self.Z.shape[0] != self.X.shape[0]:
+            raise ValueError("X and Z must have the same number of rows")
+        _check_row_blocks(self.X.shape[0], self.order, self.offsets)
+        if (G < 1 or tuple(np.shape(ztz)) != (G, q, q) or tuple(np.shape(ztz_s)) != (G, q, q)
                 or tuple(np.shape(ztx)) != (G, q, p) or tuple(np.shape(ztx_s)) != (G, q, p)
                 or tuple(np.shape(xtx)) != (p, p) or tuple(np.shape(xtx_s)) != (p, p)
                 or self.t_s.shape[0] != q * q or self.xs_s.shape[0] != p
@@ -2010,20 +2100,16 @@ cdef class ManyFitter:
                 or self.cov_cols.shape[0] != self.ncov
                 or self.lower.shape[0] != self.nd or self.cols.shape[0] != self.nd):
             raise ValueError("the design pieces do not agree in shape")
+        _check_theta_indices(self.rows, self.cols, q, "theta")
         for r in range(q):
             if not 0 <= self.t_icpt[r] < q:
                 raise ValueError("t_icpt must index the random effects")
         for r in range(self.ncov):
             if not (0 <= self.cov_cols[r] <= self.cov_rows[r] < q):
                 raise ValueError("cov_rows, cov_cols must address the lower triangle")
-        for r in range(self.X.shape[0]):
-            if not 0 <= self.order[r] < self.X.shape[0]:
-                raise ValueError("order must index the rows")
         gor = np.empty(self.X.shape[0], dtype=np.intp)
         cdef intp_t[::1] gv = gor
         for g in range(self.n_groups):
-            if self.offsets[g + 1] < self.offsets[g]:
-                raise ValueError("group_offsets must be increasing")
             for r in range(self.offsets[g], self.offsets[g + 1]):
                 gv[self.order[r]] = g
         self.group_of_row = gor
@@ -2062,12 +2148,21 @@ cdef class ManyFitter:
         if miss_ptr[0] < 0 or miss_ptr[m] > miss_rows.shape[0]:
             raise ValueError("miss_ptr points outside miss_rows")
         cdef Py_ssize_t c, i
+        # (all of miss_ptr before any of it is followed)
         for c in range(m):
             if miss_ptr[c + 1] < miss_ptr[c]:
                 raise ValueError("miss_ptr must be increasing")
+        seen_arr = np.zeros(n, dtype=np.uint8)
+        cdef unsigned char[::1] seen = seen_arr
+        for c in range(m):
             for i in range(miss_ptr[c], miss_ptr[c + 1]):
                 if not 0 <= miss_rows[i] < n:
                     raise ValueError("miss_rows must index the rows")
+                if seen[miss_rows[i]]:
+                    raise ValueError(f"miss_rows lists row {miss_rows[i]} twice for response {c}")
+                seen[miss_rows[i]] = 1
+            for i in range(miss_ptr[c], miss_ptr[c + 1]):
+                seen[miss_rows[i]] = 0
         # the responses' own cross-products, all at once
         zty_all_arr = np.zeros((G, q, m))
         xty_all_arr = np.zeros((p, m))

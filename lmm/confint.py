@@ -133,6 +133,23 @@ def _profile_value(fun, phi_hat, i, x, lower, upper, start):
     return float(best.fun), phi
 
 
+def check_level(level):
+    """`level` as a float strictly between 0 and 1, or a ValueError naming it.
+
+    Examples
+    --------
+    >>> check_level(0.9)
+    0.9
+    """
+    try:
+        value = float(level)
+    except (TypeError, ValueError):
+        raise ValueError(f"level must be a number in (0, 1), got {level!r}") from None
+    if isinstance(level, bool) or not 0.0 < value < 1.0:
+        raise ValueError(f"level must be in (0, 1) (0.95 for 95% intervals), got {level!r}")
+    return value
+
+
 def profile_intervals(results, level=0.95, criterion="ML"):
     """Profile confidence intervals of lme4's variance-covariance parameters.
 
@@ -140,6 +157,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
     ``cor_Time.(Intercept)|Pig``, ``sd_Time|Pig``, ``sigma``) with columns
     estimate, lower, upper (on the sd/correlation scale).
     """
+    level = check_level(level)
     if criterion not in ("ML", "REML"):
         raise ValueError("criterion must be 'ML' or 'REML'")
     res = results
@@ -370,6 +388,7 @@ def multi_profile_intervals(results, level=0.95, criterion="ML"):
     the other parameters are optimized in unconstrained coordinates
     (`_profile_value`) and the ends found by root finding (`_find_end`).
     """
+    level = check_level(level)
     if criterion not in ("ML", "REML"):
         raise ValueError("criterion must be 'ML' or 'REML'")
     res = results
@@ -402,6 +421,7 @@ def conf_int_re(results, level=0.95, method="profile", criterion="ML"):
     correlations).  The results classes' ``conf_int_re`` document it."""
     from .multi import MultiTermResults
 
+    level = check_level(level)
     if method != "profile":
         raise NotImplementedError("only method='profile' is implemented")
     intervals = multi_profile_intervals if isinstance(results, MultiTermResults) \

@@ -23,6 +23,9 @@ def plot_profile(results, re_ix, ax=None, level=0.95, **profile_kwargs):
     Draws 2 x the profile log-likelihood (as the walkthrough plots it)
     against the variance, with a dashed line at the cut-off of the
     `level` profile confidence interval (2 x max - chi2_1 quantile).
+    A grid point whose constrained maximum was not verified is NaN in
+    `profile_re` (with a ConvergenceWarning) and is not drawn: the line
+    breaks there rather than pass through a wrong value.
 
     Parameters
     ----------
@@ -46,6 +49,8 @@ def plot_profile(results, re_ix, ax=None, level=0.95, **profile_kwargs):
     """
     prof = results.profile_re(re_ix, "re", **profile_kwargs)
     ax = _axes(ax)
+    # NaN (unverified) points stay in the data: matplotlib draws no marker
+    # there and breaks the line
     ax.plot(prof[:, 0], 2 * prof[:, 1], "-o", label="profile")
     if level is not None:
         cut = 2 * results.llf - stats.chi2.ppf(level, 1)

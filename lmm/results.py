@@ -331,6 +331,9 @@ class MixedLMResults:
         ndarray (k, 2): the variance, and its profile log-likelihood (REML
         for a REML fit), i.e. the highest log-likelihood with that variance
         held fixed on the scale of cov_re and every other parameter free.
+        Each point's maximum is verified (gradient and curvature, see
+        `lmm.profile`); one that cannot be is NaN, with a ConvergenceWarning
+        naming its variance.
 
         Notes
         -----

@@ -118,3 +118,27 @@ def test_sitka_random_slope_where_lme4_fails(sitka):
     best = optimize.minimize(neg2ll, start, method="Powell",
                              options=dict(xtol=1e-10, ftol=1e-13, maxfev=20000)).fun
     assert best - (-2 * ml.llf) == pytest.approx(stats.chi2.ppf(0.95, 1), abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def one_and_two_factor_fits(dietox):
+    one = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox)
+    two = lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | Litter)", dietox)
+    return one, two
+
+
+@pytest.mark.parametrize("level", [1.5, 1.0, 0.0, -0.2, float("nan"), 95, "high", True, None])
+def test_level_outside_unit_interval_is_refused(one_and_two_factor_fits, level):
+    """Was a scipy NaN error (one factor) or NaN bounds (several)."""
+    for res in one_and_two_factor_fits:
+        with pytest.raises(ValueError, match="level"):
+            res.conf_int_re(level=level)
+        with pytest.raises(ValueError, match="level"):
+            res.conf_int_re(level=level, criterion="REML")
+
+
+def test_level_check_passes_valid_levels_through():
+    from lmm.confint import check_level
+
+    assert check_level(0.5) == 0.5
+    assert check_level(np.float32(0.9)) == pytest.approx(0.9)
