@@ -394,22 +394,14 @@ def shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
     ztz, ztx, zty, xtx, xty, yty (as `cross_products`), x_sum (n_groups, p),
     z_sum (n_groups, q), y_sum (n_groups,)
     """
-    cdef Py_ssize_t n = X.shape[0], g
-    if Z.shape[0] != n or y.shape[0] != n or order.shape[0] != n:
-        raise ValueError("X, Z, y and order must have the same number of rows")
+    cdef Py_ssize_t n = X.shape[0]
+    if Z.shape[0] != n or y.shape[0] != n:
+        raise ValueError("X, Z and y must have the same number of rows")
     xs = np.ascontiguousarray(x_shift, dtype=float)
     zs = np.ascontiguousarray(z_shift, dtype=float)
     if xs.shape != (X.shape[1],) or zs.shape != (Z.shape[1],):
         raise ValueError("x_shift and z_shift need one entry per column of X and of Z")
-    if group_offsets.shape[0] < 1 or group_offsets[0] != 0 or \
-            group_offsets[group_offsets.shape[0] - 1] != n:
-        raise ValueError("group_offsets must run from 0 to the number of rows")
-    for g in range(group_offsets.shape[0] - 1):
-        if group_offsets[g + 1] < group_offsets[g]:
-            raise ValueError("group_offsets must be non-decreasing")
-    for g in range(n):
-        if order[g] < 0 or order[g] >= n:
-            raise ValueError("order holds a row index out of range")
+    _check_row_blocks(n, order, group_offsets)
     return _shifted_cross_products(X, Z, y, order, group_offsets, xs, zs, y_shift)
 
 

@@ -266,7 +266,7 @@ def _has_bars(rhs):
     return any(_is_bar_term(tok) for tok in _split_top(rhs, "+-") if tok not in "+-")
 
 
-def _build_model(formula, data, groups, re_formula, missing):
+def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
     """The design's MixedLM from a one- or two-sided formula; (model, rhs, positions).
 
     positions: the data rows the model kept (all of them unless missing='drop'
@@ -308,15 +308,17 @@ def _build_model(formula, data, groups, re_formula, missing):
         if groups is not None and not (isinstance(groups, str) and groups == group):
             raise ValueError(f"the formula groups by {group!r}: leave out groups= or pass "
                              f"groups={group!r}")
-        model = MixedLM.from_lmer(f"{name} ~{rhs}", frame, missing=missing)
+        extra = {} if eval_env is None else {"eval_env": eval_env}
+        model = MixedLM.from_lmer(f"{name} ~{rhs}", frame, missing=missing, **extra)
         if not isinstance(model, MixedLM):
             raise NotImplementedError("fit_many fits one grouping factor so far")
     else:
         if groups is None:
             raise TypeError("fit_many needs groups= (a column name or the labels), or an "
                             "lme4 formula with a (1 | group) term")
+        extra = {} if eval_env is None else {"eval_env": eval_env}
         model = MixedLM.from_formula(f"{name} ~{rhs}", frame, groups=groups,
-                                     re_formula=re_formula, missing=missing)
+                                     re_formula=re_formula, missing=missing, **extra)
     positions = np.asarray(model.row_labels, dtype=np.intp)
     model.row_labels = data.index[positions]
     return model, rhs.strip(), positions
@@ -429,7 +431,7 @@ def _chunks(m, chunk_size, workers, remote, design):
 
 def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formula=None,
              reml=True, n_jobs=1, executor=None, client=None, chunk_size=None, progress=None,
-             missing="none"):
+             missing="none", eval_env=None):
     """Fit one linear mixed model per response, all on the same design.
 
     Parameters
@@ -473,6 +475,9 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     missing : {'none', 'drop'}
         Rows with missing covariates or groups in `data`: an error, or dropped
         for all responses.
+    eval_env : int, dict or patsy.EvalEnvironment, optional
+        Where formula names that are not columns are looked up (see `lmm.lmer`);
+        without it, formulas see only the data's columns and lmm's functions.
 
     Returns
     -------
@@ -502,7 +507,7 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
         Y, names = _response_matrix(responses, model.nobs, "the model")
     elif isinstance(formula_or_model, str):
         model, rhs, positions = _build_model(formula_or_model, data, groups, re_formula,
-                                             missing)
+                                             missing, eval_env)
         data_index = data.index if isinstance(data, pd.DataFrame) else None
         Y, names = _response_matrix(responses, len(data), "data", data_index)
         if len(positions) != Y.shape[0] or np.any(positions != np.arange(len(positions))):

@@ -551,8 +551,11 @@ class MixedLM:
 
             if subset is not None:
                 data = data.loc[subset]
+            extra = {"eval_env": kwargs.pop("eval_env")} if "eval_env" in kwargs else {}
+            if kwargs:
+                check_keywords("mixedlm", kwargs)
             return multi_from_vc_formula(formula, data, groups, re_formula, vc_formula,
-                                         missing=missing)
+                                         missing=missing, **extra)
         if use_sparse:
             warn_ignored("use_sparse", "from_formula")
         if args:

@@ -101,6 +101,15 @@ def _cases():
     for name, fn in _row_cases(_core.cross_products).items():
         cases["cross_products/" + name] = fn
 
+    def shifted(x, z, y, order, offsets):
+        return _core.shifted_cross_products(x, z, y, order, offsets, np.zeros(x.shape[1]),
+                                            np.zeros(z.shape[1]), 0.0)
+
+    for name, fn in _row_cases(shifted).items():
+        cases["shifted_cross_products/" + name] = fn
+    cases["shifted_cross_products/shift_length"] = lambda: _core.shifted_cross_products(
+        X, Z, Y, ORDER, OFFSETS, np.zeros(P + 1), np.zeros(Q), 0.0)
+
     def response(x, z, y, order, offsets):
         return _core.response_cross_products(x, z, np.ascontiguousarray(
             np.column_stack([y, y])), order, offsets)

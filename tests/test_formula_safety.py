@@ -455,3 +455,21 @@ def test_poly_is_rs_orthogonal_polynomials(data):
 def test_poly_errors(data, formula, match):
     with pytest.raises(ValueError, match=match):
         lmm.mixedlm(formula, data, groups="g")
+
+
+def test_fit_many_and_vc_formula_pass_eval_env_on():
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    Y = np.column_stack([d["Weight"].to_numpy(), d["Weight"].to_numpy() * 2.0])
+    shift = 3.0  # noqa: F841 - read by the formula through eval_env
+    with pytest.raises(ValueError):
+        lmm.fit_many("~ I(Time + shift)", d, responses=Y, groups="Pig")
+    res = lmm.fit_many("~ I(Time + shift)", d, responses=Y, groups="Pig", eval_env=0)
+    ref = lmm.fit_many("~ Time", d, responses=Y, groups="Pig")
+    np.testing.assert_allclose(res.table["llf"], ref.table["llf"], rtol=1e-9)
+    d2 = d.assign(Litter=d["Litter"] % 3, one=1)
+    with pytest.raises(ValueError):
+        lmm.mixedlm("Weight ~ I(Time + shift)", d2, groups="one",
+                    vc_formula={"Pig": "0 + C(Pig)"})
+    md = lmm.mixedlm("Weight ~ I(Time + shift)", d2, groups="one",
+                     vc_formula={"Pig": "0 + C(Pig)"}, eval_env=0)
+    assert md is not None
