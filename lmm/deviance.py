@@ -298,6 +298,35 @@ class ProfiledDeviance:
             _fe_centring=self.fe_centring,
         )
 
+    def deviance_and_vcov_fe(self, theta_user, sigma):
+        """lmerTest's deviance in (theta, sigma) and the fixed effects' covariance there.
+
+        theta_user is lme4's theta (the factor of cov_re / sigma^2 on the user's Z),
+        sigma the residual standard deviation, both free (not profiled): the
+        deviance is -2 log-likelihood (-2 REML log-likelihood for a REML fit),
+
+            log|V| + rss / sigma^2 + n log(2 pi sigma^2)
+                [+ log|X'V^-1X| - p log(2 pi sigma^2)],
+
+        V relative to sigma^2, and vcov_fe = sigma^2 (X'V^-1X)^-1 in the user's
+        parametrization.  At the optimum the deviance is -2 llf.  Satterthwaite's
+        degrees of freedom are built from its derivatives (lmm.inference).
+        """
+        lam_user = self.structure.lam(np.asarray(theta_user, dtype=float))
+        lam_s = self.reparam.lam_to_scaled(lam_user)
+        sol = _core.solve(np.ascontiguousarray(lam_s), *self._args)
+        if sol["info"] != 0:
+            raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite")
+        sigma2 = float(sigma) ** 2
+        log_2pi_s2 = math.log(2.0 * math.pi * sigma2)
+        dev = sol["logdet_v"] + sol["rss"] / sigma2 + self.nobs * log_2pi_s2
+        if self.reml:
+            dev += sol["logdet_xvx"] - self.p * log_2pi_s2 + self.shift
+        vcov = sigma2 * np.linalg.inv(sol["xvx"]) * np.outer(self.x_scale, self.x_scale)
+        if self.fe_centring is not None:
+            vcov = self.fe_centring.covariance(vcov)
+        return float(dev), vcov
+
     def conditional_modes(self, theta, beta_conditioned, scale):
         """BLUPs (n_groups, q) and their conditional covariances (n_groups, q, q)."""
         lam_s = self.structure.lam(theta)

@@ -7,14 +7,21 @@ variance parameters) likelihood; statsmodels multiplies the standard error of
 cov_re/scale by sqrt(scale), which is not a standard error of cov_re.
 """
 
+import math
 from functools import cached_property
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import inference
 from .optimize import SINGULAR_TOLERANCE
 from .params import MixedLMParams
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
 
 
 class MixedLMResults:
@@ -216,6 +223,66 @@ class MixedLMResults:
         """Two-sided normal p-values of `tvalues` (statsmodels' z tests)."""
         return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
                          index=self.params.index)
+
+    # -- inference with degrees of freedom (lmerTest's) ------------------------------
+    @cached_property
+    def _varpar_functions(self):
+        dev = self._dev
+        varpar = np.append(self.theta, math.sqrt(self.scale))
+
+        def evaluate(v):
+            return dev.deviance_and_vcov_fe(v[:-1], v[-1])
+
+        return inference.VarianceParameterFunctions(evaluate, varpar)
+
+    def coef_table(self, ddf="satterthwaite", alpha=0.05):
+        """The fixed effects' t tests, lmerTest's ``summary()`` table.
+
+        Parameters
+        ----------
+        ddf : {'satterthwaite', 'residual', None}
+            Satterthwaite's degrees of freedom (lmerTest's definitions; the default),
+            n - p, or None for normal (z) tests (statsmodels' behaviour).
+        alpha : float
+            For the confidence intervals (1 - alpha).
+
+        Returns
+        -------
+        DataFrame indexed by the fixed effects' names, with columns estimate,
+        std_error, df, t, p_value, ci_lower, ci_upper.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+        >>> round(res.coef_table().loc["Time", "df"], 1)
+        71.0
+        """
+        ddf = inference.check_ddf(ddf)
+        _check_alpha(alpha)
+        return inference.coef_table(self._sol["fe_params"], self.model.exog_names,
+                                    self._varpar_functions, ddf, self.nobs, alpha)
+
+    def contrast(self, L, ddf="satterthwaite"):
+        """The test of L beta = 0 (lmerTest's ``contest``): a t test for one row, an F
+        test for several.
+
+        Parameters
+        ----------
+        L : array_like, (p,) or (m, p)
+            Contrast vector or matrix over the fixed effects (in `fe_params`' order).
+        ddf : {'satterthwaite', 'residual', None}
+
+        Returns
+        -------
+        One-row DataFrame: estimate, std_error, df, t, p_value, ci_lower, ci_upper
+        (one row of L) or num_df, den_df, F, p_value (several).
+        """
+        ddf = inference.check_ddf(ddf)
+        out = inference.contrast_test(self._sol["fe_params"], self._varpar_functions, L, ddf,
+                                      self.nobs)
+        return pd.DataFrame([out])
 
     def conf_int(self, alpha=0.05, cols=None):
         """Wald confidence intervals for `params`.

@@ -1,0 +1,217 @@
+"""Inference on the fixed effects: t and F tests with Satterthwaite's degrees of freedom.
+
+lmerTest's method (Kuznetsova, Brockhoff and Christensen, 2017, J. Stat. Softw. 82(13)),
+with its definitions:
+
+- the variance parameters are lme4's theta and the residual standard deviation sigma,
+  varpar = (theta, sigma); their asymptotic covariance is A = 2 H^-1, H the Hessian of
+  the deviance in varpar (-2 log-likelihood, REML or ML as fitted, sigma not profiled);
+- for a contrast l (one row), with C(varpar) the covariance of the fixed effects,
+  df = 2 (l'C l)^2 / (g'A g),  g_i = l' (dC/dvarpar_i) l;
+- for a contrast matrix L of rank q, the F statistic (L beta)'(L C L')^-1 (L beta) / q;
+  its denominator degrees of freedom come from the eigen-decomposition
+  L C L' = P D P': each row of P'L is a one-row contrast with its own df nu_m, and with
+  E = sum nu_m / (nu_m - 2) (when every nu_m > 2) the df is 2E / (E - q) (2 otherwise).
+
+lmerTest differentiates by Richardson-extrapolated central differences (numDeriv);
+so does this module, of the criterion alone (`deviance_and_vcov_fe` of the fitted
+model's deviance: O(groups) per evaluation, never a refit).
+
+``ddf="residual"`` uses n - p, ``ddf=None`` normal (z) tests, statsmodels' behaviour.
+"""
+
+import math
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+DDF_METHODS = ("satterthwaite", "residual", None)
+
+
+def _richardson(f, x, i, h, r=4):
+    """Central-difference derivative of f along coordinate i, Richardson-extrapolated
+    over r halvings of h (numDeriv's scheme); f returns an ndarray."""
+    table = []
+    for _ in range(r):
+        e = np.zeros_like(x)
+        e[i] = h
+        table.append((f(x + e) - f(x - e)) / (2.0 * h))
+        h /= 2.0
+    for m in range(1, r):
+        four = 4.0 ** m
+        table = [(four * table[k + 1] - table[k]) / (four - 1.0) for k in range(len(table) - 1)]
+    return table[0]
+
+
+def _richardson_hessian(f, x, h, r=4):
+    """Hessian of the scalar f by second central differences, Richardson-extrapolated
+    over r halvings of the steps h (numDeriv's hessian: first steps 0.1 |x_i|)."""
+    k = len(x)
+    f0 = f(x)
+    levels = []
+    h = np.array(h, dtype=float)
+    for _ in range(r):
+        d = np.empty((k, k))
+        for i in range(k):
+            e_i = np.zeros(k)
+            e_i[i] = h[i]
+            d[i, i] = (f(x + e_i) - 2.0 * f0 + f(x - e_i)) / (h[i] * h[i])
+            for j in range(i):
+                e_j = np.zeros(k)
+                e_j[j] = h[j]
+                d[i, j] = d[j, i] = (f(x + e_i + e_j) - f(x + e_i - e_j) - f(x - e_i + e_j)
+                                     + f(x - e_i - e_j)) / (4.0 * h[i] * h[j])
+        levels.append(d)
+        h = h / 2.0
+    for m in range(1, r):
+        four = 4.0 ** m
+        levels = [(four * levels[k + 1] - levels[k]) / (four - 1.0)
+                  for k in range(len(levels) - 1)]
+    return levels[0]
+
+
+def _steps(x, d=1e-4, zero_step=1e-4):
+    """numDeriv's step sizes: d |x_i|, or zero_step where x_i is 0."""
+    return np.where(np.abs(x) > 1e-12, d * np.abs(x), zero_step)
+
+
+class VarianceParameterFunctions:
+    """The deviance and the fixed effects' covariance in varpar = (theta, sigma), with
+    their derivatives at the fitted varpar (computed once, on first use).
+
+    Parameters
+    ----------
+    evaluate : callable
+        varpar -> (deviance, vcov_fe) (e.g. `ProfiledDeviance.deviance_and_vcov_fe`
+        wrapped to take one vector).
+    varpar : (k,) array
+        The fitted (theta, sigma).
+    """
+
+    def __init__(self, evaluate, varpar):
+        self.evaluate = evaluate
+        self.varpar = np.asarray(varpar, dtype=float)
+        self._derivatives = None
+
+    def derivatives(self):
+        """(vcov_fe, [dvcov_fe / dvarpar_i], A = 2 H^-1)."""
+        if self._derivatives is None:
+            x = self.varpar
+            k = len(x)
+            h = _steps(x)
+            vcov = self.evaluate(x)[1]
+
+            def vc(v):
+                return self.evaluate(v)[1]
+
+            jac = [_richardson(vc, x, i, h[i]) for i in range(k)]
+            hess = _richardson_hessian(lambda v: self.evaluate(v)[0], x, _steps(x, d=0.1))
+            try:
+                a = 2.0 * np.linalg.inv(hess)
+            except np.linalg.LinAlgError:
+                a = np.full((k, k), np.nan)
+            self._derivatives = (vcov, jac, a)
+        return self._derivatives
+
+
+def satterthwaite_t(functions, contrast):
+    """(variance of l'beta, Satterthwaite df) of one contrast vector l."""
+    vcov, jac, a = functions.derivatives()
+    lv = np.asarray(contrast, dtype=float)
+    var = float(lv @ vcov @ lv)
+    g = np.array([lv @ j @ lv for j in jac])
+    denom = float(g @ a @ g)
+    df = 2.0 * var * var / denom if denom > 0 else np.inf
+    return var, df
+
+
+def _f_ddf(nu, tol=1e-8):
+    """lmerTest's denominator df of an F test from its one-row dfs nu_m."""
+    nu = np.asarray(nu, dtype=float)
+    if len(nu) == 1:
+        return float(nu[0])
+    if np.all(np.abs(np.diff(nu)) < tol):
+        return float(nu.mean())
+    if np.any(nu <= 2):
+        return 2.0
+    e = float(np.sum(nu / (nu - 2.0)))
+    return 2.0 * e / (e - len(nu))
+
+
+def contrast_test(beta, functions, L, ddf, nobs, alpha=0.05):
+    """The t test (one row) or F test (several) of L beta = 0.
+
+    Returns a dict: estimate, std_error, df, t, p_value, ci_lower, ci_upper for one
+    row; num_df, den_df, F, p_value for several.
+    """
+    L = np.atleast_2d(np.asarray(L, dtype=float))
+    p = len(beta)
+    if L.shape[1] != p:
+        raise ValueError(f"the contrast has {L.shape[1]} columns; the model has {p} fixed "
+                         "effects")
+    if not np.all(np.isfinite(L)):
+        raise ValueError("the contrast holds NaN or infinite values")
+    vcov = functions.derivatives()[0] if ddf == "satterthwaite" else functions.evaluate(
+        functions.varpar)[1]
+    est = L @ beta
+    if L.shape[0] == 1:
+        lv = L[0]
+        var = float(lv @ vcov @ lv)
+        if ddf == "satterthwaite":
+            var, df = satterthwaite_t(functions, lv)
+        elif ddf == "residual":
+            df = float(nobs - p)
+        else:
+            df = np.inf
+        se = math.sqrt(var)
+        t = float(est[0]) / se if se > 0 else np.nan
+        dist = stats.norm if df == np.inf else stats.t(df)
+        q = dist.ppf(1 - alpha / 2)
+        return dict(estimate=float(est[0]), std_error=se, df=df, t=t,
+                    p_value=float(2 * dist.sf(abs(t))),
+                    ci_lower=float(est[0]) - q * se, ci_upper=float(est[0]) + q * se)
+    vl = L @ vcov @ L.T
+    w, v = np.linalg.eigh(vl)
+    keep = w > 1e-10 * max(w.max(), 0.0)
+    if not keep.any():
+        raise ValueError("the contrast matrix has rank 0 (it tests nothing)")
+    w, v = w[keep], v[:, keep]
+    ptl = v.T @ L
+    q = len(w)
+    f_value = float(np.sum((ptl @ beta) ** 2 / w)) / q
+    if ddf == "satterthwaite":
+        den_df = _f_ddf([satterthwaite_t(functions, row)[1] for row in ptl])
+    elif ddf == "residual":
+        den_df = float(nobs - p)
+    else:
+        den_df = np.inf
+    if den_df == np.inf:
+        p_value = float(stats.chi2.sf(f_value * q, q))
+    else:
+        p_value = float(stats.f.sf(f_value, q, den_df))
+    return dict(num_df=q, den_df=den_df, F=f_value, p_value=p_value)
+
+
+def check_ddf(ddf):
+    if ddf is not None and not isinstance(ddf, str):
+        raise TypeError(f"ddf must be a string or None, got {ddf!r}")
+    name = ddf.lower().replace("_", "-") if isinstance(ddf, str) else None
+    if name in ("kenward-roger", "kr"):
+        raise NotImplementedError("ddf='kenward-roger' is not supported yet; use "
+                                  "'satterthwaite'")
+    if name not in DDF_METHODS:
+        raise ValueError(f"ddf must be one of 'satterthwaite', 'residual' or None, got {ddf!r}")
+    return name
+
+
+def coef_table(beta, names, functions, ddf, nobs, alpha=0.05):
+    """One row per fixed effect: estimate, std_error, df, t, p_value, ci_lower, ci_upper."""
+    rows = []
+    for i in range(len(beta)):
+        e = np.zeros(len(beta))
+        e[i] = 1.0
+        rows.append(contrast_test(beta, functions, e, ddf, nobs, alpha))
+    return pd.DataFrame(rows, index=list(names),
+                        columns=["estimate", "std_error", "df", "t", "p_value", "ci_lower",
+                                 "ci_upper"])

@@ -1,0 +1,123 @@
+"""t and F tests with Satterthwaite's degrees of freedom, against lmerTest.
+
+References: tests/data/lmertest.json, made by tests/data/lmertest_ref.R (lmerTest's
+summary() and contest(); lme4's bobyqa optimizer). Each case first checks that lme4 and
+lmm reach the same optimum (log-likelihood), then the table.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmm
+
+DATA = Path(__file__).parent / "data"
+REF = json.loads((DATA / "lmertest.json").read_text())
+CASES = [k for k in REF if k != "versions"]
+
+
+def _data(case):
+    if case.startswith("sleepstudy"):
+        return pd.read_csv(DATA / "sleepstudy.csv")
+    name = "dietox" if case.startswith("dietox") else "Sitka"
+    pkg = "geepack" if name == "dietox" else "MASS"
+    return lmm.datasets.get_rdataset(name, pkg).data
+
+
+def _formula(case):
+    return {
+        "sleepstudy_slope": "Reaction ~ Days + (Days | Subject)",
+        "sleepstudy_diag": "Reaction ~ Days + (Days || Subject)",
+        "sleepstudy_ri": "Reaction ~ Days + (1 | Subject)",
+        "dietox_slope": "Weight ~ Time + (1 + Time | Pig)",
+        "dietox_evit": "Weight ~ Time + C(Evit) + (1 | Pig)",
+        "sitka_slope": "size ~ Time + (1 + Time | tree)",
+    }[case.rsplit("_", 1)[0]]
+
+
+def _r_name(name):
+    """lmm's (patsy's) name of a fixed effect in R's spelling."""
+    return name.replace("C(Evit)[T.", "Evit").rstrip("]").replace("Intercept", "(Intercept)") \
+        .replace("((Intercept))", "(Intercept)")
+
+
+def _in_r_order(tab, ref):
+    """The rows of lmm's table in R's order (patsy puts factors before covariates)."""
+    return tab.loc[[{_r_name(n): n for n in tab.index}[r] for r in ref["names"]]]
+
+
+def _r_contrast(res, ref, L):
+    """R's contrast matrix with its columns in lmm's order."""
+    names = [_r_name(n) for n in res.model.exog_names]
+    return np.asarray(L, dtype=float)[:, [ref["names"].index(n) for n in names]]
+
+
+@pytest.fixture(scope="module", params=CASES)
+def fitted(request):
+    case = request.param
+    ref = REF[case]
+    res = lmm.lmer(_formula(case), _data(case), REML=ref["reml"])
+    return case, ref, res
+
+
+def test_same_optimum_as_lme4(fitted):
+    case, ref, res = fitted
+    assert res.llf == pytest.approx(ref["loglik"], abs=1e-5)
+
+
+def test_coef_table_matches_lmertest(fitted):
+    case, ref, res = fitted
+    tab = _in_r_order(res.coef_table(), ref)
+    assert list(tab.columns) == ["estimate", "std_error", "df", "t", "p_value", "ci_lower",
+                                 "ci_upper"]
+    assert len(tab) == len(ref["names"])
+    np.testing.assert_allclose(tab["estimate"], ref["estimate"], rtol=1e-6)
+    np.testing.assert_allclose(tab["std_error"], ref["std_error"], rtol=1e-5)
+    np.testing.assert_allclose(tab["df"], ref["df"], rtol=2e-5)
+    np.testing.assert_allclose(tab["t"], ref["t"], rtol=1e-5)
+    np.testing.assert_allclose(tab["p_value"], ref["p_value"], rtol=1e-3, atol=1e-300)
+
+
+def test_contrast_f_test_matches_lmertest(fitted):
+    case, ref, res = fitted
+    if "contrast" not in ref:
+        pytest.skip("no contrast in this case")
+    c = ref["contrast"]
+    out = res.contrast(_r_contrast(res, ref, c["L"]))
+    assert list(out.columns) == ["num_df", "den_df", "F", "p_value"]
+    row = out.iloc[0]
+    assert row["num_df"] == c["num_df"]
+    assert row["den_df"] == pytest.approx(c["den_df"], rel=2e-5)
+    assert row["F"] == pytest.approx(c["F"], rel=1e-5)
+    assert row["p_value"] == pytest.approx(c["p_value"], rel=1e-3)
+
+
+def test_one_row_contrast_is_the_coef_table_row(fitted):
+    case, ref, res = fitted
+    tab = res.coef_table()
+    e = np.zeros(len(tab))
+    e[-1] = 1.0
+    row = res.contrast(e).iloc[0]
+    for col in ("estimate", "std_error", "df", "t", "p_value"):
+        assert row[col] == pytest.approx(tab.iloc[-1][col], rel=1e-12)
+
+
+def test_residual_and_z_tests():
+    d = pd.read_csv(DATA / "sleepstudy.csv")
+    res = lmm.lmer("Reaction ~ Days + (Days | Subject)", d)
+    z = res.coef_table(ddf=None)
+    assert np.all(np.isinf(z["df"]))
+    np.testing.assert_allclose(z["p_value"], res.pvalues.iloc[:2], rtol=1e-10)
+    r = res.coef_table(ddf="residual")
+    assert np.all(r["df"] == len(d) - 2)
+    with pytest.raises(ValueError, match="ddf"):
+        res.coef_table(ddf="bogus")
+    with pytest.raises(NotImplementedError, match="kenward"):
+        res.coef_table(ddf="kenward-roger")
+    with pytest.raises(ValueError, match="alpha"):
+        res.coef_table(alpha=1.5)
+    with pytest.raises(ValueError, match="columns"):
+        res.contrast([1.0, 0.0, 0.0])
