@@ -17,6 +17,7 @@ finite-difference derivatives and bounds, in compiled code
 (COBYQA) when it ends on the boundary.
 """
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -26,6 +27,8 @@ from scipy import linalg, optimize
 
 from . import _core, _multi
 from .covariance import CovarianceStructure
+from .exceptions import ConvergenceWarning, SingularFitWarning
+from .optimize import SINGULAR_TOLERANCE, OptimumCheck, judge_optimum, theta_labels
 
 # dense Schur complements above this order would need a sparse Cholesky
 MAX_DENSE_ORDER = 6000
@@ -407,40 +410,100 @@ class MultiTermModel:
         searches from lme4's start too and the better end point is kept.  Any
         scipy.optimize.minimize method name runs that method instead, from
         lme4's start.
+
+        The end point is then checked (`lmm.optimize.judge_optimum` on
+        finite-difference derivatives).  If it fails, COBYQA restarts once from
+        it (Newton steps finishing); if the best point still fails, the results
+        say converged=False and a ConvergenceWarning gives the reasons.  Every
+        search is listed in ``results.optimization.attempts``.
         """
         lme4_start = np.concatenate([t.structure.start_theta() for t in self.terms])
         lower = self.lower_bounds
         fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
+        attempts = []
         if method is not None:
             theta0 = lme4_start if start is None else np.asarray(start, dtype=float)
             res = self._scipy_search(fun, theta0, lower, method)
+            attempts.append(_attempt(str(method), res))
         else:
             theta0 = self.start_theta() if start is None else np.asarray(start, dtype=float)
             if self.n_theta > FD_NEWTON_MAX_THETA:
-                res = self._scipy_search(fun, theta0, lower,
-                                         "COBYQA" if _has_cobyqa() else "Powell")
+                res = self._scipy_search(fun, theta0, lower, _derivative_free())
+                attempts.append(_attempt(_derivative_free(), res))
             else:
-                theta, value, ok, _ = self.criterion.minimize(theta0, lower, reml,
-                                                              max_iter=FD_NEWTON_MAX_ITER)
-                res = optimize.OptimizeResult(x=theta, fun=value, success=ok, nfev=None)
-                on_bound = any(np.any(t.structure.lam(theta[sl]).diagonal() < 1e-4)
-                               for t, sl in zip(self.terms, self.theta_slices))
-                if not ok or on_bound:
-                    other = self._scipy_search(fun, lme4_start, lower,
-                                               "COBYQA" if _has_cobyqa() else "Powell")
-                    if other.fun < value - 1e-10 * (1 + abs(value)) or not ok:
+                res = self._newton(theta0, reml)
+                attempts.append(_attempt("newton", res))
+                if not res.success or self._on_boundary(res.x):
+                    other = self._scipy_search(fun, lme4_start, lower, _derivative_free())
+                    attempts.append(_attempt(_derivative_free() + " (from lme4's start)",
+                                             other))
+                    if other.fun < res.fun - 1e-10 * (1 + abs(res.fun)) or not res.success:
                         res = other
         theta = np.maximum(res.x, lower)
-        results = MultiTermResults(self, theta, reml, res)
-        if results.singular_messages:
-            import warnings
-
-            from .exceptions import SingularFitWarning
-
-            warnings.warn("The fit is singular (on the boundary of the parameter space): "
-                          + "; ".join(results.singular_messages), SingularFitWarning,
-                          stacklevel=2)
+        check = self.check_optimum(theta, reml)
+        if not check.converged:
+            theta, check = self._restart(theta, check, reml, attempts)
+        check.attempts = attempts
+        results = MultiTermResults(self, theta, reml, check)
+        _warn_unless_verified(results, check)
         return results
+
+    def _newton(self, theta0, reml):
+        theta, value, ok, iterations = self.criterion.minimize(
+            theta0, self.lower_bounds, reml, max_iter=FD_NEWTON_MAX_ITER)
+        return optimize.OptimizeResult(x=theta, fun=value, success=ok, nit=iterations,
+                                       nfev=None)
+
+    def _on_boundary(self, theta):
+        return any(np.any(t.structure.lam(theta[sl]).diagonal() < SINGULAR_TOLERANCE)
+                   for t, sl in zip(self.terms, self.theta_slices))
+
+    def _restart(self, theta, check, reml, attempts):
+        """What a careful user does when the optimizer stops short: one more search
+        from the best point, derivative-free (COBYQA), then Newton steps; returns
+        the better point and its check."""
+        lower = self.lower_bounds
+        fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
+        other = self._scipy_search(fun, theta, lower, _derivative_free())
+        attempts.append(_attempt(_derivative_free() + " (restart from the best point)",
+                                 other))
+        candidate = np.maximum(other.x, lower)
+        if self.n_theta <= FD_NEWTON_MAX_THETA:
+            polished = self._newton(candidate, reml)
+            attempts.append(_attempt("newton (after the restart)", polished))
+            if polished.fun <= fun(candidate):
+                candidate = np.maximum(polished.x, lower)
+        new_check = self.check_optimum(candidate, reml)
+        if new_check.converged or new_check.deviance < check.deviance:
+            return candidate, new_check
+        return theta, check
+
+    def theta_labels(self):
+        """Labels of theta's entries (term by term): ``Lambda['x', '(Intercept)']
+        for 'a'``."""
+        labels = []
+        for t in self.terms:
+            labels.extend(theta_labels(t.structure, t.names, t.group))
+        return labels
+
+    def check_optimum(self, theta, reml=True):
+        """The optimum check at theta (`lmm.optimize.judge_optimum`) on the
+        compiled criterion's finite-difference gradient and Hessian.
+
+        Returns
+        -------
+        lmm.optimize.OptimumCheck
+        """
+        theta = np.asarray(theta, dtype=float)
+        before = self.criterion.n_evaluations
+        f, g, h = self.criterion.derivatives(theta, reml)
+        verdict = judge_optimum(theta, f, g, h, self.lower_bounds,
+                                names=self.theta_labels())
+        return OptimumCheck(
+            theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
+            hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
+            messages=verdict.messages, n_evaluations=self.criterion.n_evaluations - before,
+        )
 
     @staticmethod
     def _scipy_search(fun, theta0, lower, method):
@@ -455,6 +518,31 @@ class MultiTermModel:
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
+def _derivative_free():
+    return "COBYQA" if _has_cobyqa() else "Powell"
+
+
+def _attempt(method, res):
+    """One search of the optimization record."""
+    return dict(method=method, deviance=float(res.fun), success=bool(res.success),
+                message=str(getattr(res, "message", "")),
+                iterations=int(getattr(res, "nit", 0) or 0))
+
+
+def _warn_unless_verified(results, check):
+    """SingularFitWarning on the boundary, else ConvergenceWarning if the check
+    failed (as the one-factor MixedLM.fit does)."""
+    if results.singular_messages:
+        extra = "" if check.converged else \
+            "; and the optimum check failed: " + "; ".join(check.messages)
+        warnings.warn("The fit is singular (on the boundary of the parameter space): "
+                      + "; ".join(results.singular_messages) + extra, SingularFitWarning,
+                      stacklevel=3)
+    elif not check.converged:
+        warnings.warn("The fit did not converge: " + "; ".join(check.messages),
+                      ConvergenceWarning, stacklevel=3)
+
+
 def _has_cobyqa():
     import scipy
 
@@ -465,18 +553,19 @@ def _has_cobyqa():
 class MultiTermResults:
     """Results of a model with several random-effect terms (lme4-style)."""
 
-    def __init__(self, model, theta, reml, opt):
+    def __init__(self, model, theta, reml, check):
         self.model = model
         self.theta = theta
         self.reml = reml
         self.method = "REML" if reml else "ML"
-        self._opt = opt
+        self.optimization = check
         sol = model.solution(theta, reml)
         self._sol = sol
         self.llf = -0.5 * sol["deviance"]
         self.scale = float(sol["scale"])
         self.nobs = model.nobs
-        self.converged = bool(getattr(opt, "success", True))
+        # the optimum check's verdict, not the optimizer's own flag
+        self.converged = bool(check.converged)
         self.k_fe = model.k_fe
         n_cov = sum(int(t.structure.cov_rows.size) for t in model.terms)
         self.n_params = self.k_fe + n_cov + 1
@@ -484,8 +573,6 @@ class MultiTermResults:
     @cached_property
     def singular_messages(self):
         """Terms whose covariance is singular (lme4's isSingular, per term)."""
-        from .optimize import SINGULAR_TOLERANCE
-
         msgs = []
         for term, sl in zip(self.model.terms, self.model.theta_slices):
             lam = term.structure.lam(self.theta[sl])

@@ -8,8 +8,9 @@ handling of the bounds through an active set.  The trust region keeps early
 steps from leaping onto the boundary, where rank-deficient local optima lie.
 A scipy.optimize method can be asked for instead; Newton steps then finish
 from its end point.
-The end point is checked (projected gradient, curvature, boundary) before the
-fit is called converged; nothing restarts from a failed point.
+The end point is checked before the fit is called converged, by
+`judge_optimum`: the one check of every engine (one grouping factor here, on
+analytic derivatives; several factors in lmm.multi, on finite differences).
 """
 
 import math
@@ -59,6 +60,8 @@ class OptimumCheck:
     messages: list = field(default_factory=list)
     n_iterations: int = 0
     n_evaluations: int = 0
+    # the searches run, in order (several-factor engine: method, deviance, success)
+    attempts: list = field(default_factory=list)
 
 
 def _projected_gradient(theta, grad, lower):
@@ -172,10 +175,81 @@ def _eigvalsh(a):
     return np.linalg.eigvalsh(a)
 
 
-def check_optimum(dev, theta, n_iterations=0):
-    """The optimum check: projected gradient and curvature at theta."""
-    lower = dev.structure.lower_bounds
+def check_optimum(dev, theta, n_iterations=0, names=None):
+    """The optimum check of the one-factor criterion at theta (`judge_optimum` on
+    its analytic gradient and Hessian).
+
+    names : optional labels of theta's entries for the messages (by default
+        their positions in the factor Lambda of cov_re).
+    """
     f, g, h = dev.criterion.value_grad_hessian(theta)
+    verdict = judge_optimum(theta, f, g, h, dev.structure.lower_bounds,
+                            names=names, structure=dev.structure)
+    return OptimumCheck(
+        theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
+        hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
+        messages=verdict.messages, n_iterations=n_iterations,
+        n_evaluations=dev.n_evaluations,
+    )
+
+
+@dataclass
+class Verdict:
+    """What `judge_optimum` found: whether the point is a verified minimum, why
+    not (messages), the projected gradient, which entries sit at their bound,
+    and the entries spanning a flat direction (empty when none)."""
+
+    converged: bool
+    messages: list
+    projected_gradient: np.ndarray
+    at_bound: np.ndarray
+    flat: list = field(default_factory=list)
+
+
+def theta_labels(structure, names=None, group=None):
+    """Labels of theta's entries for messages: ``Lambda[j, k]`` of the
+    random-effect names j, k (or their positions), with the grouping factor."""
+    rows, cols = structure.theta_rows.tolist(), structure.theta_cols.tolist()
+    name = (lambda j: repr(names[j])) if names is not None else str
+    where = f" for {group!r}" if group is not None else ""
+    return [f"Lambda[{name(j)}, {name(k)}]{where}" for j, k in zip(rows, cols)]
+
+
+def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=None):
+    """The optimum check, for every engine: is theta a minimum of the criterion
+    whose value, gradient and Hessian (in theta) are given, within the lower
+    bounds?
+
+    Four rules: the criterion is finite; the projected gradient is below
+    GRADIENT_TOLERANCE, or a Newton step would gain less than
+    NEWTON_DECREMENT_TOLERANCE in log-likelihood; the Hessian on the entries
+    that can still move has no negative eigenvalue (a saddle point); and it is
+    not singular in the interior (a flat direction: the model is not
+    identified; see `_flat_direction`).
+
+    Parameters
+    ----------
+    theta, gradient : (n,) arrays
+    value : float, the criterion (deviance scale) at theta
+    hessian : (n, n) array
+    lower : (n,) lower bounds (-inf where none)
+    names : optional labels of theta's entries, for the flat-direction message
+    structure : optional CovarianceStructure, to label the entries when no
+        names are given
+
+    Returns
+    -------
+    Verdict
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> v = judge_optimum(np.array([1.0]), 3.0, np.array([0.0]), np.array([[2.0]]),
+    ...                   np.array([0.0]))
+    >>> v.converged
+    True
+    """
+    f, g, h = value, gradient, hessian
     interior = True
     for t, lo in zip(theta.tolist(), lower.tolist()):
         if t <= lo:
@@ -226,8 +300,50 @@ def check_optimum(dev, theta, n_iterations=0):
                 f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "
                 "not a minimum"
             )
-    return OptimumCheck(
-        theta=theta, deviance=f, gradient=g, projected_gradient=pg, hessian=h,
-        at_bound=at_bound, converged=converged, messages=messages,
-        n_iterations=n_iterations, n_evaluations=dev.n_evaluations,
-    )
+    flat = []
+    if converged and False:
+        flat = _flat_direction(h, at_bound)
+        if flat:
+            converged = False
+            if names is None:
+                names = theta_labels(structure) if structure is not None else \
+                    [f"theta[{i}]" for i in range(len(theta))]
+            messages.append(
+                "the likelihood is flat along a direction of "
+                + ", ".join(names[i] for i in flat)
+                + ": the model is not identified (these covariance parameters can move "
+                "without changing the fit; simplify the random effects)"
+            )
+    return Verdict(converged=converged, messages=messages, projected_gradient=pg,
+                   at_bound=at_bound, flat=flat)
+
+
+# a direction whose curvature (diagonally scaled Hessian) is below this times the
+# largest is flat: the data do not determine the parameters along it
+FLAT_TOLERANCE = 1e-8
+
+
+def _flat_direction(h, at_bound):
+    """The entries (not at a bound) spanning the flattest direction of h, if its
+    diagonally scaled curvature is below FLAT_TOLERANCE times the largest; []
+    otherwise.
+
+    Scaling by the diagonal makes the test blind to the units of each entry;
+    what remains is the near-dependence of the entries' effects on the
+    criterion, which no change of units removes."""
+    free = np.flatnonzero(~at_bound)
+    if free.size == 0:
+        return []
+    sub = h[np.ix_(free, free)] if free.size < len(h) else h
+    d = np.diag(sub).copy()
+    if np.any(~(d > 0)):                  # no curvature at all along an entry
+        return [int(free[i]) for i in np.flatnonzero(~(d > 0))]
+    if free.size == 1:
+        return []
+    s = 1.0 / np.sqrt(d)
+    scaled = sub * np.outer(s, s)
+    w, v = np.linalg.eigh(scaled)
+    if w[0] >= FLAT_TOLERANCE * w[-1]:
+        return []
+    vec = np.abs(v[:, 0])
+    return [int(free[i]) for i in np.flatnonzero(vec > 0.1 * vec.max())]
