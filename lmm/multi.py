@@ -26,7 +26,7 @@ import pandas as pd
 from scipy import linalg, optimize
 
 from . import _core, _multi
-from .covariance import CovarianceStructure
+from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .optimize import SINGULAR_TOLERANCE, OptimumCheck, judge_optimum, theta_labels
 
@@ -126,29 +126,102 @@ class MultiTermModel:
 
     # -- cross-products, once --------------------------------------------------
     def _setup(self):
+        self._condition_fixed_effects()
+        self._condition_random_effects()
+        self._products()
+
+    def _condition_fixed_effects(self):
+        """The optimizer's fixed-effects design and response, an exact
+        reparametrization of the user's.
+
+        With an intercept column the other columns are centred (their means
+        move into the intercept: X_c = X C, C unit triangular, so the REML
+        criterion is unchanged) and the response too; every column is then
+        scaled to unit root mean square (x_scale: the REML criterion moves by
+        -2 log|S|, which the criterion adds back).  The response enters as its
+        residual from ordinary least squares on these columns (the criterion
+        depends on y only through y - X beta).  Cross-products of centred data
+        do not cancel: a covariate given as a Unix timestamp, or a response
+        shifted by 1e9, loses no digits.
+        """
         x, y = self.exog, self.endog
         n, p = x.shape
-        t1, rest = self.terms[0], self.terms[1:]
-        xtx_diag = np.einsum("ij,ij->j", x, x)
+        ones = np.flatnonzero(np.all(x == 1.0, axis=0)) if n else np.zeros(0, dtype=int)
+        self._x_intercept = int(ones[0]) if ones.size else None
+        self._x_mean = np.zeros(p)
+        self._y_shift = 0.0
+        xc = x
+        if self._x_intercept is not None:
+            self._x_mean = x.mean(axis=0)
+            self._x_mean[self._x_intercept] = 0.0
+            xc = x - self._x_mean
+            self._y_shift = float(y.mean())
+        xtx_diag = np.einsum("ij,ij->j", xc, xc)
         self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / n, 1.0))
-        xs = x * self.x_scale
+        xs = xc * self.x_scale
         gram = xs.T @ xs
         zero = np.flatnonzero(np.diag(gram) == 0)
         if zero.size:
+            raw_zero = np.all(x[:, zero] == 0.0, axis=0)
+            what = "are all zero" if raw_zero.all() else \
+                "are constant (collinear with the intercept) or all zero"
             raise ValueError("the fixed-effects design is rank deficient: columns "
-                             f"{[self.exog_names[i] for i in zero]} are all zero")
+                             f"{[self.exog_names[i] for i in zero]} {what}")
         if p > 1:       # one nonzero column is full rank
             norm = np.sqrt(np.diag(gram))
             w, v = np.linalg.eigh(gram / np.outer(norm, norm))
             if w[0] < 1e-10 * w[-1]:
                 dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
                 raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
-        # residual of ordinary least squares: the criterion depends on y only
-        # through y - X beta, and the offset keeps its sums from cancelling
         # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
-        self.beta_ols = np.linalg.solve(gram, xs.T @ y) if p else np.zeros(0)
-        yr = y - xs @ self.beta_ols
-        self._xs, self._yr = xs, yr
+        yc = y - self._y_shift
+        self.beta_ols = np.linalg.solve(gram, xs.T @ yc) if p else np.zeros(0)
+        self._xs, self._yr = xs, yc - xs @ self.beta_ols
+
+    def _condition_random_effects(self):
+        """Each term's design as the optimizer sees it, Z_k T_k: within a block
+        holding an intercept (unstructured, so its model is unchanged) the other
+        columns centred and scaled to unit sd, elsewhere (``||``, diagonal
+        blocks, where centring would change the model) only scaled to unit root
+        mean square.  theta in these coordinates is what the optimizer and the
+        optimum check see; `_to_user` / `_to_conditioned` map it."""
+        self._reparams, self._z_conditioned = [], []
+        for t in self.terms:
+            z = t.z
+            n = len(z)
+            col_mean = z.mean(axis=0) if n else np.zeros(t.q)
+            col_sd = np.sqrt(np.mean((z - col_mean) ** 2, axis=0)) if n else np.ones(t.q)
+            col_rms = np.sqrt(np.mean(z * z, axis=0)) if n else np.ones(t.q)
+            intercept = np.all(z == 1.0, axis=0)
+            reparam = Reparametrization(t.structure, col_mean, col_sd, col_rms, intercept)
+            self._reparams.append(reparam)
+            self._z_conditioned.append(
+                z if np.array_equal(reparam.t, np.eye(t.q)) else
+                np.ascontiguousarray(z @ reparam.t))
+
+    def _to_conditioned(self, theta):
+        """The optimizer's theta for the user's (lme4's) theta."""
+        theta = np.asarray(theta, dtype=float)
+        out = []
+        for t, r, sl in zip(self.terms, self._reparams, self.theta_slices):
+            out.append(t.structure.theta(r.lam_to_scaled(t.structure.lam(theta[sl]))))
+        return np.concatenate(out) if out else theta
+
+    def _to_user(self, theta):
+        """The user's (lme4's) theta for the optimizer's."""
+        theta = np.asarray(theta, dtype=float)
+        out = []
+        for t, r, sl in zip(self.terms, self._reparams, self.theta_slices):
+            out.append(t.structure.theta(r.lam_to_user(t.structure.lam(theta[sl]))))
+        return np.concatenate(out) if out else theta
+
+    def _products(self):
+        """Every cross-product the compiled criterion needs, of the conditioned
+        designs, once."""
+        xs, yr = self._xs, self._yr
+        p = xs.shape[1]
+        t1, rest = self.terms[0], self.terms[1:]
+        zc = self._z_conditioned
 
         # each term's rows level by level (a counting sort), once
         grouped = []
@@ -158,8 +231,7 @@ class MultiTermModel:
 
         def per_level(k):
             order, offsets = grouped[k]
-            return _core.cross_products(xs, np.ascontiguousarray(self.terms[k].z), yr, order,
-                                        offsets)
+            return _core.cross_products(xs, zc[k], yr, order, offsets)
 
         def pairs(k_a, k_b):
             """Level pairs of terms k_a, k_b sharing rows: (levels of a, levels of b,
@@ -168,7 +240,7 @@ class MultiTermModel:
             order, offsets = grouped[k_a]
             pair_offsets, level_b, values = _multi.pair_sums(
                 order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
-                np.ascontiguousarray(ta.z), np.ascontiguousarray(tb.z))
+                zc[k_a], zc[k_b])
             level_a = np.repeat(np.arange(ta.n_levels, dtype=np.intp), np.diff(pair_offsets))
             return level_a, level_b, values
 
@@ -272,7 +344,8 @@ class MultiTermModel:
         theta_term = np.concatenate([np.full(t.structure.n_theta, k)
                                      for k, t in enumerate(self.terms)])
         qs = np.array([t.q for t in self.terms], dtype=np.intp)
-        self.criterion = _multi.MultiCriterion(
+        # the compiled criterion, in the conditioned coordinates
+        self._criterion = _multi.MultiCriterion(
             self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col, self.pair_term,
             self.pair_valoff, self.pair_values, self.q_rest, self.max_width,
             np.array([t.n_levels for t in rest], dtype=np.intp), rr["rr_row"], rr["rr_col"],
@@ -283,11 +356,18 @@ class MultiTermModel:
             np.concatenate([t.structure.theta_cols for t in self.terms]).astype(np.intp),
             qs, self.nobs, float(np.sum(np.log(self.x_scale))),
         )
+        self.criterion = UserCriterion(self)
 
     # -- one evaluation ----------------------------------------------------------
     def _lams(self, theta):
-        """The terms' factors Lambda_k at theta."""
+        """The terms' factors Lambda_k at theta (conditioned coordinates)."""
         return [t.structure.lam(theta[sl]) for t, sl in zip(self.terms, self.theta_slices)]
+
+    def _user_factors(self, lams):
+        """T_k Lambda_k: factors (not triangular) of the user's relative
+        covariances, for the estimates."""
+        return [lam if r.t.shape == (1, 1) and r.t[0, 0] == 1.0 else r.t @ lam
+                for lam, r in zip(lams, self._reparams)]
 
     def _lam_rest(self, lams):
         """The other terms' factors stacked as (K - 1, qmax, qmax), for the kernels."""
@@ -304,48 +384,72 @@ class MultiTermModel:
         one is never written and stays zero), not a copy: it is valid until the
         next evaluation.  (A copy would double the fit's peak memory on large
         crossed models.)"""
-        crit = self.criterion
+        crit = self._criterion
         dev = crit.deviance(np.asarray(theta, dtype=float), reml)
         if not np.isfinite(dev):
             return None
         return crit.matrix, crit.logdet1, dev
 
     def deviance(self, theta, reml=True):
-        """The profiled criterion (-2 log-likelihood or REML criterion) at theta."""
-        return self.criterion.deviance(np.asarray(theta, dtype=float), reml)
+        """The profiled criterion (-2 log-likelihood or REML criterion) at the
+        user's (lme4's) theta."""
+        return self._criterion.deviance(self._to_conditioned(theta), reml)
 
-    def solution(self, theta, reml=True):
-        """Estimates at theta: beta, its covariance, the scale, the modes."""
-        theta = np.asarray(theta, dtype=float)
+    def _deviance_conditioned(self, theta, reml=True):
+        return self._criterion.deviance(np.asarray(theta, dtype=float), reml)
+
+    def solution(self, theta, reml=True, conditioned=False):
+        """Estimates at theta (the user's, or with conditioned=True the
+        optimizer's): beta, its covariance, the scale, the modes, all for the
+        user's data."""
+        theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
         _, _, dev = self._factor(theta, reml)
         p, n = self.k_fe, self.nobs
-        beta_s, xvx_inv, u_rest, rss = self.criterion.estimates()
+        beta_s, xvx_inv, u_rest, rss = self._criterion.estimates()
         scale = rss / (n - p if reml else n)
         u1 = _multi.first_term_modes(
             lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
             self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
             self.max_width, np.ascontiguousarray(beta_s), np.ascontiguousarray(u_rest),
         )
-        modes = [u1 @ lams[0].T]
-        for k, (term, lam) in enumerate(zip(self.terms[1:], lams[1:])):
+        factors = self._user_factors(lams)
+        modes = [u1 @ factors[0].T]
+        for k, (term, lam) in enumerate(zip(self.terms[1:], factors[1:])):
             o = self.rest_offsets[k]
             u = u_rest[o:o + term.n_levels * term.q].reshape(term.n_levels, term.q)
             modes.append(u @ lam.T)
+        fe_params, vcov_fe = self._fixed_to_user(
+            (beta_s + self.beta_ols) * self.x_scale,
+            scale * xvx_inv * np.outer(self.x_scale, self.x_scale))
         return dict(
-            fe_params=(beta_s + self.beta_ols) * self.x_scale,
-            vcov_fe=scale * xvx_inv * np.outer(self.x_scale, self.x_scale),
+            fe_params=fe_params,
+            vcov_fe=vcov_fe,
             scale=scale,
-            cov_re=[scale * lam @ lam.T for lam in lams],
+            cov_re=[scale * lam @ lam.T for lam in factors],
             modes=modes,
             deviance=dev,
         )
 
-    def conditional_covariances(self, theta, reml=True):
+    def _fixed_to_user(self, beta, vcov):
+        """Fixed effects of the centred columns -> the user's: X_c = X C with
+        C = I - e m' (e the intercept, m the column means), so beta = C beta_c,
+        vcov = C vcov_c C'; the response's mean returns to the intercept."""
+        i = self._x_intercept
+        if i is None:
+            return beta, vcov
+        c = np.eye(len(beta))
+        c[i] -= self._x_mean
+        beta = c @ beta
+        beta[i] += self._y_shift
+        return beta, c @ vcov @ c.T
+
+    def conditional_covariances(self, theta, reml=True, conditioned=False):
         """Conditional covariances of each term's modes given the data, per level
-        (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed)."""
-        theta = np.asarray(theta, dtype=float)
+        (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed), at the
+        user's theta (or the optimizer's, conditioned=True)."""
+        theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
         chol, _, _ = self._factor(theta, reml)
@@ -358,8 +462,9 @@ class MultiTermModel:
             self.pair_valoff, self.pair_values, lam_rest, self.q_rest, self.max_width,
             np.ascontiguousarray(s_inv) if m else np.zeros((1, 1)),
         )
-        condvar = [scale * lams[0] @ a_inv1 @ lams[0].T]
-        for k, (term, lam) in enumerate(zip(self.terms[1:], lams[1:])):
+        factors = self._user_factors(lams)
+        condvar = [scale * factors[0] @ a_inv1 @ factors[0].T]
+        for k, (term, lam) in enumerate(zip(self.terms[1:], factors[1:])):
             o, q = self.rest_offsets[k], term.q
             nl = term.n_levels
             square = s_inv[o:o + nl * q, o:o + nl * q].reshape(nl, q, nl, q)
@@ -369,11 +474,19 @@ class MultiTermModel:
 
     # -- fitting --------------------------------------------------------------
     def start_theta(self):
+        """Starting theta (the user's, lme4's coordinates) of the default fit:
+        see `_start_conditioned`."""
+        return self._to_user(self._start_conditioned())
+
+    def _start_conditioned(self):
         """Starting theta: for each random intercept term (a scalar term whose
         design is all ones) a one-way analysis-of-variance estimate of its
         relative standard deviation from the residuals of ordinary least
-        squares, ignoring the other terms (clipped to [0.05, 10]); lme4's start
-        (Lambda = I) for the other terms.
+        squares, less the shrunken level means of the terms estimated before it
+        (largest first; clipped to [0.05, 1000]); lme4's start (Lambda = I) for
+        the other terms.  (Without the removal, a factor whose variance is 1e6
+        times another's hides it: the second start falls to the clip, where the
+        criterion is concave.)
 
         The optimum usually lies within a factor of two of it, which saves the
         optimizer a third to a half of its evaluations on large crossed models
@@ -382,11 +495,11 @@ class MultiTermModel:
         """
         r = self._yr
         n = len(r)
-        rss = float(r @ r)
         out = []
         for t in self.terms:
             theta = t.structure.start_theta()
             if t.q == 1 and np.all(t.z == 1.0):
+                rss = float(r @ r)
                 count = np.bincount(t.codes, minlength=t.n_levels).astype(float)
                 total = np.bincount(t.codes, weights=r, minlength=t.n_levels)
                 k = t.n_levels
@@ -395,8 +508,10 @@ class MultiTermModel:
                 msb = ssb / (k - 1)
                 n0 = (n - float(count @ count) / n) / (k - 1)
                 if msw > 0 and n0 > 0:
-                    theta = np.array([np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw),
-                                              0.05, 10.0)])
+                    rel = np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0)
+                    theta = np.array([rel])
+                    shrink = count * rel ** 2 / (1.0 + count * rel ** 2)
+                    r = r - (shrink * total / np.maximum(count, 1.0))[t.codes]
             out.append(theta)
         return np.concatenate(out)
 
@@ -419,14 +534,16 @@ class MultiTermModel:
         """
         lme4_start = np.concatenate([t.structure.start_theta() for t in self.terms])
         lower = self.lower_bounds
-        fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
+        fun = lambda th: self._deviance_conditioned(np.maximum(th, lower), reml)  # noqa: E731
         attempts = []
+        if start is not None:
+            start = self._to_conditioned(start)
         if method is not None:
-            theta0 = lme4_start if start is None else np.asarray(start, dtype=float)
+            theta0 = lme4_start if start is None else start
             res = self._scipy_search(fun, theta0, lower, method)
             attempts.append(_attempt(str(method), res))
         else:
-            theta0 = self.start_theta() if start is None else np.asarray(start, dtype=float)
+            theta0 = self._start_conditioned() if start is None else start
             if self.n_theta > FD_NEWTON_MAX_THETA:
                 res = self._scipy_search(fun, theta0, lower, _derivative_free())
                 attempts.append(_attempt(_derivative_free(), res))
@@ -440,16 +557,16 @@ class MultiTermModel:
                     if other.fun < res.fun - 1e-10 * (1 + abs(res.fun)) or not res.success:
                         res = other
         theta = np.maximum(res.x, lower)
-        check = self.check_optimum(theta, reml)
+        check = self.check_optimum(theta, reml, conditioned=True)
         if not check.converged:
             theta, check = self._restart(theta, check, reml, attempts)
         check.attempts = attempts
-        results = MultiTermResults(self, theta, reml, check)
+        results = MultiTermResults(self, self._to_user(theta), reml, check)
         _warn_unless_verified(results, check)
         return results
 
     def _newton(self, theta0, reml):
-        theta, value, ok, iterations = self.criterion.minimize(
+        theta, value, ok, iterations = self._criterion.minimize(
             theta0, self.lower_bounds, reml, max_iter=FD_NEWTON_MAX_ITER)
         return optimize.OptimizeResult(x=theta, fun=value, success=ok, nit=iterations,
                                        nfev=None)
@@ -463,7 +580,7 @@ class MultiTermModel:
         from the best point, derivative-free (COBYQA), then Newton steps; returns
         the better point and its check."""
         lower = self.lower_bounds
-        fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
+        fun = lambda th: self._deviance_conditioned(np.maximum(th, lower), reml)  # noqa: E731
         other = self._scipy_search(fun, theta, lower, _derivative_free())
         attempts.append(_attempt(_derivative_free() + " (restart from the best point)",
                                  other))
@@ -473,7 +590,7 @@ class MultiTermModel:
             attempts.append(_attempt("newton (after the restart)", polished))
             if polished.fun <= fun(candidate):
                 candidate = np.maximum(polished.x, lower)
-        new_check = self.check_optimum(candidate, reml)
+        new_check = self.check_optimum(candidate, reml, conditioned=True)
         if new_check.converged or new_check.deviance < check.deviance:
             return candidate, new_check
         return theta, check
@@ -486,23 +603,24 @@ class MultiTermModel:
             labels.extend(theta_labels(t.structure, t.names, t.group))
         return labels
 
-    def check_optimum(self, theta, reml=True):
-        """The optimum check at theta (`lmm.optimize.judge_optimum`) on the
-        compiled criterion's finite-difference gradient and Hessian.
+    def check_optimum(self, theta, reml=True, conditioned=False):
+        """The optimum check at theta (the user's, or with conditioned=True the
+        optimizer's) by `lmm.optimize.judge_optimum` on the compiled criterion's
+        finite-difference gradient and Hessian in the conditioned coordinates.
 
         Returns
         -------
-        lmm.optimize.OptimumCheck
+        lmm.optimize.OptimumCheck (its theta in the conditioned coordinates)
         """
-        theta = np.asarray(theta, dtype=float)
-        before = self.criterion.n_evaluations
-        f, g, h = self.criterion.derivatives(theta, reml)
+        theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
+        before = self._criterion.n_evaluations
+        f, g, h = self._criterion.derivatives(theta, reml)
         verdict = judge_optimum(theta, f, g, h, self.lower_bounds,
                                 names=self.theta_labels())
         return OptimumCheck(
             theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
             hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
-            messages=verdict.messages, n_evaluations=self.criterion.n_evaluations - before,
+            messages=verdict.messages, n_evaluations=self._criterion.n_evaluations - before,
         )
 
     @staticmethod
@@ -516,6 +634,29 @@ class MultiTermModel:
         else:
             options = {}
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
+
+
+class UserCriterion:
+    """The model's criterion in the user's (lme4's) theta: what
+    ``MultiTermModel.criterion`` offers callers outside the optimizer (profile
+    intervals, tests); the compiled criterion works in the conditioned
+    coordinates."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def deviance(self, theta, reml=True):
+        """The profiled criterion at the user's theta."""
+        return self._model.deviance(theta, reml)
+
+    @property
+    def rss(self):
+        """The penalized residual sum of squares at the last evaluation."""
+        return self._model._criterion.rss
+
+    @property
+    def n_evaluations(self):
+        return self._model._criterion.n_evaluations
 
 
 def _derivative_free():
@@ -559,7 +700,7 @@ class MultiTermResults:
         self.reml = reml
         self.method = "REML" if reml else "ML"
         self.optimization = check
-        sol = model.solution(theta, reml)
+        sol = model.solution(check.theta, reml, conditioned=True)
         self._sol = sol
         self.llf = -0.5 * sol["deviance"]
         self.scale = float(sol["scale"])
@@ -574,8 +715,12 @@ class MultiTermResults:
     def singular_messages(self):
         """Terms whose covariance is singular (lme4's isSingular, per term)."""
         msgs = []
+        # in the conditioned coordinates (unit-scale covariates), where theta is
+        # a standard deviation relative to the residual's, as lme4's tolerance
+        # assumes: a slope's variance is not zero because x is in microseconds
+        theta = self.optimization.theta
         for term, sl in zip(self.model.terms, self.model.theta_slices):
-            lam = term.structure.lam(self.theta[sl])
+            lam = term.structure.lam(theta[sl])
             for j in range(term.q):
                 if lam[j, j] < SINGULAR_TOLERANCE:
                     if np.all(np.abs(lam[j, :j]) < SINGULAR_TOLERANCE):
@@ -670,7 +815,8 @@ class MultiTermResults:
     def random_effects_cov(self):
         """{factor: (levels, q, q) array} conditional covariances of the modes
         given the data (lme4's condVar, fixed effects held at their estimates)."""
-        condvar = self.model.conditional_covariances(self.theta, self.reml)
+        condvar = self.model.conditional_covariances(self.optimization.theta, self.reml,
+                                                     conditioned=True)
         return {term.group: cv for term, cv in zip(self.model.terms, condvar)}
 
     def conf_int_re(self, level=0.95, method="profile", criterion="ML"):

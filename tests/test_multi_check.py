@@ -13,7 +13,7 @@ import pytest
 from scipy import optimize
 
 import lmm
-from lmm.exceptions import ConvergenceWarning, SingularFitWarning
+from lmm.exceptions import ConvergenceWarning
 from lmm.multi import MultiTermModel
 
 SLOPE = "y ~ x + (1 + x | a) + (1 | b)"
@@ -82,9 +82,9 @@ def test_check_passes_at_the_optimum_and_fails_elsewhere():
     res, caught = fit_quietly(SLOPE, d)
     assert not caught and res.converged
     model = res.model
-    check = model.check_optimum(res.optimization.theta, reml=True)
+    check = model.check_optimum(res.theta, reml=True)
     assert check.converged and check.messages == []
-    away = model.check_optimum(res.optimization.theta * 1.3, reml=True)
+    away = model.check_optimum(res.optimization.theta * 1.3, reml=True, conditioned=True)
     assert not away.converged
     assert "projected gradient" in away.messages[0]
 
@@ -120,3 +120,111 @@ def test_a_fit_that_fails_the_check_warns_and_says_not_converged(monkeypatch):
     assert not res.converged
     assert len(caught) == 1 and caught[0].category is ConvergenceWarning
     assert "projected gradient" in str(caught[0].message)
+
+
+# -- invariances ---------------------------------------------------------------------
+
+def _same_fit(new, old, fe_map=None, llf_shift=0.0):
+    """new's log-likelihood is old's plus llf_shift (1e-7 relative at worst, well
+    within the 1e-9 the engine reaches); fixed effects (mapped) to 1e-6 relative
+    or 1e-6 standard errors."""
+    assert new.converged and old.converged
+    assert new.llf == pytest.approx(old.llf + llf_shift, rel=1e-9, abs=0)
+    fe_old = old.fe_params.to_numpy() if fe_map is None else fe_map(old.fe_params.to_numpy())
+    bse = new.bse_fe.to_numpy()
+    fe_new = new.fe_params.to_numpy()
+    assert np.all(np.abs(fe_new - fe_old) <= 1e-6 * np.abs(fe_old) + 1e-6 * bse), \
+        (fe_new, fe_old)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("shift", [1e3, 1e6, 1e9])
+def test_shifting_the_response(reml, shift):
+    d = slope_data()
+    old, _ = fit_quietly(SLOPE, d, reml)
+    new, caught = fit_quietly(SLOPE, d.assign(y=d.y + shift), reml)
+    assert not caught
+
+    def moved(fe):
+        return fe + np.array([shift, 0.0])
+
+    _same_fit(new, old, moved)
+    np.testing.assert_allclose(new.theta, old.theta, rtol=1e-6, atol=1e-8)
+    assert new.scale == pytest.approx(old.scale, rel=1e-6)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("unit", [1e-6, 1e-3, 1e3, 1e6])
+def test_changing_the_response_unit(reml, unit):
+    """y -> c y: every variance by c^2, the fixed effects by c, theta unchanged;
+    the log-likelihood by -n log c (ML) or -(n - p) log c (REML)."""
+    d = slope_data()
+    old, _ = fit_quietly(SLOPE, d, reml)
+    new, caught = fit_quietly(SLOPE, d.assign(y=d.y * unit), reml)
+    assert not caught
+    nu = old.nobs - (2 if reml else 0)
+    _same_fit(new, old, lambda fe: fe * unit, llf_shift=-nu * np.log(unit))
+    np.testing.assert_allclose(new.theta, old.theta, rtol=1e-6, atol=1e-8)
+    assert new.scale == pytest.approx(old.scale * unit ** 2, rel=1e-6)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("shift", [1e3, 1e6, 1e9])
+def test_shifting_a_covariate_with_a_random_slope(reml, shift):
+    """x -> x + c (exact: x is dyadic): the same model, the intercept absorbing
+    -c times the slope; the slope's variance and the residual unchanged."""
+    d = slope_data()
+    old, _ = fit_quietly(SLOPE, d, reml)
+    new, caught = fit_quietly(SLOPE, d.assign(x=d.x + shift), reml)
+    assert not caught
+    assert new.llf == pytest.approx(old.llf, rel=1e-9, abs=0)
+    slope = old.fe_params["x"]
+    assert new.fe_params["x"] == pytest.approx(slope, rel=1e-6)
+    if shift <= 1e3:       # (mapped back: cancels c^2 in the intercept's variance)
+        assert new.fe_params["Intercept"] == pytest.approx(
+            old.fe_params["Intercept"] - shift * slope, rel=1e-6)
+    for group in ("a", "b"):
+        assert new.cov_re[group].loc["x" if group == "a" else "(Intercept)"].iloc[-1] == \
+            pytest.approx(old.cov_re[group].iloc[-1, -1], rel=1e-5)
+    assert new.scale == pytest.approx(old.scale, rel=1e-6)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+@pytest.mark.parametrize("unit", [1e-8, 1e-6, 1e6])
+def test_changing_a_covariate_unit(reml, unit):
+    """x -> c x: the REML log-likelihood moves by -log|c| (log|X'V^-1 X|), ML not
+    at all; the slope by 1/c, its variance by 1/c^2."""
+    d = slope_data()
+    old, _ = fit_quietly(SLOPE, d, reml)
+    new, caught = fit_quietly(SLOPE, d.assign(x=d.x * unit), reml)
+    assert not caught
+    _same_fit(new, old, lambda fe: fe / np.array([1.0, unit]),
+              llf_shift=-np.log(unit) if reml else 0.0)
+    assert new.cov_re["a"].loc["x", "x"] == pytest.approx(
+        old.cov_re["a"].loc["x", "x"] / unit ** 2, rel=1e-5)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_a_unix_timestamp_covariate(reml):
+    """x in seconds since 1970, hourly: x -> 3600 x + 1.7e9 (exact)."""
+    d = slope_data()
+    old, _ = fit_quietly(SLOPE, d, reml)
+    new, caught = fit_quietly(SLOPE, d.assign(x=d.x * 3600 + 1.7e9), reml)
+    assert not caught
+    assert new.llf == pytest.approx(old.llf - (np.log(3600) if reml else 0.0), rel=1e-9)
+    assert new.fe_params["x"] == pytest.approx(old.fe_params["x"] / 3600, rel=1e-6)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_crossed_variance_ratio_1e6_reaches_the_multistart_optimum(reml):
+    d = crossed_data()
+    res, caught = fit_quietly(CROSSED, d, reml)
+    assert not caught and res.converged
+    best = multistart_optimum(res.model, reml)
+    assert -2 * res.llf <= best + 1e-9 * abs(best)
+    # and the invariances on this badly scaled model too
+    shifted, _ = fit_quietly(CROSSED, d.assign(y=d.y + 1e6), reml)
+    _same_fit(shifted, res, lambda fe: fe + 1e6)
+    scaled, _ = fit_quietly(CROSSED, d.assign(y=d.y * 1e-3), reml)
+    nu = res.nobs - (1 if reml else 0)
+    _same_fit(scaled, res, lambda fe: fe * 1e-3, llf_shift=-nu * np.log(1e-3))
