@@ -28,7 +28,14 @@ from scipy import linalg, optimize
 from . import _core, _multi
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
-from .optimize import SINGULAR_TOLERANCE, OptimumCheck, judge_optimum, theta_labels
+from .optimize import (
+    SINGULAR_TOLERANCE,
+    OptimumCheck,
+    derivative_free,
+    derivative_free_options,
+    judge_optimum,
+    theta_labels,
+)
 
 # dense Schur complements above this order would need a sparse Cholesky
 MAX_DENSE_ORDER = 6000
@@ -39,6 +46,11 @@ MAX_DENSE_ORDER = 6000
 FD_NEWTON_MAX_THETA = 6
 # Newton steps that have not converged by then hand over to COBYQA
 FD_NEWTON_MAX_ITER = 40
+# relative step of the optimum check's finite differences: ten times the
+# optimizer's, so that the criterion's rounding (up to 1e-7 on a crossed model
+# with a variance ratio of 1e6) stays a hundredth of the Hessian's entries; the
+# truncation error, O(step^2), stays near 1e-6 relative
+CHECK_STEP = 1e-3
 
 
 @dataclass
@@ -545,14 +557,14 @@ class MultiTermModel:
         else:
             theta0 = self._start_conditioned() if start is None else start
             if self.n_theta > FD_NEWTON_MAX_THETA:
-                res = self._scipy_search(fun, theta0, lower, _derivative_free())
-                attempts.append(_attempt(_derivative_free(), res))
+                res = self._scipy_search(fun, theta0, lower, derivative_free())
+                attempts.append(_attempt(derivative_free(), res))
             else:
                 res = self._newton(theta0, reml)
                 attempts.append(_attempt("newton", res))
                 if not res.success or self._on_boundary(res.x):
-                    other = self._scipy_search(fun, lme4_start, lower, _derivative_free())
-                    attempts.append(_attempt(_derivative_free() + " (from lme4's start)",
+                    other = self._scipy_search(fun, lme4_start, lower, derivative_free())
+                    attempts.append(_attempt(derivative_free() + " (from lme4's start)",
                                              other))
                     if other.fun < res.fun - 1e-10 * (1 + abs(res.fun)) or not res.success:
                         res = other
@@ -581,8 +593,8 @@ class MultiTermModel:
         the better point and its check."""
         lower = self.lower_bounds
         fun = lambda th: self._deviance_conditioned(np.maximum(th, lower), reml)  # noqa: E731
-        other = self._scipy_search(fun, theta, lower, _derivative_free())
-        attempts.append(_attempt(_derivative_free() + " (restart from the best point)",
+        other = self._scipy_search(fun, theta, lower, derivative_free())
+        attempts.append(_attempt(derivative_free() + " (restart from the best point)",
                                  other))
         candidate = np.maximum(other.x, lower)
         if self.n_theta <= FD_NEWTON_MAX_THETA:
@@ -603,6 +615,18 @@ class MultiTermModel:
             labels.extend(theta_labels(t.structure, t.names, t.group))
         return labels
 
+    def _hessian_noise(self, theta, f, reml):
+        """Rounding error of the finite-difference Hessian's entries: the
+        criterion's own rounding (the spread of its values at theta moved by a
+        few ulps, never below 2 ulps of f) times 4 over the steps' product."""
+        values = [f]
+        for k in (1, 2, 3, 4):
+            values.append(self._deviance_conditioned(theta * (1.0 + k * 4e-16) + k * 1e-300,
+                                                     reml))
+        rounding = max(float(np.ptp(values)), 4.4e-16 * abs(f))
+        steps = CHECK_STEP * np.maximum(1.0, np.abs(theta))   # those of `derivatives`
+        return 4.0 * rounding / np.outer(steps, steps)
+
     def check_optimum(self, theta, reml=True, conditioned=False):
         """The optimum check at theta (the user's, or with conditioned=True the
         optimizer's) by `lmm.optimize.judge_optimum` on the compiled criterion's
@@ -614,9 +638,10 @@ class MultiTermModel:
         """
         theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
         before = self._criterion.n_evaluations
-        f, g, h = self._criterion.derivatives(theta, reml)
+        f, g, h = self._criterion.derivatives(theta, reml, CHECK_STEP)
         verdict = judge_optimum(theta, f, g, h, self.lower_bounds,
-                                names=self.theta_labels())
+                                names=self.theta_labels(),
+                                hessian_noise=self._hessian_noise(theta, f, reml))
         return OptimumCheck(
             theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
             hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
@@ -626,13 +651,7 @@ class MultiTermModel:
     @staticmethod
     def _scipy_search(fun, theta0, lower, method):
         bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
-        if method == "COBYQA":
-            options = dict(f_target=-np.inf, maxfev=4000, initial_tr_radius=0.5,
-                           final_tr_radius=1e-6)
-        elif method == "Powell":
-            options = dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
-        else:
-            options = {}
+        options = derivative_free_options(method) if method in ("COBYQA", "Powell") else {}
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
@@ -659,10 +678,6 @@ class UserCriterion:
         return self._model._criterion.n_evaluations
 
 
-def _derivative_free():
-    return "COBYQA" if _has_cobyqa() else "Powell"
-
-
 def _attempt(method, res):
     """One search of the optimization record."""
     return dict(method=method, deviance=float(res.fun), success=bool(res.success),
@@ -682,13 +697,6 @@ def _warn_unless_verified(results, check):
     elif not check.converged:
         warnings.warn("The fit did not converge: " + "; ".join(check.messages),
                       ConvergenceWarning, stacklevel=3)
-
-
-def _has_cobyqa():
-    import scipy
-
-    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
-    return (major, minor) >= (1, 14)
 
 
 class MultiTermResults:

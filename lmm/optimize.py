@@ -73,7 +73,7 @@ def _projected_gradient(theta, grad, lower):
     return pg, at_bound
 
 
-def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
+def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None, names=None):
     """Minimize the profiled deviance over theta.
 
     Parameters
@@ -85,6 +85,11 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
         start.  Otherwise a scipy.optimize.minimize method (or a statsmodels
         name for one) runs first, and projected Newton finishes from its end
         point.
+    names : optional random-effect names, for the optimum check's messages
+
+    An end point that fails the optimum check is restarted from once, by
+    COBYQA (derivative-free) with Newton steps finishing; the better point's
+    check is returned, the restart listed in its ``attempts``.
     """
     lower = dev.structure.lower_bounds
     theta0 = np.asarray(theta0, dtype=float)
@@ -128,11 +133,53 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None):
         # calling a boundary point the optimum, search again from the start
         # along a different path (quasi-Newton, small first steps) and keep
         # the better end point.
-        other = minimize_deviance(dev, theta0, method="L-BFGS-B")
+        other = minimize_deviance(dev, theta0, method="L-BFGS-B", names=names)
         if other.deviance < dev.value(theta) - 1e-10 * (1.0 + abs(other.deviance)):
             other.n_iterations += n_iter
             return other
-    return check_optimum(dev, theta, n_iterations=n_iter)
+    labels = None if names is None else theta_labels(dev.structure, names)
+    check = check_optimum(dev, theta, n_iterations=n_iter, names=labels)
+    if not check.converged and method is None:
+        check = _restart(dev, check, labels)
+    return check
+
+
+def derivative_free():
+    """The derivative-free back-end of restarts: COBYQA (scipy >= 1.14), else Powell."""
+    import scipy
+
+    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
+    return "COBYQA" if (major, minor) >= (1, 14) else "Powell"
+
+
+def derivative_free_options(method=None):
+    """Options of the derivative-free back-end (or of `method`, COBYQA or Powell)."""
+    if (method or derivative_free()) == "COBYQA":
+        return dict(f_target=-np.inf, maxfev=4000, initial_tr_radius=0.5,
+                    final_tr_radius=1e-6)
+    return dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
+
+
+def _restart(dev, check, labels):
+    """One derivative-free search (COBYQA) from a point that failed the check,
+    Newton steps finishing; the better of the two points' checks."""
+    lower = dev.structure.lower_bounds
+    res = optimize.minimize(
+        lambda th: dev.value(np.maximum(th, lower)), check.theta, method=derivative_free(),
+        bounds=optimize.Bounds(lower, np.full_like(lower, np.inf)),
+        options=derivative_free_options(),  # (the default back-end's)
+    )
+    theta, _, n_newton = dev.criterion.minimize(np.maximum(res.x, lower), max_iter=200)
+    other = check_optimum(dev, theta, n_iterations=check.n_iterations + int(res.nit) + n_newton,
+                          names=labels)
+    attempt = dict(method=derivative_free() + " (restart from the best point)",
+                   deviance=float(res.fun),
+                   success=bool(res.success), message=str(res.message))
+    best = other if other.converged or other.deviance < check.deviance else check
+    best.attempts = [dict(method="newton", deviance=float(check.deviance),
+                          success=bool(check.converged), message="; ".join(check.messages)),
+                     attempt]
+    return best
 
 
 def _on_boundary(dev, theta):
@@ -208,14 +255,18 @@ class Verdict:
 
 def theta_labels(structure, names=None, group=None):
     """Labels of theta's entries for messages: ``Lambda[j, k]`` of the
-    random-effect names j, k (or their positions), with the grouping factor."""
+    random-effect names j, k (or their positions), with the grouping factor
+    (theta is lme4's: the lower-triangular factor of cov_re / scale, in the
+    optimizer's coordinates, where the columns other than an intercept are
+    centred and scaled)."""
     rows, cols = structure.theta_rows.tolist(), structure.theta_cols.tolist()
     name = (lambda j: repr(names[j])) if names is not None else str
     where = f" for {group!r}" if group is not None else ""
     return [f"Lambda[{name(j)}, {name(k)}]{where}" for j, k in zip(rows, cols)]
 
 
-def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=None):
+def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=None,
+                  hessian_noise=None):
     """The optimum check, for every engine: is theta a minimum of the criterion
     whose value, gradient and Hessian (in theta) are given, within the lower
     bounds?
@@ -236,6 +287,11 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
     names : optional labels of theta's entries, for the flat-direction message
     structure : optional CovarianceStructure, to label the entries when no
         names are given
+    hessian_noise : optional (n, n) array, the rounding error of each Hessian
+        entry (finite differences: the criterion's rounding over the steps'
+        product).  Curvature within it cannot tell a saddle or a flat direction
+        from a minimum: no saddle is called inside it, and a direction whose
+        curvature it covers counts as flat.
 
     Returns
     -------
@@ -287,6 +343,8 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
         sub = h if interior or movable.all() else h[np.ix_(movable, movable)]
         w = _eigvalsh(sub)
         tiny = -1e-6 * max(1.0, abs(w[-1]))
+        if hessian_noise is not None:
+            tiny -= _noise_norm(hessian_noise, movable)
         weak = None if interior else at_bound[movable]
         if weak is None or not weak.any():
             saddle = w[0] < tiny         # the same matrix: its eigenvalues again
@@ -301,18 +359,22 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
                 "not a minimum"
             )
     flat = []
-    if converged and False:
-        flat = _flat_direction(h, at_bound)
+    # (also when the gradient test failed: along a flat direction a Newton step
+    # is unbounded, and the flat direction is the reason to report)
+    if math.isfinite(f) and not any("saddle" in m for m in messages):
+        flat = _flat_direction(h, at_bound, hessian_noise)
         if flat:
             converged = False
             if names is None:
                 names = theta_labels(structure) if structure is not None else \
                     [f"theta[{i}]" for i in range(len(theta))]
             messages.append(
-                "the likelihood is flat along a direction of "
+                "the likelihood is flat along a direction of the covariance parameters "
                 + ", ".join(names[i] for i in flat)
-                + ": the model is not identified (these covariance parameters can move "
-                "without changing the fit; simplify the random effects)"
+                + " (the smallest curvature, diagonally scaled, is below "
+                f"{FLAT_TOLERANCE:g} times the largest): the model is not identified; "
+                "these parameters can move without changing the fit (is a random effect "
+                "constant within its groups, or a copy of another?)"
             )
     return Verdict(converged=converged, messages=messages, projected_gradient=pg,
                    at_bound=at_bound, flat=flat)
@@ -323,10 +385,19 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
 FLAT_TOLERANCE = 1e-8
 
 
-def _flat_direction(h, at_bound):
+def _noise_norm(noise, mask=None):
+    """A bound on how far rounding moves the eigenvalues of the Hessian (or of
+    its rows and columns in mask): the Frobenius norm of the error."""
+    if mask is not None:
+        noise = noise[np.ix_(mask, mask)]
+    return float(np.sqrt(np.sum(noise * noise)))
+
+
+def _flat_direction(h, at_bound, noise=None):
     """The entries (not at a bound) spanning the flattest direction of h, if its
-    diagonally scaled curvature is below FLAT_TOLERANCE times the largest; []
-    otherwise.
+    diagonally scaled curvature is below FLAT_TOLERANCE times the largest (or
+    within the rounding error `noise` of a finite-difference Hessian, scaled
+    alike); [] otherwise.
 
     Scaling by the diagonal makes the test blind to the units of each entry;
     what remains is the near-dependence of the entries' effects on the
@@ -342,8 +413,12 @@ def _flat_direction(h, at_bound):
         return []
     s = 1.0 / np.sqrt(d)
     scaled = sub * np.outer(s, s)
-    w, v = np.linalg.eigh(scaled)
-    if w[0] >= FLAT_TOLERANCE * w[-1]:
+    # (the optimizer's compiled Jacobi routine up to 16 x 16: cheaper to call)
+    w, v = _core.symmetric_eigen(scaled) if free.size <= 16 else np.linalg.eigh(scaled)
+    limit = FLAT_TOLERANCE * w[-1]
+    if noise is not None:
+        limit = max(limit, _noise_norm(noise[np.ix_(free, free)] * np.outer(s, s)))
+    if w[0] >= limit:
         return []
     vec = np.abs(v[:, 0])
     return [int(free[i]) for i in np.flatnonzero(vec > 0.1 * vec.max())]

@@ -228,3 +228,71 @@ def test_crossed_variance_ratio_1e6_reaches_the_multistart_optimum(reml):
     scaled, _ = fit_quietly(CROSSED, d.assign(y=d.y * 1e-3), reml)
     nu = res.nobs - (1 if reml else 0)
     _same_fit(scaled, res, lambda fe: fe * 1e-3, llf_shift=-nu * np.log(1e-3))
+
+
+# -- flat directions: unidentified models --------------------------------------------
+
+def test_judge_flags_a_singular_interior_hessian_naming_the_entries():
+    from lmm.optimize import judge_optimum
+
+    h = np.array([[2.0, 2.0, 0.0], [2.0, 2.0, 0.0], [0.0, 0.0, 5.0]])   # e0 - e1 is flat
+    v = judge_optimum(np.ones(3), 1.0, np.zeros(3), h, np.zeros(3),
+                      names=["first", "second", "third"])
+    assert not v.converged and v.flat == [0, 1]
+    assert "flat along a direction of the covariance parameters first, second" in v.messages[0]
+    # the same matrix made regular: accepted; and a flat entry at its bound is not
+    # a flat direction (a variance at zero is the boundary check's business)
+    assert judge_optimum(np.ones(3), 1.0, np.zeros(3), h + np.eye(3) * 1e-3,
+                         np.zeros(3)).converged
+    at_bound = judge_optimum(np.array([0.0, 1.0, 1.0]), 1.0, np.array([0.5, 0.0, 0.0]), h,
+                             np.zeros(3))
+    assert at_bound.converged and at_bound.flat == []
+
+
+def test_random_effect_constant_within_groups_is_not_identified(dietox):
+    """statsmodels' re_formula='~C(Evit)' with groups Pig: Evit never varies within
+    a pig, so only each pig's total is seen; many covariances fit equally well."""
+    md = lmm.mixedlm("Weight ~ Time", dietox, groups="Pig", re_formula="~C(Evit)")
+    with pytest.warns(ConvergenceWarning, match="flat along a direction") as caught:
+        res = md.fit()
+    assert not res.converged
+    message = str(caught[0].message)
+    assert "C(Evit)[T.Evit100]" in message and "not identified" in message
+    assert [a["method"] for a in res._check.attempts][-1].startswith("COBYQA")
+
+
+@pytest.mark.parametrize("case", ["dietox_ri", "dietox_slope", "dietox_diag", "sitka_ri",
+                                  "sitka_slope", "sitka_diag"])
+@pytest.mark.parametrize("reml", [True, False])
+def test_seed_fits_have_no_flat_direction(case, reml, dietox, sitka):
+    """Identified models pass the check by a wide margin: the smallest scaled
+    curvature is above a quarter of the largest on all twelve seed fits."""
+    from seedcases import fit_seed_case
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        res = fit_seed_case(case, reml, dietox, sitka)
+    assert res.converged and res._check.messages == []
+    h = res._check.hessian
+    d = np.sqrt(np.diag(h))
+    w = np.linalg.eigvalsh(h / np.outer(d, d))
+    assert w[0] > 0.25 * w[-1]
+
+
+def test_several_factors_unidentified_term_warns():
+    """(1 + f | a) with f a factor constant within each level of a."""
+    d = slope_data(n_a=40, n=1200)
+    d["f"] = d.a.map({f"a{i}": ("lo", "mid", "hi")[i % 3] for i in range(40)})
+    res, caught = fit_quietly("y ~ x + f + (1 + f | a) + (1 | b)", d)
+    assert not res.converged
+    assert len(caught) == 1 and "flat along a direction" in str(caught[0].message)
+    assert "for 'a'" in str(caught[0].message)
+
+
+@pytest.mark.parametrize("formula, data", [(SLOPE, slope_data), (CROSSED, crossed_data)])
+def test_identified_several_factor_models_pass_the_noise_aware_check(formula, data):
+    """The finite-difference Hessian's rounding (up to 1e-7 in the criterion with a
+    variance ratio of 1e6) is not mistaken for a flat direction."""
+    for reml in (True, False):
+        res, caught = fit_quietly(formula, data(), reml)
+        assert not caught and res.converged and res.optimization.messages == []
