@@ -903,7 +903,9 @@ class MultiTermResults:
             include_re); the model's own data if omitted.
         include_re : bool
             Add each term's conditional modes for the row's level; a level not
-            seen in the fit contributes zero (lme4's ``allow.new.levels``).
+            seen in the fit, or a missing one, contributes zero (lme4's
+            ``allow.new.levels``).  Only True or False: choosing terms will be
+            lme4's ``re_form``.
 
         Returns
         -------
@@ -911,6 +913,10 @@ class MultiTermResults:
         """
         from .formula.design import _factor_codes, transform_exog
 
+        if not isinstance(include_re, bool | np.bool_):
+            raise TypeError(
+                f"include_re must be True or False, got {include_re!r}; to include only "
+                "some random-effect terms use re_form (lme4's argument; not yet supported)")
         m = self.model
         fe = self._sol["fe_params"]
         if exog is None:
@@ -933,7 +939,10 @@ class MultiTermResults:
                 z = np.column_stack([transform_exog(d, exog) for d in term.designs])
                 new_codes, new_labels = _factor_codes(exog, term.group)
                 position = {lab: i for i, lab in enumerate(term.labels)}
-                rows = np.array([position.get(lab, -1) for lab in new_labels])[new_codes]
+                # (a missing value's code is -1: it must not index the last label)
+                level_rows = np.array([position.get(lab, -1) for lab in new_labels] + [-1],
+                                      dtype=np.intp)
+                rows = level_rows[np.where(new_codes >= 0, new_codes, len(new_labels))]
                 known = rows >= 0
                 out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
         return out

@@ -296,3 +296,31 @@ def test_identified_several_factor_models_pass_the_noise_aware_check(formula, da
     for reml in (True, False):
         res, caught = fit_quietly(formula, data(), reml)
         assert not caught and res.converged and res.optimization.messages == []
+
+
+# -- predictions ---------------------------------------------------------------------
+
+def test_predict_include_re_takes_only_a_bool():
+    res, _ = fit_quietly(SLOPE, slope_data())
+    with pytest.raises(TypeError, match="re_form"):
+        res.predict(include_re=["a"])
+    with pytest.raises(TypeError, match="re_form"):
+        res.predict(slope_data().iloc[:3], include_re="b")
+
+
+def test_missing_grouping_value_in_new_data_is_an_unseen_level():
+    """A missing level contributes no random effect (as an unseen one), never the
+    last level's."""
+    d = slope_data()
+    res, _ = fit_quietly(SLOPE, d)
+    new = d.iloc[:6].copy()
+    new["a"] = new["a"].astype(object)
+    new.loc[new.index[:3], "a"] = np.nan
+    unseen = new.assign(a=["never-seen"] * 3 + list(new["a"].iloc[3:]))
+    got = res.predict(new, include_re=True)
+    np.testing.assert_allclose(got, res.predict(unseen, include_re=True), rtol=1e-12)
+    # by hand: fixed part plus b's effect for the missing rows
+    fe = res.fe_params.to_numpy()
+    b = res.ranef()["b"].loc[new["b"].iloc[:3], "(Intercept)"].to_numpy()
+    np.testing.assert_allclose(got[:3], fe[0] + fe[1] * new["x"].to_numpy()[:3] + b,
+                               rtol=1e-12)
