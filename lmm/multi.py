@@ -26,6 +26,7 @@ import pandas as pd
 from scipy import linalg, optimize
 
 from . import _core, _multi
+from ._threads import blas_threads
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .optimize import (
@@ -46,10 +47,12 @@ MAX_DENSE_ORDER = 6000
 FD_NEWTON_MAX_THETA = 6
 # Newton steps that have not converged by then hand over to COBYQA
 FD_NEWTON_MAX_ITER = 40
-# relative step of the optimum check's finite differences: ten times the
-# optimizer's, so that the criterion's rounding (up to 1e-7 on a crossed model
-# with a variance ratio of 1e6) stays a hundredth of the Hessian's entries; the
-# truncation error, O(step^2), stays near 1e-6 relative
+# relative step of the optimum check's second look at a Hessian that seems flat
+# or indefinite: ten times the optimizer's, so that the criterion's rounding (up
+# to 1e-7 on a crossed model with a variance ratio of 1e6) is a hundredth of the
+# Hessian's entries; the truncation error, O(step^2), stays near 1e-6 relative.
+# (The gradient keeps the optimizer's steps: on InstEval's 73,421 rows the third
+# derivatives make 1e-3 steps' central differences wrong by 0.08.)
 CHECK_STEP = 1e-3
 
 
@@ -134,7 +137,8 @@ class MultiTermModel:
                     f"the term for {t.group!r} has {t.n_levels * t.q} random effects for "
                     f"{self.nobs} observations: unidentifiable with the residual"
                 )
-        self._setup()
+        with blas_threads():
+            self._setup()
 
     # -- cross-products, once --------------------------------------------------
     def _setup(self):
@@ -462,6 +466,10 @@ class MultiTermModel:
         (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed), at the
         user's theta (or the optimizer's, conditioned=True)."""
         theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
+        with blas_threads():
+            return self._conditional_covariances(theta, reml)
+
+    def _conditional_covariances(self, theta, reml):
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
         chol, _, _ = self._factor(theta, reml)
@@ -494,40 +502,45 @@ class MultiTermModel:
         """Starting theta: for each random intercept term (a scalar term whose
         design is all ones) a one-way analysis-of-variance estimate of its
         relative standard deviation from the residuals of ordinary least
-        squares, less the shrunken level means of the terms estimated before it
-        (largest first; clipped to [0.05, 1000]); lme4's start (Lambda = I) for
-        the other terms.  (Without the removal, a factor whose variance is 1e6
-        times another's hides it: the second start falls to the clip, where the
-        criterion is concave.)
+        squares less the other intercept terms' shrunken level means (two
+        sweeps of backfitting; clipped to [0.05, 1000]); lme4's start
+        (Lambda = I) for the other terms.  (Ignoring the other terms, a factor
+        whose variance is 1e6 times another's hides it: the second start falls
+        to the clip, where the criterion is concave; and the first is too small
+        when the second is large, as in Penicillin.)
 
         The optimum usually lies within a factor of two of it, which saves the
         optimizer a third to a half of its evaluations on large crossed models
         and keeps Newton steps away from the region of negative curvature that
         lme4's start can lead them into (InstEval).
         """
-        r = self._yr
-        n = len(r)
-        out = []
-        for t in self.terms:
-            theta = t.structure.start_theta()
-            if t.q == 1 and np.all(t.z == 1.0):
-                rss = float(r @ r)
-                count = np.bincount(t.codes, minlength=t.n_levels).astype(float)
-                total = np.bincount(t.codes, weights=r, minlength=t.n_levels)
-                k = t.n_levels
-                ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
-                msw = (rss - ssb) / max(n - k, 1)
-                msb = ssb / (k - 1)
-                n0 = (n - float(count @ count) / n) / (k - 1)
-                if msw > 0 and n0 > 0:
-                    rel = np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0)
-                    theta = np.array([rel])
-                    shrink = count * rel ** 2 / (1.0 + count * rel ** 2)
-                    r = r - (shrink * total / np.maximum(count, 1.0))[t.codes]
-            out.append(theta)
+        r0 = self._yr
+        n = len(r0)
+        out = [t.structure.start_theta() for t in self.terms]
+        scalar = [k for k, t in enumerate(self.terms) if t.q == 1 and np.all(t.z == 1.0)]
+        fitted = {k: np.zeros(n) for k in scalar}
+        for _sweep in range(2 if len(scalar) > 1 else 1):
+            for k in scalar:
+                t = self.terms[k]
+                r = r0 - sum(fitted[j] for j in scalar if j != k) if len(scalar) > 1 else r0
+                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels)
+                if rel is not None:
+                    out[k] = np.array([rel])
         return np.concatenate(out)
 
     def fit(self, reml=True, start=None, method=None):
+        """Fit by REML (default) or ML; returns MultiTermResults (see `_fit`).
+
+        The dense factorizations run with `lmm._threads.default_threads` BLAS
+        threads (1 unless LMM_BLAS_THREADS says otherwise): OpenBLAS's threads
+        slow a fit several times when other processes hold the cores, and on
+        these matrices (order up to a few thousand, factored again at each
+        evaluation) more threads gain little on an idle machine.
+        """
+        with blas_threads():
+            return self._fit(reml, start, method)
+
+    def _fit(self, reml, start, method):
         """Fit by REML (default) or ML; returns MultiTermResults.
 
         method None (default): from `start_theta`, trust-region Newton steps with
@@ -638,10 +651,16 @@ class MultiTermModel:
         """
         theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
         before = self._criterion.n_evaluations
-        f, g, h = self._criterion.derivatives(theta, reml, CHECK_STEP)
-        verdict = judge_optimum(theta, f, g, h, self.lower_bounds,
-                                names=self.theta_labels(),
-                                hessian_noise=self._hessian_noise(theta, f, reml))
+        f, g, h = self._criterion.derivatives(theta, reml)
+        labels = self.theta_labels()
+        verdict = judge_optimum(theta, f, g, h, self.lower_bounds, names=labels)
+        if verdict.flat or any("saddle" in m for m in verdict.messages):
+            # the curvature found may be the differences' rounding (1e-7 in the
+            # criterion of a crossed model with a variance ratio of 1e6): look
+            # again with longer steps, and judge it against its rounding error
+            _, _, h = self._criterion.derivatives(theta, reml, CHECK_STEP)
+            verdict = judge_optimum(theta, f, g, h, self.lower_bounds, names=labels,
+                                    hessian_noise=self._hessian_noise(theta, f, reml))
         return OptimumCheck(
             theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
             hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
@@ -653,6 +672,25 @@ class MultiTermModel:
         bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
         options = derivative_free_options(method) if method in ("COBYQA", "Powell") else {}
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
+
+
+def _one_way_anova(r, codes, n_levels):
+    """One-way analysis of variance of r by the level codes: the relative
+    standard deviation of the level effects (clipped to [0.05, 1000], None if
+    the within-level mean square vanishes) and the shrunken level means, per
+    row."""
+    n = len(r)
+    count = np.bincount(codes, minlength=n_levels).astype(float)
+    total = np.bincount(codes, weights=r, minlength=n_levels)
+    ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
+    msw = (float(r @ r) - ssb) / max(n - n_levels, 1)
+    msb = ssb / (n_levels - 1)
+    n0 = (n - float(count @ count) / n) / (n_levels - 1)
+    if not (msw > 0 and n0 > 0):
+        return None, np.zeros(n)
+    rel = float(np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0))
+    shrink = count * rel ** 2 / (1.0 + count * rel ** 2)
+    return rel, (shrink * total / np.maximum(count, 1.0))[codes]
 
 
 class UserCriterion:
@@ -693,10 +731,10 @@ def _warn_unless_verified(results, check):
             "; and the optimum check failed: " + "; ".join(check.messages)
         warnings.warn("The fit is singular (on the boundary of the parameter space): "
                       + "; ".join(results.singular_messages) + extra, SingularFitWarning,
-                      stacklevel=3)
+                      stacklevel=4)
     elif not check.converged:
         warnings.warn("The fit did not converge: " + "; ".join(check.messages),
-                      ConvergenceWarning, stacklevel=3)
+                      ConvergenceWarning, stacklevel=4)
 
 
 class MultiTermResults:
