@@ -519,10 +519,16 @@ class MultiTermModel:
         out = [t.structure.start_theta() for t in self.terms]
         scalar = [k for k, t in enumerate(self.terms) if t.q == 1 and np.all(t.z == 1.0)]
         fitted = {k: np.zeros(n) for k in scalar}
-        for _sweep in range(2 if len(scalar) > 1 else 1):
+        # (without an intercept the residuals keep the response's mean, which
+        # the first term's level means would take from the others: there each
+        # term is estimated alone, ignoring the others, as in Penicillin's
+        # y ~ 0 + (1 | plate) + (1 | sample), which backfitting leads to a
+        # local optimum)
+        backfit = len(scalar) > 1 and self._x_intercept is not None
+        for _sweep in range(2 if backfit else 1):
             for k in scalar:
                 t = self.terms[k]
-                r = r0 - sum(fitted[j] for j in scalar if j != k) if len(scalar) > 1 else r0
+                r = r0 - sum(fitted[j] for j in scalar if j != k) if backfit else r0
                 rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels)
                 if rel is not None:
                     out[k] = np.array([rel])
@@ -655,12 +661,18 @@ class MultiTermModel:
         labels = self.theta_labels()
         verdict = judge_optimum(theta, f, g, h, self.lower_bounds, names=labels)
         if verdict.flat or any("saddle" in m for m in verdict.messages):
-            # the curvature found may be the differences' rounding (1e-7 in the
-            # criterion of a crossed model with a variance ratio of 1e6): look
-            # again with longer steps, and judge it against its rounding error
-            _, _, h = self._criterion.derivatives(theta, reml, CHECK_STEP)
+            # the curvature found may be the differences' error: rounding (1e-7 in
+            # the criterion of a crossed model with a variance ratio of 1e6) over
+            # the steps' product, and the forward differences' O(step) error off
+            # the diagonal.  Look again with longer steps, extrapolated (the
+            # Hessians at steps h and 2h: 2 H_h - H_2h cancels the O(h) term),
+            # and judge against both errors
+            _, _, h1 = self._criterion.derivatives(theta, reml, CHECK_STEP)
+            _, _, h2 = self._criterion.derivatives(theta, reml, 2 * CHECK_STEP)
+            noise = np.abs(h1 - h2) + self._hessian_noise(theta, f, reml)
+            h = 2 * h1 - h2
             verdict = judge_optimum(theta, f, g, h, self.lower_bounds, names=labels,
-                                    hessian_noise=self._hessian_noise(theta, f, reml))
+                                    hessian_noise=noise)
         return OptimumCheck(
             theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
             hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
