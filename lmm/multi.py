@@ -15,6 +15,16 @@ The optimizer takes trust-region Newton steps over the theta of all terms with
 finite-difference derivatives and bounds, in compiled code
 (`_multi.MultiCriterion.minimize`), checked by a derivative-free search
 (COBYQA) when it ends on the boundary.
+
+The optimizer works on conditioned data: fixed-effects columns centred (with an
+intercept) and scaled, the response centred, random-slope columns centred and
+scaled within terms that have an intercept (only scaled in ``||`` terms), an
+exact reparametrization mapped back for every result; shifts and units of the
+data change nothing but what the likelihood says they change.  Its end point
+must pass the optimum check every engine shares (`lmm.optimize.judge_optimum`:
+gradient, curvature, boundary, flat directions), else COBYQA restarts from it
+once, and a point that still fails is reported (converged=False and a
+ConvergenceWarning).
 """
 
 import warnings

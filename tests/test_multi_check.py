@@ -324,3 +324,40 @@ def test_missing_grouping_value_in_new_data_is_an_unseen_level():
     b = res.ranef()["b"].loc[new["b"].iloc[:3], "(Intercept)"].to_numpy()
     np.testing.assert_allclose(got[:3], fe[0] + fe[1] * new["x"].to_numpy()[:3] + b,
                                rtol=1e-12)
+
+
+@pytest.mark.parametrize("reml", [True, False])
+def test_the_issue_examples_on_the_shipped_crossed_data(reml):
+    """Issue 16's transformations of tests/data/multi_crossed_sim.csv's x, which
+    before the conditioning ended 1 to 580 log-likelihood units below the optimum
+    (x + 100: not converged after 4,600 evaluations; a timestamp: singular)."""
+    from pathlib import Path
+
+    d = pd.read_csv(Path(__file__).parent / "data" / "multi_crossed_sim.csv",
+                    dtype={"g1": str, "g2": str})
+    formula = "y ~ x + (1 + x | g1) + (1 | g2)"
+    base, _ = fit_quietly(formula, d, reml)
+    for x, unit in [(d.x + 100, 1.0), (d.x * 86400 + 1.6e9, 86400.0), (d.x * 1e-8, 1e-8)]:
+        res, caught = fit_quietly(formula, d.assign(x=x), reml)
+        assert not caught and res.converged
+        shift = -np.log(unit) if reml else 0.0
+        assert res.llf == pytest.approx(base.llf + shift, rel=1e-9, abs=0)
+        assert res.fe_params["x"] == pytest.approx(base.fe_params["x"] / unit, rel=1e-6)
+
+
+# -- BLAS threads --------------------------------------------------------------------
+
+def test_blas_threads_are_set_inside_and_restored_after(monkeypatch):
+    from lmm import _threads
+
+    controls = _threads._controls_once()
+    if not controls:
+        pytest.skip("no OpenBLAS found in this process")
+    before = [get() for get, _ in controls]
+    with _threads.blas_threads(1):
+        assert [get() for get, _ in controls] == [1] * len(controls)
+    assert [get() for get, _ in controls] == before
+    monkeypatch.setenv("LMM_BLAS_THREADS", "2")
+    assert _threads.default_threads() == 2
+    monkeypatch.setenv("LMM_BLAS_THREADS", "many")
+    assert _threads.default_threads() == 1
