@@ -503,38 +503,47 @@ class MultiTermModel:
         return condvar
 
     # -- fitting --------------------------------------------------------------
-    def start_theta(self):
+    def start_theta(self, reml=True):
         """Starting theta (the user's, lme4's coordinates) of the default fit:
         see `_start_conditioned`."""
-        return self._to_user(self._start_conditioned())
+        return self._to_user(self._start_conditioned(reml))
 
-    def _start_conditioned(self):
+    def _start_conditioned(self, reml=True):
         """Starting theta: for each random intercept term (a scalar term whose
         design is all ones) a one-way analysis-of-variance estimate of its
-        relative standard deviation from the residuals of ordinary least
-        squares less the other intercept terms' shrunken level means (two
-        sweeps of backfitting; clipped to [0.05, 1000]); lme4's start
-        (Lambda = I) for the other terms.  (Ignoring the other terms, a factor
-        whose variance is 1e6 times another's hides it: the second start falls
-        to the clip, where the criterion is concave; and the first is too small
-        when the second is large, as in Penicillin.)
+        relative standard deviation (clipped to [0.05, 1000]); lme4's start
+        (Lambda = I) for the other terms.
+
+        Two sets of estimates, and the one with the lower criterion is kept:
+        each term alone, from the residuals of ordinary least squares (right
+        for nested factors, whose finer levels' means contain the coarser
+        ones'), and by backfitting, each term from those residuals less the
+        other terms' shrunken level means, two sweeps (right for crossed
+        factors: alone, a factor whose variance is 1e6 times another's hides
+        it, and the other's start falls to the clip, where the criterion is
+        concave).  Without an intercept only the first: the residuals keep the
+        response's mean, which backfitting gives to the first term (Penicillin's
+        y ~ 0 + (1 | plate) + (1 | sample) then starts near a local optimum).
 
         The optimum usually lies within a factor of two of it, which saves the
         optimizer a third to a half of its evaluations on large crossed models
         and keeps Newton steps away from the region of negative curvature that
         lme4's start can lead them into (InstEval).
         """
-        r0 = self._yr
-        n = len(r0)
-        out = [t.structure.start_theta() for t in self.terms]
         scalar = [k for k, t in enumerate(self.terms) if t.q == 1 and np.all(t.z == 1.0)]
-        fitted = {k: np.zeros(n) for k in scalar}
-        # (without an intercept the residuals keep the response's mean, which
-        # the first term's level means would take from the others: there each
-        # term is estimated alone, ignoring the others, as in Penicillin's
-        # y ~ 0 + (1 | plate) + (1 | sample), which backfitting leads to a
-        # local optimum)
-        backfit = len(scalar) > 1 and self._x_intercept is not None
+        alone = self._anova_start(scalar, backfit=False)
+        if len(scalar) < 2 or self._x_intercept is None:
+            return alone
+        backfitted = self._anova_start(scalar, backfit=True)
+        if self._deviance_conditioned(backfitted, reml) < \
+                self._deviance_conditioned(alone, reml):
+            return backfitted
+        return alone
+
+    def _anova_start(self, scalar, backfit):
+        r0 = self._yr
+        out = [t.structure.start_theta() for t in self.terms]
+        fitted = {k: np.zeros(len(r0)) for k in scalar}
         for _sweep in range(2 if backfit else 1):
             for k in scalar:
                 t = self.terms[k]
@@ -584,7 +593,7 @@ class MultiTermModel:
             res = self._scipy_search(fun, theta0, lower, method)
             attempts.append(_attempt(str(method), res))
         else:
-            theta0 = self._start_conditioned() if start is None else start
+            theta0 = self._start_conditioned(reml) if start is None else start
             if self.n_theta > FD_NEWTON_MAX_THETA:
                 res = self._scipy_search(fun, theta0, lower, derivative_free())
                 attempts.append(_attempt(derivative_free(), res))
