@@ -393,6 +393,31 @@ def _noise_norm(noise, mask=None):
     return float(np.sqrt(np.sum(noise * noise)))
 
 
+def _clearly_curved(h):
+    """Whether h (2 x 2 or 3 x 3, positive diagonal) is far from flat, by plain
+    arithmetic (the one-factor fit's usual case, where numpy's calls would cost
+    more than the fit's check): for C = D^-1/2 h D^-1/2 (unit diagonal, so its
+    largest eigenvalue is between 1 and n), the smallest eigenvalue is at least
+    det(C) / n^(n-1), and the test is passed if that is at least
+    FLAT_TOLERANCE n."""
+    n = h.shape[0]
+    if n not in (2, 3):
+        return False
+    rows = h.tolist()
+    d = [rows[i][i] for i in range(n)]
+    if not all(v > 0 for v in d):
+        return False
+    if n == 2:
+        c01 = rows[0][1] / math.sqrt(d[0] * d[1])
+        det = 1.0 - c01 * c01
+    else:
+        c01 = rows[0][1] / math.sqrt(d[0] * d[1])
+        c02 = rows[0][2] / math.sqrt(d[0] * d[2])
+        c12 = rows[1][2] / math.sqrt(d[1] * d[2])
+        det = 1.0 + 2.0 * c01 * c02 * c12 - c01 * c01 - c02 * c02 - c12 * c12
+    return det / n ** (n - 1) >= FLAT_TOLERANCE * n
+
+
 def _flat_direction(h, at_bound, noise=None):
     """The entries (not at a bound) spanning the flattest direction of h, if its
     diagonally scaled curvature is below FLAT_TOLERANCE times the largest (or
@@ -402,6 +427,8 @@ def _flat_direction(h, at_bound, noise=None):
     Scaling by the diagonal makes the test blind to the units of each entry;
     what remains is the near-dependence of the entries' effects on the
     criterion, which no change of units removes."""
+    if noise is None and not at_bound.any() and _clearly_curved(h):
+        return []
     free = np.flatnonzero(~at_bound)
     if free.size == 0:
         return []
