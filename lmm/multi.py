@@ -659,8 +659,7 @@ class MultiTermModel:
         few ulps, never below 2 ulps of f) times 4 over the steps' product."""
         values = [f]
         for k in (1, 2, 3, 4):
-            values.append(self._deviance_conditioned(theta * (1.0 + k * 4e-16) + k * 1e-300,
-                                                     reml))
+            values.append(self._deviance_conditioned(theta * (1.0 + k * 4e-16), reml))
         rounding = max(float(np.ptp(values)), 4.4e-16 * abs(f))
         steps = CHECK_STEP * np.maximum(1.0, np.abs(theta))   # those of `derivatives`
         return 4.0 * rounding / np.outer(steps, steps)
@@ -769,7 +768,14 @@ def _warn_unless_verified(results, check):
 
 
 class MultiTermResults:
-    """Results of a model with several random-effect terms (lme4-style)."""
+    """Results of a model with several random-effect terms (lme4-style).
+
+    ``theta`` is lme4's (the terms' relative covariance factors for the user's
+    data); ``converged`` is the optimum check's verdict; ``optimization`` the
+    check (`lmm.optimize.OptimumCheck`, in the optimizer's conditioned
+    coordinates: its theta, gradient, Hessian and messages) with every search
+    run in ``optimization.attempts``.
+    """
 
     def __init__(self, model, theta, reml, check):
         self.model = model
