@@ -89,6 +89,14 @@ def test_check_passes_at_the_optimum_and_fails_elsewhere():
     assert "projected gradient" in away.messages[0]
 
 
+@pytest.mark.parametrize("reml", [True, False])
+def test_random_slope_fit_reaches_the_multistart_optimum(reml):
+    res, caught = fit_quietly(SLOPE, slope_data(), reml)
+    assert not caught and res.converged
+    best = multistart_optimum(res.model, reml, n_starts=4)
+    assert -2 * res.llf <= best + 1e-9 * abs(best)
+
+
 def _stuck(model, theta0, reml):
     """An optimizer that stops at its start and says it converged."""
     return optimize.OptimizeResult(x=np.asarray(theta0, dtype=float),
