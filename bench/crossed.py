@@ -16,6 +16,11 @@ All fits are REML, from the formula and the DataFrame to the results.
   lower than lme4's minus 1e-6.
 * Memory (large cases, lmm only): in a fresh process, the rise of the RSS
   high-water mark during one fit (see bench/memory.py), and the input size.
+* Under load (large cases, lmm only; skipped by --quick and --no-load): while a
+  second process fits the same model with lmm in a loop (started after this
+  process's idle runs, stopped after its loaded runs), the median of
+  LOADED_REPS fits; the target is at most LOAD_TARGET times the idle median of
+  the same run (issue 16: BLAS threads waiting for cores held by others).
 """
 
 import argparse
@@ -43,6 +48,9 @@ LLF_SLACK = 1e-6
 # targets of issue 11: lmm's time at most this fraction of lme4's
 TARGET = {"small": 1 / 10, "large": 1 / 20}
 LARGE_LMM_REPS = 2
+# the run under load: lmm's fits while another process fits the same model
+LOADED_REPS = 3
+LOAD_TARGET = 1.5
 
 
 @dataclass(frozen=True)
@@ -108,10 +116,11 @@ def fit_lmm(case, data):
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         res = lmm.lmer(case.formula, data)
         seconds = time.perf_counter() - t0
-    return {"seconds": seconds, "llf": float(res.llf),
+        cpu = time.process_time() - c0
+    return {"seconds": seconds, "cpu_seconds": cpu, "llf": float(res.llf),
             "converged": bool(getattr(res, "converged", True)),
             "messages": sorted({str(w.message) for w in caught})}
 
@@ -278,6 +287,39 @@ def memory_main(argv):
     return 0
 
 
+_LOAD_BOOT = _BOOT.replace("memory_main", "load_main")
+
+
+def load_main(argv):
+    """Fit case argv[0] with lmm in a loop until killed (the competing process of
+    the run under load); prints "ready" after the first fit."""
+    case = {c.id: c for c in CASES}[argv[0]]
+    data = load_data(case)
+    fit_lmm(case, data)
+    print("ready", flush=True)
+    while True:
+        fit_lmm(case, data)
+
+
+def measure_under_load(case, data, cwd, reps=LOADED_REPS):
+    """lmm's fits of case while a second process fits it in a loop: their times,
+    and the competitor's start-up (it is started and stopped here)."""
+    pkg = Path(__file__).resolve().parent
+    proc = subprocess.Popen([sys.executable, "-c", _LOAD_BOOT, str(pkg / "__init__.py"),
+                             str(pkg), case.id], stdout=subprocess.PIPE,
+                            stderr=subprocess.DEVNULL, text=True, cwd=cwd)
+    try:
+        line = proc.stdout.readline()     # after its data load and first fit
+        if line.strip() != "ready":
+            return {"error": "the competing process did not start"}
+        runs = [fit_lmm(case, data) for _ in range(reps)]
+        load = round(os.getloadavg()[0], 2)
+    finally:
+        proc.kill()
+        proc.wait()
+    return {**_summary(runs), "load_average": load}
+
+
 def measure_memory(case, cwd):
     pkg = Path(__file__).resolve().parent
     proc = subprocess.run([sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg),
@@ -301,22 +343,25 @@ def parse_args(argv=None):
                    help="timed repetitions per small case and tool (default 7)")
     p.add_argument("--no-r", action="store_true", help="skip lme4")
     p.add_argument("--no-memory", action="store_true", help="skip the memory runs")
+    p.add_argument("--no-load", action="store_true",
+                   help="skip the run under load (a second process fitting the same model)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT,
                    help="JSON results path (default bench/results/crossed.json)")
     args = p.parse_args(argv)
     if args.quick:
-        args.reps, args.no_r, args.no_memory = min(args.reps, 2), True, True
+        args.reps, args.no_r, args.no_memory, args.no_load = min(args.reps, 2), True, True, True
     return args
 
 
 def _summary(runs):
     return {"median": statistics.median(r["seconds"] for r in runs), "reps": len(runs),
+            "cpu_median": statistics.median(r.get("cpu_seconds", np.nan) for r in runs),
             "seconds": [r["seconds"] for r in runs], "llf": runs[-1]["llf"],
             "converged": all(r["converged"] for r in runs),
             "messages": sorted({m for r in runs for m in r["messages"]})}
 
 
-def run_case(case, r_session, reps):
+def run_case(case, r_session, reps, under_load=False, workdir=None):
     data = load_data(case)
     out = {"id": case.id, "size": case.size, "structure": case.structure,
            "formula": case.formula, "data": case.path, "nobs": len(data),
@@ -344,7 +389,17 @@ def run_case(case, r_session, reps):
         llf_ok = out["dllf"] >= -LLF_SLACK
         out["target"] = {"max_ratio": TARGET[case.size], "llf_ok": llf_ok,
                          "met": bool(llf_ok and out["ratio"] <= TARGET[case.size])}
+    if under_load and case.size == "large":
+        loaded = measure_under_load(case, data, workdir)
+        if "median" in loaded:
+            loaded["ratio_to_idle"] = loaded["median"] / out["lmm"]["median"]
+            loaded["target"] = {"max_ratio": LOAD_TARGET,
+                                "met": bool(loaded["ratio_to_idle"] <= LOAD_TARGET)}
+        out["lmm_under_load"] = loaded
     msg = f"[bench.crossed] {case.id}: lmm {out['lmm']['median']:.4g} s"
+    if "median" in out.get("lmm_under_load", {}):
+        msg += (f" (under load {out['lmm_under_load']['median']:.4g} s, "
+                f"{out['lmm_under_load']['ratio_to_idle']:.2f}x)")
     if use_r:
         msg += (f", lme4 {out['lme4']['median']:.4g} s ({_ratio(out)}), "
                 f"dllf {out['dllf']:+.2g}")
@@ -372,7 +427,8 @@ def run(args):
               "machine": _machine(),
               "versions": {"python": platform.python_version(), "numpy": np.__version__,
                            "pandas": pd.__version__, "lmm": lmm.__version__},
-              "options": {"reps": args.reps, "quick": args.quick, "no_r": args.no_r},
+              "options": {"reps": args.reps, "quick": args.quick, "no_r": args.no_r,
+                          "no_load": args.no_load},
               "cases": []}
     with tempfile.TemporaryDirectory(prefix="lmm-bench-crossed-") as workdir:
         session = None if args.no_r else Lme4Session(workdir)
@@ -384,7 +440,9 @@ def run(args):
                 print(f"[bench.crossed] lme4 skipped: {session.reason}", flush=True)
         try:
             for case in cases:
-                result["cases"].append(run_case(case, session, args.reps))
+                result["cases"].append(run_case(case, session, args.reps,
+                                                under_load=not args.no_load,
+                                                workdir=workdir))
         finally:
             if session is not None:
                 session.close()
@@ -445,6 +503,27 @@ def format_report(result):
                          f"| {m['array_bytes'] / mb:.1f} | {m['extra_bytes'] / mb:.1f} "
                          f"| {m['extra_bytes'] / m['dataframe_deep_bytes']:.2f}x "
                          f"| {m['extra_bytes'] / m['array_bytes']:.2f}x |")
+    loaded = [c for c in result["cases"] if "lmm_under_load" in c]
+    if loaded:
+        lines += ["", "lmm while a second process fits the same model with lmm in a loop "
+                  f"(median of {LOADED_REPS}; target at most {LOAD_TARGET}x the idle median "
+                  "of this run):", "",
+                  "| case | idle s (CPU s) | under load s (CPU s) | ratio | target "
+                  "| load average |", "|---|---|---|---|---|---|"]
+        for c in loaded:
+            u = c["lmm_under_load"]
+            if "median" not in u:
+                lines.append(f"| {c['id']} | {c['lmm']['median']:.3g} | {u.get('error')} "
+                             "| - | - |")
+                continue
+            lines.append(f"| {c['id']} | {c['lmm']['median']:.3g} ({c['lmm']['cpu_median']:.3g}) "
+                         f"| {u['median']:.3g} ({u['cpu_median']:.3g}) "
+                         f"| {u['ratio_to_idle']:.2f}x "
+                         f"| {'met' if u['target']['met'] else 'not met'} "
+                         f"| {u['load_average']} |")
+        lines.append("(The target assumes a core free for the second process: with other "
+                     "work on the machine, the load average says how many cores were "
+                     "wanted.  CPU time near the idle run's means no thread spins.)")
     notes = [f"- {c['id']} {tool}: {msg}" for c in result["cases"] for tool in ("lmm", "lme4")
              if tool in c for msg in c[tool]["messages"]]
     if notes:

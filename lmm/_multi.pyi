@@ -54,6 +54,9 @@ class MultiCriterion:
     def estimates(
         self,
     ) -> tuple[NDArray[np.float64], NDArray[np.float64], NDArray[np.float64], float]: ...
+    def derivatives(
+        self, theta: NDArray[np.float64], reml: bool = ..., step: float = ...,
+    ) -> tuple[float, NDArray[np.float64], NDArray[np.float64]]: ...
     def minimize(
         self, theta: NDArray[np.float64], lower: NDArray[np.float64], reml: bool = ...,
         max_iter: int = ..., radius: float = ...,

@@ -27,7 +27,7 @@ arrays (symmetric ones read the same either way).  The Python layer
 
 import numpy as np
 
-from libc.math cimport INFINITY, M_PI, fabs, isfinite, isnan, log, sqrt
+from libc.math cimport INFINITY, M_PI, NAN, fabs, isfinite, isnan, log, sqrt
 from libc.stdlib cimport qsort
 from libc.string cimport memset
 from scipy.linalg.cython_lapack cimport dpotrf
@@ -821,6 +821,33 @@ cdef class MultiCriterion:
                 hess[i * n + j] = (a - plus[i] - plus[j] + f0) / (hh[i] * hh[j])
                 hess[j * n + i] = hess[i * n + j]
         return f0
+
+    def derivatives(self, theta, bint reml=True, double step=1e-4):
+        """The criterion at theta and its finite-difference gradient and Hessian
+        (`_fd`, the optimizer's differences: steps step * max(1, |theta_i|)), for
+        the optimum check.
+
+        Returns
+        -------
+        (value, gradient (n_theta,), hessian (n_theta, n_theta))
+        """
+        cdef Py_ssize_t n = self.n_theta
+        theta_arr = np.array(self._check(theta), dtype=np.float64, copy=True)
+        steps_arr = step * np.maximum(1.0, np.abs(theta_arr))
+        g_arr = np.zeros(max(n, 1))
+        h_arr = np.zeros((max(n, 1), max(n, 1)))
+        plus_arr = np.zeros(max(n, 1))
+        cdef double[::1] th = theta_arr
+        cdef double[::1] hh = steps_arr
+        cdef double[::1] g = g_arr
+        cdef double[:, ::1] h = h_arr
+        cdef double[::1] plus = plus_arr
+        cdef double f
+        if n == 0:
+            return self.deviance(theta_arr, reml), np.zeros(0), np.zeros((0, 0))
+        with nogil:
+            f = self._fd(&th[0], &hh[0], reml, &g[0], &h[0, 0], &plus[0], NAN)
+        return f, g_arr, h_arr
 
     def minimize(self, theta, lower, bint reml=True, int max_iter=100, double radius=1.0):
         """Trust-region Newton steps on finite-difference derivatives, within the

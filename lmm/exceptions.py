@@ -1,7 +1,9 @@
 """Warning classes of lmm.
 
 `ConvergenceWarning` is raised only when the optimizer's end point fails the
-optimum check (projected gradient, curvature); `SingularFitWarning`, its
+optimum check (`lmm.optimize.judge_optimum`: projected gradient, curvature,
+and flat directions, which mean the model is not identified), after one
+restart; `SingularFitWarning`, its
 subclass, when the optimum sits on the boundary of the parameter space (a
 variance at zero or a correlation at +-1), naming the parameter.  Both can be
 filtered as statsmodels' ConvergenceWarning is.

@@ -753,7 +753,8 @@ class MixedLM:
                 "model can be fitted")
         theta0 = structure.start_theta() if start_params is None else \
             self._start_theta(start_params, dev)
-        check = minimize_deviance(dev, theta0, method=method, maxiter=maxiter)
+        check = minimize_deviance(dev, theta0, method=method, maxiter=maxiter,
+                                  names=self.exog_re_names)
         results = MixedLMResults(self, dev, check, free=free)
         if results.singular_messages:
             warnings.warn(

@@ -15,8 +15,19 @@ The optimizer takes trust-region Newton steps over the theta of all terms with
 finite-difference derivatives and bounds, in compiled code
 (`_multi.MultiCriterion.minimize`), checked by a derivative-free search
 (COBYQA) when it ends on the boundary.
+
+The optimizer works on conditioned data: fixed-effects columns centred (with an
+intercept) and scaled, the response centred, random-slope columns centred and
+scaled within terms that have an intercept (only scaled in ``||`` terms), an
+exact reparametrization mapped back for every result; shifts and units of the
+data change nothing but what the likelihood says they change.  Its end point
+must pass the optimum check every engine shares (`lmm.optimize.judge_optimum`:
+gradient, curvature, boundary, flat directions), else COBYQA restarts from it
+once, and a point that still fails is reported (converged=False and a
+ConvergenceWarning).
 """
 
+import warnings
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -25,7 +36,17 @@ import pandas as pd
 from scipy import linalg, optimize
 
 from . import _core, _multi
-from .covariance import CovarianceStructure
+from ._threads import blas_threads
+from .covariance import CovarianceStructure, Reparametrization
+from .exceptions import ConvergenceWarning, SingularFitWarning
+from .optimize import (
+    SINGULAR_TOLERANCE,
+    OptimumCheck,
+    derivative_free,
+    derivative_free_options,
+    judge_optimum,
+    theta_labels,
+)
 
 # dense Schur complements above this order would need a sparse Cholesky
 MAX_DENSE_ORDER = 6000
@@ -36,6 +57,13 @@ MAX_DENSE_ORDER = 6000
 FD_NEWTON_MAX_THETA = 6
 # Newton steps that have not converged by then hand over to COBYQA
 FD_NEWTON_MAX_ITER = 40
+# relative step of the optimum check's second look at a Hessian that seems flat
+# or indefinite: ten times the optimizer's, so that the criterion's rounding (up
+# to 1e-7 on a crossed model with a variance ratio of 1e6) is a hundredth of the
+# Hessian's entries; the truncation error, O(step^2), stays near 1e-6 relative.
+# (The gradient keeps the optimizer's steps: on InstEval's 73,421 rows the third
+# derivatives make 1e-3 steps' central differences wrong by 0.08.)
+CHECK_STEP = 1e-3
 
 
 @dataclass
@@ -119,33 +147,107 @@ class MultiTermModel:
                     f"the term for {t.group!r} has {t.n_levels * t.q} random effects for "
                     f"{self.nobs} observations: unidentifiable with the residual"
                 )
-        self._setup()
+        with blas_threads():
+            self._setup()
 
     # -- cross-products, once --------------------------------------------------
     def _setup(self):
+        self._condition_fixed_effects()
+        self._condition_random_effects()
+        self._products()
+
+    def _condition_fixed_effects(self):
+        """The optimizer's fixed-effects design and response, an exact
+        reparametrization of the user's.
+
+        With an intercept column the other columns are centred (their means
+        move into the intercept: X_c = X C, C unit triangular, so the REML
+        criterion is unchanged) and the response too; every column is then
+        scaled to unit root mean square (x_scale: the REML criterion moves by
+        -2 log|S|, which the criterion adds back).  The response enters as its
+        residual from ordinary least squares on these columns (the criterion
+        depends on y only through y - X beta).  Cross-products of centred data
+        do not cancel: a covariate given as a Unix timestamp, or a response
+        shifted by 1e9, loses no digits.
+        """
         x, y = self.exog, self.endog
         n, p = x.shape
-        t1, rest = self.terms[0], self.terms[1:]
-        xtx_diag = np.einsum("ij,ij->j", x, x)
+        ones = np.flatnonzero(np.all(x == 1.0, axis=0)) if n else np.zeros(0, dtype=int)
+        self._x_intercept = int(ones[0]) if ones.size else None
+        self._x_mean = np.zeros(p)
+        self._y_shift = 0.0
+        xc = x
+        if self._x_intercept is not None:
+            self._x_mean = x.mean(axis=0)
+            self._x_mean[self._x_intercept] = 0.0
+            xc = x - self._x_mean
+            self._y_shift = float(y.mean())
+        xtx_diag = np.einsum("ij,ij->j", xc, xc)
         self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / n, 1.0))
-        xs = x * self.x_scale
+        xs = xc * self.x_scale
         gram = xs.T @ xs
         zero = np.flatnonzero(np.diag(gram) == 0)
         if zero.size:
+            raw_zero = np.all(x[:, zero] == 0.0, axis=0)
+            what = "are all zero" if raw_zero.all() else \
+                "are constant (collinear with the intercept) or all zero"
             raise ValueError("the fixed-effects design is rank deficient: columns "
-                             f"{[self.exog_names[i] for i in zero]} are all zero")
+                             f"{[self.exog_names[i] for i in zero]} {what}")
         if p > 1:       # one nonzero column is full rank
             norm = np.sqrt(np.diag(gram))
             w, v = np.linalg.eigh(gram / np.outer(norm, norm))
             if w[0] < 1e-10 * w[-1]:
                 dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
                 raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
-        # residual of ordinary least squares: the criterion depends on y only
-        # through y - X beta, and the offset keeps its sums from cancelling
         # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
-        self.beta_ols = np.linalg.solve(gram, xs.T @ y) if p else np.zeros(0)
-        yr = y - xs @ self.beta_ols
-        self._xs, self._yr = xs, yr
+        yc = y - self._y_shift
+        self.beta_ols = np.linalg.solve(gram, xs.T @ yc) if p else np.zeros(0)
+        self._xs, self._yr = xs, yc - xs @ self.beta_ols
+
+    def _condition_random_effects(self):
+        """Each term's design as the optimizer sees it, Z_k T_k: within a block
+        holding an intercept (unstructured, so its model is unchanged) the other
+        columns centred and scaled to unit sd, elsewhere (``||``, diagonal
+        blocks, where centring would change the model) only scaled to unit root
+        mean square.  theta in these coordinates is what the optimizer and the
+        optimum check see; `_to_user` / `_to_conditioned` map it."""
+        self._reparams, self._z_conditioned = [], []
+        for t in self.terms:
+            z = t.z
+            n = len(z)
+            col_mean = z.mean(axis=0) if n else np.zeros(t.q)
+            col_sd = np.sqrt(np.mean((z - col_mean) ** 2, axis=0)) if n else np.ones(t.q)
+            col_rms = np.sqrt(np.mean(z * z, axis=0)) if n else np.ones(t.q)
+            intercept = np.all(z == 1.0, axis=0)
+            reparam = Reparametrization(t.structure, col_mean, col_sd, col_rms, intercept)
+            self._reparams.append(reparam)
+            self._z_conditioned.append(
+                z if np.array_equal(reparam.t, np.eye(t.q)) else
+                np.ascontiguousarray(z @ reparam.t))
+
+    def _to_conditioned(self, theta):
+        """The optimizer's theta for the user's (lme4's) theta."""
+        theta = np.asarray(theta, dtype=float)
+        out = []
+        for t, r, sl in zip(self.terms, self._reparams, self.theta_slices):
+            out.append(t.structure.theta(r.lam_to_scaled(t.structure.lam(theta[sl]))))
+        return np.concatenate(out) if out else theta
+
+    def _to_user(self, theta):
+        """The user's (lme4's) theta for the optimizer's."""
+        theta = np.asarray(theta, dtype=float)
+        out = []
+        for t, r, sl in zip(self.terms, self._reparams, self.theta_slices):
+            out.append(t.structure.theta(r.lam_to_user(t.structure.lam(theta[sl]))))
+        return np.concatenate(out) if out else theta
+
+    def _products(self):
+        """Every cross-product the compiled criterion needs, of the conditioned
+        designs, once."""
+        xs, yr = self._xs, self._yr
+        p = xs.shape[1]
+        t1, rest = self.terms[0], self.terms[1:]
+        zc = self._z_conditioned
 
         # each term's rows level by level (a counting sort), once
         grouped = []
@@ -155,8 +257,7 @@ class MultiTermModel:
 
         def per_level(k):
             order, offsets = grouped[k]
-            return _core.cross_products(xs, np.ascontiguousarray(self.terms[k].z), yr, order,
-                                        offsets)
+            return _core.cross_products(xs, zc[k], yr, order, offsets)
 
         def pairs(k_a, k_b):
             """Level pairs of terms k_a, k_b sharing rows: (levels of a, levels of b,
@@ -165,7 +266,7 @@ class MultiTermModel:
             order, offsets = grouped[k_a]
             pair_offsets, level_b, values = _multi.pair_sums(
                 order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
-                np.ascontiguousarray(ta.z), np.ascontiguousarray(tb.z))
+                zc[k_a], zc[k_b])
             level_a = np.repeat(np.arange(ta.n_levels, dtype=np.intp), np.diff(pair_offsets))
             return level_a, level_b, values
 
@@ -269,7 +370,8 @@ class MultiTermModel:
         theta_term = np.concatenate([np.full(t.structure.n_theta, k)
                                      for k, t in enumerate(self.terms)])
         qs = np.array([t.q for t in self.terms], dtype=np.intp)
-        self.criterion = _multi.MultiCriterion(
+        # the compiled criterion, in the conditioned coordinates
+        self._criterion = _multi.MultiCriterion(
             self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col, self.pair_term,
             self.pair_valoff, self.pair_values, self.q_rest, self.max_width,
             np.array([t.n_levels for t in rest], dtype=np.intp), rr["rr_row"], rr["rr_col"],
@@ -280,11 +382,18 @@ class MultiTermModel:
             np.concatenate([t.structure.theta_cols for t in self.terms]).astype(np.intp),
             qs, self.nobs, float(np.sum(np.log(self.x_scale))),
         )
+        self.criterion = UserCriterion(self)
 
     # -- one evaluation ----------------------------------------------------------
     def _lams(self, theta):
-        """The terms' factors Lambda_k at theta."""
+        """The terms' factors Lambda_k at theta (conditioned coordinates)."""
         return [t.structure.lam(theta[sl]) for t, sl in zip(self.terms, self.theta_slices)]
+
+    def _user_factors(self, lams):
+        """T_k Lambda_k: factors (not triangular) of the user's relative
+        covariances, for the estimates."""
+        return [lam if r.t.shape == (1, 1) and r.t[0, 0] == 1.0 else r.t @ lam
+                for lam, r in zip(lams, self._reparams)]
 
     def _lam_rest(self, lams):
         """The other terms' factors stacked as (K - 1, qmax, qmax), for the kernels."""
@@ -301,48 +410,76 @@ class MultiTermModel:
         one is never written and stays zero), not a copy: it is valid until the
         next evaluation.  (A copy would double the fit's peak memory on large
         crossed models.)"""
-        crit = self.criterion
+        crit = self._criterion
         dev = crit.deviance(np.asarray(theta, dtype=float), reml)
         if not np.isfinite(dev):
             return None
         return crit.matrix, crit.logdet1, dev
 
     def deviance(self, theta, reml=True):
-        """The profiled criterion (-2 log-likelihood or REML criterion) at theta."""
-        return self.criterion.deviance(np.asarray(theta, dtype=float), reml)
+        """The profiled criterion (-2 log-likelihood or REML criterion) at the
+        user's (lme4's) theta."""
+        return self._criterion.deviance(self._to_conditioned(theta), reml)
 
-    def solution(self, theta, reml=True):
-        """Estimates at theta: beta, its covariance, the scale, the modes."""
-        theta = np.asarray(theta, dtype=float)
+    def _deviance_conditioned(self, theta, reml=True):
+        return self._criterion.deviance(np.asarray(theta, dtype=float), reml)
+
+    def solution(self, theta, reml=True, conditioned=False):
+        """Estimates at theta (the user's, or with conditioned=True the
+        optimizer's): beta, its covariance, the scale, the modes, all for the
+        user's data."""
+        theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
         _, _, dev = self._factor(theta, reml)
         p, n = self.k_fe, self.nobs
-        beta_s, xvx_inv, u_rest, rss = self.criterion.estimates()
+        beta_s, xvx_inv, u_rest, rss = self._criterion.estimates()
         scale = rss / (n - p if reml else n)
         u1 = _multi.first_term_modes(
             lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
             self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
             self.max_width, np.ascontiguousarray(beta_s), np.ascontiguousarray(u_rest),
         )
-        modes = [u1 @ lams[0].T]
-        for k, (term, lam) in enumerate(zip(self.terms[1:], lams[1:])):
+        factors = self._user_factors(lams)
+        modes = [u1 @ factors[0].T]
+        for k, (term, lam) in enumerate(zip(self.terms[1:], factors[1:])):
             o = self.rest_offsets[k]
             u = u_rest[o:o + term.n_levels * term.q].reshape(term.n_levels, term.q)
             modes.append(u @ lam.T)
+        fe_params, vcov_fe = self._fixed_to_user(
+            (beta_s + self.beta_ols) * self.x_scale,
+            scale * xvx_inv * np.outer(self.x_scale, self.x_scale))
         return dict(
-            fe_params=(beta_s + self.beta_ols) * self.x_scale,
-            vcov_fe=scale * xvx_inv * np.outer(self.x_scale, self.x_scale),
+            fe_params=fe_params,
+            vcov_fe=vcov_fe,
             scale=scale,
-            cov_re=[scale * lam @ lam.T for lam in lams],
+            cov_re=[scale * lam @ lam.T for lam in factors],
             modes=modes,
             deviance=dev,
         )
 
-    def conditional_covariances(self, theta, reml=True):
+    def _fixed_to_user(self, beta, vcov):
+        """Fixed effects of the centred columns -> the user's: X_c = X C with
+        C = I - e m' (e the intercept, m the column means), so beta = C beta_c,
+        vcov = C vcov_c C'; the response's mean returns to the intercept."""
+        i = self._x_intercept
+        if i is None:
+            return beta, vcov
+        c = np.eye(len(beta))
+        c[i] -= self._x_mean
+        beta = c @ beta
+        beta[i] += self._y_shift
+        return beta, c @ vcov @ c.T
+
+    def conditional_covariances(self, theta, reml=True, conditioned=False):
         """Conditional covariances of each term's modes given the data, per level
-        (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed)."""
-        theta = np.asarray(theta, dtype=float)
+        (lme4's condVar: scale Lambda (A^-1)_ll Lambda', beta held fixed), at the
+        user's theta (or the optimizer's, conditioned=True)."""
+        theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
+        with blas_threads():
+            return self._conditional_covariances(theta, reml)
+
+    def _conditional_covariances(self, theta, reml):
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
         chol, _, _ = self._factor(theta, reml)
@@ -355,8 +492,9 @@ class MultiTermModel:
             self.pair_valoff, self.pair_values, lam_rest, self.q_rest, self.max_width,
             np.ascontiguousarray(s_inv) if m else np.zeros((1, 1)),
         )
-        condvar = [scale * lams[0] @ a_inv1 @ lams[0].T]
-        for k, (term, lam) in enumerate(zip(self.terms[1:], lams[1:])):
+        factors = self._user_factors(lams)
+        condvar = [scale * factors[0] @ a_inv1 @ factors[0].T]
+        for k, (term, lam) in enumerate(zip(self.terms[1:], factors[1:])):
             o, q = self.rest_offsets[k], term.q
             nl = term.n_levels
             square = s_inv[o:o + nl * q, o:o + nl * q].reshape(nl, q, nl, q)
@@ -365,39 +503,69 @@ class MultiTermModel:
         return condvar
 
     # -- fitting --------------------------------------------------------------
-    def start_theta(self):
+    def start_theta(self, reml=True):
+        """Starting theta (the user's, lme4's coordinates) of the default fit:
+        see `_start_conditioned`."""
+        return self._to_user(self._start_conditioned(reml))
+
+    def _start_conditioned(self, reml=True):
         """Starting theta: for each random intercept term (a scalar term whose
         design is all ones) a one-way analysis-of-variance estimate of its
-        relative standard deviation from the residuals of ordinary least
-        squares, ignoring the other terms (clipped to [0.05, 10]); lme4's start
+        relative standard deviation (clipped to [0.05, 1000]); lme4's start
         (Lambda = I) for the other terms.
+
+        Two sets of estimates, and the one with the lower criterion is kept:
+        each term alone, from the residuals of ordinary least squares (right
+        for nested factors, whose finer levels' means contain the coarser
+        ones'), and by backfitting, each term from those residuals less the
+        other terms' shrunken level means, two sweeps (right for crossed
+        factors: alone, a factor whose variance is 1e6 times another's hides
+        it, and the other's start falls to the clip, where the criterion is
+        concave).  Without an intercept only the first: the residuals keep the
+        response's mean, which backfitting gives to the first term (Penicillin's
+        y ~ 0 + (1 | plate) + (1 | sample) then starts near a local optimum).
 
         The optimum usually lies within a factor of two of it, which saves the
         optimizer a third to a half of its evaluations on large crossed models
         and keeps Newton steps away from the region of negative curvature that
         lme4's start can lead them into (InstEval).
         """
-        r = self._yr
-        n = len(r)
-        rss = float(r @ r)
-        out = []
-        for t in self.terms:
-            theta = t.structure.start_theta()
-            if t.q == 1 and np.all(t.z == 1.0):
-                count = np.bincount(t.codes, minlength=t.n_levels).astype(float)
-                total = np.bincount(t.codes, weights=r, minlength=t.n_levels)
-                k = t.n_levels
-                ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
-                msw = (rss - ssb) / max(n - k, 1)
-                msb = ssb / (k - 1)
-                n0 = (n - float(count @ count) / n) / (k - 1)
-                if msw > 0 and n0 > 0:
-                    theta = np.array([np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw),
-                                              0.05, 10.0)])
-            out.append(theta)
+        scalar = [k for k, t in enumerate(self.terms) if t.q == 1 and np.all(t.z == 1.0)]
+        alone = self._anova_start(scalar, backfit=False)
+        if len(scalar) < 2 or self._x_intercept is None:
+            return alone
+        backfitted = self._anova_start(scalar, backfit=True)
+        if self._deviance_conditioned(backfitted, reml) < \
+                self._deviance_conditioned(alone, reml):
+            return backfitted
+        return alone
+
+    def _anova_start(self, scalar, backfit):
+        r0 = self._yr
+        out = [t.structure.start_theta() for t in self.terms]
+        fitted = {k: np.zeros(len(r0)) for k in scalar}
+        for _sweep in range(2 if backfit else 1):
+            for k in scalar:
+                t = self.terms[k]
+                r = r0 - sum(fitted[j] for j in scalar if j != k) if backfit else r0
+                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels)
+                if rel is not None:
+                    out[k] = np.array([rel])
         return np.concatenate(out)
 
     def fit(self, reml=True, start=None, method=None):
+        """Fit by REML (default) or ML; returns MultiTermResults (see `_fit`).
+
+        The dense factorizations run with `lmm._threads.default_threads` BLAS
+        threads (1 unless LMM_BLAS_THREADS says otherwise): OpenBLAS's threads
+        slow a fit several times when other processes hold the cores, and on
+        these matrices (order up to a few thousand, factored again at each
+        evaluation) more threads gain little on an idle machine.
+        """
+        with blas_threads():
+            return self._fit(reml, start, method)
+
+    def _fit(self, reml, start, method):
         """Fit by REML (default) or ML; returns MultiTermResults.
 
         method None (default): from `start_theta`, trust-region Newton steps with
@@ -407,76 +575,221 @@ class MultiTermModel:
         searches from lme4's start too and the better end point is kept.  Any
         scipy.optimize.minimize method name runs that method instead, from
         lme4's start.
+
+        The end point is then checked (`lmm.optimize.judge_optimum` on
+        finite-difference derivatives).  If it fails, COBYQA restarts once from
+        it (Newton steps finishing); if the best point still fails, the results
+        say converged=False and a ConvergenceWarning gives the reasons.  Every
+        search is listed in ``results.optimization.attempts``.
         """
         lme4_start = np.concatenate([t.structure.start_theta() for t in self.terms])
         lower = self.lower_bounds
-        fun = lambda th: self.deviance(np.maximum(th, lower), reml)  # noqa: E731
+        fun = lambda th: self._deviance_conditioned(np.maximum(th, lower), reml)  # noqa: E731
+        attempts = []
+        if start is not None:
+            start = self._to_conditioned(start)
         if method is not None:
-            theta0 = lme4_start if start is None else np.asarray(start, dtype=float)
+            theta0 = lme4_start if start is None else start
             res = self._scipy_search(fun, theta0, lower, method)
+            attempts.append(_attempt(str(method), res))
         else:
-            theta0 = self.start_theta() if start is None else np.asarray(start, dtype=float)
+            theta0 = self._start_conditioned(reml) if start is None else start
             if self.n_theta > FD_NEWTON_MAX_THETA:
-                res = self._scipy_search(fun, theta0, lower,
-                                         "COBYQA" if _has_cobyqa() else "Powell")
+                res = self._scipy_search(fun, theta0, lower, derivative_free())
+                attempts.append(_attempt(derivative_free(), res))
             else:
-                theta, value, ok, _ = self.criterion.minimize(theta0, lower, reml,
-                                                              max_iter=FD_NEWTON_MAX_ITER)
-                res = optimize.OptimizeResult(x=theta, fun=value, success=ok, nfev=None)
-                on_bound = any(np.any(t.structure.lam(theta[sl]).diagonal() < 1e-4)
-                               for t, sl in zip(self.terms, self.theta_slices))
-                if not ok or on_bound:
-                    other = self._scipy_search(fun, lme4_start, lower,
-                                               "COBYQA" if _has_cobyqa() else "Powell")
-                    if other.fun < value - 1e-10 * (1 + abs(value)) or not ok:
+                res = self._newton(theta0, reml)
+                attempts.append(_attempt("newton", res))
+                if not res.success or self._on_boundary(res.x):
+                    other = self._scipy_search(fun, lme4_start, lower, derivative_free())
+                    attempts.append(_attempt(derivative_free() + " (from lme4's start)",
+                                             other))
+                    if other.fun < res.fun - 1e-10 * (1 + abs(res.fun)) or not res.success:
                         res = other
         theta = np.maximum(res.x, lower)
-        results = MultiTermResults(self, theta, reml, res)
-        if results.singular_messages:
-            import warnings
-
-            from .exceptions import SingularFitWarning
-
-            warnings.warn("The fit is singular (on the boundary of the parameter space): "
-                          + "; ".join(results.singular_messages), SingularFitWarning,
-                          stacklevel=2)
+        check = self.check_optimum(theta, reml, conditioned=True)
+        if not check.converged:
+            theta, check = self._restart(theta, check, reml, attempts)
+        check.attempts = attempts
+        results = MultiTermResults(self, self._to_user(theta), reml, check)
+        _warn_unless_verified(results, check)
         return results
+
+    def _newton(self, theta0, reml):
+        theta, value, ok, iterations = self._criterion.minimize(
+            theta0, self.lower_bounds, reml, max_iter=FD_NEWTON_MAX_ITER)
+        return optimize.OptimizeResult(x=theta, fun=value, success=ok, nit=iterations,
+                                       nfev=None)
+
+    def _on_boundary(self, theta):
+        return any(np.any(t.structure.lam(theta[sl]).diagonal() < SINGULAR_TOLERANCE)
+                   for t, sl in zip(self.terms, self.theta_slices))
+
+    def _restart(self, theta, check, reml, attempts):
+        """What a careful user does when the optimizer stops short: one more search
+        from the best point, derivative-free (COBYQA), then Newton steps; returns
+        the better point and its check."""
+        lower = self.lower_bounds
+        fun = lambda th: self._deviance_conditioned(np.maximum(th, lower), reml)  # noqa: E731
+        other = self._scipy_search(fun, theta, lower, derivative_free())
+        attempts.append(_attempt(derivative_free() + " (restart from the best point)",
+                                 other))
+        candidate = np.maximum(other.x, lower)
+        if self.n_theta <= FD_NEWTON_MAX_THETA:
+            polished = self._newton(candidate, reml)
+            attempts.append(_attempt("newton (after the restart)", polished))
+            if polished.fun <= fun(candidate):
+                candidate = np.maximum(polished.x, lower)
+        new_check = self.check_optimum(candidate, reml, conditioned=True)
+        if new_check.converged or new_check.deviance < check.deviance:
+            return candidate, new_check
+        return theta, check
+
+    def theta_labels(self):
+        """Labels of theta's entries (term by term): ``Lambda['x', '(Intercept)']
+        for 'a'``."""
+        labels = []
+        for t in self.terms:
+            labels.extend(theta_labels(t.structure, t.names, t.group))
+        return labels
+
+    def _hessian_noise(self, theta, f, reml):
+        """Rounding error of the finite-difference Hessian's entries: the
+        criterion's own rounding (the spread of its values at theta moved by a
+        few ulps, never below 2 ulps of f) times 4 over the steps' product."""
+        values = [f]
+        for k in (1, 2, 3, 4):
+            values.append(self._deviance_conditioned(theta * (1.0 + k * 4e-16), reml))
+        rounding = max(float(np.ptp(values)), 4.4e-16 * abs(f))
+        steps = CHECK_STEP * np.maximum(1.0, np.abs(theta))   # those of `derivatives`
+        return 4.0 * rounding / np.outer(steps, steps)
+
+    def check_optimum(self, theta, reml=True, conditioned=False):
+        """The optimum check at theta (the user's, or with conditioned=True the
+        optimizer's) by `lmm.optimize.judge_optimum` on the compiled criterion's
+        finite-difference gradient and Hessian in the conditioned coordinates.
+
+        Returns
+        -------
+        lmm.optimize.OptimumCheck (its theta in the conditioned coordinates)
+        """
+        theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
+        before = self._criterion.n_evaluations
+        f, g, h = self._criterion.derivatives(theta, reml)
+        labels = self.theta_labels()
+        verdict = judge_optimum(theta, f, g, h, self.lower_bounds, names=labels)
+        if verdict.flat or any("saddle" in m for m in verdict.messages):
+            # the curvature found may be the differences' error: rounding (1e-7 in
+            # the criterion of a crossed model with a variance ratio of 1e6) over
+            # the steps' product, and the forward differences' O(step) error off
+            # the diagonal.  Look again with longer steps, extrapolated (the
+            # Hessians at steps h and 2h: 2 H_h - H_2h cancels the O(h) term),
+            # and judge against both errors
+            _, _, h1 = self._criterion.derivatives(theta, reml, CHECK_STEP)
+            _, _, h2 = self._criterion.derivatives(theta, reml, 2 * CHECK_STEP)
+            noise = np.abs(h1 - h2) + self._hessian_noise(theta, f, reml)
+            h = 2 * h1 - h2
+            verdict = judge_optimum(theta, f, g, h, self.lower_bounds, names=labels,
+                                    hessian_noise=noise)
+        return OptimumCheck(
+            theta=theta, deviance=f, gradient=g, projected_gradient=verdict.projected_gradient,
+            hessian=h, at_bound=verdict.at_bound, converged=verdict.converged,
+            messages=verdict.messages, n_evaluations=self._criterion.n_evaluations - before,
+        )
 
     @staticmethod
     def _scipy_search(fun, theta0, lower, method):
         bounds = optimize.Bounds(lower, np.full_like(lower, np.inf))
-        if method == "COBYQA":
-            options = dict(f_target=-np.inf, maxfev=4000, initial_tr_radius=0.5,
-                           final_tr_radius=1e-6)
-        elif method == "Powell":
-            options = dict(xtol=1e-10, ftol=1e-14, maxfev=20000)
-        else:
-            options = {}
+        options = derivative_free_options(method) if method in ("COBYQA", "Powell") else {}
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
-def _has_cobyqa():
-    import scipy
+def _one_way_anova(r, codes, n_levels):
+    """One-way analysis of variance of r by the level codes: the relative
+    standard deviation of the level effects (clipped to [0.05, 1000], None if
+    the within-level mean square vanishes) and the shrunken level means, per
+    row."""
+    n = len(r)
+    count = np.bincount(codes, minlength=n_levels).astype(float)
+    total = np.bincount(codes, weights=r, minlength=n_levels)
+    ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
+    msw = (float(r @ r) - ssb) / max(n - n_levels, 1)
+    msb = ssb / (n_levels - 1)
+    n0 = (n - float(count @ count) / n) / (n_levels - 1)
+    if not (msw > 0 and n0 > 0):
+        return None, np.zeros(n)
+    rel = float(np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0))
+    shrink = count * rel ** 2 / (1.0 + count * rel ** 2)
+    return rel, (shrink * total / np.maximum(count, 1.0))[codes]
 
-    major, minor = (int(v) for v in scipy.__version__.split(".")[:2])
-    return (major, minor) >= (1, 14)
+
+class UserCriterion:
+    """The model's criterion in the user's (lme4's) theta: what
+    ``MultiTermModel.criterion`` offers callers outside the optimizer (profile
+    intervals, tests); the compiled criterion works in the conditioned
+    coordinates."""
+
+    def __init__(self, model):
+        self._model = model
+
+    def deviance(self, theta, reml=True):
+        """The profiled criterion at the user's theta."""
+        return self._model.deviance(theta, reml)
+
+    @property
+    def rss(self):
+        """The penalized residual sum of squares at the last evaluation."""
+        return self._model._criterion.rss
+
+    @property
+    def n_evaluations(self):
+        return self._model._criterion.n_evaluations
+
+
+def _attempt(method, res):
+    """One search of the optimization record."""
+    return dict(method=method, deviance=float(res.fun), success=bool(res.success),
+                message=str(getattr(res, "message", "")),
+                iterations=int(getattr(res, "nit", 0) or 0))
+
+
+def _warn_unless_verified(results, check):
+    """SingularFitWarning on the boundary, else ConvergenceWarning if the check
+    failed (as the one-factor MixedLM.fit does)."""
+    if results.singular_messages:
+        extra = "" if check.converged else \
+            "; and the optimum check failed: " + "; ".join(check.messages)
+        warnings.warn("The fit is singular (on the boundary of the parameter space): "
+                      + "; ".join(results.singular_messages) + extra, SingularFitWarning,
+                      stacklevel=4)
+    elif not check.converged:
+        warnings.warn("The fit did not converge: " + "; ".join(check.messages),
+                      ConvergenceWarning, stacklevel=4)
 
 
 class MultiTermResults:
-    """Results of a model with several random-effect terms (lme4-style)."""
+    """Results of a model with several random-effect terms (lme4-style).
 
-    def __init__(self, model, theta, reml, opt):
+    ``theta`` is lme4's (the terms' relative covariance factors for the user's
+    data); ``converged`` is the optimum check's verdict; ``optimization`` the
+    check (`lmm.optimize.OptimumCheck`, in the optimizer's conditioned
+    coordinates: its theta, gradient, Hessian and messages) with every search
+    run in ``optimization.attempts``.
+    """
+
+    def __init__(self, model, theta, reml, check):
         self.model = model
         self.theta = theta
         self.reml = reml
         self.method = "REML" if reml else "ML"
-        self._opt = opt
-        sol = model.solution(theta, reml)
+        self.optimization = check
+        sol = model.solution(check.theta, reml, conditioned=True)
         self._sol = sol
         self.llf = -0.5 * sol["deviance"]
         self.scale = float(sol["scale"])
         self.nobs = model.nobs
-        self.converged = bool(getattr(opt, "success", True))
+        # the optimum check's verdict, not the optimizer's own flag
+        self.converged = bool(check.converged)
         self.k_fe = model.k_fe
         n_cov = sum(int(t.structure.cov_rows.size) for t in model.terms)
         self.n_params = self.k_fe + n_cov + 1
@@ -484,11 +797,13 @@ class MultiTermResults:
     @cached_property
     def singular_messages(self):
         """Terms whose covariance is singular (lme4's isSingular, per term)."""
-        from .optimize import SINGULAR_TOLERANCE
-
         msgs = []
+        # in the conditioned coordinates (unit-scale covariates), where theta is
+        # a standard deviation relative to the residual's, as lme4's tolerance
+        # assumes: a slope's variance is not zero because x is in microseconds
+        theta = self.optimization.theta
         for term, sl in zip(self.model.terms, self.model.theta_slices):
-            lam = term.structure.lam(self.theta[sl])
+            lam = term.structure.lam(theta[sl])
             for j in range(term.q):
                 if lam[j, j] < SINGULAR_TOLERANCE:
                     if np.all(np.abs(lam[j, :j]) < SINGULAR_TOLERANCE):
@@ -583,7 +898,8 @@ class MultiTermResults:
     def random_effects_cov(self):
         """{factor: (levels, q, q) array} conditional covariances of the modes
         given the data (lme4's condVar, fixed effects held at their estimates)."""
-        condvar = self.model.conditional_covariances(self.theta, self.reml)
+        condvar = self.model.conditional_covariances(self.optimization.theta, self.reml,
+                                                     conditioned=True)
         return {term.group: cv for term, cv in zip(self.model.terms, condvar)}
 
     def conf_int_re(self, level=0.95, method="profile", criterion="ML"):
@@ -662,7 +978,9 @@ class MultiTermResults:
             include_re); the model's own data if omitted.
         include_re : bool
             Add each term's conditional modes for the row's level; a level not
-            seen in the fit contributes zero (lme4's ``allow.new.levels``).
+            seen in the fit, or a missing one, contributes zero (lme4's
+            ``allow.new.levels``).  Only True or False: choosing terms will be
+            lme4's ``re_form``.
 
         Returns
         -------
@@ -670,6 +988,10 @@ class MultiTermResults:
         """
         from .formula.design import _factor_codes, transform_exog
 
+        if not isinstance(include_re, bool | np.bool_):
+            raise TypeError(
+                f"include_re must be True or False, got {include_re!r}; to include only "
+                "some random-effect terms use re_form (lme4's argument; not yet supported)")
         m = self.model
         fe = self._sol["fe_params"]
         if exog is None:
@@ -692,7 +1014,10 @@ class MultiTermResults:
                 z = np.column_stack([transform_exog(d, exog) for d in term.designs])
                 new_codes, new_labels = _factor_codes(exog, term.group)
                 position = {lab: i for i, lab in enumerate(term.labels)}
-                rows = np.array([position.get(lab, -1) for lab in new_labels])[new_codes]
+                # (a missing value's code is -1: it must not index the last label)
+                level_rows = np.array([position.get(lab, -1) for lab in new_labels] + [-1],
+                                      dtype=np.intp)
+                rows = level_rows[np.where(new_codes >= 0, new_codes, len(new_labels))]
                 known = rows >= 0
                 out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
         return out
