@@ -27,7 +27,7 @@ import numpy as np
 
 from . import datasets
 from ._arguments import NOT_YET, check_keywords
-from .exceptions import ConvergenceWarning, SingularFitWarning
+from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
 from .lrt import LRTestResult, lrtest
 from .many import ManyResults, fit_many
 from .model import MixedLM
@@ -98,6 +98,7 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
 
 __all__ = [
     "ConvergenceWarning",
+    "IllConditionedWarning",
     "MixedLM",
     "MixedLMParams",
     "MixedLMResults",

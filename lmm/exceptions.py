@@ -16,3 +16,9 @@ class ConvergenceWarning(UserWarning):
 
 class SingularFitWarning(ConvergenceWarning):
     """The optimum lies on the boundary: a random-effect covariance is singular."""
+
+
+class IllConditionedWarning(UserWarning):
+    """The model, as parametrized, is ill-conditioned in the user's units: digits of
+    the answer are lost however it is computed (the message says how many, and what
+    reparametrization avoids it)."""

@@ -17,7 +17,7 @@ from . import _core
 from ._arguments import IGNORED, NOT_YET, check_keywords, warn_ignored
 from .covariance import CovarianceStructure, Reparametrization
 from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
-from .exceptions import ConvergenceWarning, SingularFitWarning
+from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
 from .optimize import minimize_deviance
 from .params import MixedLMParams
 from .results import MixedLMResults
@@ -623,6 +623,7 @@ class MixedLM:
                         kept = kept or shift_back[j] != 0.0
                         shift_back[j] = 0.0
                     if any(shift_back):
+                        self._warn_uncentred(shift_back)
                         u = _identity(self.k_re)
                         u[j0] += shift_back
                         st = st.mapped(z_map=u)
@@ -654,6 +655,27 @@ class MixedLM:
             self._deviances[key] = ProfiledDeviance(
                 st, structure, reml, reparam, x_scale, self._fe_centring if centred else None)
         return self._deviances[key]
+
+    def _warn_uncentred(self, shifts):
+        """Warn when a random-effect covariate that the covariance structure keeps
+        uncentred (it is not in an unstructured block with the intercept) has an
+        offset so large against its spread that its products lose most digits."""
+        ztz_all = self._ztz_all          # (of the centred columns)
+        n = self.nobs
+        for j, shift in enumerate(shifts):
+            if shift == 0.0:
+                continue
+            sd = math.sqrt(max(ztz_all[j, j], 0.0) / n)
+            ratio = abs(shift) / sd if sd > 0 else math.inf
+            if ratio > 1e4:
+                lost = min(16, int(2 * math.log10(ratio)))
+                warnings.warn(
+                    f"random effect {self.exog_re_names[j]!r} has mean {shift:.4g} and "
+                    f"standard deviation {sd:.3g}: in a covariance structure where it is "
+                    "uncorrelated with the intercept its offset is part of the model, and "
+                    f"about {lost} of 16 digits of its within-group variation are lost; "
+                    "centre the covariate, or let it correlate with the random intercept",
+                    IllConditionedWarning, stacklevel=4)
 
     def _start_theta(self, start_params, dev):
         s = dev.structure

@@ -206,3 +206,20 @@ def test_time_as_unix_timestamp_from_formula(dietox):
     _close(res.llf, base.llf, REL_LLF)
     _close(res.fe_params.iloc[1], base.fe_params.iloc[1], REL_EST)
     assert isinstance(res.fe_params, pd.Series)
+
+
+def test_uncorrelated_slope_of_an_offset_covariate_warns_ill_conditioned(dietox):
+    """A diagonal structure is not invariant to the covariate's shift: with an offset
+    of 1e6 against a spread of 3.4, it is ill-conditioned in the user's units (said),
+    while the unstructured model is exactly invariant (silent)."""
+    import warnings
+
+    d = dietox.assign(Time=dietox["Time"] + 1e6)
+    with pytest.warns(lmm.IllConditionedWarning, match="'Time' has mean 1e\\+06"):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", lmm.SingularFitWarning)
+            lmm.lmer("Weight ~ Time + (Time || Pig)", d)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+        lmm.lmer("Weight ~ Time + (Time || Pig)", dietox)
