@@ -85,6 +85,7 @@ def response_cross_products(
 class ManyFitter:
     # Fits many responses on one design in C (see lmm/many.py for the arguments).
     def __init__(self, *args, **kwargs) -> None: ...
+    def set_intercept_contrast(self, index: int, contrast: NDArray[np.float64]) -> None: ...
     def fit(
         self, Y: NDArray[np.float64], miss_ptr: NDArray[np.intp], miss_rows: NDArray[np.intp],
         out: NDArray[np.float64], flags: NDArray[np.intp],

@@ -2035,6 +2035,20 @@ cdef class ManyFitter:
     cdef bint warm_start
     cdef int q, p, nd, n_groups, ncov
     cdef public int n_columns
+    # the intercept of a centred design reported at the user's origin (see
+    # set_intercept_contrast); se_index -1: none
+    cdef int se_index
+    cdef double[::1] se_contrast
+
+    def set_intercept_contrast(self, int index, contrast):
+        """Report fixed effect `index` as contrast' beta (and its standard error):
+        with X centred, X - 1 m' = X A, the user's intercept is e_i'beta - m'beta
+        (contrast = e_i - m), the others unchanged.  Call before any `fit`."""
+        c = np.ascontiguousarray(contrast, dtype=float)
+        if not 0 <= index < self.p or c.shape != (self.p,):
+            raise ValueError("the contrast needs an index below p and p entries")
+        self.se_contrast = c
+        self.se_index = index
 
     def __init__(self, X, Z, order, group_offsets, ztz, ztx, xtx, ztz_s, ztx_s, xtx_s,
                  t, x_scale, double shift, bint reml, theta_rows, theta_cols, lower,
@@ -2043,6 +2057,7 @@ cdef class ManyFitter:
                  double research_radius=0.1, double research_radius_1d=0.5,
                  bint warm_start=True):
         cdef Py_ssize_t g, r
+        self.se_index = -1
         self.X = X
         self.Z = Z
         self.order = order
@@ -2612,14 +2627,23 @@ cdef class ManyFitter:
         scale = rss / nu
         for a in range(p):
             o[a] = (beta[a] + bols[a]) * xs[a]
-            # diag of (X'V^-1X)^-1 = |L^-1 e_a|^2
+            # diag of (X'V^-1X)^-1 = |L^-1 e_a|^2; for the contrast c of
+            # set_intercept_contrast, var(c'beta) = scale |L^-1 (xs * c)|^2
             for b in range(p):
-                xvy[b] = 1.0 if a == b else 0.0
+                if a == self.se_index:
+                    xvy[b] = self.se_contrast[b] * xs[b]
+                else:
+                    xvy[b] = 1.0 if a == b else 0.0
             _solve_lower(xvx, p, xvy, 1, False)
             s = 0.0
             for b in range(p):
                 s += xvy[b] * xvy[b]
-            o[p + a] = sqrt(scale * s) * xs[a]
+            o[p + a] = sqrt(scale * s) * (1.0 if a == self.se_index else xs[a])
+        if self.se_index >= 0:
+            s = 0.0
+            for b in range(p):
+                s += self.se_contrast[b] * o[b]
+            o[self.se_index] = s
         # cov_re = scale (T Lambda)(T Lambda)'
         for j in range(q):
             for k in range(q):

@@ -253,6 +253,7 @@ class Reparametrization:
                 elif col_rms[j] > 0:
                     t[j, j] = 1.0 / col_rms[j]
         self.structure = structure
+        self.z_centring = z_centring
         self.t_products = t
         self.t = t if z_centring is None else z_centring @ t
 

@@ -77,20 +77,39 @@ class _Design:
         from .covariance import CovarianceStructure
 
         structure = CovarianceStructure(model.k_re, model._re_blocks)
-        dev = model._deviance(reml, structure, centred=False)
+        # The fitter works on the model's centred design (its products keep their
+        # digits): X - 1 x_shift' (with an intercept), Z's columns centred where the
+        # covariance structure allows it (Z B, B = I - e_0 m'), each response centred
+        # at its mean (_fit_block).  The intercept is reported at the user's origin
+        # (the fitter's set_intercept_contrast), cov_re mapped back by B (_to_user).
+        dev = model._deviance(reml, structure)
         self.token = uuid.uuid4().hex
         self.reml = bool(reml)
         self.warm_start = bool(warm_start)
-        self.X = np.ascontiguousarray(model.exog, dtype=float)
-        self.Z = np.ascontiguousarray(model.exog_re, dtype=float)
+        self.X_user = np.ascontiguousarray(model.exog, dtype=float)
+        self.Z_user = np.ascontiguousarray(model.exog_re, dtype=float)
+        X, Z = self.X_user, self.Z_user
+        centring = model._fe_centring
+        self.fe_contrast = None
+        if centring is not None and np.any(centring.x_shift):
+            X = X - centring.x_shift
+            self.fe_contrast = (centring.intercept, -centring.x_shift)
+            self.fe_contrast[1][centring.intercept] = 1.0
+        self.z_centring = dev.reparam.z_centring
+        if self.z_centring is not None:
+            kept = -self.z_centring[model._z_intercept].copy()
+            kept[model._z_intercept] = 0.0
+            Z = Z - kept
+        self.X = np.ascontiguousarray(X)
+        self.Z = np.ascontiguousarray(Z)
         self.groups = model.groups
         self.order = np.ascontiguousarray(model.row_order, dtype=np.intp)
         self.offsets = np.ascontiguousarray(model.group_offsets, dtype=np.intp)
-        st = model.cross_products
+        st = dev.user_stats
         self.ztz, self.ztx, self.xtx = st.ztz, st.ztx, st.xtx
         cs = dev.stats
         self.ztz_s, self.ztx_s, self.xtx_s = cs.ztz, cs.ztx, cs.xtx
-        self.t = np.ascontiguousarray(dev.reparam.t)
+        self.t = np.ascontiguousarray(dev.reparam.t_products)
         self.x_scale = np.ascontiguousarray(dev.x_scale)
         self.shift = float(dev.shift)
         self.blocks = model._re_blocks
@@ -131,6 +150,8 @@ class _Design:
     def __getstate__(self):
         state = dict(self.__dict__)
         state["_fitter"] = None
+        # (workers fit on the centred rows; only `model_for(user=True)` reads these)
+        state["X_user"] = state["Z_user"] = None
         return state
 
     @property
@@ -148,13 +169,40 @@ class _Design:
                 NEWTON_DECREMENT_TOLERANCE, SINGULAR_TOLERANCE, RESEARCH_RADIUS,
                 RESEARCH_RADIUS_ONE, self.warm_start,
             )
+            if self.fe_contrast is not None:
+                self._fitter.set_intercept_contrast(*self.fe_contrast)
         return self._fitter
 
-    def model_for(self, y, **kwargs):
-        """A MixedLM of this design with response y (its NaN rows dropped)."""
+    def to_user(self, out):
+        """Map the cov_re entries of table rows (in place) from the centred Z B to the
+        user's Z: cov = B cov_B B'."""
+        if self.z_centring is None or not len(out):
+            return out
+        p, q, ncov = self.p, self.q, len(self.cov_rows)
+        vals = out[:, 2 * p:2 * p + ncov]
+        cov = np.zeros((len(out), q, q))
+        cov[:, self.cov_rows, self.cov_cols] = vals
+        cov[:, self.cov_cols, self.cov_rows] = vals
+        b = self.z_centring
+        user = b @ cov @ b.T
+        out[:, 2 * p:2 * p + ncov] = user[:, self.cov_rows, self.cov_cols]
+        return out
+
+    def model_for(self, y, user=False, **kwargs):
+        """A MixedLM of this design with response y (its NaN rows dropped): on the
+        centred rows the fitter uses, or with `user` on the user's rows."""
         from .model import MixedLM
 
-        md = MixedLM(y, self.X, self.groups, exog_re=self.Z, missing="drop",
+        X, Z = self.X, self.Z
+        if user:
+            X, Z = self.X_user, self.Z_user
+            if X is None:          # (an unpickled design: the shifts added back)
+                X, Z = self.X.copy(), self.Z.copy()
+                if self.fe_contrast is not None:
+                    X -= self.fe_contrast[1] - np.eye(self.p)[self.fe_contrast[0]]
+                if self.z_centring is not None:
+                    Z = Z @ np.linalg.inv(self.z_centring)
+        md = MixedLM(y, X, self.groups, exog_re=Z, missing="drop",
                      exog_names=self.exog_names, exog_re_names=self.exog_re_names,
                      group_name=self.group_name, **kwargs)
         if self.blocks is not None:
@@ -205,6 +253,10 @@ def _python_row(design, y):
     p = design.p
     row[:p] = sol["fe_params"]
     row[p:2 * p] = np.sqrt(np.diag(sol["vcov_fe"]))
+    if design.fe_contrast is not None:      # (the intercept at the user's origin)
+        i, c = design.fe_contrast
+        row[i] = c @ sol["fe_params"]
+        row[p + i] = math.sqrt(max(float(c @ sol["vcov_fe"] @ c), 0.0))
     row[2 * p:2 * p + ncov] = sol["cov_re"][design.cov_rows, design.cov_cols]
     row[2 * p + ncov:] = res.scale, res.llf, res.nobs
     flags[1:] = res.converged, res.is_singular, res.optimizer["iterations"]
@@ -252,6 +304,7 @@ def _fit_block(design, Y):
             messages[int(c)] = msgs
     if y_shift is not None:
         out[:, design.y_centring_column] += y_shift
+    design.to_user(out)
     return out, flags, python, messages
 
 
@@ -726,7 +779,7 @@ class ManyResults:
             kwargs["formula"] = f"{label} ~ {self._rhs}"
         elif m.formula is not None:
             kwargs["formula"] = m.formula
-        md = self._design.model_for(y, **kwargs)
+        md = self._design.model_for(y, user=True, **kwargs)
         if isinstance(m.lmer_formula, LmerFormula):
             md.lmer_formula = _dc_replace(m.lmer_formula, response=label)
         fit_kwargs.setdefault("reml", self.reml)

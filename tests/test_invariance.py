@@ -223,3 +223,60 @@ def test_uncorrelated_slope_of_an_offset_covariate_warns_ill_conditioned(dietox)
         warnings.simplefilter("error")
         lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
         lmm.lmer("Weight ~ Time + (Time || Pig)", dietox)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+@pytest.mark.parametrize("c", [1e3, 1e6, 1.7e9])
+def test_fit_many_covariate_shift(dietox, reml, c):
+    """fit_many with Time + c (in X and in Z, unstructured): every response's llf, slope
+    and slope variance as on the unshifted data, the intercept and its standard error
+    those of the one-model fit at the shifted origin; a response with missing values
+    (the fitter's own-rows path) too."""
+    rng = np.random.default_rng(8)
+    w = dietox["Weight"].to_numpy()
+    Y = np.column_stack([w, w + rng.normal(size=len(w)), w * 0.5 + 3.0])
+    Y[::17, 1] = np.nan
+    shifted = dietox.assign(Time=dietox["Time"] + c)
+    ref_data = dietox.assign(Time=(dietox["Time"] + c) - c)
+    res = lmm.fit_many("~ Time", shifted, responses=Y, groups="Pig", re_formula="~Time",
+                       reml=reml).table
+    ref = lmm.fit_many("~ Time", ref_data, responses=Y, groups="Pig", re_formula="~Time",
+                       reml=reml).table
+    _close(res["llf"].to_numpy(), ref["llf"].to_numpy(), REL_LLF)
+    slope = [col for col in res.columns if col == "Time"][0]
+    _close(res[slope].to_numpy(), ref[slope].to_numpy(), REL_EST)
+    var = [col for col in res.columns if col.startswith("Time Var")][0]
+    _close(res[var].to_numpy(), ref[var].to_numpy(), REL_EST)
+    # the intercept at the shifted origin, and its standard error, as one MixedLM fit
+    # of the same response on the shifted data gives them
+    for j in range(Y.shape[1]):
+        keep = ~np.isnan(Y[:, j])
+        one = _fit(Y[keep, j], shifted["Time"].to_numpy(float)[keep],
+                   dietox["Pig"].to_numpy()[keep], reml)
+        icpt = res.columns[0]
+        _close(res[icpt].iloc[j], one.fe_params.iloc[0], 1e-8)
+        se = [col for col in res.columns if col.endswith("_se") or col.startswith("se")]
+        if se:
+            _close(res[se[0]].iloc[j], one.bse_fe.iloc[0], 1e-6)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+@pytest.mark.parametrize("s", [1e-6, 1e6])
+def test_fit_many_units(dietox, reml, s):
+    """Units of the responses and of Time in fit_many, as for one model."""
+    w = dietox["Weight"].to_numpy()
+    Y = np.column_stack([w, w * 2.0])
+    ref = lmm.fit_many("~ Time", dietox, responses=Y, groups="Pig", re_formula="~Time",
+                       reml=reml).table
+    res = lmm.fit_many("~ Time", dietox, responses=Y * s, groups="Pig", re_formula="~Time",
+                       reml=reml).table
+    nu = len(w) - 2 if reml else len(w)
+    _close(res["llf"].to_numpy(), ref["llf"].to_numpy() - nu * math.log(s), REL_LLF)
+    _close(res["Time"].to_numpy(), s * ref["Time"].to_numpy(), REL_EST)
+    scaled = dietox.assign(Time=dietox["Time"] * s)
+    res = lmm.fit_many("~ Time", scaled, responses=Y, groups="Pig", re_formula="~Time",
+                       reml=reml).table
+    _close(res["llf"].to_numpy(), ref["llf"].to_numpy() - (math.log(s) if reml else 0.0),
+           REL_LLF)
+    _close(res["Time"].to_numpy() * s, ref["Time"].to_numpy(), REL_EST)
+    _close(res["Time Var"].to_numpy() * s * s, ref["Time Var"].to_numpy(), REL_EST)
