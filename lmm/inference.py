@@ -215,3 +215,64 @@ def coef_table(beta, names, functions, ddf, nobs, alpha=0.05):
     return pd.DataFrame(rows, index=list(names),
                         columns=["estimate", "std_error", "df", "t", "p_value", "ci_lower",
                                  "ci_upper"])
+
+
+def _check_alpha(alpha):
+    if isinstance(alpha, bool) or not isinstance(alpha, int | float) or not 0 < alpha < 1:
+        raise ValueError(f"alpha must be a number in (0, 1), got {alpha!r}")
+
+
+class FixedEffectTests:
+    """`coef_table` and `contrast` for a results class that provides
+    `_varpar_functions` (a `VarianceParameterFunctions`), `_fe_estimates()`,
+    `_fe_names()` and `nobs`: one implementation for every engine."""
+
+    def coef_table(self, ddf="satterthwaite", alpha=0.05):
+        """The fixed effects' t tests, lmerTest's ``summary()`` table.
+
+        Parameters
+        ----------
+        ddf : {'satterthwaite', 'residual', None}
+            Satterthwaite's degrees of freedom (lmerTest's definitions; the default),
+            n - p, or None for normal (z) tests (statsmodels' behaviour).
+        alpha : float
+            For the confidence intervals (1 - alpha).
+
+        Returns
+        -------
+        DataFrame indexed by the fixed effects' names, with columns estimate,
+        std_error, df, t, p_value, ci_lower, ci_upper.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+        >>> round(res.coef_table().loc["Time", "df"], 1)
+        71.0
+        """
+        ddf = check_ddf(ddf)
+        _check_alpha(alpha)
+        return coef_table(self._fe_estimates(), self._fe_names(),
+                                    self._varpar_functions, ddf, self.nobs, alpha)
+
+    def contrast(self, L, ddf="satterthwaite"):
+        """The test of L beta = 0 (lmerTest's ``contest``): a t test for one row, an F
+        test for several.
+
+        Parameters
+        ----------
+        L : array_like, (p,) or (m, p)
+            Contrast vector or matrix over the fixed effects (in `fe_params`' order).
+        ddf : {'satterthwaite', 'residual', None}
+
+        Returns
+        -------
+        One-row DataFrame: estimate, std_error, df, t, p_value, ci_lower, ci_upper
+        (one row of L) or num_df, den_df, F, p_value (several).
+        """
+        ddf = check_ddf(ddf)
+        out = contrast_test(self._fe_estimates(), self._varpar_functions, L, ddf,
+                                      self.nobs)
+        return pd.DataFrame([out])
+

@@ -27,6 +27,7 @@ once, and a point that still fails is reported (converged=False and a
 ConvergenceWarning).
 """
 
+import math
 import warnings
 from dataclasses import dataclass
 from functools import cached_property
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
 
-from . import _core, _multi
+from . import _core, _multi, inference
 from ._threads import blas_threads
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
@@ -458,6 +459,32 @@ class MultiTermModel:
             deviance=dev,
         )
 
+    def deviance_and_vcov_fe(self, theta_user, sigma, reml=True):
+        """lmerTest's deviance in (theta, sigma), sigma not profiled, and the fixed
+        effects' covariance there (see `ProfiledDeviance.deviance_and_vcov_fe`).
+
+        From the profiled criterion's pieces at theta: its value gives log|V| once
+        rss and log|X'V^-1X| are known.
+        """
+        theta = self._to_conditioned(np.asarray(theta_user, dtype=float))
+        out = self._factor(theta, reml)
+        if out is None:
+            raise np.linalg.LinAlgError("the criterion is not finite at theta")
+        dev_profiled = out[2]
+        _, xvx_inv, _, rss = self._criterion.estimates()
+        n, p = self.nobs, self.k_fe
+        nu = n - p if reml else n
+        sign, logdet_inv = np.linalg.slogdet(xvx_inv) if p else (1.0, 0.0)
+        logdet_xvx = -logdet_inv if reml else 0.0
+        logdet_v = dev_profiled - nu * (1.0 + math.log(2.0 * math.pi * rss / nu)) - logdet_xvx
+        sigma2 = float(sigma) ** 2
+        log_2pi_s2 = math.log(2.0 * math.pi * sigma2)
+        dev = logdet_v + rss / sigma2 + n * log_2pi_s2
+        if reml:
+            dev += logdet_xvx - p * log_2pi_s2
+        vcov = sigma2 * xvx_inv * np.outer(self.x_scale, self.x_scale)
+        return float(dev), self._fixed_to_user(np.zeros(p), vcov)[1]
+
     def _fixed_to_user(self, beta, vcov):
         """Fixed effects of the centred columns -> the user's: X_c = X C with
         C = I - e m' (e the intercept, m the column means), so beta = C beta_c,
@@ -767,7 +794,7 @@ def _warn_unless_verified(results, check):
                       ConvergenceWarning, stacklevel=4)
 
 
-class MultiTermResults:
+class MultiTermResults(inference.FixedEffectTests):
     """Results of a model with several random-effect terms (lme4-style).
 
     ``theta`` is lme4's (the terms' relative covariance factors for the user's
@@ -793,6 +820,23 @@ class MultiTermResults:
         self.k_fe = model.k_fe
         n_cov = sum(int(t.structure.cov_rows.size) for t in model.terms)
         self.n_params = self.k_fe + n_cov + 1
+
+    # -- inference with degrees of freedom (lmm.inference, lmerTest's) -------------
+    @cached_property
+    def _varpar_functions(self):
+        model, reml = self.model, self.reml
+        varpar = np.append(np.asarray(self.theta, dtype=float), math.sqrt(self.scale))
+
+        def evaluate(v):
+            return model.deviance_and_vcov_fe(v[:-1], v[-1], reml)
+
+        return inference.VarianceParameterFunctions(evaluate, varpar)
+
+    def _fe_estimates(self):
+        return self._sol["fe_params"]
+
+    def _fe_names(self):
+        return self.model.exog_names
 
     @cached_property
     def singular_messages(self):

@@ -16,12 +16,21 @@ import lmm
 
 DATA = Path(__file__).parent / "data"
 REF = json.loads((DATA / "lmertest.json").read_text())
+for _ref in REF.values():          # (R's JSON writer unboxes length-one vectors)
+    for _key in ("names", "estimate", "std_error", "df", "t", "p_value"):
+        if _key in _ref and not isinstance(_ref[_key], list):
+            _ref[_key] = [_ref[_key]]
 CASES = [k for k in REF if k != "versions"]
 
 
+FILES = {"sleepstudy": "sleepstudy.csv", "penicillin": "penicillin.csv",
+         "pastes": "pastes.csv", "crossedsim": "multi_crossed_sim.csv",
+         "nestedsim": "multi_nested_sim.csv"}
+
+
 def _data(case):
-    if case.startswith("sleepstudy"):
-        return pd.read_csv(DATA / "sleepstudy.csv")
+    if case.split("_")[0] in FILES:
+        return pd.read_csv(DATA / FILES[case.split("_")[0]])
     name = "dietox" if case.startswith("dietox") else "Sitka"
     pkg = "geepack" if name == "dietox" else "MASS"
     return lmm.datasets.get_rdataset(name, pkg).data
@@ -35,6 +44,10 @@ def _formula(case):
         "dietox_slope": "Weight ~ Time + (1 + Time | Pig)",
         "dietox_evit": "Weight ~ Time + C(Evit) + (1 | Pig)",
         "sitka_slope": "size ~ Time + (1 + Time | tree)",
+        "penicillin_crossed": "diameter ~ 1 + (1 | plate) + (1 | sample)",
+        "pastes_nested": "strength ~ 1 + (1 | batch/cask)",
+        "crossedsim_slope": "y ~ x + (1 + x | g1) + (1 | g2)",
+        "nestedsim": "y ~ x + (1 | school/class)",
     }[case.rsplit("_", 1)[0]]
 
 

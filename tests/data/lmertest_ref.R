@@ -10,6 +10,10 @@ write.csv(sleepstudy, "tests/data/sleepstudy.csv", row.names = FALSE)
 dietox <- read.csv("lmm/datasets/dietox.csv")
 sitka <- read.csv("lmm/datasets/Sitka.csv")
 dietox$Evit <- factor(dietox$Evit)
+penicillin <- read.csv("tests/data/penicillin.csv")
+pastes <- read.csv("tests/data/pastes.csv")
+crossed <- read.csv("tests/data/multi_crossed_sim.csv")
+nested <- read.csv("tests/data/multi_nested_sim.csv")
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))
 
 fit_case <- function(formula, data, reml, L = NULL) {
@@ -40,7 +44,15 @@ cases <- list(
                               L = rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))),
   dietox_evit_ml = fit_case(Weight ~ Time + Evit + (1 | Pig), dietox, FALSE,
                             L = rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))),
-  sitka_slope_reml = fit_case(size ~ Time + (1 + Time | tree), sitka, TRUE)
+  sitka_slope_reml = fit_case(size ~ Time + (1 + Time | tree), sitka, TRUE),
+  # several grouping factors (tests/data's CSVs)
+  penicillin_crossed_reml = fit_case(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin,
+                                     TRUE),
+  pastes_nested_reml = fit_case(strength ~ 1 + (1 | batch/cask), pastes, TRUE),
+  crossedsim_slope_reml = fit_case(y ~ x + (1 + x | g1) + (1 | g2), crossed, TRUE,
+                                   L = rbind(c(1, 0), c(0, 1))),
+  crossedsim_slope_ml = fit_case(y ~ x + (1 + x | g1) + (1 | g2), crossed, FALSE),
+  nestedsim_reml = fit_case(y ~ x + (1 | school/class), nested, TRUE)
 )
 cases$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                        lmerTest = as.character(packageVersion("lmerTest")))
