@@ -276,3 +276,55 @@ class FixedEffectTests:
                                       self.nobs)
         return pd.DataFrame([out])
 
+
+    def anova(self, ddf="satterthwaite", type=3):
+        """lmerTest's analysis-of-variance table of the fixed-effects terms: for each
+        term (the formula's terms, the intercept left out) the F test that all its
+        coefficients are zero.
+
+        Parameters
+        ----------
+        ddf : {'satterthwaite', 'residual', None}
+        type : {3, 2}
+            Type III (lmerTest's default) or type II hypotheses.  Without
+            interaction terms both are the joint test of each term's coefficients,
+            which is what is computed; models with interactions (whose type II and III
+            contrasts lmerTest builds from the design's coding) raise
+            NotImplementedError for now, as does type I (sequential).
+
+        Returns
+        -------
+        DataFrame indexed by the term names, with columns num_df, den_df, F, p_value.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> res = lmm.lmer("Weight ~ Time + Evit + (1 | Pig)", d)
+        >>> list(res.anova().index)
+        ['Evit', 'Time']
+        """
+        ddf = check_ddf(ddf)
+        if type in (1, "I"):
+            raise NotImplementedError("type I (sequential) tests are not supported yet")
+        if type not in (2, 3, "II", "III"):
+            raise ValueError(f"type must be 1, 2 or 3, got {type!r}")
+        slices = self._fe_term_slices()
+        terms = [(name, sl) for name, sl in slices.items() if name != "Intercept"]
+        if any(":" in name for name, _ in terms):
+            raise NotImplementedError(
+                "type II and III tests of models with interaction terms are not supported "
+                "yet (their contrasts depend on the coding of the design)")
+        beta = self._fe_estimates()
+        rows = []
+        for _name, sl in terms:
+            cols = range(*sl.indices(len(beta)))
+            L = np.zeros((len(cols), len(beta)))
+            for r, c in enumerate(cols):
+                L[r, c] = 1.0
+            out = contrast_test(beta, self._varpar_functions, L, ddf, self.nobs)
+            if L.shape[0] == 1:
+                out = dict(num_df=1, den_df=out["df"], F=out["t"] ** 2, p_value=out["p_value"])
+            rows.append(out)
+        return pd.DataFrame(rows, index=[name for name, _ in terms],
+                            columns=["num_df", "den_df", "F", "p_value"])

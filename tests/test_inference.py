@@ -16,11 +16,13 @@ import lmm
 
 DATA = Path(__file__).parent / "data"
 REF = json.loads((DATA / "lmertest.json").read_text())
-for _ref in REF.values():          # (R's JSON writer unboxes length-one vectors)
+for _ref in [REF[k] for k in REF if k not in ("versions", "anova")]:
+    # (R's JSON writer unboxes length-one vectors)
     for _key in ("names", "estimate", "std_error", "df", "t", "p_value"):
         if _key in _ref and not isinstance(_ref[_key], list):
             _ref[_key] = [_ref[_key]]
-CASES = [k for k in REF if k != "versions"]
+CASES = [k for k in REF if k not in ("versions", "anova")]
+ANOVA = REF["anova"]
 
 
 FILES = {"sleepstudy": "sleepstudy.csv", "penicillin": "penicillin.csv",
@@ -134,3 +136,37 @@ def test_residual_and_z_tests():
         res.coef_table(alpha=1.5)
     with pytest.raises(ValueError, match="columns"):
         res.contrast([1.0, 0.0, 0.0])
+
+
+@pytest.mark.parametrize("case", list(ANOVA))
+def test_anova_matches_lmertest(case):
+    ref = ANOVA[case]
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    formula = "Weight ~ Time + Evit + Cu + (1 | Pig)"
+    if "crossed" in case:
+        formula += " + (1 | Litter)"
+    res = lmm.lmer(formula, d, REML=ref["reml"])
+    assert res.llf == pytest.approx(ref["loglik"], abs=1e-5)
+    tab = res.anova(type=ref["type"])
+    assert list(tab.columns) == ["num_df", "den_df", "F", "p_value"]
+    tab = tab.loc[ref["terms"]]          # (patsy orders the factors first)
+    np.testing.assert_array_equal(tab["num_df"], ref["num_df"])
+    np.testing.assert_allclose(tab["den_df"], ref["den_df"], rtol=2e-5)
+    np.testing.assert_allclose(tab["F"], ref["F"], rtol=1e-5)
+    np.testing.assert_allclose(tab["p_value"], ref["p_value"], rtol=1e-3, atol=1e-300)
+
+
+def test_anova_refuses_what_it_does_not_compute():
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    res = lmm.lmer("Weight ~ Time * Evit + (1 | Pig)", d)
+    with pytest.raises(NotImplementedError, match="interaction"):
+        res.anova()
+    with pytest.raises(NotImplementedError, match="type I"):
+        res.anova(type=1)
+    with pytest.raises(ValueError, match="type"):
+        res.anova(type=4)
+    n = len(d)
+    x = np.column_stack([np.ones(n), d["Time"].to_numpy(float)])
+    arr = lmm.MixedLM(d["Weight"].to_numpy(), x, d["Pig"].to_numpy()).fit()
+    with pytest.raises(ValueError, match="formula"):
+        arr.anova()

@@ -122,6 +122,22 @@ class FastDesign:
         self.full_coding = full_coding      # categorical label -> one column per level?
         self.variables = set(categorical.values()) | set(numeric.values())
 
+    @property
+    def term_name_slices(self):
+        """Term name -> slice of its columns, as patsy's DesignInfo gives them."""
+        out, start = {}, 0
+        if self.intercept:
+            out["Intercept"] = slice(0, 1)
+            start = 1
+        for term in self.terms:
+            width = 1
+            if len(term) == 1 and term[0] in self.categorical:
+                n_levels = len(self.levels[term[0]])
+                width = n_levels if self.full_coding.get(term[0]) else n_levels - 1
+            out[":".join(term)] = slice(start, start + width)
+            start += width
+        return out
+
     def matrix(self, data, arrays=None):
         """The design matrix of `data` (float64, C-ordered).
 

@@ -54,6 +54,22 @@ cases <- list(
   crossedsim_slope_ml = fit_case(y ~ x + (1 + x | g1) + (1 | g2), crossed, FALSE),
   nestedsim_reml = fit_case(y ~ x + (1 | school/class), nested, TRUE)
 )
+# lmerTest's anova tables (type III and II, Satterthwaite): main-effects models
+anova_case <- function(formula, data, reml, type) {
+  m <- lmerTest::lmer(formula, data = data, REML = reml, control = ctrl)
+  a <- anova(m, type = type, ddf = "Satterthwaite")
+  list(formula = deparse(formula), reml = reml, type = type, loglik = as.numeric(logLik(m)),
+       terms = rownames(a), num_df = unname(a[["NumDF"]]), den_df = unname(a[["DenDF"]]),
+       F = unname(a[["F value"]]), p_value = unname(a[["Pr(>F)"]]))
+}
+dietox$Cu <- factor(dietox$Cu)
+cases$anova <- list(
+  dietox_main_reml_3 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig), dietox, TRUE, 3),
+  dietox_main_reml_2 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig), dietox, TRUE, 2),
+  dietox_main_ml_3 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig), dietox, FALSE, 3),
+  dietox_crossed_reml_3 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig) + (1 | Litter),
+                                     dietox, TRUE, 3)
+)
 cases$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                        lmerTest = as.character(packageVersion("lmerTest")))
 write_json(cases, "tests/data/lmertest.json", digits = NA, auto_unbox = TRUE, pretty = TRUE)
