@@ -74,6 +74,10 @@ class _SdCorParametrization:
         return cov, phi[-1] ** 2
 
 
+
+# (the public name: lmm.bootstrap labels its replicates the same way)
+SdCorParametrization = _SdCorParametrization
+
 class _ProfiledDevianceInPhi:
     """-2 log-likelihood (beta profiled) as a function of (sd, cor, sigma)."""
 

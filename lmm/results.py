@@ -336,6 +336,34 @@ class MixedLMResults(inference.FixedEffectTests):
             raise ValueError(f"exog must have {self.k_fe} columns, got {x.shape[1]}")
         return x @ fe
 
+    # -- simulation and the parametric bootstrap (lmm.bootstrap) --------------------
+    def simulate(self, nsim=1, seed=None):
+        """Responses drawn from the fitted model, (nobs, nsim) (lme4's ``simulate``):
+        new random effects and residuals at the fitted parameters.  See
+        `lmm.bootstrap.simulate`."""
+        from . import bootstrap
+
+        return bootstrap.simulate(self, nsim, seed)
+
+    def bootstrap(self, nboot, seed=None, n_jobs=1, progress=False):
+        """Parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's
+        ``parametricbootstrap``): the model refitted to `nboot` simulated responses
+        by the many-responses fitter.  Returns `lmm.bootstrap.BootstrapResults`
+        (``replicates``, ``sd()``, ``conf_int(level, method)``); reproducible for a
+        seed whatever n_jobs is.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+        >>> res.bootstrap(50, seed=2).conf_int().shape
+        (6, 2)
+        """
+        from . import bootstrap
+
+        return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress)
+
     # -- profiles -------------------------------------------------------------------
     def profile_re(self, re_ix, vtype="re", num_low=5, dist_low=1.0, num_high=5,
                    dist_high=1.0, **fit_kwargs):

@@ -1,0 +1,96 @@
+"""simulate() and the parametric bootstrap.
+
+Oracles: the moments of the model the responses are drawn from (a closed form,
+checked on many draws), and, for the bootstrap, a direct MixedLM fit of the same
+simulated response (another code path than the many-responses fitter's).
+"""
+
+import numpy as np
+import pytest
+
+import lmm
+from lmm.bootstrap import shortest_interval
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    return lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+
+
+def test_simulated_responses_have_the_models_moments(fitted):
+    m = fitted.model
+    y = fitted.simulate(4000, seed=11)
+    assert y.shape == (m.nobs, 4000)
+    mean = m.exog @ fitted.fe_params.to_numpy()
+    # the mean: X beta, to a few standard errors of a 4000-draw average
+    sd_y = y.std(axis=1)
+    assert np.all(np.abs(y.mean(axis=1) - mean) < 5 * sd_y / np.sqrt(4000))
+    # the covariance of two rows of one group: z_i' cov_re z_j (+ scale on the diagonal)
+    rows = np.flatnonzero(m.group_codes == 0)[:3]
+    z = m.exog_re[rows]
+    want = z @ fitted.cov_re.to_numpy() @ z.T + fitted.scale * np.eye(3)
+    got = np.cov(y[rows])
+    np.testing.assert_allclose(got, want, rtol=0.08)
+    # rows of different groups: uncorrelated
+    other = np.flatnonzero(m.group_codes == 1)[0]
+    r = np.corrcoef(y[rows[0]], y[other])[0, 1]
+    assert abs(r) < 5 / np.sqrt(4000)
+
+
+def test_simulate_is_reproducible_and_prefix_stable(fitted):
+    a = fitted.simulate(5, seed=3)
+    np.testing.assert_array_equal(a, fitted.simulate(5, seed=3))
+    np.testing.assert_array_equal(a[:, :2], fitted.simulate(2, seed=3))
+    assert not np.array_equal(a, fitted.simulate(5, seed=4))
+    with pytest.raises(ValueError, match="nsim"):
+        fitted.simulate(0)
+
+
+def test_each_replicate_is_the_direct_fit_of_its_response(fitted):
+    boot = fitted.bootstrap(6, seed=5)
+    y = fitted.simulate(6, seed=5)
+    m = fitted.model
+    assert len(boot) == 6 and boot.n_not_converged == 0
+    for r in range(6):
+        one = lmm.MixedLM(y[:, r], m.exog, m.groups, exog_re=m.exog_re).fit()
+        row = boot.replicates.iloc[r]
+        np.testing.assert_allclose(row[["Intercept", "Time"]].to_numpy(float),
+                                   one.fe_params.to_numpy(), rtol=1e-7)
+        assert row["sigma"] == pytest.approx(np.sqrt(one.scale), rel=1e-7)
+        cov = one.cov_re.to_numpy()
+        assert row["sd_(Intercept)|Pig"] == pytest.approx(np.sqrt(cov[0, 0]), rel=1e-6)
+        assert row["sd_Time|Pig"] == pytest.approx(np.sqrt(cov[1, 1]), rel=1e-6)
+        assert row["cor_Time.(Intercept)|Pig"] == pytest.approx(
+            cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]), rel=1e-5, abs=1e-7)
+
+
+def test_bootstrap_does_not_depend_on_n_jobs(fitted):
+    a = fitted.bootstrap(40, seed=9, n_jobs=1).replicates
+    b = fitted.bootstrap(40, seed=9, n_jobs=2).replicates
+    np.testing.assert_array_equal(a.to_numpy(), b.to_numpy())
+
+
+def test_intervals_and_sd(fitted):
+    boot = fitted.bootstrap(200, seed=1)
+    v = boot.replicates["Time"].to_numpy()
+    ci = boot.conf_int(0.9)
+    assert tuple(ci.loc["Time"]) == pytest.approx(tuple(np.quantile(v, [0.05, 0.95])))
+    assert boot.sd()["Time"] == pytest.approx(v.std(ddof=1))
+    # the bootstrap sd of a slope is near its standard error (200 draws: within 15%)
+    assert boot.sd()["Time"] == pytest.approx(fitted.bse_fe["Time"], rel=0.15)
+    short = boot.conf_int(0.9, method="shortest").loc["Time"]
+    assert short["upper"] - short["lower"] <= ci.loc["Time", "upper"] - ci.loc["Time", "lower"]
+    with pytest.raises(ValueError, match="level"):
+        boot.conf_int(1.5)
+    with pytest.raises(ValueError, match="method"):
+        boot.conf_int(method="bca")
+
+
+def test_shortest_interval_is_the_brute_force_one():
+    rng = np.random.default_rng(0)
+    v = rng.gamma(2.0, size=101)
+    k = int(np.ceil(0.8 * 101))
+    s = np.sort(v)
+    best = min((s[i + k - 1] - s[i], i) for i in range(101 - k + 1))
+    assert shortest_interval(v, 0.8) == (s[best[1]], s[best[1] + k - 1])
