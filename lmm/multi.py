@@ -40,6 +40,7 @@ from . import _core, _multi, inference
 from ._threads import blas_threads
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
+from .formula.lme4 import term_key
 from .optimize import (
     SINGULAR_TOLERANCE,
     OptimumCheck,
@@ -794,6 +795,9 @@ def _warn_unless_verified(results, check):
                       ConvergenceWarning, stacklevel=4)
 
 
+_DEFAULT = object()     # (predict's re_form: the default depends on the model's style)
+
+
 class MultiTermResults(inference.FixedEffectTests):
     """Results of a model with several random-effect terms (lme4-style).
 
@@ -1019,49 +1023,78 @@ class MultiTermResults(inference.FixedEffectTests):
     def REMLcrit(self):
         return -2.0 * self.llf if self.reml else np.nan
 
-    def predict(self, exog=None, include_re=False):
-        """Predictions: fixed effects, plus the random effects with include_re.
+    def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
+                newdata=None, include_re=None):
+        """Predictions, with or without the random effects (lme4's ``predict``).
 
         Parameters
         ----------
-        exog : DataFrame, optional
+        exog, newdata : DataFrame, optional
             New data with the formula's variables (and the grouping columns when
-            include_re); the model's own data if omitted.
-        include_re : bool
-            Add each term's conditional modes for the row's level; a level not
-            seen in the fit, or a missing one, contributes zero (lme4's
-            ``allow.new.levels``).  Only True or False: choosing terms will be
-            lme4's ``re_form``.
+            random effects are included); the model's own data if omitted.  An
+            array is taken as the fixed-effects design (fixed part only).
+        re_form : None, False or str, optional
+            None: every term's random effects; ``"~0"`` or False: none;
+            ``"~(1 | plate)"``: only the grouping factors it names (each with all of
+            its effects).  Default: None for models built by `lmm.lmer`, none for
+            statsmodels-style models (`mixedlm` with `vc_formula`).
+        allow_new_levels : bool
+            A level not seen in the fit, or a missing one, gets zero random effects;
+            otherwise it is an error naming the level.
+        se_fit : bool
+            Also the standard errors of the population-level prediction.
+        include_re : bool, optional
+            The earlier spelling: True is ``re_form=None`` with new levels allowed,
+            False ``re_form="~0"``.
 
         Returns
         -------
-        ndarray of predictions
+        Series indexed like the data (ndarray for an array `exog` or, for a
+        statsmodels-style model, for the model's own data); with `se_fit`, a
+        DataFrame with columns fit and se_fit.
         """
         from .formula.design import _factor_codes, transform_exog
 
-        if not isinstance(include_re, bool | np.bool_):
-            raise TypeError(
-                f"include_re must be True or False, got {include_re!r}; to include only "
-                "some random-effect terms use re_form (lme4's argument; not yet supported)")
         m = self.model
+        lme4_style = getattr(m, "lmer_formula", None) is not None
+        if include_re is not None:
+            if not isinstance(include_re, bool | np.bool_):
+                raise TypeError(
+                    f"include_re must be True or False, got {include_re!r}; to include "
+                    "only some random-effect terms use re_form (lme4's argument)")
+            if re_form is not _DEFAULT:
+                raise TypeError("give re_form or include_re, not both")
+            re_form = None if include_re else False
+            allow_new_levels = allow_new_levels or bool(include_re)
+        if newdata is not None:
+            if exog is not None:
+                raise TypeError("give the new data as exog or as newdata, not both")
+            exog = newdata
+        if re_form is _DEFAULT:
+            re_form = None if lme4_style else False
+        chosen = self._re_form_terms(re_form)
         fe = self._sol["fe_params"]
+        frame = isinstance(exog, pd.DataFrame)
         if exog is None:
-            out = m.exog @ fe
-            if include_re:
-                for term, modes in zip(m.terms, self._sol["modes"]):
-                    out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
-            return out
-        if not isinstance(exog, pd.DataFrame):
+            x, index = m.exog, m.row_labels
+            out = x @ fe
+            for k in chosen:
+                term, modes = m.terms[k], self._sol["modes"][k]
+                out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
+        elif not frame:
             x = np.asarray(exog, dtype=float)
-            if include_re:
-                raise ValueError("include_re needs a DataFrame with the grouping columns")
-            return x @ fe
-        design = getattr(m, "design_info", None)
-        if design is None:
-            raise ValueError("this model was not built from a formula; pass an array")
-        out = transform_exog(design, exog) @ fe
-        if include_re:
-            for term, modes in zip(m.terms, self._sol["modes"]):
+            if chosen:
+                raise ValueError("random effects need a DataFrame with the grouping columns "
+                                 "(or re_form='~0')")
+            out, index = x @ fe, None
+        else:
+            design = getattr(m, "design_info", None)
+            if design is None:
+                raise ValueError("this model was not built from a formula; pass an array")
+            x, index = transform_exog(design, exog), exog.index
+            out = x @ fe
+            for k in chosen:
+                term, modes = m.terms[k], self._sol["modes"][k]
                 z = np.column_stack([transform_exog(d, exog) for d in term.designs])
                 new_codes, new_labels = _factor_codes(exog, term.group)
                 position = {lab: i for i, lab in enumerate(term.labels)}
@@ -1070,16 +1103,60 @@ class MultiTermResults(inference.FixedEffectTests):
                                       dtype=np.intp)
                 rows = level_rows[np.where(new_codes >= 0, new_codes, len(new_labels))]
                 known = rows >= 0
+                if not known.all() and not allow_new_levels:
+                    bad = [lab for lab, r in zip(new_labels, level_rows[:-1]) if r < 0]
+                    what = repr(bad[0]) if bad else "a missing value"
+                    raise ValueError(f"the level {what} of {term.group!r} was not in the fit "
+                                     "(pass allow_new_levels=True to give it zero random "
+                                     "effects)")
                 out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
+        if se_fit:
+            se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self._sol["vcov_fe"], x), 0, None))
+            return pd.DataFrame({"fit": out, "se_fit": se}, index=index)
+        if frame or (lme4_style and index is not None):
+            return pd.Series(out, index=index)
         return out
+
+    def _re_form_terms(self, re_form):
+        """Positions in model.terms of the terms re_form includes."""
+        m = self.model
+        if re_form is None:
+            return list(range(len(m.terms)))
+        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
+            return []
+        if not isinstance(re_form, str):
+            raise TypeError(f"re_form must be None, False or a formula string, got {re_form!r}")
+        text = re_form.strip().lstrip("~").strip()
+        if text in ("0", "-1", "NA", ""):
+            return []
+        from .formula import lme4
+
+        named = lme4.parse("__y__ ~ 0 + " + text).terms
+        groups = [t.group for t in m.terms]
+        parsed = getattr(m, "lmer_formula", None)
+        out = []
+        for term in named:
+            if term.group not in groups:
+                raise ValueError(f"re_form names the grouping factor {term.group!r}, which is "
+                                 f"not one of the model's ({', '.join(groups)})")
+            if parsed is not None:
+                model_exprs = sorted(term_key(t.expr) for t in parsed.terms
+                                     if t.group == term.group)
+                asked = sorted(term_key(t.expr) for t in named if t.group == term.group)
+                if asked != model_exprs:
+                    raise NotImplementedError(
+                        f"re_form must name every effect of {term.group!r} as the model "
+                        "writes them (some of a factor's effects cannot be chosen yet)")
+            out.append(groups.index(term.group))
+        return sorted(set(out))
 
     @property
     def fittedvalues(self):
-        return pd.Series(self.predict(include_re=True), index=self.model.row_labels)
+        return pd.Series(self.predict(re_form=None, newdata=None), index=self.model.row_labels)
 
     @property
     def resid(self):
-        return pd.Series(self.model.endog - self.predict(include_re=True),
+        return pd.Series(self.model.endog - np.asarray(self.predict(re_form=None)),
                          index=self.model.row_labels)
 
     def summary(self, style="lme4", alpha=0.05):

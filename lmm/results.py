@@ -15,8 +15,11 @@ import pandas as pd
 from scipy import stats
 
 from . import inference
+from .formula.lme4 import term_key
 from .optimize import SINGULAR_TOLERANCE
 from .params import MixedLMParams
+
+_DEFAULT = object()     # (predict's re_form: the default depends on the model's style)
 
 
 class MixedLMResults(inference.FixedEffectTests):
@@ -311,30 +314,146 @@ class MixedLMResults(inference.FixedEffectTests):
         """Residuals: endog minus `fittedvalues`."""
         return pd.Series(self.model.endog - self._fitted, index=self.model.row_labels)
 
-    def predict(self, exog=None):
-        """Predictions from the fixed effects only (statsmodels' meaning).
+    def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
+                newdata=None):
+        """Predictions, with or without the random effects.
 
         Parameters
         ----------
-        exog : array_like or DataFrame, optional
-            New fixed-effects design, or for a formula model a DataFrame of the
-            formula's variables.  The model's own design if omitted.
+        exog, newdata : DataFrame or array_like, optional
+            New data (one of the two; `newdata` is lme4's name): for a formula
+            model a DataFrame of the formula's variables (and the grouping column
+            when random effects are included), or the fixed-effects design as an
+            array.  The model's own data if omitted.
+        re_form : None, False or str, optional
+            lme4's meaning: None includes every random-effect term, ``"~0"`` (or
+            False) none, ``"~(1 | Pig)"`` only the terms it names.  Default: None for
+            models built by `lmm.lmer` (lme4's default), none for statsmodels-style
+            models (statsmodels' predict is the fixed part).
+        allow_new_levels : bool
+            A group not seen in the fit (or a missing group label) gets zero random
+            effects; otherwise it is an error naming the level.
+        se_fit : bool
+            Also return the standard errors of the population-level (fixed-effects)
+            prediction, sqrt(x' vcov(beta) x).
+
+        Returns
+        -------
+        Series indexed like the data (ndarray for an array `exog` of a
+        statsmodels-style model, as statsmodels); with `se_fit`, a DataFrame with
+        columns fit and se_fit.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", d)
+        >>> new = d.iloc[:2].copy()
+        >>> bool((res.predict(new) - res.fittedvalues.iloc[:2]).abs().max() < 1e-9)
+        True
         """
+        if newdata is not None:
+            if exog is not None:
+                raise TypeError("give the new data as exog or as newdata, not both")
+            exog = newdata
         m = self.model
+        lme4_style = m.lmer_formula is not None
+        if re_form is _DEFAULT:
+            re_form = None if lme4_style else False
+        columns = self._re_form_columns(re_form)
         fe = self._sol["fe_params"]
+        frame = isinstance(exog, pd.DataFrame)
         if exog is None:
-            return m.exog @ fe
-        if m.design_info is not None and isinstance(exog, pd.DataFrame):
+            x, index = m.exog, m.row_labels
+            out = x @ fe
+            if columns:
+                b = self._modes[0][m.group_codes][:, columns]
+                out = out + np.einsum("ij,ij->i", m.exog_re[:, columns], b)
+        else:
+            if frame and m.design_info is not None:
+                from .formula.design import transform_exog
+
+                x = transform_exog(m.design_info, exog)
+                index = exog.index
+            else:
+                x = np.asarray(exog, dtype=float)
+                if x.ndim == 1:
+                    x = x[None, :] if len(x) == self.k_fe else x[:, None]
+                if x.shape[1] != self.k_fe:
+                    raise ValueError(f"exog must have {self.k_fe} columns, got {x.shape[1]}")
+                index = exog.index if frame else None
+            out = x @ fe
+            if columns:
+                out = out + self._new_data_effects(exog, columns, allow_new_levels)
+        if se_fit:
+            se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self._sol["vcov_fe"], x), 0, None))
+            return pd.DataFrame({"fit": out, "se_fit": se}, index=index)
+        # (statsmodels' types for statsmodels-style models: an ndarray unless the
+        # new data are a DataFrame; lme4-style models: a Series like R's named vector)
+        if frame or lme4_style:
+            return pd.Series(out, index=index)
+        return out
+
+    def _re_form_columns(self, re_form):
+        """The columns of Z that re_form includes (lme4's re.form)."""
+        m = self.model
+        if re_form is None:
+            return list(range(m.k_re))
+        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
+            return []
+        if not isinstance(re_form, str):
+            raise TypeError(f"re_form must be None, False or a formula string, got {re_form!r}")
+        text = re_form.strip().lstrip("~").strip()
+        if text in ("0", "-1", "NA", ""):
+            return []
+        from .formula import lme4
+
+        terms = lme4.parse("__y__ ~ 0 + " + text).terms
+        known = getattr(m, "re_term_columns", None)
+        if known is None:
+            known = [(f"1 | {m.group_name}", list(range(m.k_re)))]
+        wanted = []
+        for term in terms:
+            if term.group != m.group_name:
+                raise ValueError(f"re_form names the grouping factor {term.group!r}; the "
+                                 f"model's is {m.group_name!r}")
+            key = term_key(term.expr)
+            matches = [cols for expr, cols in known if term_key(expr.split("|")[0]) == key]
+            if not matches:
+                raise ValueError(f"re_form's term ({term.expr} | {term.group}) is not a term of "
+                                 "the model")
+            wanted.extend(matches[0])
+        return sorted(set(wanted))
+
+    def _new_data_effects(self, data, columns, allow_new_levels):
+        """Z_new b for the rows of new data (zero where the level is new)."""
+        m = self.model
+        if not isinstance(data, pd.DataFrame):
+            raise ValueError("random effects need a DataFrame with the grouping column "
+                             f"{m.group_name!r} (or re_form='~0')")
+        if m.group_name not in data.columns:
+            raise ValueError(f"the new data have no grouping column {m.group_name!r}")
+        if m.design_info_re is not None:
             from .formula.design import transform_exog
 
-            x = transform_exog(m.design_info, exog)
-            return pd.Series(x @ fe, index=exog.index)
-        x = np.asarray(exog, dtype=float)
-        if x.ndim == 1:
-            x = x[None, :] if len(x) == self.k_fe else x[:, None]
-        if x.shape[1] != self.k_fe:
-            raise ValueError(f"exog must have {self.k_fe} columns, got {x.shape[1]}")
-        return x @ fe
+            z = transform_exog(m.design_info_re, data)
+        elif m.k_re == 1:
+            z = np.ones((len(data), 1))
+        else:
+            raise ValueError("this model's random-effects design was not built from a "
+                             "formula: predict with re_form='~0'")
+        labels = data[m.group_name]
+        position = {lab: g for g, lab in enumerate(m.group_labels)}
+        codes = np.array([position.get(lab, -1) for lab in labels.tolist()], dtype=np.intp)
+        new = codes < 0
+        if new.any() and not allow_new_levels:
+            first = labels[new].tolist()[0]
+            raise ValueError(f"the level {first!r} of {m.group_name!r} was not in the fit "
+                             "(pass allow_new_levels=True to give it zero random effects)")
+        b = self._modes[0][np.where(new, 0, codes)][:, columns]
+        effects = np.einsum("ij,ij->i", z[:, columns], b)
+        effects[new] = 0.0
+        return effects
 
     # -- simulation and the parametric bootstrap (lmm.bootstrap) --------------------
     def simulate(self, nsim=1, seed=None):

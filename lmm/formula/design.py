@@ -326,7 +326,7 @@ def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs)
         missing=missing, re_intercept_name="(Intercept)", eval_env=eval_env, **kwargs,
     )
     names = list(md.exog_re_names)
-    blocks, used = [], set()
+    blocks, used, term_columns = [], set(), []
     for term in parsed.terms:
         cols = [c.replace("Intercept", "(Intercept)") if c == "Intercept" else c
                 for c in _term_columns(term.expr, data, eval_env)]
@@ -345,8 +345,10 @@ def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs)
             )
         used |= set(idx)
         blocks.extend([[i] for i in idx] if term.uncorrelated else [idx])
+        term_columns.append((term.expr, idx))
     md.formula = formula
     md.lmer_formula = parsed
+    md.re_term_columns = term_columns      # (for predict's re_form)
     md.set_re_blocks(blocks)
     return md
 

@@ -153,3 +153,10 @@ def parse(formula):
     if fixed_rhs.startswith("+ "):
         fixed_rhs = fixed_rhs[2:]
     return LmerFormula(response, fixed_rhs or "1", tuple(terms))
+
+
+def term_key(expr):
+    """A bar term's left side as a comparable key: no spaces, the intercept written
+    out (``"Time"`` and ``"1 + Time"`` are the same term)."""
+    text = expr.replace(" ", "")
+    return text if text.startswith(("0+", "-1+", "1+")) or text in ("1", "0") else "1+" + text
