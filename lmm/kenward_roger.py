@@ -36,6 +36,10 @@ from scipy import stats
 # (3000 rows: 72 MB per n x n matrix, a few seconds of O(n^3) work)
 MAX_DENSE_ROWS = 3000
 
+# groups of one size are done in batches of about this many n_g x n_g entries (8 MB
+# per stacked array; a few such arrays per parameter are alive at once)
+BATCH_ENTRIES = 1_000_000
+
 # pbkrtest's threshold on the smallest |eigenvalue| of 2 I before a pseudo-inverse
 _SINGULAR_INFORMATION = 1e-10
 
@@ -137,15 +141,22 @@ def _one_factor_pieces(results):
     units = _units(results.structure)
     pieces = _Pieces(x.shape[1], len(units) + 1)
     sizes = np.diff(offsets)
+    if sizes.max(initial=0) > MAX_DENSE_ROWS:
+        raise NotImplementedError(
+            f"Kenward-Roger forms each group's covariance of y as a dense matrix; the "
+            f"largest group has {sizes.max()} rows, more than the {MAX_DENSE_ROWS} allowed")
     for size in np.unique(sizes):
         if size == 0:
             continue
         starts = offsets[:-1][sizes == size]
-        rows = order[starts[:, None] + np.arange(size)]          # (groups, size)
-        xb, zb = x[rows], z[rows]
-        v = zb @ cov @ np.swapaxes(zb, 1, 2) + scale * np.eye(size)
-        vinv = _inverse_spd(v)
-        pieces.add(xb, vinv, [_Term(zb, z.shape[1], units)])
+        # batches of at most ~BATCH_ENTRIES entries per n_g x n_g stack (bounded memory)
+        per_batch = max(1, BATCH_ENTRIES // (size * size))
+        for first in range(0, len(starts), per_batch):
+            batch = starts[first:first + per_batch]
+            rows = order[batch[:, None] + np.arange(size)]          # (groups, size)
+            xb, zb = x[rows], z[rows]
+            v = zb @ cov @ np.swapaxes(zb, 1, 2) + scale * np.eye(size)
+            pieces.add(xb, _inverse_spd(v), [_Term(zb, z.shape[1], units)])
     return pieces
 
 
@@ -182,11 +193,10 @@ def _several_factor_pieces(results):
 
 
 def _inverse_spd(v):
-    """Inverses of a stack of symmetric positive definite matrices, by Cholesky."""
-    chol = np.linalg.cholesky(v)
-    eye = np.broadcast_to(np.eye(v.shape[-1]), v.shape)
-    linv = np.linalg.solve(chol, eye)
-    return np.swapaxes(linv, -1, -2) @ linv
+    """Inverses of a stack of symmetric positive definite matrices (V = ... + s2 I with
+    s2 > 0), symmetrized. (LU through numpy's inv: faster here than LAPACK's potri.)"""
+    inv = np.linalg.inv(v)
+    return 0.5 * (inv + np.swapaxes(inv, -1, -2))
 
 
 def _adjusted(pieces):

@@ -17,6 +17,7 @@ import pytest
 
 import lmm
 from lmm import kenward_roger
+from lmm.exceptions import SingularFitWarning
 from lmm.kenward_roger import KenwardRoger
 
 DATA = Path(__file__).parent / "data"
@@ -31,6 +32,7 @@ FORMULAS = {
     "dietox_evit": "Weight ~ Time + C(Evit) + (1 | Pig)",
     "dietox_slope": "Weight ~ Time + (1 + Time | Pig)",
     "penicillin_crossed": "diameter ~ 1 + (1 | plate) + (1 | sample)",
+    "boundary_crossed": "diameter ~ x + (1 | plate) + (1 + x || sample)",
 }
 
 
@@ -47,7 +49,17 @@ def _unbalanced():
     return d[(i % 4 != 0) & ~drop_days].reset_index(drop=True)
 
 
+def _boundary():
+    """pbkrtest_ref.R's crossed data whose fit is singular: every second row of
+    penicillin, the first 67, with x = 0, 1, 2, 3, 4, 0, 1, ..."""
+    d = pd.read_csv(DATA / "penicillin.csv").iloc[::2].iloc[:67].reset_index(drop=True)
+    d["x"] = np.arange(len(d)) % 5
+    return d
+
+
 def _data(case):
+    if case == "boundary_crossed":
+        return _boundary()
     if case == "unbalanced_slope":
         return _unbalanced()
     if case.startswith("sleepstudy"):
@@ -76,7 +88,11 @@ def _one_row_tests(kr, p):
 @pytest.fixture(scope="module", params=CASES)
 def fitted(request):
     case = request.param
-    res = lmm.lmer(FORMULAS[case], _data(case))
+    if case == "boundary_crossed":
+        with pytest.warns(SingularFitWarning):
+            res = lmm.lmer(FORMULAS[case], _data(case))
+    else:
+        res = lmm.lmer(FORMULAS[case], _data(case))
     return case, REF[case], res, KenwardRoger(res)
 
 
@@ -219,8 +235,7 @@ def test_blockwise_matches_dense_oracle_uncorrelated_unbalanced():
 
 
 def test_several_factor_path_matches_dense_oracle_on_unbalanced_crossed_data():
-    d = pd.read_csv(DATA / "penicillin.csv").iloc[::2].iloc[:-5].reset_index(drop=True)
-    d["x"] = np.arange(len(d)) % 5
+    d = _boundary()
     # a slope varying by sample (fixed draws), so that no variance is on the boundary
     slopes = np.random.default_rng(7).normal(scale=0.8, size=d["sample"].nunique())
     d["diameter"] += slopes[pd.factorize(d["sample"], sort=True)[0]] * d["x"]
@@ -276,3 +291,17 @@ def test_bad_alpha_raises():
     res = lmm.lmer(FORMULAS["sleepstudy_ri"], _sleepstudy())
     with pytest.raises(ValueError, match="alpha"):
         KenwardRoger(res).test([0, 1], alpha=1.5)
+
+
+def test_batches_of_one_group_give_the_same_answer(monkeypatch):
+    res = lmm.lmer(FORMULAS["dietox_evit"], _data("dietox_evit"))
+    batched = KenwardRoger(res).vcov()
+    monkeypatch.setattr(kenward_roger, "BATCH_ENTRIES", 1)
+    np.testing.assert_allclose(KenwardRoger(res).vcov(), batched, rtol=1e-12)
+
+
+def test_group_above_the_dense_limit_raises(monkeypatch):
+    res = lmm.lmer(FORMULAS["sleepstudy_ri"], _sleepstudy())
+    monkeypatch.setattr(kenward_roger, "MAX_DENSE_ROWS", 5)
+    with pytest.raises(NotImplementedError, match="10 rows"):
+        KenwardRoger(res).vcov()

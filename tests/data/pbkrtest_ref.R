@@ -17,6 +17,10 @@ penicillin <- read.csv("tests/data/penicillin.csv")
 unbalanced <- sleepstudy[(seq_len(nrow(sleepstudy)) %% 4 != 1) &
                          !(sleepstudy$Subject %in% c(308, 309, 310, 330, 331) &
                            sleepstudy$Days >= 7), ]
+# a crossed fit on the boundary (the slope variance by sample estimated at zero): every
+# second row of penicillin, the first 67 of them, with x = 0, 1, 2, 3, 4, 0, 1, ...
+boundary <- penicillin[seq(1, nrow(penicillin), by = 2), ][1:67, ]
+boundary$x <- (seq_len(nrow(boundary)) - 1) %% 5
 ctrl <- lmerControl(optimizer = "bobyqa", optCtrl = list(maxfun = 1e5))
 
 fit_case <- function(formula, data, L = NULL) {
@@ -52,7 +56,8 @@ cases <- list(
   dietox_evit = fit_case(Weight ~ Time + Evit + (1 | Pig), dietox,
                          L = rbind(c(0, 0, 1, 0), c(0, 0, 0, 1))),
   dietox_slope = fit_case(Weight ~ Time + (1 + Time | Pig), dietox),
-  penicillin_crossed = fit_case(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin)
+  penicillin_crossed = fit_case(diameter ~ 1 + (1 | plate) + (1 | sample), penicillin),
+  boundary_crossed = fit_case(diameter ~ x + (1 | plate) + (1 + x || sample), boundary)
 )
 cases$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                        lmerTest = as.character(packageVersion("lmerTest")),
