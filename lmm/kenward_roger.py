@@ -86,47 +86,42 @@ class _Pieces:
         """Add a batch of blocks: x (b, n, p), vinv (b, n, n), terms [_Term]."""
         vx = vinv @ x
         self.xvx += np.einsum("bni,bnj->ij", x, vx)
-        # per parameter: its term (None: the residual) and M_i (U' V^-1 X)
-        params = []
-        cross = {}            # (s, t) -> U_s' V^-1 U_t, the residual's U being I
-        c_of = {}
-        for s, term in enumerate(terms):
-            c_of[s] = np.swapaxes(term.u, 1, 2) @ vx
-            for unit in term.units:
-                params.append((s, _apply_unit(term, unit, c_of[s])))
+        cross = _cross_products(vinv, terms)
+        # per parameter: its term (None: the residual, U = I), C = U' V^-1 X and M_i C
+        c_of = {s: np.swapaxes(term.u, 1, 2) @ vx for s, term in enumerate(terms)}
         c_of[None] = vx
-        params.append((None, vx))
-        vu = {s: vinv @ term.u for s, term in enumerate(terms)}
-        for s, term in enumerate(terms):
-            ut = np.swapaxes(term.u, 1, 2)
-            for t in range(len(terms)):
-                cross[s, t] = ut @ vu[t]
-            cross[s, None] = np.swapaxes(vu[s], 1, 2)
-            cross[None, s] = vu[s]
-        cross[None, None] = vinv
-        # M_i D_ij for the traces: rows of D scaled by the unit of parameter i
-        scaled = {}
-        index = 0
-        for s, term in enumerate(terms):
-            for unit in term.units:
-                for t in list(range(len(terms))) + [None]:
-                    scaled[index, t] = _apply_unit(term, unit, cross[s, t])
-                index += 1
-        for t in list(range(len(terms))) + [None]:
-            scaled[index, t] = cross[None, t]
-        term_of = [s for s, _ in params]
-        for i, (s, mc_i) in enumerate(params):
-            self.p[i] -= np.einsum("bki,bkj->ij", c_of[s], mc_i)
+        params = [(s, unit) for s, term in enumerate(terms) for unit in term.units]
+        params.append((None, None))
+        mc = [c_of[s] if unit is None else _apply_unit(terms[s], unit, c_of[s])
+              for s, unit in params]
+        # M_i D_st for the traces tr(M_i D_st M_j D_ts)
+        keys = list(range(len(terms))) + [None]
+        scaled = [{t: cross[s, t] if unit is None else _apply_unit(terms[s], unit, cross[s, t])
+                   for t in keys} for s, unit in params]
+        for i, (s, _) in enumerate(params):
+            self.p[i] -= np.einsum("bki,bkj->ij", c_of[s], mc[i])
             for j in range(i, len(params)):
-                t, mc_j = params[j]
-                qij = np.einsum("bki,bkj->ij", mc_i, cross[s, t] @ mc_j)
+                t = params[j][0]
+                qij = np.einsum("bki,bkj->ij", mc[i], cross[s, t] @ mc[j])
+                tr = float(np.einsum("bkl,blk->", scaled[i][t], scaled[j][s]))
                 self.q[i, j] += qij
-                if j != i:
-                    self.q[j, i] += qij.T
-                tr = float(np.einsum("bkl,blk->", scaled[i, t], scaled[j, term_of[i]]))
                 self.ktrace[i, j] += tr
                 if j != i:
+                    self.q[j, i] += qij.T
                     self.ktrace[j, i] += tr
+
+
+def _cross_products(vinv, terms):
+    """{(s, t): U_s' V^-1 U_t} over the terms and the residual (key None, U = I)."""
+    vu = {s: vinv @ term.u for s, term in enumerate(terms)}
+    cross = {(None, None): vinv}
+    for s, term in enumerate(terms):
+        ut = np.swapaxes(term.u, 1, 2)
+        for t in range(len(terms)):
+            cross[s, t] = ut @ vu[t]
+        cross[s, None] = np.swapaxes(vu[s], 1, 2)
+        cross[None, s] = vu[s]
+    return cross
 
 
 def _one_factor_pieces(results):
@@ -230,20 +225,39 @@ def _div_zero(a, b, tol=1e-14):
 
 
 def kr_ddf(L, phi, p_list, w):
-    """pbkrtest's denominator df and F scaling of the full-row-rank contrast L.
+    """pbkrtest's denominator df and F scaling of a contrast (its ``.KR_adjust``).
 
-    Returns (ddf, F scaling, A1, A2).
+    Parameters
+    ----------
+    L : (q, p) ndarray
+        Contrast matrix of full row rank q.
+    phi : (p, p) ndarray
+        The unadjusted covariance (X' V^-1 X)^-1.
+    p_list : sequence of (p, p) ndarrays
+        The P_i, one per variance parameter.
+    w : (k, k) ndarray
+        The inverse expected REML information of the variance parameters.
+
+    Returns
+    -------
+    (ddf, F scaling lambda, A1, A2). Degenerate cases (A2 = 0) give NaN or inf, as in R.
     """
     q = L.shape[0]
     theta = L.T @ np.linalg.solve(L @ phi @ L.T, L)
     u = [theta @ phi @ p @ phi for p in p_list]
     tr_u = np.array([np.trace(ui) for ui in u])
     k = len(u)
-    a1 = float(tr_u @ w @ tr_u)
-    a2 = 0.0
+    a1 = np.float64(tr_u @ w @ tr_u)
+    a2 = np.float64(0.0)
     for i in range(k):
         for j in range(k):
             a2 += w[i, j] * np.sum(u[i] * u[j].T)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return _kr_ddf_from(q, a1, a2)
+
+
+def _kr_ddf_from(q, a1, a2):
+    """(ddf, scaling, A1, A2) from pbkrtest's A1, A2 (numpy floats: R's inf and NaN)."""
     b = (a1 + 6.0 * a2) / (2.0 * q)
     g = ((q + 1) * a1 - (q + 4) * a2) / ((q + 2) * a2)
     denom = 3.0 * q + 2.0 * (1.0 - g)
@@ -252,11 +266,11 @@ def kr_ddf(L, phi, p_list, w):
     v1 = 1.0 - c2 * b
     v2 = 1.0 - c3 * b
     if abs(v0) < 1e-10:
-        v0 = 0.0
+        v0 = np.float64(0.0)
     rho = _div_zero(1.0 - a2 / q, v1) ** 2 * v0 / (q * v2)
     ddf = 4.0 + (q + 2.0) / (q * rho - 1.0)
     scaling = 1.0 if abs(ddf - 2.0) < 0.01 else ddf * (1.0 - a2 / q) / (ddf - 2.0)
-    return float(ddf), float(scaling), a1, float(a2)
+    return float(ddf), float(scaling), float(a1), float(a2)
 
 
 class KenwardRoger:
