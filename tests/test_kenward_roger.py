@@ -305,3 +305,16 @@ def test_group_above_the_dense_limit_raises(monkeypatch):
     monkeypatch.setattr(kenward_roger, "MAX_DENSE_ROWS", 5)
     with pytest.raises(NotImplementedError, match="10 rows"):
         KenwardRoger(res).vcov()
+
+
+def test_shuffled_rows_and_mixedlm_match_pbkrtest():
+    """Groups read through row_order (rows of a group need not be adjacent), and the
+    statsmodels-style entry point gives the same fit."""
+    ref = REF["unbalanced_slope"]
+    shuffled = _unbalanced().sample(frac=1, random_state=3)
+    fits = [lmm.lmer(FORMULAS["unbalanced_slope"], shuffled),
+            lmm.mixedlm("Reaction ~ Days", shuffled, groups="Subject", re_formula="~Days").fit()]
+    for res in fits:
+        rows = _one_row_tests(KenwardRoger(res), 2)
+        np.testing.assert_allclose([r["std_error"] for r in rows], ref["std_error"], rtol=1e-5)
+        np.testing.assert_allclose([r["df"] for r in rows], ref["df"], rtol=1e-4)
