@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-DDF_METHODS = ("satterthwaite", "residual", None)
+DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", None)
 
 
 def _richardson(f, x, i, h, r=4):
@@ -197,12 +197,15 @@ def check_ddf(ddf):
     if ddf is not None and not isinstance(ddf, str):
         raise TypeError(f"ddf must be a string or None, got {ddf!r}")
     name = ddf.lower().replace("_", "-") if isinstance(ddf, str) else None
-    if name in ("kenward-roger", "kr"):
-        raise NotImplementedError("ddf='kenward-roger' is not supported yet; use "
-                                  "'satterthwaite'")
+    if name == "kr":
+        name = "kenward-roger"
     if name not in DDF_METHODS:
-        raise ValueError(f"ddf must be one of 'satterthwaite', 'residual' or None, got {ddf!r}")
+        raise ValueError("ddf must be one of 'satterthwaite', 'kenward-roger', 'residual' or "
+                         f"None, got {ddf!r}")
     return name
+
+
+TABLE_COLUMNS = ["estimate", "std_error", "df", "t", "p_value", "ci_lower", "ci_upper"]
 
 
 def coef_table(beta, names, functions, ddf, nobs, alpha=0.05):
@@ -212,9 +215,7 @@ def coef_table(beta, names, functions, ddf, nobs, alpha=0.05):
         e = np.zeros(len(beta))
         e[i] = 1.0
         rows.append(contrast_test(beta, functions, e, ddf, nobs, alpha))
-    return pd.DataFrame(rows, index=list(names),
-                        columns=["estimate", "std_error", "df", "t", "p_value", "ci_lower",
-                                 "ci_upper"])
+    return pd.DataFrame(rows, index=list(names), columns=TABLE_COLUMNS)
 
 
 def _check_alpha(alpha):
@@ -232,9 +233,10 @@ class FixedEffectTests:
 
         Parameters
         ----------
-        ddf : {'satterthwaite', 'residual', None}
+        ddf : {'satterthwaite', 'kenward-roger', 'residual', None}
             Satterthwaite's degrees of freedom (lmerTest's definitions; the default),
-            n - p, or None for normal (z) tests (statsmodels' behaviour).
+            Kenward-Roger's (pbkrtest's adjusted covariance: `std_error` is the adjusted
+            one; REML fits only), n - p, or None for normal (z) tests (statsmodels').
         alpha : float
             For the confidence intervals (1 - alpha).
 
@@ -253,8 +255,12 @@ class FixedEffectTests:
         """
         ddf = check_ddf(ddf)
         _check_alpha(alpha)
+        if ddf == "kenward-roger":
+            kr, p = self._kenward_roger(), len(self._fe_estimates())
+            rows = [kr.test(np.eye(p)[i], alpha=alpha) for i in range(p)]
+            return pd.DataFrame(rows, index=list(self._fe_names()), columns=TABLE_COLUMNS)
         return coef_table(self._fe_estimates(), self._fe_names(),
-                                    self._varpar_functions, ddf, self.nobs, alpha)
+                          self._varpar_functions, ddf, self.nobs, alpha)
 
     def contrast(self, L, ddf="satterthwaite"):
         """The test of L beta = 0 (lmerTest's ``contest``): a t test for one row, an F
@@ -264,7 +270,8 @@ class FixedEffectTests:
         ----------
         L : array_like, (p,) or (m, p)
             Contrast vector or matrix over the fixed effects (in `fe_params`' order).
-        ddf : {'satterthwaite', 'residual', None}
+        ddf : {'satterthwaite', 'kenward-roger', 'residual', None}
+            (Kenward-Roger: for several rows, F is pbkrtest's scaled statistic.)
 
         Returns
         -------
@@ -272,10 +279,21 @@ class FixedEffectTests:
         (one row of L) or num_df, den_df, F, p_value (several).
         """
         ddf = check_ddf(ddf)
+        if ddf == "kenward-roger":
+            return pd.DataFrame([self._kenward_roger().test(L)])
         out = contrast_test(self._fe_estimates(), self._varpar_functions, L, ddf,
                                       self.nobs)
         return pd.DataFrame([out])
 
+
+    def _kenward_roger(self):
+        """The fit's `lmm.kenward_roger.KenwardRoger` (made once; REML fits only)."""
+        kr = self.__dict__.get("_kenward_roger_cache")
+        if kr is None:
+            from .kenward_roger import KenwardRoger
+
+            kr = self.__dict__["_kenward_roger_cache"] = KenwardRoger(self)
+        return kr
 
     def anova(self, ddf="satterthwaite", type=3):
         """lmerTest's analysis-of-variance table of the fixed-effects terms: for each
@@ -284,7 +302,7 @@ class FixedEffectTests:
 
         Parameters
         ----------
-        ddf : {'satterthwaite', 'residual', None}
+        ddf : {'satterthwaite', 'kenward-roger', 'residual', None}
         type : {3, 2}
             Type III (lmerTest's default) or type II hypotheses.  Without
             interaction terms both are the joint test of each term's coefficients,
@@ -322,7 +340,10 @@ class FixedEffectTests:
             L = np.zeros((len(cols), len(beta)))
             for r, c in enumerate(cols):
                 L[r, c] = 1.0
-            out = contrast_test(beta, self._varpar_functions, L, ddf, self.nobs)
+            if ddf == "kenward-roger":
+                out = self._kenward_roger().test(L)
+            else:
+                out = contrast_test(beta, self._varpar_functions, L, ddf, self.nobs)
             if L.shape[0] == 1:
                 out = dict(num_df=1, den_df=out["df"], F=out["t"] ** 2, p_value=out["p_value"])
             rows.append(out)

@@ -130,8 +130,9 @@ def test_residual_and_z_tests():
     assert np.all(r["df"] == len(d) - 2)
     with pytest.raises(ValueError, match="ddf"):
         res.coef_table(ddf="bogus")
-    with pytest.raises(NotImplementedError, match="kenward"):
-        res.coef_table(ddf="kenward-roger")
+    with pytest.raises(ValueError, match="REML"):
+        lmm.lmer("Reaction ~ Days + (Days | Subject)", d, REML=False).coef_table(
+            ddf="kenward-roger")
     with pytest.raises(ValueError, match="alpha"):
         res.coef_table(alpha=1.5)
     with pytest.raises(ValueError, match="columns"):
@@ -170,3 +171,24 @@ def test_anova_refuses_what_it_does_not_compute():
     arr = lmm.MixedLM(d["Weight"].to_numpy(), x, d["Pig"].to_numpy()).fit()
     with pytest.raises(ValueError, match="formula"):
         arr.anova()
+
+
+def test_kenward_roger_through_the_results_methods():
+    """coef_table/contrast/anova with ddf='kenward-roger' are KenwardRoger's tests
+    (checked against pbkrtest in tests/test_kenward_roger.py)."""
+    from lmm.kenward_roger import KenwardRoger
+
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    res = lmm.lmer("Weight ~ Time + Evit + (1 | Pig)", d)
+    kr = KenwardRoger(res)
+    tab = res.coef_table(ddf="kenward-roger")
+    for i, name in enumerate(tab.index):
+        want = kr.test(np.eye(len(tab))[i])
+        assert tab.loc[name, "std_error"] == pytest.approx(want["std_error"], rel=1e-12)
+        assert tab.loc[name, "df"] == pytest.approx(want["df"], rel=1e-12)
+    L = np.zeros((2, 4))
+    L[0, 1] = L[1, 2] = 1.0
+    out = res.contrast(L, ddf="kr").iloc[0]
+    want = kr.test(L)
+    assert out["F"] == pytest.approx(want["F"], rel=1e-12)
+    assert res.anova(ddf="kenward-roger").loc["Evit", "F"] == pytest.approx(want["F"], rel=1e-12)
