@@ -77,8 +77,15 @@ def _steps(x, d=1e-4, zero_step=1e-4):
 
 
 class VarianceParameterFunctions:
-    """The deviance and the fixed effects' covariance in varpar = (theta, sigma), with
-    their derivatives at the fitted varpar (computed once, on first use).
+    """The deviance and the fixed effects' covariance in the variance parameters, with
+    their derivatives at the fitted values (computed once, on first use).
+
+    Satterthwaite's df are invariant to how the variance parameters are written at an
+    interior optimum: lmerTest's (theta, sigma) and (cov_re entries, scale) give the
+    same numbers.  One grouping factor uses the latter, whose covariance A the engine
+    has in closed form (the observed information, `bse_re`'s); several factors and
+    singular fits (where cov_re cannot be perturbed) use lmerTest's, with A from
+    differences of the deviance.
 
     Parameters
     ----------
@@ -89,9 +96,12 @@ class VarianceParameterFunctions:
         The fitted (theta, sigma).
     """
 
-    def __init__(self, evaluate, varpar):
+    def __init__(self, evaluate, varpar, covariance=None):
         self.evaluate = evaluate
         self.varpar = np.asarray(varpar, dtype=float)
+        # the asymptotic covariance A of varpar, when the engine has it analytically
+        # (then only vcov_fe is differenced, by plain central differences)
+        self.covariance = covariance
         self._derivatives = None
 
     def derivatives(self):
@@ -105,6 +115,10 @@ class VarianceParameterFunctions:
             def vc(v):
                 return self.evaluate(v)[1]
 
+            if self.covariance is not None:
+                jac = [_richardson(vc, x, i, h[i], r=1) for i in range(k)]
+                self._derivatives = (vcov, jac, np.asarray(self.covariance, dtype=float))
+                return self._derivatives
             jac = [_richardson(vc, x, i, h[i]) for i in range(k)]
             hess = _richardson_hessian(lambda v: self.evaluate(v)[0], x, _steps(x, d=0.1))
             try:
@@ -166,10 +180,13 @@ def contrast_test(beta, functions, L, ddf, nobs, alpha=0.05):
             df = np.inf
         se = math.sqrt(var)
         t = float(est[0]) / se if se > 0 else np.nan
-        dist = stats.norm if df == np.inf else stats.t(df)
-        q = dist.ppf(1 - alpha / 2)
+        # (the distributions' functions, not frozen ones: freezing builds a docstring)
+        if df == np.inf:
+            q, p_value = stats.norm.ppf(1 - alpha / 2), 2 * stats.norm.sf(abs(t))
+        else:
+            q, p_value = stats.t.ppf(1 - alpha / 2, df), 2 * stats.t.sf(abs(t), df)
         return dict(estimate=float(est[0]), std_error=se, df=df, t=t,
-                    p_value=float(2 * dist.sf(abs(t))),
+                    p_value=float(p_value),
                     ci_lower=float(est[0]) - q * se, ci_upper=float(est[0]) + q * se)
     vl = L @ vcov @ L.T
     w, v = np.linalg.eigh(vl)

@@ -225,7 +225,19 @@ class MixedLMResults(inference.FixedEffectTests):
     # -- inference with degrees of freedom (lmerTest's) ------------------------------
     @cached_property
     def _varpar_functions(self):
-        dev = self._dev
+        dev, s = self._dev, self.structure
+        if not self.is_singular and np.all(np.isfinite(self._variance_cov)):
+            # (cov_re's free entries, scale): A is the inverse observed information
+            psi = np.append(s.cov_vector(self.cov_re.to_numpy()), self.scale)
+
+            def evaluate(v):
+                cov = np.zeros((s.q, s.q))
+                cov[s.cov_rows, s.cov_cols] = v[:-1]
+                cov[s.cov_cols, s.cov_rows] = v[:-1]
+                return dev.deviance_and_vcov_fe(s.theta_from_cov(cov / v[-1]),
+                                                math.sqrt(v[-1]))
+
+            return inference.VarianceParameterFunctions(evaluate, psi, self._variance_cov)
         varpar = np.append(self.theta, math.sqrt(self.scale))
 
         def evaluate(v):
