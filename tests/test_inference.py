@@ -192,3 +192,18 @@ def test_kenward_roger_through_the_results_methods():
     want = kr.test(L)
     assert out["F"] == pytest.approx(want["F"], rel=1e-12)
     assert res.anova(ddf="kenward-roger").loc["Evit", "F"] == pytest.approx(want["F"], rel=1e-12)
+
+
+@pytest.mark.parametrize("groups,size", [(12, 5), (30, 3)])
+def test_balanced_between_group_effects_have_the_exact_df(groups, size):
+    """A random intercept with equal group sizes: the Satterthwaite df of effects that
+    are constant within groups is the number of groups minus the between-group
+    parameters (here 2: the intercept and xg), exactly (a closed form: the test reduces
+    to the one on the group means)."""
+    rng = np.random.default_rng(groups)
+    g = np.repeat(np.arange(groups), size)
+    xg = rng.normal(size=groups)
+    y = 1 + 0.5 * xg[g] + 1.5 * rng.normal(size=groups)[g] + rng.normal(size=g.size)
+    res = lmm.lmer("y ~ xg + (1 | g)", pd.DataFrame(dict(y=y, xg=xg[g], g=g)))
+    assert not res.is_singular
+    np.testing.assert_allclose(res.coef_table()["df"], groups - 2, rtol=1e-8)
