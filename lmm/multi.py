@@ -36,7 +36,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
 
-from . import _core, _multi, inference
+from . import _core, _multi, inference, influence
 from ._threads import blas_threads
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
@@ -798,7 +798,7 @@ def _warn_unless_verified(results, check):
 _DEFAULT = object()     # (predict's re_form: the default depends on the model's style)
 
 
-class MultiTermResults(inference.FixedEffectTests):
+class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     """Results of a model with several random-effect terms (lme4-style).
 
     ``theta`` is lme4's (the terms' relative covariance factors for the user's
@@ -838,6 +838,11 @@ class MultiTermResults(inference.FixedEffectTests):
 
     def _fe_estimates(self):
         return self._sol["fe_params"]
+
+    def _hat_values(self):
+        m = self.model
+        blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]
+        return influence.hat_values_dense(m.exog, blocks, self._sol["cov_re"], self.scale)
 
     def _fe_names(self):
         return self.model.exog_names

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from . import inference
+from . import inference, influence
 from .formula.lme4 import term_key
 from .optimize import SINGULAR_TOLERANCE
 from .params import MixedLMParams
@@ -22,7 +22,7 @@ from .params import MixedLMParams
 _DEFAULT = object()     # (predict's re_form: the default depends on the model's style)
 
 
-class MixedLMResults(inference.FixedEffectTests):
+class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     """Results of `MixedLM.fit`.
 
     Attributes
@@ -247,6 +247,9 @@ class MixedLMResults(inference.FixedEffectTests):
 
     def _fe_estimates(self):
         return self._sol["fe_params"]
+
+    def _hat_values(self):
+        return influence.hat_values_one_factor(self)
 
     def _fe_names(self):
         return self.model.exog_names
