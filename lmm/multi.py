@@ -1164,10 +1164,11 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         return pd.Series(self.model.endog - np.asarray(self.predict(re_form=None)),
                          index=self.model.row_labels)
 
-    def summary(self, style="lme4", alpha=0.05):
-        """The fit's summary: lme4's layout (default) or statsmodels' (``style=
-        "statsmodels"``: fixed effects with Wald z tests and intervals at level
-        1 - alpha, then every term's variances and covariances).
+    def summary(self, style="lme4", alpha=0.05, ddf="satterthwaite"):
+        """The fit's summary: lme4's layout (default; the fixed effects with lmerTest's
+        df and p-values by `ddf`, None for lme4's plain table) or statsmodels'
+        (``style="statsmodels"``: fixed effects with Wald z tests and intervals at
+        level 1 - alpha, then every term's variances and covariances).
 
         Examples
         --------
@@ -1176,14 +1177,16 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         ...                   "a": list("vvwwxxyyzz"), "b": list("pqpqpqpqpq")})
         >>> print(lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).summary())  # doctest: +SKIP
         """
-        from .summary import Summary, multi_statsmodels_summary
+        from .summary import Summary, fit_title, fixed_effects_lines, multi_statsmodels_summary
 
         if style == "statsmodels":
             return multi_statsmodels_summary(self, alpha=alpha)
         if style != "lme4":
             raise ValueError(f"style must be 'lme4' or 'statsmodels', got {style!r}")
-
-        lines = [f"Linear mixed model fit by {'REML' if self.reml else 'maximum likelihood'}"]
+        ddf = inference.check_ddf(ddf)
+        if ddf == "kenward-roger" and not self.reml:
+            ddf = None
+        lines = [fit_title(self, ddf)]
         if self.model.formula:
             lines.append(f"Formula: {self.model.formula}")
         lines.append("")
@@ -1201,10 +1204,7 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         lines.append("")
         if self.k_fe:
-            lines.append("Fixed effects:")
-            fe = pd.DataFrame({"Estimate": self.fe_params, "Std. Error": self.bse_fe,
-                               "t value": self.fe_params / self.bse_fe})
-            lines.append(fe.to_string())
+            lines.extend(fixed_effects_lines(self, ddf))
         else:
             lines.append("No fixed effect coefficients")
         return Summary("\n".join(lines) + "\n")

@@ -644,7 +644,7 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
 
     # -- summaries ----------------------------------------------------------------
     def summary(self, yname=None, xname_fe=None, xname_re=None, title=None, alpha=0.05,
-                style=None):
+                style=None, ddf=_DEFAULT):
         """A summary table: statsmodels' layout, or lme4's.
 
         Parameters
@@ -652,6 +652,10 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         style : {None, 'statsmodels', 'lme4'}
             None gives lme4's layout for models written in lme4's syntax
             (`lmm.lmer`) and statsmodels' otherwise.
+        ddf : {'satterthwaite', 'kenward-roger', 'residual', None}, optional
+            lme4's layout only: the fixed-effects table with lmerTest's df and
+            p-values (default 'satterthwaite', the method named in the title), or
+            lme4's plain table with None.
         yname, xname_fe, xname_re, title, alpha :
             statsmodels' options (statsmodels layout only).
 
@@ -663,9 +667,14 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         from .summary import lme4_summary, statsmodels_summary
 
         if style is None:
-            style = "lme4" if self.model.lmer_formula is not None else "statsmodels"
+            lme4_style = self.model.lmer_formula is not None or \
+                (ddf is not _DEFAULT and ddf is not None)
+            style = "lme4" if lme4_style else "statsmodels"
         if style == "lme4":
-            return lme4_summary(self)
+            ddf = "satterthwaite" if ddf is _DEFAULT else inference.check_ddf(ddf)
+            if ddf == "kenward-roger" and not self.reml:
+                ddf = inference.check_ddf(None)
+            return lme4_summary(self, ddf)
         if style != "statsmodels":
             raise ValueError(f"style must be 'statsmodels' or 'lme4', got {style!r}")
         return statsmodels_summary(self, yname=yname, xname_fe=xname_fe, xname_re=xname_re,

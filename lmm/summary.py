@@ -188,14 +188,64 @@ def _join_columns(columns, sep=" "):
     return [sep.join(parts).rstrip() for parts in zip(*columns)]
 
 
-def lme4_summary(res):
-    """lme4-style summary (``summary(lmer(...))``) of a MixedLMResults."""
+_DDF_NAMES = {"satterthwaite": "Satterthwaite's", "kenward-roger": "Kenward-Roger's",
+              "residual": "residual (n - p)"}
+
+
+def _p_value_text(p):
+    """R's format.pval for a coefficient table: 3 significant digits, < 2e-16 below."""
+    if not np.isfinite(p):
+        return "NA"
+    return "< 2e-16" if p < 2.2e-16 else f"{p:.3g}"
+
+
+def _stars(p):
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return ""
+
+
+def fit_title(res, ddf):
+    """lme4's first line, with lmerTest's note of the df method when there is one."""
+    title = "Linear mixed model fit by " + ("REML" if res.reml else "maximum likelihood")
+    if ddf is not None:
+        title += f". t-tests use {_DDF_NAMES[ddf]} method"
+    return title
+
+
+def fixed_effects_lines(res, ddf):
+    """The "Fixed effects:" table: lme4's (Estimate, Std. Error, t value), with
+    lmerTest's df and Pr(>|t|) and significance codes when ddf is given."""
+    names = [_lme4_name(n) for n in res.fe_params.index]
+    if ddf is None:
+        fe = res.fe_params.to_numpy()
+        se = res.bse_fe.to_numpy()
+        both = _format_common(np.concatenate([fe, se]))    # R formats them together
+        table = [_column(names, "", "left"), _column(both[:len(fe)], "Estimate"),
+                 _column(both[len(fe):], "Std. Error"),
+                 _column([f"{v:.2f}" for v in fe / se], "t value")]
+        return ["Fixed effects:"] + _join_columns(table)
+    tab = res.coef_table(ddf=ddf)
+    fe, se = tab["estimate"].to_numpy(), tab["std_error"].to_numpy()
+    both = _format_common(np.concatenate([fe, se]))
+    pv = tab["p_value"].to_numpy()
+    table = [_column(names, "", "left"), _column(both[:len(fe)], "Estimate"),
+             _column(both[len(fe):], "Std. Error"),
+             _column(_format_common(tab["df"].to_numpy(), digits=5), "df"),
+             _column([f"{v:.3f}" for v in tab["t"]], "t value"),
+             _column([_p_value_text(p) for p in pv], "Pr(>|t|)"),
+             _column([_stars(p) for p in pv], "", "left")]
+    lines = ["Fixed effects:"] + _join_columns(table)
+    lines += ["---", "Signif. codes:  0 '***' 0.001 '**' 0.01 '*' 0.05 '.' 0.1 ' ' 1"]
+    return lines
+
+
+def lme4_summary(res, ddf=None):
+    """lme4-style summary (``summary(lmer(...))``) of a MixedLMResults; with `ddf`,
+    lmerTest's (its df and p-values in the fixed-effects table)."""
     m = res.model
-    lines = []
-    if res.reml:
-        lines.append("Linear mixed model fit by REML")
-    else:
-        lines.append("Linear mixed model fit by maximum likelihood")
+    lines = [fit_title(res, ddf)]
     formula = m.formula if m.lmer_formula is not None else lme4_formula(res)
     if formula is not None:
         lines.append(f"Formula: {formula}")
@@ -244,15 +294,8 @@ def lme4_summary(res):
     lines.append("")
 
     fe = res.fe_params.to_numpy()
-    se = res.bse_fe.to_numpy()
     fe_names = [_lme4_name(n) for n in res.fe_params.index]
-    both = _format_common(np.concatenate([fe, se]))    # R formats them together
-    table = [_column(fe_names, "", "left"),
-             _column(both[:len(fe)], "Estimate"),
-             _column(both[len(fe):], "Std. Error"),
-             _column([f"{v:.2f}" for v in fe / se], "t value")]
-    lines.append("Fixed effects:")
-    lines.extend(_join_columns(table))
+    lines.extend(fixed_effects_lines(res, ddf))
     if len(fe) > 1:
         vc_fe = res._sol["vcov_fe"]
         d = np.sqrt(np.diag(vc_fe))

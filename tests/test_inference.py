@@ -207,3 +207,27 @@ def test_balanced_between_group_effects_have_the_exact_df(groups, size):
     res = lmm.lmer("y ~ xg + (1 | g)", pd.DataFrame(dict(y=y, xg=xg[g], g=g)))
     assert not res.is_singular
     np.testing.assert_allclose(res.coef_table()["df"], groups - 2, rtol=1e-8)
+
+
+def test_lme4_style_summary_shows_lmertests_table():
+    """summary() of an lmer fit prints lmerTest's coefficient table: its df and p
+    (lmerTest's summary for sleepstudy: df 17.000, p 3.26e-06 for Days)."""
+    d = pd.read_csv(DATA / "sleepstudy.csv")
+    res = lmm.lmer("Reaction ~ Days + (Days | Subject)", d)
+    text = str(res.summary())
+    assert "t-tests use Satterthwaite's method" in text
+    ref = REF["sleepstudy_slope_reml"]
+    days = next(ln for ln in text.splitlines() if ln.startswith("Days "))
+    assert f"{ref['df'][1]:.3f}" in days and f"{ref['p_value'][1]:.3g}" in days
+    assert days.rstrip().endswith("***")
+    plain = str(res.summary(ddf=None))
+    assert "Pr(>|t|)" not in plain and "Satterthwaite" not in plain
+    kr = str(res.summary(ddf="kenward-roger"))
+    assert "Kenward-Roger's method" in kr
+    # statsmodels-style fits keep statsmodels' layout unless ddf is asked for
+    sm = lmm.mixedlm("Reaction ~ Days", d, groups="Subject", re_formula="~Days").fit()
+    assert "Mixed Linear Model Regression Results" in str(sm.summary())
+    assert "Pr(>|t|)" in str(sm.summary(ddf="satterthwaite"))
+    pen = pd.read_csv(DATA / "penicillin.csv")
+    multi = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
+    assert "Pr(>|t|)" in str(multi.summary())
