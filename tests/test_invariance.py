@@ -280,3 +280,27 @@ def test_fit_many_units(dietox, reml, s):
            REL_LLF)
     _close(res["Time"].to_numpy() * s, ref["Time"].to_numpy(), REL_EST)
     _close(res["Time Var"].to_numpy() * s * s, ref["Time Var"].to_numpy(), REL_EST)
+
+
+@pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
+def test_several_factors_shifts_and_units(reml):
+    """Several grouping factors (tests/test_multi_check.py has the full set): y + 1e6,
+    x + 1.7e9 (exactly representable shifts) and x in other units, on the shipped
+    crossed data with a random slope."""
+    d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" /
+                    "multi_crossed_sim.csv")
+    formula = "y ~ x + (1 + x | g1) + (1 | g2)"
+    ref = lmm.lmer(formula, d, REML=reml)
+    shifted_y = d.assign(y=d["y"] + 1e6)
+    res = lmm.lmer(formula, shifted_y.assign(y=shifted_y["y"]), REML=reml)
+    base = lmm.lmer(formula, shifted_y.assign(y=shifted_y["y"] - 1e6), REML=reml)
+    _close(res.llf, base.llf, REL_LLF)
+    _close(res.fe_params.iloc[1], base.fe_params.iloc[1], REL_EST)
+    shifted_x = d["x"] + 1.7e9
+    res = lmm.lmer(formula, d.assign(x=shifted_x), REML=reml)
+    base = lmm.lmer(formula, d.assign(x=shifted_x - 1.7e9), REML=reml)
+    _close(res.llf, base.llf, REL_LLF)
+    _close(res.fe_params.iloc[1], base.fe_params.iloc[1], REL_EST)
+    res = lmm.lmer(formula, d.assign(x=d["x"] * 1e3), REML=reml)
+    _close(res.llf, ref.llf - (math.log(1e3) if reml else 0.0), REL_LLF)
+    _close(res.fe_params.iloc[1] * 1e3, ref.fe_params.iloc[1], REL_EST)
