@@ -40,7 +40,7 @@ from . import _core, _multi, inference, influence
 from ._threads import blas_threads
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
-from .formula.lme4 import term_key
+from .formula.lme4 import parse_re_form, term_key
 from .optimize import (
     SINGULAR_TOLERANCE,
     OptimumCheck,
@@ -1125,18 +1125,9 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     def _re_form_terms(self, re_form):
         """Positions in model.terms of the terms re_form includes."""
         m = self.model
-        if re_form is None:
+        named = parse_re_form(re_form)
+        if named is None:
             return list(range(len(m.terms)))
-        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
-            return []
-        if not isinstance(re_form, str):
-            raise TypeError(f"re_form must be None, False or a formula string, got {re_form!r}")
-        text = re_form.strip().lstrip("~").strip()
-        if text in ("0", "-1", "NA", ""):
-            return []
-        from .formula import lme4
-
-        named = lme4.parse("__y__ ~ 0 + " + text).terms
         groups = [t.group for t in m.terms]
         parsed = getattr(m, "lmer_formula", None)
         out = []

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from . import inference, influence
-from .formula.lme4 import term_key
+from .formula.lme4 import parse_re_form, term_key
 from .optimize import SINGULAR_TOLERANCE
 from .params import MixedLMParams
 
@@ -412,18 +412,9 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     def _re_form_columns(self, re_form):
         """The columns of Z that re_form includes (lme4's re.form)."""
         m = self.model
-        if re_form is None:
+        terms = parse_re_form(re_form)
+        if terms is None:
             return list(range(m.k_re))
-        if re_form is False or (isinstance(re_form, float) and np.isnan(re_form)):
-            return []
-        if not isinstance(re_form, str):
-            raise TypeError(f"re_form must be None, False or a formula string, got {re_form!r}")
-        text = re_form.strip().lstrip("~").strip()
-        if text in ("0", "-1", "NA", ""):
-            return []
-        from .formula import lme4
-
-        terms = lme4.parse("__y__ ~ 0 + " + text).terms
         known = getattr(m, "re_term_columns", None)
         if known is None:
             known = [(f"1 | {m.group_name}", list(range(m.k_re)))]

@@ -160,3 +160,18 @@ def term_key(expr):
     out (``"Time"`` and ``"1 + Time"`` are the same term)."""
     text = expr.replace(" ", "")
     return text if text.startswith(("0+", "-1+", "1+")) or text in ("1", "0") else "1+" + text
+
+
+def parse_re_form(re_form):
+    """lme4's ``re.form``: None (every random-effect term), an empty list (none:
+    ``"~0"``, False or NaN) or the bar terms a formula names (``"~(1 | plate)"``)."""
+    if re_form is None:
+        return None
+    if re_form is False or (isinstance(re_form, float) and re_form != re_form):
+        return []
+    if not isinstance(re_form, str):
+        raise TypeError(f"re_form must be None, False or a formula string, got {re_form!r}")
+    text = re_form.strip().lstrip("~").strip()
+    if text in ("0", "-1", "NA", ""):
+        return []
+    return list(parse("__y__ ~ 0 + " + text).terms)
