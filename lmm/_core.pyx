@@ -220,9 +220,11 @@ cdef int _check_theta_indices(const intp_t[::1] rows, const intp_t[::1] cols,
 
 
 cdef int _check_square(object a, str name) except -1:
-    # (the small dense helpers: a 2-d square array)
-    if np.ndim(a) != 2 or np.shape(a)[0] != np.shape(a)[1]:
-        raise ValueError(f"{name} must be a square matrix, got shape {np.shape(a)}")
+    # (the small dense helpers: a 2-d square array; an ndarray's shape read
+    # directly: np.shape and np.ndim are Python functions, on the fit path)
+    shape = a.shape if isinstance(a, np.ndarray) else np.shape(a)
+    if len(shape) != 2 or shape[0] != shape[1]:
+        raise ValueError(f"{name} must be a square matrix, got shape {shape}")
     return 0
 
 

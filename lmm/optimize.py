@@ -137,7 +137,8 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None, name
         if other.deviance < dev.value(theta) - 1e-10 * (1.0 + abs(other.deviance)):
             other.n_iterations += n_iter
             return other
-    labels = None if names is None else theta_labels(dev.structure, names)
+    # (made only if a message needs them)
+    labels = None if names is None else (lambda: theta_labels(dev.structure, names))
     check = check_optimum(dev, theta, n_iterations=n_iter, names=labels)
     if not check.converged and method is None:
         check = _restart(dev, check, labels)
@@ -284,7 +285,8 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
     value : float, the criterion (deviance scale) at theta
     hessian : (n, n) array
     lower : (n,) lower bounds (-inf where none)
-    names : optional labels of theta's entries, for the flat-direction message
+    names : optional labels of theta's entries (or a function making them), for the
+        flat-direction message
     structure : optional CovarianceStructure, to label the entries when no
         names are given
     hessian_noise : optional (n, n) array, the rounding error of each Hessian
@@ -339,6 +341,7 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
         movable = None
     else:
         movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
+    saddle = False
     if converged and (len(pg) if interior else movable.any()):
         sub = h if interior or movable.all() else h[np.ix_(movable, movable)]
         w = _eigvalsh(sub)
@@ -361,10 +364,12 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
     flat = []
     # (also when the gradient test failed: along a flat direction a Newton step
     # is unbounded, and the flat direction is the reason to report)
-    if math.isfinite(f) and not any("saddle" in m for m in messages):
+    if math.isfinite(f) and not saddle:
         flat = _flat_direction(h, at_bound, hessian_noise)
         if flat:
             converged = False
+            if callable(names):
+                names = names()
             if names is None:
                 names = theta_labels(structure) if structure is not None else \
                     [f"theta[{i}]" for i in range(len(theta))]
@@ -404,9 +409,11 @@ def _clearly_curved(h):
     if n not in (2, 3):
         return False
     rows = h.tolist()
-    d = [rows[i][i] for i in range(n)]
-    if not all(v > 0 for v in d):
-        return False
+    d = []
+    for i in range(n):              # (loops: each comprehension is a call more)
+        if not rows[i][i] > 0:
+            return False
+        d.append(rows[i][i])
     if n == 2:
         c01 = rows[0][1] / math.sqrt(d[0] * d[1])
         det = 1.0 - c01 * c01
