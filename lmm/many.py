@@ -484,7 +484,7 @@ def _chunks(m, chunk_size, workers, remote, design):
 
 def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formula=None,
              reml=True, n_jobs=1, executor=None, client=None, chunk_size=None, progress=None,
-             missing="none", eval_env=None):
+             missing="none", eval_env=None, weights=None):
     """Fit one linear mixed model per response, all on the same design.
 
     Parameters
@@ -531,6 +531,9 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     eval_env : int, dict or patsy.EvalEnvironment, optional
         Where formula names that are not columns are looked up (see `lmm.lmer`);
         without it, formulas see only the data's columns and lmm's functions.
+    weights : not supported yet
+        Prior weights raise NotImplementedError (as does a MixedLM with
+        weights or an offset).
 
     Returns
     -------
@@ -555,6 +558,13 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
 
     if responses is None:
         raise TypeError("fit_many needs `responses` (one column per response)")
+    if weights is not None or (isinstance(formula_or_model, MixedLM) and (
+            formula_or_model.weights is not None or formula_or_model.offset is not None)):
+        # (the fitter's per-response row products, response_cross_products and
+        # its missing-row path, are unweighted)
+        raise NotImplementedError(
+            "fit_many with prior weights or offsets is not supported yet: fit each response "
+            "with lmm.lmer / lmm.mixedlm(..., weights=..., offset=...)")
     if isinstance(formula_or_model, MixedLM):
         model, rhs, positions = formula_or_model, None, None
         Y, names = _response_matrix(responses, model.nobs, "the model")

@@ -560,7 +560,8 @@ class MixedLM:
         x_shift = np.zeros(self.k_fe) if self._fe_centring is None else \
             self._fe_centring.x_shift
         return GroupedStatistics(self.group_sizes, x_shift, self._z_shift, y_shift, x_sum,
-                                 z_sum, y_sum, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty)
+                                 z_sum, y_sum, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty,
+                                 self._weight_sums)
 
     @cached_property
     def cross_products(self):
@@ -638,6 +639,13 @@ class MixedLM:
                 check_keywords("mixedlm", {name: kwargs[name]})
         if vc_formula:
             from .formula.design import multi_from_vc_formula
+
+            for name in ("weights", "offset"):
+                if kwargs.get(name) is not None:
+                    raise NotImplementedError(
+                        f"mixedlm({name}=...) with vc_formula: the several-factor engine "
+                        "(lmm.multi) has no prior weights or offsets yet; they are supported "
+                        "for one grouping factor without variance components")
 
             if subset is not None:
                 data = data.loc[subset]

@@ -71,4 +71,10 @@ out[["sleep_w3_ml"]] <- summarise(
 out[["sleep_unweighted_ml"]] <- summarise(
   best_fit(Reaction ~ Days + (Days | Subject), sleep, FALSE),
   "Reaction ~ Days + (Days | Subject)", NULL, NULL)
+out[["sleep_w3_reml"]] <- summarise(
+  best_fit(Reaction ~ Days + (Days | Subject), sleep, TRUE, weights = sleep$w3),
+  "Reaction ~ Days + (Days | Subject)", "w3", NULL)
+out[["sleep_unweighted_reml"]] <- summarise(
+  best_fit(Reaction ~ Days + (Days | Subject), sleep, TRUE),
+  "Reaction ~ Days + (Days | Subject)", NULL, NULL)
 write(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), args[3])
