@@ -267,3 +267,16 @@ def test_fit_many_with_weights_says_not_yet(sleep):
     md = lmm.MixedLM.from_lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="w")
     with pytest.raises(NotImplementedError, match="fit_many"):
         md.fit_many(y, progress=False)
+
+
+def test_weights_follow_subset_and_group_arrays(sleep):
+    """Arrays of the data's length are cut by `subset` as the data are."""
+    f = "Reaction ~ Days + (Days | Subject)"
+    sub = (sleep["Days"] < 8).to_numpy()
+    ref = lmm.lmer(f, sleep[sub], weights="w")
+    a = lmm.lmer(f, sleep, weights=sleep["w"].to_numpy(), subset=sub)
+    b = lmm.mixedlm("Reaction ~ Days", sleep, groups=sleep["Subject"].to_numpy(),
+                    re_formula="~Days", weights="w", subset=sub).fit()
+    assert a.nobs == b.nobs == sub.sum()
+    assert a.llf == pytest.approx(ref.llf, abs=1e-9)
+    assert b.llf == pytest.approx(ref.llf, abs=1e-9)
