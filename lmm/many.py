@@ -84,6 +84,11 @@ class _Design:
         # (the fitter's set_intercept_contrast), cov_re mapped back by B (_to_user).
         dev = model._deviance(reml, structure)
         self.token = uuid.uuid4().hex
+        # prior weights (of the model's rows): the fitter reads the rows and each
+        # response times sqrt(w), an unweighted model with the weighted products
+        # (dev.shift holds lme4's -sum(log w)); responses with missing values are
+        # fitted through MixedLM (its row-dropping path is unweighted in the fitter)
+        self.weights = model.weights
         self.reml = bool(reml)
         self.warm_start = bool(warm_start)
         self.X_user = np.ascontiguousarray(model.exog, dtype=float)
@@ -161,8 +166,12 @@ class _Design:
     def fitter(self):
         """The compiled `_core.ManyFitter` of this design (built on first use)."""
         if self._fitter is None:
+            X, Z = self.X, self.Z
+            if self.weights is not None:
+                root = np.sqrt(self.weights)[:, None]
+                X, Z = np.ascontiguousarray(X * root), np.ascontiguousarray(Z * root)
             self._fitter = _core.ManyFitter(
-                self.X, self.Z, self.order, self.offsets, self.ztz, self.ztx, self.xtx,
+                X, Z, self.order, self.offsets, self.ztz, self.ztx, self.xtx,
                 self.ztz_s, self.ztx_s, self.xtx_s, self.t, self.x_scale, self.shift,
                 self.reml, self.theta_rows, self.theta_cols, self.lower, self.cov_rows,
                 self.cov_cols, self.t_mode, self.t_icpt, GRADIENT_TOLERANCE,
@@ -204,7 +213,7 @@ class _Design:
                     Z = Z @ np.linalg.inv(self.z_centring)
         md = MixedLM(y, X, self.groups, exog_re=Z, missing="drop",
                      exog_names=self.exog_names, exog_re_names=self.exog_re_names,
-                     group_name=self.group_name, **kwargs)
+                     group_name=self.group_name, weights=self.weights, **kwargs)
         if self.blocks is not None:
             md.set_re_blocks(self.blocks)
         return md
@@ -275,12 +284,18 @@ def _fit_block(design, Y):
     m = Y.shape[1]
     mask = np.isnan(Y)
     y_shift = None
+    w = design.weights
     if design.y_centring_column >= 0 and Y.shape[0]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # (all-missing responses)
-            y_shift = np.nanmean(Y, axis=0)
+            if w is None:
+                y_shift = np.nanmean(Y, axis=0)
+            else:                                           # (weighted means)
+                y_shift = (w @ np.where(mask, 0.0, Y)) / (w @ ~mask)
         y_shift[~np.isfinite(y_shift)] = 0.0
         Y -= y_shift
+    if w is not None:
+        return _fit_weighted_block(design, Y, mask, y_shift)
     if mask.any():
         cols, rows = np.nonzero(mask.T)
         miss_ptr = np.zeros(m + 1, dtype=np.intp)
@@ -308,6 +323,35 @@ def _fit_block(design, Y):
     return out, flags, python, messages
 
 
+def _fit_weighted_block(design, Y, mask, y_shift):
+    """`_fit_block` of a weighted design: the complete responses by the fitter
+    (on the rows and responses times sqrt(w)), those with missing values
+    through MixedLM.  Y is centred (y_shift, or None) and holds NaN."""
+    m = Y.shape[1]
+    fitter = design.fitter()
+    out = np.empty((m, fitter.n_columns))
+    flags = np.empty((m, 4), dtype=np.intp)
+    complete = np.flatnonzero(~mask.any(0))
+    if len(complete):
+        Yw = np.ascontiguousarray(Y[:, complete] * np.sqrt(design.weights)[:, None])
+        o = np.empty((len(complete), fitter.n_columns))
+        f = np.empty((len(complete), 4), dtype=np.intp)
+        fitter.fit(Yw, np.zeros(len(complete) + 1, dtype=np.intp), np.zeros(0, dtype=np.intp),
+                   o, f)
+        out[complete], flags[complete] = o, f
+    python = np.flatnonzero(mask.any(0))
+    python = np.union1d(python, complete[flags[complete, 0] != 0]).astype(np.intp)
+    messages = {}
+    for c in python:
+        out[c], flags[c], msgs = _python_row(design, Y[:, c].copy())
+        if msgs or not flags[c, 1]:
+            messages[int(c)] = msgs
+    if y_shift is not None:
+        out[:, design.y_centring_column] += y_shift
+    design.to_user(out)
+    return out, flags, python, messages
+
+
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
@@ -319,7 +363,7 @@ def _has_bars(rhs):
     return any(_is_bar_term(tok) for tok in _split_top(rhs, "+-") if tok not in "+-")
 
 
-def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
+def _build_model(formula, data, groups, re_formula, missing, eval_env=None, weights=None):
     """The design's MixedLM from a one- or two-sided formula; (model, rhs, positions).
 
     positions: the data rows the model kept (all of them unless missing='drop'
@@ -362,6 +406,8 @@ def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
             raise ValueError(f"the formula groups by {group!r}: leave out groups= or pass "
                              f"groups={group!r}")
         extra = {} if eval_env is None else {"eval_env": eval_env}
+        if weights is not None:
+            extra["weights"] = weights
         model = MixedLM.from_lmer(f"{name} ~{rhs}", frame, missing=missing, **extra)
         if not isinstance(model, MixedLM):
             raise NotImplementedError("fit_many fits one grouping factor so far")
@@ -370,6 +416,8 @@ def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
             raise TypeError("fit_many needs groups= (a column name or the labels), or an "
                             "lme4 formula with a (1 | group) term")
         extra = {} if eval_env is None else {"eval_env": eval_env}
+        if weights is not None:
+            extra["weights"] = weights
         model = MixedLM.from_formula(f"{name} ~{rhs}", frame, groups=groups,
                                      re_formula=re_formula, missing=missing, **extra)
     positions = np.asarray(model.row_labels, dtype=np.intp)
@@ -531,9 +579,12 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     eval_env : int, dict or patsy.EvalEnvironment, optional
         Where formula names that are not columns are looked up (see `lmm.lmer`);
         without it, formulas see only the data's columns and lmm's functions.
-    weights : not supported yet
-        Prior weights raise NotImplementedError (as does a MixedLM with
-        weights or an offset).
+    weights : str or array_like, optional
+        Prior weights shared by all responses (with a formula: a column name
+        of `data` or an array of its length; a MixedLM carries its own).  A
+        matrix of per-response weights raises NotImplementedError, as does a
+        MixedLM with an offset.  Responses with missing values are fitted
+        through `MixedLM.fit` (slower).
 
     Returns
     -------
@@ -558,19 +609,23 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
 
     if responses is None:
         raise TypeError("fit_many needs `responses` (one column per response)")
-    if weights is not None or (isinstance(formula_or_model, MixedLM) and (
-            formula_or_model.weights is not None or formula_or_model.offset is not None)):
-        # (the fitter's per-response row products, response_cross_products and
-        # its missing-row path, are unweighted)
+    if weights is not None and np.ndim(weights) == 2:
         raise NotImplementedError(
-            "fit_many with prior weights or offsets is not supported yet: fit each response "
-            "with lmm.lmer / lmm.mixedlm(..., weights=..., offset=...)")
+            "fit_many with per-response weights (a matrix) is not supported yet; one "
+            "weight vector shared by all responses is")
+    if isinstance(formula_or_model, MixedLM) and formula_or_model.offset is not None:
+        raise NotImplementedError(
+            "fit_many on a model with an offset is not supported yet: subtract the offset "
+            "from the responses")
+    if isinstance(formula_or_model, MixedLM) and weights is not None:
+        raise ValueError("fit_many(model, weights=...): give the weights to the MixedLM "
+                         "(MixedLM(..., weights=...)), whose rows they weight")
     if isinstance(formula_or_model, MixedLM):
         model, rhs, positions = formula_or_model, None, None
         Y, names = _response_matrix(responses, model.nobs, "the model")
     elif isinstance(formula_or_model, str):
         model, rhs, positions = _build_model(formula_or_model, data, groups, re_formula,
-                                             missing, eval_env)
+                                             missing, eval_env, weights)
         data_index = data.index if isinstance(data, pd.DataFrame) else None
         Y, names = _response_matrix(responses, len(data), "data", data_index)
         if len(positions) != Y.shape[0] or np.any(positions != np.arange(len(positions))):

@@ -260,13 +260,45 @@ def test_weighted_statistics_merge_exactly():
         a.merge(GroupedStatistics.from_rows(x[25:], z[25:], y[25:], codes[25:], 4))
 
 
-def test_fit_many_with_weights_says_not_yet(sleep):
+def test_fit_many_with_shared_weights_matches_one_fit_per_response(sleep):
+    """The fitter on sqrt(w)-scaled rows, responses with missing values through
+    MixedLM: each row of the table equals lmer(..., weights=) of that response."""
+    rng = np.random.default_rng(0)
+    y = pd.DataFrame({"a": sleep["Reaction"],
+                      "b": 2 * sleep["Reaction"] + 10 * rng.normal(size=len(sleep)) + 1e6,
+                      "c": sleep["Reaction"] + 30 * rng.normal(size=len(sleep))})
+    y.loc[3, "c"] = np.nan
+    for rhs in ("Days + (Days | Subject)", "Days + (1 | Subject)"):
+        res = lmm.fit_many("~ " + rhs, sleep, y, weights="w", progress=False)
+        assert res.python_path == ["c"]           # (the complete ones by the fitter)
+        for name in y:
+            keep = y[name].notna().to_numpy()
+            ref = lmm.lmer(f"{name} ~ {rhs}", sleep.assign(**{name: y[name]})[keep],
+                           weights="w")
+            row = res.table.loc[name]
+            assert row["llf"] == pytest.approx(ref.llf, abs=1e-7)
+            assert row["scale"] == pytest.approx(ref.scale, rel=1e-7)
+            assert row["nobs"] == keep.sum()
+            for j, fe in enumerate(["Intercept", "Days"]):
+                assert row[fe] == pytest.approx(ref.fe_params.iloc[j], rel=1e-9)
+                assert row[fe + "_se"] == pytest.approx(ref.bse_fe.iloc[j], rel=1e-6)
+            assert row["(Intercept) Var"] == pytest.approx(ref.cov_re.iloc[0, 0], rel=1e-5)
+
+
+def test_fit_many_refuses_what_it_does_not_have(sleep):
     y = pd.DataFrame({"a": sleep["Reaction"], "b": sleep["Reaction"] * 2})
-    with pytest.raises(NotImplementedError, match="fit_many with prior weights"):
-        lmm.fit_many("~ Days + (1 | Subject)", sleep, y, weights=sleep["w"], progress=False)
-    md = lmm.MixedLM.from_lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="w")
-    with pytest.raises(NotImplementedError, match="fit_many"):
+    with pytest.raises(NotImplementedError, match="per-response weights"):
+        lmm.fit_many("~ Days + (1 | Subject)", sleep, y, progress=False,
+                     weights=np.ones((len(sleep), 2)))
+    md = lmm.MixedLM.from_lmer("Reaction ~ Days + (1 | Subject)", sleep, offset="o")
+    with pytest.raises(NotImplementedError, match="offset"):
         md.fit_many(y, progress=False)
+    md = lmm.MixedLM.from_lmer("Reaction ~ Days + (1 | Subject)", sleep, weights="w")
+    with pytest.raises(ValueError, match="give the weights to the MixedLM"):
+        lmm.fit_many(md, responses=y, weights="w", progress=False)
+    # a weighted MixedLM carries its weights into fit_many
+    res = md.fit_many(y, progress=False)
+    assert res.table.loc["a", "llf"] == pytest.approx(md.fit().llf, abs=1e-7)
 
 
 def test_weights_follow_subset_and_group_arrays(sleep):
