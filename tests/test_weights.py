@@ -312,3 +312,37 @@ def test_weights_follow_subset_and_group_arrays(sleep):
     assert a.nobs == b.nobs == sub.sum()
     assert a.llf == pytest.approx(ref.llf, abs=1e-9)
     assert b.llf == pytest.approx(ref.llf, abs=1e-9)
+
+
+def test_offset_terms_in_formulas_are_offsets(sleep):
+    """lme4's offset(x) term: the same fit as offset=x; terms and offset= add up."""
+    f = "Reaction ~ Days + (Days | Subject)"
+    ref = lmm.lmer(f, sleep, weights="w", offset="o")
+    a = lmm.lmer("Reaction ~ Days + offset(o) + (Days | Subject)", sleep, weights="w")
+    b = lmm.lmer("Reaction ~ offset(0.25 * Days) + Days + (Days | Subject)", sleep,
+                 weights="w", offset=0.25 * sleep["Days"])
+    c = lmm.mixedlm("Reaction ~ Days + offset(o)", sleep, groups="Subject",
+                    re_formula="~Days", weights="w").fit()
+    for res in (a, b, c):
+        assert res.llf == pytest.approx(ref.llf, abs=1e-9)
+        np.testing.assert_allclose(res.fe_params.to_numpy(), ref.fe_params.to_numpy(),
+                                   rtol=1e-10)
+        assert list(res.fe_params.index) == list(ref.fe_params.index)
+        np.testing.assert_allclose(res.model.offset, sleep["o"], rtol=1e-12)
+    with pytest.raises(ValueError, match="subtracts an offset"):
+        lmm.lmer("Reaction ~ Days - offset(o) + (1 | Subject)", sleep)
+    with pytest.raises(NotImplementedError, match="several"):
+        lmm.lmer("Reaction ~ Days + offset(o) + (1 | Subject) + (1 | Days)", sleep)
+
+
+def test_missing_offset_term_values_drop_with_missing_drop(sleep):
+    o = sleep["o"].copy()
+    o.iloc[4] = np.nan
+    d = sleep.assign(o=o)
+    f = "Reaction ~ Days + offset(o) + (Days | Subject)"
+    with pytest.raises(ValueError, match="offset"):
+        lmm.lmer(f, d)
+    res = lmm.lmer(f, d, missing="drop")
+    ref = lmm.lmer(f, d.drop(index=4))
+    assert res.nobs == len(sleep) - 1
+    assert res.llf == pytest.approx(ref.llf, abs=1e-9)

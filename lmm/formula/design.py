@@ -186,6 +186,60 @@ def row_values(values, data, name):
     return pd.Series(arr.astype(float), index=data.index)
 
 
+def _offset_terms(formula):
+    """The formula without its top-level ``offset(expr)`` terms, and the exprs.
+
+    lme4 adds such terms to the linear predictor with coefficient 1 (they are
+    not fitted); each is evaluated on the data (`_offset_values`)."""
+    lhs, rhs = _split(formula)
+    if "offset(" not in rhs.replace(" ", ""):
+        return formula, []
+    pieces = fast._split_top(rhs, "+-")
+    kept, exprs, sign = [], [], "+"
+    for piece in pieces:
+        if piece in "+-":
+            sign = piece
+            continue
+        text = piece.strip()
+        if text.replace(" ", "").startswith("offset(") and text.endswith(")"):
+            if sign == "-":
+                raise ValueError(f"the formula {formula!r} subtracts an offset term: write "
+                                 "offset(-(...)) instead")
+            exprs.append(text[text.index("(") + 1:-1].strip())
+        else:
+            kept.append(f"{sign} {text}" if kept else (text if sign == "+" else f"- {text}"))
+    rhs_kept = " ".join(kept) if kept else "1"
+    return (f"{lhs} ~ {rhs_kept}" if lhs is not None else f"~ {rhs_kept}"), exprs
+
+
+def _offset_values(exprs, data, eval_env):
+    """The sum of the offset terms' values on the rows of `data` (a float array;
+    NaN where a value is missing)."""
+    total = np.zeros(len(data))
+    env = safe.environment(eval_env)
+    for expr in exprs:
+        if expr in data.columns:
+            col = data[expr]
+            if not pd.api.types.is_numeric_dtype(col):
+                raise TypeError(f"offset({expr}) must be numeric, got dtype {col.dtype}")
+            total += col.to_numpy(dtype=float, na_value=np.nan)
+            continue
+        formula = f"~ 0 + I({expr})"
+        try:
+            _, mat = _dmatrices(_desc(formula, data, "offset term", env), data, env, "drop")
+        except patsy.PatsyError as exc:
+            raise ValueError(f"cannot evaluate offset({expr}): "
+                             f"{str(exc).splitlines()[0]}") from None
+        except NameError as exc:
+            raise ValueError(f"unknown column in offset({expr}): {exc}") from None
+        if mat.shape[1] != 1:
+            raise ValueError(f"offset({expr}) must be one numeric column")
+        values = np.full(len(data), np.nan)
+        values[data.index.get_indexer(mat.index)] = mat.iloc[:, 0].to_numpy()
+        total += values
+    return total
+
+
 def _weights_offset(data, kwargs, subset, missing):
     """Pop `weights` and `offset` from kwargs (column names or arrays of the
     data's length), apply `subset` to them and the data, and with
@@ -227,6 +281,14 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if missing not in ("none", "drop", "raise"):
         raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
     weights = offset = None
+    formula, offset_exprs = _offset_terms(formula)
+    if offset_exprs:
+        # (lme4: offset(x) terms and offset= add up)
+        if not data.index.is_unique:
+            data = data.reset_index(drop=True)
+        terms = _offset_values(offset_exprs, data, eval_env)
+        given = row_values(kwargs.get("offset"), data, "offset")
+        kwargs["offset"] = terms if given is None else terms + given.to_numpy()
     if "weights" in kwargs or "offset" in kwargs:
         if isinstance(groups, str):
             data, weights, offset = _weights_offset(data, kwargs, subset, missing)
@@ -396,6 +458,8 @@ def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs)
 
     parsed = lme4.parse(formula)
     if not parsed.single_factor:
+        if _offset_terms(parsed.fixed_formula)[1]:
+            kwargs = dict(kwargs, offset="offset(...) term")
         for name in ("weights", "offset"):
             if kwargs.get(name) is not None:
                 raise NotImplementedError(
