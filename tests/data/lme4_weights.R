@@ -77,4 +77,19 @@ out[["sleep_w3_reml"]] <- summarise(
 out[["sleep_unweighted_reml"]] <- summarise(
   best_fit(Reaction ~ Days + (Days | Subject), sleep, TRUE),
   "Reaction ~ Days + (Days | Subject)", NULL, NULL)
+# features on top of a weighted fit: lmerTest's Satterthwaite table, lme4's
+# profile intervals (ML profile of the REML fit, lme4's default), an LRT
+suppressMessages(library(lmerTest))
+mt <- lmerTest::lmer(Reaction ~ Days + (Days | Subject), sleep, weights = w, offset = o)
+ct <- coef(summary(mt))
+ci <- suppressWarnings(suppressMessages(confint(mt, method = "profile", oldNames = FALSE)))
+m0 <- lme4::lmer(Reaction ~ 1 + (Days | Subject), sleep, weights = w, REML = FALSE)
+m1 <- lme4::lmer(Reaction ~ Days + (Days | Subject), sleep, weights = w, REML = FALSE)
+a <- anova(m0, m1)
+out[["sleep_wo_features"]] <- list(
+  satterthwaite_df = unname(ct[, "df"]), t = unname(ct[, "t value"]),
+  p = unname(ct[, "Pr(>|t|)"]), confint_names = rownames(ci),
+  confint_lower = unname(ci[, 1]), confint_upper = unname(ci[, 2]),
+  lrt_chisq = a$Chisq[2], lrt_p = a[["Pr(>Chisq)"]][2], lrt_loglik = a$logLik,
+  lmerTest_version = as.character(packageVersion("lmerTest")))
 write(toJSON(out, auto_unbox = TRUE, digits = NA, pretty = TRUE), args[3])
