@@ -371,3 +371,22 @@ def test_inference_intervals_and_lrt_of_a_weighted_fit_match_lme4(sleep):
     assert test.statistic == pytest.approx(ref["lrt_chisq"], rel=1e-6)
     assert test.pvalue == pytest.approx(ref["lrt_p"], rel=1e-5)
     assert [test.llf_restricted, test.llf_full] == pytest.approx(ref["lrt_loglik"], abs=1e-6)
+
+
+@pytest.mark.parametrize("key", ["sleep_w_reml", "sleep_wo_ml", "sleep_o_reml"])
+def test_residual_types_match_lme4(sleep, key):
+    from lmm.residuals import residuals, weighted_residuals
+
+    ref = REF[key]
+    res = lmm.lmer(ref["formula"], sleep, REML=ref["reml"], weights=ref["weights"],
+                   offset=ref["offset"])
+    np.testing.assert_allclose(residuals(res)[:5], ref["resid_response_head"], atol=1e-4)
+    np.testing.assert_allclose(residuals(res, "pearson")[:5], ref["resid_pearson_head"],
+                               atol=1e-4)
+    np.testing.assert_allclose(weighted_residuals(res)[:5], ref["weighted_resid_head"],
+                               atol=1e-4)
+    scaled = residuals(res, "pearson", scaled=True)
+    np.testing.assert_allclose(scaled * math.sqrt(res.scale), residuals(res, "pearson"),
+                               rtol=1e-12)
+    with pytest.raises(ValueError, match="type must be one of"):
+        residuals(res, "deviance!")
