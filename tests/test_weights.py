@@ -390,3 +390,20 @@ def test_residual_types_match_lme4(sleep, key):
                                rtol=1e-12)
     with pytest.raises(ValueError, match="type must be one of"):
         residuals(res, "deviance!")
+
+
+def test_weighted_fit_is_invariant_to_covariate_shifts_and_units(sleep):
+    """Centring at the weighted means is an exact reparametrization: Days + 1e6
+    (and Days in minutes) give the same slope, cov_re (mapped) and llf."""
+    f = "Reaction ~ Days + (Days | Subject)"
+    ref = lmm.lmer(f, sleep, weights="w", offset="o")
+    shifted = lmm.lmer(f, sleep.assign(Days=sleep["Days"] + 1e6), weights="w", offset="o")
+    assert shifted.llf == pytest.approx(ref.llf, abs=1e-7)
+    assert shifted.fe_params["Days"] == pytest.approx(ref.fe_params["Days"], rel=1e-8)
+    assert shifted.cov_re.iloc[1, 1] == pytest.approx(ref.cov_re.iloc[1, 1], rel=1e-6)
+    minutes = lmm.lmer(f, sleep.assign(Days=sleep["Days"] * 1440.0), weights="w",
+                       offset="o")
+    assert minutes.fe_params["Days"] * 1440.0 == pytest.approx(ref.fe_params["Days"],
+                                                               rel=1e-8)
+    # (REML: log|X'V^-1 X| grows by 2 log(1440) with the units of one column)
+    assert minutes.llf == pytest.approx(ref.llf - math.log(1440.0), abs=1e-6)

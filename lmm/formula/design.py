@@ -281,7 +281,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if missing not in ("none", "drop", "raise"):
         raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
     weights = offset = None
-    formula, offset_exprs = _offset_terms(formula)
+    # (a substring test first: no extra call for formulas without offsets)
+    formula, offset_exprs = _offset_terms(formula) if "offset" in formula else (formula, ())
     if offset_exprs:
         # (lme4: offset(x) terms and offset= add up)
         if not data.index.is_unique:
