@@ -211,9 +211,10 @@ class _Design:
                     X -= self.fe_contrast[1] - np.eye(self.p)[self.fe_contrast[0]]
                 if self.z_centring is not None:
                     Z = Z @ np.linalg.inv(self.z_centring)
+        kwargs.setdefault("weights", self.weights)
         md = MixedLM(y, X, self.groups, exog_re=Z, missing="drop",
                      exog_names=self.exog_names, exog_re_names=self.exog_re_names,
-                     group_name=self.group_name, weights=self.weights, **kwargs)
+                     group_name=self.group_name, **kwargs)
         if self.blocks is not None:
             md.set_re_blocks(self.blocks)
         return md
@@ -245,15 +246,17 @@ def _local_design(design):
 # One block of responses (runs wherever the executor puts it)
 # ---------------------------------------------------------------------------
 
-def _python_row(design, y):
-    """Fit one response through MixedLM.fit; its row, flags and messages."""
+def _python_row(design, y, weights=None):
+    """Fit one response through MixedLM.fit (with its own prior weights, if
+    given); its row, flags and messages."""
     ncov = len(design.cov_rows)
     row = np.full(2 * design.p + ncov + 3, np.nan)
     flags = np.zeros(4, dtype=np.intp)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = design.model_for(y).fit(reml=design.reml)
+            extra = {} if weights is None else {"weights": weights}
+            res = design.model_for(y, **extra).fit(reml=design.reml)
     except (ValueError, np.linalg.LinAlgError) as exc:
         row[-1] = np.isfinite(y).sum()
         flags[0] = -1
@@ -280,6 +283,9 @@ def _fit_block(design, Y):
     the Python path and {position: messages} for the responses with a problem.
     """
     design = _local_design(design)
+    W = None
+    if Y.ndim == 3:                    # (responses and their own weights, stacked)
+        Y, W = Y[:, :, 0], Y[:, :, 1]
     Y = np.array(Y, dtype=float, order="C", copy=True)
     m = Y.shape[1]
     mask = np.isnan(Y)
@@ -296,6 +302,8 @@ def _fit_block(design, Y):
         Y -= y_shift
     if w is not None:
         return _fit_weighted_block(design, Y, mask, y_shift)
+    if W is not None:
+        return _fit_each_weighted(design, Y, W, y_shift)
     if mask.any():
         cols, rows = np.nonzero(mask.T)
         miss_ptr = np.zeros(m + 1, dtype=np.intp)
@@ -321,6 +329,24 @@ def _fit_block(design, Y):
         out[:, design.y_centring_column] += y_shift
     design.to_user(out)
     return out, flags, python, messages
+
+
+def _fit_each_weighted(design, Y, W, y_shift):
+    """`_fit_block` with per-response weights (the columns of W): each response
+    through MixedLM.fit with its own weights (its products are its own).  Y is
+    centred (y_shift, or None) and holds NaN."""
+    m = Y.shape[1]
+    out = np.empty((m, 2 * design.p + len(design.cov_rows) + 3))
+    flags = np.empty((m, 4), dtype=np.intp)
+    messages = {}
+    for c in range(m):
+        out[c], flags[c], msgs = _python_row(design, Y[:, c].copy(), W[:, c].copy())
+        if msgs or not flags[c, 1]:
+            messages[int(c)] = msgs
+    if y_shift is not None:
+        out[:, design.y_centring_column] += y_shift
+    design.to_user(out)
+    return out, flags, np.arange(m, dtype=np.intp), messages
 
 
 def _fit_weighted_block(design, Y, mask, y_shift):
@@ -579,12 +605,14 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     eval_env : int, dict or patsy.EvalEnvironment, optional
         Where formula names that are not columns are looked up (see `lmm.lmer`);
         without it, formulas see only the data's columns and lmm's functions.
-    weights : str or array_like, optional
+    weights : str, array_like (n,) or (n, m), optional
         Prior weights shared by all responses (with a formula: a column name
-        of `data` or an array of its length; a MixedLM carries its own).  A
-        matrix of per-response weights raises NotImplementedError, as does a
-        MixedLM with an offset.  Responses with missing values are fitted
-        through `MixedLM.fit` (slower).
+        of `data` or an array of its length; a MixedLM carries its own), or a
+        matrix with one column per response (limma's voom weights; the data's
+        rows, or the model's).  Shared weights: responses with missing values
+        are fitted through `MixedLM.fit` (slower); per-response weights: every
+        response is (each has its own products), listed in ``python_path``.
+        A MixedLM with an offset raises NotImplementedError.
 
     Returns
     -------
@@ -609,15 +637,15 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
 
     if responses is None:
         raise TypeError("fit_many needs `responses` (one column per response)")
+    per_response = None
     if weights is not None and np.ndim(weights) == 2:
-        raise NotImplementedError(
-            "fit_many with per-response weights (a matrix) is not supported yet; one "
-            "weight vector shared by all responses is")
+        per_response, weights = _weight_matrix(weights), None
     if isinstance(formula_or_model, MixedLM) and formula_or_model.offset is not None:
         raise NotImplementedError(
             "fit_many on a model with an offset is not supported yet: subtract the offset "
             "from the responses")
-    if isinstance(formula_or_model, MixedLM) and weights is not None:
+    if isinstance(formula_or_model, MixedLM) and (weights is not None or (
+            per_response is not None and formula_or_model.weights is not None)):
         raise ValueError("fit_many(model, weights=...): give the weights to the MixedLM "
                          "(MixedLM(..., weights=...)), whose rows they weight")
     if isinstance(formula_or_model, MixedLM):
@@ -628,13 +656,22 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
                                              missing, eval_env, weights)
         data_index = data.index if isinstance(data, pd.DataFrame) else None
         Y, names = _response_matrix(responses, len(data), "data", data_index)
+        if per_response is not None and per_response.shape != Y.shape:
+            raise ValueError(f"weights has shape {per_response.shape}; per-response weights "
+                             f"need one column per response and one row per data row, "
+                             f"{Y.shape}")
         if len(positions) != Y.shape[0] or np.any(positions != np.arange(len(positions))):
             Y = Y[positions]
+            per_response = None if per_response is None else per_response[positions]
     else:
         raise TypeError("formula_or_model must be a formula string or a MixedLM (one "
                         f"grouping factor), got {type(formula_or_model).__name__}")
     if Y.shape[1] == 0:
         raise ValueError("responses has no columns: nothing to fit")
+    if per_response is not None and per_response.shape != Y.shape:
+        raise ValueError(f"weights has shape {per_response.shape}; per-response weights need "
+                         f"the responses' shape {Y.shape}")
+    Y_fit = Y if per_response is None else np.stack([Y, per_response], axis=2)
     if n_jobs is None or n_jobs == 0:
         n_jobs = 1
     if n_jobs < 0:
@@ -669,7 +706,7 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     try:
         if client is not None:
             d_future = client.scatter(design, broadcast=True, hash=False)
-            blocks = client.scatter([Y[:, a:b] for a, b in spans], hash=False)
+            blocks = client.scatter([Y_fit[:, a:b] for a, b in spans], hash=False)
             futures = {client.submit(_fit_block, d_future, blk, pure=False): a
                        for (a, _), blk in zip(spans, blocks)}
             from distributed import as_completed
@@ -678,25 +715,41 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
                 collect(futures[fut], fut.result())
         elif executor is not None:
             payload = design.token if own_pool is not None else design
-            futures = {executor.submit(_fit_block, payload, Y[:, a:b]): a for a, b in spans}
+            futures = {executor.submit(_fit_block, payload, Y_fit[:, a:b]): a for a, b in spans}
             for fut in _as_completed(futures):
                 collect(futures[fut], fut.result())
         elif n_jobs > 1 and len(spans) > 1:
             _local_design(design).fitter()         # built once, shared by the threads
             with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-                futures = {pool.submit(_fit_block, design, Y[:, a:b]): a for a, b in spans}
+                futures = {pool.submit(_fit_block, design, Y_fit[:, a:b]): a for a, b in spans}
                 for fut in _as_completed(futures):
                     collect(futures[fut], fut.result())
         else:
             for a, b in spans:
-                collect(a, _fit_block(design, Y[:, a:b]))
+                collect(a, _fit_block(design, Y_fit[:, a:b]))
     finally:
         if bar is not None:
             bar.close()
         if own_pool is not None:
             own_pool.shutdown()
         _DESIGNS.pop(design.token, None)
-    return ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y)
+    results = ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y)
+    results._weights = per_response
+    return results
+
+
+def _weight_matrix(weights):
+    """Per-response prior weights (n, m) as floats, checked: negative or infinite
+    values are errors naming `weights` (zero drops a row, NaN is missing)."""
+    if isinstance(weights, pd.DataFrame):
+        weights = weights.to_numpy(dtype=float, na_value=np.nan)
+    W = np.array(weights, dtype=float)
+    if np.isinf(W).any():
+        raise ValueError("weights has infinite values")
+    if (W < 0).any():
+        raise ValueError("weights must be positive (or zero, which drops the row); the "
+                         "matrix has negative entries")
+    return W
 
 
 # ---------------------------------------------------------------------------
@@ -844,6 +897,9 @@ class ManyResults:
             kwargs["formula"] = f"{label} ~ {self._rhs}"
         elif m.formula is not None:
             kwargs["formula"] = m.formula
+        weights = getattr(self, "_weights", None)
+        if weights is not None:
+            kwargs["weights"] = weights[:, j]
         md = self._design.model_for(y, user=True, **kwargs)
         if isinstance(m.lmer_formula, LmerFormula):
             md.lmer_formula = _dc_replace(m.lmer_formula, response=label)

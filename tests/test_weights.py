@@ -288,9 +288,14 @@ def test_fit_many_with_shared_weights_matches_one_fit_per_response(sleep):
 
 def test_fit_many_refuses_what_it_does_not_have(sleep):
     y = pd.DataFrame({"a": sleep["Reaction"], "b": sleep["Reaction"] * 2})
-    with pytest.raises(NotImplementedError, match="per-response weights"):
+    for bad, match in ((-1.0, "weights must be positive"), (np.inf, "weights has infinite")):
+        w = np.ones((len(sleep), 2))
+        w[4, 1] = bad
+        with pytest.raises(ValueError, match=match):
+            lmm.fit_many("~ Days + (1 | Subject)", sleep, y, progress=False, weights=w)
+    with pytest.raises(ValueError, match="weights has shape"):
         lmm.fit_many("~ Days + (1 | Subject)", sleep, y, progress=False,
-                     weights=np.ones((len(sleep), 2)))
+                     weights=np.ones((len(sleep), 3)))
     md = lmm.MixedLM.from_lmer("Reaction ~ Days + (1 | Subject)", sleep, offset="o")
     with pytest.raises(NotImplementedError, match="offset"):
         md.fit_many(y, progress=False)
@@ -407,3 +412,27 @@ def test_weighted_fit_is_invariant_to_covariate_shifts_and_units(sleep):
                                                                rel=1e-8)
     # (REML: log|X'V^-1 X| grows by 2 log(1440) with the units of one column)
     assert minutes.llf == pytest.approx(ref.llf - math.log(1440.0), abs=1e-6)
+
+
+def test_fit_many_with_per_response_weights_matches_one_fit_per_response(sleep):
+    """A weight matrix (limma's voom weights): each response with its own weights,
+    zeros and missing values dropped per response, as lmer(..., weights=) does."""
+    rng = np.random.default_rng(2)
+    y = pd.DataFrame(sleep["Reaction"].to_numpy()[:, None]
+                     + 20 * rng.normal(size=(len(sleep), 3)), columns=list("abc"))
+    w = rng.uniform(0.2, 3.0, size=(len(sleep), 3))
+    w[5, 1] = 0.0
+    y.iloc[7, 2] = np.nan
+    f = "Days + (Days | Subject)"
+    res = lmm.fit_many("~ " + f, sleep, y, weights=w, progress=False)
+    assert res.python_path == ["a", "b", "c"]
+    for j, name in enumerate(y):
+        keep = y[name].notna().to_numpy() & (w[:, j] > 0)
+        ref = lmm.lmer(f"{name} ~ {f}", sleep.assign(**{name: y[name]})[keep],
+                       weights=w[keep, j])
+        row = res.table.loc[name]
+        assert row["llf"] == pytest.approx(ref.llf, abs=1e-8)
+        assert row["nobs"] == keep.sum()
+        assert row["Days"] == pytest.approx(ref.fe_params["Days"], rel=1e-10)
+        assert row["Intercept_se"] == pytest.approx(ref.bse_fe.iloc[0], rel=1e-8)
+        assert res.results(name).llf == pytest.approx(ref.llf, abs=1e-8)
