@@ -567,7 +567,9 @@ class MixedLM:
     def cross_products(self):
         """Cross-products of the user's design (`CrossProducts`), made from the
         centred ones the model keeps (an offset in the data makes these lose
-        digits; the fit does not use them)."""
+        digits; the fit does not use them).  With prior weights w they are
+        weighted (Z'WZ, Z'WX, ...), and with an offset o they are those of
+        endog - o."""
         st = self._centred_products
         z_map = x_map = y_from_x = None
         if self._z_intercept >= 0:
@@ -622,6 +624,10 @@ class MixedLM:
         groups : str or array_like (keyword, required)
             A column name of `data` or the group labels.
         missing : {'none', 'drop'}
+        weights, offset : str or array_like (keywords), optional
+            Prior weights and an offset (see `MixedLM`): a column name of
+            `data` or an array of its length; ``offset(x)`` terms in the
+            formula add to the offset.  Not with `vc_formula`.
 
         Examples
         --------

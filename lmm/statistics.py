@@ -15,6 +15,10 @@ arrays add (the pairwise update of Chan, Golub and LeVeque, 1979, for cross-prod
 by group). `lmm.model.MixedLM` keeps its statistics in this form (made in one compiled
 pass by `_core.model_products`); a distributed fit adds chunks with `merge`.
 
+With prior weights w (a weighted model) every sum and product is weighted,
+sum w (x - c_x)(z - c_z)', the centre is the weighted means, and each group's sum
+of weights is kept (`weight_sums`) so that the move to another centre stays exact.
+
 Which columns are centred is the model's choice (X's and y's when X has an intercept,
 Z's when Z has one: the intercept absorbs the shift); a shift of zero leaves a column
 as it is, and `merge` keeps it so.
