@@ -47,7 +47,7 @@ def __getattr__(name):
 
 
 def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
-         **fit_kwargs):
+         weights=None, offset=None, **fit_kwargs):
     """Fit a linear mixed model written in lme4's syntax.
 
     Parameters
@@ -65,10 +65,16 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
     eval_env : int, dict or patsy.EvalEnvironment, optional
         Where formula names that are not columns are looked up; without it,
         formulas see only the data's columns and lmm's formula functions.
+    weights : str or array_like, optional
+        Prior weights (lme4's ``weights=``): a column name of `data` or an
+        array of its length; row i has residual variance sigma^2 / w_i.
+        One grouping factor only (several: NotImplementedError).
+    offset : str or array_like, optional
+        lme4's ``offset=``: a known term added to the linear predictor.
     **fit_kwargs : passed to `MixedLM.fit` (one grouping factor) or
         `MultiTermModel.fit` (several); unknown keywords raise TypeError, and
-        lme4's ``weights``, ``offset``, ``control`` and ``na_action``, not
-        supported yet, NotImplementedError.
+        lme4's ``control`` and ``na_action``, not supported yet,
+        NotImplementedError.
 
     Returns
     -------
@@ -89,9 +95,18 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
                 check_keywords("lmer", {name: fit_kwargs[name]})
     if not isinstance(REML, bool | np.bool_):
         raise TypeError(f"REML must be True or False, got {REML!r}")
+    extra = {} if eval_env is None else {"eval_env": eval_env}
+    for name, values in (("weights", weights), ("offset", offset)):
+        if values is not None:
+            # (resolved on all the rows: `subset` applies to them as to the data)
+            from .formula.design import row_values
+
+            extra[name] = row_values(values, data, name)
+            if subset is not None:
+                extra[name] = extra[name].loc[subset]
+            extra[name] = extra[name].to_numpy()
     if subset is not None:
         data = data.loc[subset]
-    extra = {} if eval_env is None else {"eval_env": eval_env}
     model = MixedLM.from_lmer(formula, data, missing=missing, **extra)
     return model.fit(reml=bool(REML), **fit_kwargs)
 

@@ -28,8 +28,6 @@ IGNORED = {
 
 # lme4 / statsmodels keywords of features that are planned, not built
 NOT_YET = {
-    "weights": "prior weights",
-    "offset": "offsets",
     "control": "lme4's control= (optimizer settings; use method= and maxiter=)",
     "na_action": "lme4's na.action (use missing='drop')",
     "na.action": "lme4's na.action (use missing='drop')",
@@ -52,10 +50,7 @@ def check_keywords(where, kwargs, accepted=()):
     """
     for name in kwargs:
         if name in NOT_YET:
-            raise NotImplementedError(
-                f"{where}({name}=...): {NOT_YET[name]} are not supported yet"
-                if name in ("weights", "offset") else
-                f"{where}({name}=...): {NOT_YET[name]} is not supported yet")
+            raise NotImplementedError(f"{where}({name}=...): {NOT_YET[name]} is not supported yet")
         close = difflib.get_close_matches(name, list(accepted), n=1, cutoff=0.6)
         if not close:
             lowered = {a.lower(): a for a in accepted}

@@ -12,16 +12,17 @@ def group_blocks(
 ) -> tuple[NDArray[np.intp], NDArray[np.intp], NDArray[np.intp]]: ...
 def model_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
-    codes: NDArray[np.intp], n_groups: int,
+    codes: NDArray[np.intp], n_groups: int, weights: NDArray[np.float64] | None = ...,
 ) -> dict[str, object]: ...
 def integer_model_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
-    groups: NDArray[np.int64], max_span: int,
+    groups: NDArray[np.int64], max_span: int, weights: NDArray[np.float64] | None = ...,
 ) -> dict[str, object] | None: ...
 def shifted_cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],
     order: NDArray[np.intp], group_offsets: NDArray[np.intp],
     x_shift: NDArray[np.float64], z_shift: NDArray[np.float64], y_shift: float,
+    weights: NDArray[np.float64] | None = ...,
 ) -> tuple[NDArray[np.float64], ...]: ...
 def cross_products(
     X: NDArray[np.float64], Z: NDArray[np.float64], y: NDArray[np.float64],

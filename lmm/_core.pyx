@@ -378,18 +378,21 @@ def cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
 cdef tuple _cross_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
                            const intp_t[::1] order, const intp_t[::1] group_offsets):
     # (`cross_products`, callable from C without re-reading its arguments)
-    return _shifted_cross_products(X, Z, y, order, group_offsets, None, None, 0.0)[:6]
+    return _shifted_cross_products(X, Z, y, order, group_offsets, None, None, 0.0, None)[:6]
 
 
 def shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
                            const double[::1] y, const intp_t[::1] order,
-                           const intp_t[::1] group_offsets, x_shift, z_shift, double y_shift):
+                           const intp_t[::1] group_offsets, x_shift, z_shift, double y_shift,
+                           weights=None):
     """`cross_products` of X - 1 x_shift', Z - 1 z_shift' and y - y_shift, with
     the per-group sums of the shifted columns.
 
     Each row is shifted before its products are summed (see
     `_shifted_cross_products`): the statistics keep every digit of the data
     whatever their offset, when the shifts are near the columns' means.
+    With `weights` (n,) every product and sum is weighted:
+    sum_i w_i (x_i - x_shift)(z_i - z_shift)', sum_i w_i (x_i - x_shift), ...
 
     Returns
     -------
@@ -404,15 +407,22 @@ def shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
     if xs.shape != (X.shape[1],) or zs.shape != (Z.shape[1],):
         raise ValueError("x_shift and z_shift need one entry per column of X and of Z")
     _check_row_blocks(n, order, group_offsets)
-    return _shifted_cross_products(X, Z, y, order, group_offsets, xs, zs, y_shift)
+    w = None
+    if weights is not None:
+        w = np.ascontiguousarray(weights, dtype=float)
+        if w.shape != (n,):
+            raise ValueError(f"weights must have one entry per row ({n}), got shape {w.shape}")
+    return _shifted_cross_products(X, Z, y, order, group_offsets, xs, zs, y_shift, w)
 
 
 cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] Z,
                                    const double[::1] y, const intp_t[::1] order,
                                    const intp_t[::1] group_offsets, const double[::1] x_shift,
-                                   const double[::1] z_shift, double y_shift):
+                                   const double[::1] z_shift, double y_shift,
+                                   const double[::1] w):
     """The cross-products of X - 1 x_shift', Z - 1 z_shift' and y - y_shift
-    (no shift where x_shift / z_shift is None).
+    (no shift where x_shift / z_shift is None), each row weighted by w[row]
+    (unweighted where w is None).
 
     Each row is shifted before it is multiplied: products of raw data and a
     correction afterwards (y'y - n ybar^2) would cancel every digit of an
@@ -442,38 +452,57 @@ cdef tuple _shifted_cross_products(const double[:, ::1] X, const double[:, ::1] 
     cdef double[:, ::1] x_sum = x_sum_arr
     cdef double[:, ::1] z_sum = z_sum_arr
     cdef double[::1] y_sum = y_sum_arr
-    cdef double yty = 0.0, zj, xa, yr
+    cdef double yty = 0.0, zj, xa, yr, yl, wr
     cdef Py_ssize_t g, r, row, j, k, a, b
-    # one shifted row of X and of Z (allocated once, outside the loops)
-    cdef double* xr = <double*>malloc((p + q + 1) * sizeof(double))
+    cdef bint weighted = w is not None
+    # one shifted row of X and of Z, and (weighted) the same times the row's
+    # weight: the left factor of each product (allocated once, outside the
+    # loops; unweighted, the left factors are the shifted rows themselves, so
+    # that path does no extra work)
+    cdef double* xr = <double*>malloc(2 * (p + q + 1) * sizeof(double))
     if xr == NULL:
         raise MemoryError()
     cdef double* zr = xr + p
+    cdef double* xl = xr
+    cdef double* zl = zr
+    if weighted:
+        xl = xr + p + q + 1
+        zl = xl + p
     with nogil:
         for g in range(n_groups):
             for r in range(group_offsets[g], group_offsets[g + 1]):
                 row = order[r]
                 yr = y[row] - y_shift
-                y_sum[g] += yr
                 for a in range(p):
                     xr[a] = X[row, a] - xs[a]
-                    x_sum[g, a] += xr[a]
                 for j in range(q):
                     zr[j] = Z[row, j] - zs[j]
-                    z_sum[g, j] += zr[j]
+                yl = yr
+                if weighted:
+                    wr = w[row]
+                    yl = wr * yr
+                    for a in range(p):
+                        xl[a] = wr * xr[a]
+                    for j in range(q):
+                        zl[j] = wr * zr[j]
+                y_sum[g] += yl
+                for a in range(p):
+                    x_sum[g, a] += xl[a]
                 for j in range(q):
-                    zj = zr[j]
+                    z_sum[g, j] += zl[j]
+                for j in range(q):
+                    zj = zl[j]
                     for k in range(j + 1):
                         ztz[g, j, k] += zj * zr[k]
                     for a in range(p):
                         ztx[g, j, a] += zj * xr[a]
                     zty[g, j] += zj * yr
                 for a in range(p):
-                    xa = xr[a]
+                    xa = xl[a]
                     for b in range(a + 1):
                         xtx[a, b] += xa * xr[b]
                     xty[a] += xa * yr
-                yty += yr * yr
+                yty += yl * yr
             for j in range(q):
                 for k in range(j):
                     ztz[g, k, j] = ztz[g, j, k]
@@ -506,7 +535,7 @@ cdef bint _gershgorin_clear(const double[:, ::1] g) noexcept:
 
 
 def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
-                   const intp_t[::1] codes, Py_ssize_t n_groups):
+                   const intp_t[::1] codes, Py_ssize_t n_groups, weights=None):
     """Everything the one-factor model needs from its rows, in one call.
 
     The group blocks (`group_blocks`), the cross-products of the centred
@@ -523,6 +552,11 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     absorbs the shift); the caller maps the estimates back.  Shifts are zero
     where there is no intercept.
 
+    With `weights` (n,) (prior weights, positive and finite: the caller
+    checks), the means are weighted means and every product and sum is
+    weighted (sum_i w_i (x_i - x_shift)(z_i - z_shift)', ...); `weight_sums`
+    (n_groups,) then holds each group's sum of weights (it is None unweighted).
+
     Returns
     -------
     dict with sizes, offsets, order, ztz, ztx, zty, xtx, xty, yty (of the
@@ -533,11 +567,22 @@ def model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[
     the centred X'X and Z'Z summed over the groups pass the Gershgorin test of
     full rank, see `_gershgorin_clear`)
     """
-    return _model_products(X, Z, y, codes, n_groups)
+    return _model_products(X, Z, y, codes, n_groups, _row_weights(weights, X.shape[0]))
+
+
+cdef object _row_weights(weights, Py_ssize_t n):
+    """`weights` as a contiguous float64 (n,) array (None stays None)."""
+    if weights is None:
+        return None
+    w = np.ascontiguousarray(weights, dtype=float)
+    if w.shape != (n,):
+        raise ValueError(f"weights must have one entry per row ({n}), got shape {w.shape}")
+    return w
 
 
 def integer_model_products(const double[:, ::1] X, const double[:, ::1] Z,
-                           const double[::1] y, const int64_t[:] groups, Py_ssize_t max_span):
+                           const double[::1] y, const int64_t[:] groups, Py_ssize_t max_span,
+                           weights=None):
     """`code_integer_groups` of the int64 group labels, then `model_products`, in one call.
 
     Returns
@@ -550,7 +595,7 @@ def integer_model_products(const double[:, ::1] X, const double[:, ::1] Z,
     if coded is None:
         return None
     codes, labels = coded
-    pr = _model_products(X, Z, y, codes, labels.shape[0])
+    pr = _model_products(X, Z, y, codes, labels.shape[0], _row_weights(weights, X.shape[0]))
     pr["codes"] = codes
     pr["labels"] = labels
     return pr
@@ -580,8 +625,21 @@ cdef Py_ssize_t _column_means(const double[:, ::1] A, double[::1] mean,
     return -1
 
 
+cdef void _weighted_means(const double[:, ::1] A, const double[::1] w, double w_total,
+                          double[::1] mean) noexcept nogil:
+    """Weighted column means of A, sum_i w_i A_ij / w_total, into `mean`."""
+    cdef Py_ssize_t n = A.shape[0], m = A.shape[1], r, j
+    for j in range(m):
+        mean[j] = 0.0
+    for r in range(n):
+        for j in range(m):
+            mean[j] += w[r] * A[r, j]
+    for j in range(m):
+        mean[j] /= w_total
+
+
 cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const double[::1] y,
-                          const intp_t[::1] codes, Py_ssize_t n_groups):
+                          const intp_t[::1] codes, Py_ssize_t n_groups, const double[::1] w):
     # (`model_products`, callable from C without re-reading its arguments)
     cdef Py_ssize_t n = X.shape[0], p = X.shape[1], q = Z.shape[1], r, j, k
     if Z.shape[0] != n or y.shape[0] != n or codes.shape[0] != n:
@@ -597,14 +655,33 @@ cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const 
     cdef unsigned char[::1] x_ones = x_ones_arr
     cdef unsigned char[::1] ones = ones_arr
     cdef Py_ssize_t x_icpt, z_icpt
-    cdef double y_shift = 0.0
+    cdef double y_shift = 0.0, w_total = 0.0
+    cdef bint weighted = w is not None
+    weight_sums_arr = None
+    cdef double[::1] weight_sums
+    if weighted:
+        weight_sums_arr = np.zeros(n_groups)
+        weight_sums = weight_sums_arr
     with nogil:
         x_icpt = _column_means(X, x_shift, x_ones)
         z_icpt = _column_means(Z, z_shift, ones)
-        if x_icpt >= 0:
+        if weighted:
+            # (codes were checked by _group_blocks above)
             for r in range(n):
-                y_shift += y[r]
-            y_shift /= n
+                w_total += w[r]
+                weight_sums[codes[r]] += w[r]
+            if n > 0:
+                _weighted_means(X, w, w_total, x_shift)
+                _weighted_means(Z, w, w_total, z_shift)
+        if x_icpt >= 0:
+            if weighted:
+                for r in range(n):
+                    y_shift += w[r] * y[r]
+                y_shift /= w_total
+            else:
+                for r in range(n):
+                    y_shift += y[r]
+                y_shift /= n
         for j in range(p):
             if x_icpt < 0 or x_ones[j]:
                 x_shift[j] = 0.0
@@ -612,7 +689,7 @@ cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const 
             if z_icpt < 0 or ones[j]:
                 z_shift[j] = 0.0
     ztz, ztx, zty, xtx, xty, yty, x_sum, z_sum, y_sum = _shifted_cross_products(
-        X, Z, y, order, offsets, x_shift, z_shift, y_shift)
+        X, Z, y, order, offsets, x_shift, z_shift, y_shift, w)
     cdef double[:, :, ::1] ztz_v = ztz
     cdef const double[:, ::1] xtx_v = xtx
     ztz_all_arr = np.zeros((q, q))
@@ -636,7 +713,8 @@ cdef dict _model_products(const double[:, ::1] X, const double[:, ::1] Z, const 
                 z_shift=z_shift_arr, y_shift=y_shift, x_intercept=x_icpt, z_intercept=z_icpt,
                 finite=bool(total - total == 0.0), ones=ones_arr.astype(bool),
                 x_ones=x_ones_arr.astype(bool),
-                x_clear=_gershgorin_clear(xtx_v), z_clear=_gershgorin_clear(ztz_all))
+                x_clear=_gershgorin_clear(xtx_v), z_clear=_gershgorin_clear(ztz_all),
+                weight_sums=weight_sums_arr)
 
 
 # ---------------------------------------------------------------------------

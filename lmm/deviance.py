@@ -163,15 +163,23 @@ class ProfiledDeviance:
         Column scaling of X for the optimizer.
     fe_centring : FixedEffectsCentring, optional
         How `stats`' X and y were centred (their estimates map back through it).
+    log_weights : float
+        sum(log(w)) of the prior weights w the products are weighted by (0
+        unweighted).
 
     Notes
     -----
     theta here is the factor of Z T (the conditioned random-effects design).
     Scaling X by D shifts the REML criterion by 2 log|det D|; `value` reports
-    the criterion of the user's parametrization.
+    the criterion of the user's parametrization.  With prior weights the
+    products are those of W^1/2 X, W^1/2 Z and W^1/2 y, an unweighted model
+    whose -2 log-likelihood exceeds the weighted one's by sum(log(w)) (the
+    Jacobian of y -> W^1/2 y): `shift` includes -sum(log(w)), as lme4's
+    deviance does.
     """
 
-    def __init__(self, stats, structure, reml, reparam, x_scale, fe_centring=None):
+    def __init__(self, stats, structure, reml, reparam, x_scale, fe_centring=None,
+                 log_weights=0.0):
         self.structure = structure
         self.fe_centring = fe_centring
         self.reml = bool(reml)
@@ -208,7 +216,7 @@ class ProfiledDeviance:
             for v in self.x_scale.tolist():
                 log_scale += math.log(v)
             shift = -2.0 * log_scale
-        self.shift = shift
+        self.shift = shift - log_weights
         self._args = (
             self.stats.ztz, self.stats.ztx, self.stats.zty,
             self.stats.xtx, self.stats.xty, self.stats.yty,
@@ -319,9 +327,9 @@ class ProfiledDeviance:
             raise np.linalg.LinAlgError("X'V^{-1}X is not positive definite")
         sigma2 = float(sigma) ** 2
         log_2pi_s2 = math.log(2.0 * math.pi * sigma2)
-        dev = sol["logdet_v"] + sol["rss"] / sigma2 + self.nobs * log_2pi_s2
+        dev = sol["logdet_v"] + sol["rss"] / sigma2 + self.nobs * log_2pi_s2 + self.shift
         if self.reml:
-            dev += sol["logdet_xvx"] - self.p * log_2pi_s2 + self.shift
+            dev += sol["logdet_xvx"] - self.p * log_2pi_s2
         vcov = sigma2 * np.linalg.inv(sol["xvx"]) * np.outer(self.x_scale, self.x_scale)
         if self.fe_centring is not None:
             vcov = self.fe_centring.covariance(vcov)

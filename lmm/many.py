@@ -84,6 +84,11 @@ class _Design:
         # (the fitter's set_intercept_contrast), cov_re mapped back by B (_to_user).
         dev = model._deviance(reml, structure)
         self.token = uuid.uuid4().hex
+        # prior weights (of the model's rows): the fitter reads the rows and each
+        # response times sqrt(w), an unweighted model with the weighted products
+        # (dev.shift holds lme4's -sum(log w)); responses with missing values are
+        # fitted through MixedLM (its row-dropping path is unweighted in the fitter)
+        self.weights = model.weights
         self.reml = bool(reml)
         self.warm_start = bool(warm_start)
         self.X_user = np.ascontiguousarray(model.exog, dtype=float)
@@ -161,8 +166,12 @@ class _Design:
     def fitter(self):
         """The compiled `_core.ManyFitter` of this design (built on first use)."""
         if self._fitter is None:
+            X, Z = self.X, self.Z
+            if self.weights is not None:
+                root = np.sqrt(self.weights)[:, None]
+                X, Z = np.ascontiguousarray(X * root), np.ascontiguousarray(Z * root)
             self._fitter = _core.ManyFitter(
-                self.X, self.Z, self.order, self.offsets, self.ztz, self.ztx, self.xtx,
+                X, Z, self.order, self.offsets, self.ztz, self.ztx, self.xtx,
                 self.ztz_s, self.ztx_s, self.xtx_s, self.t, self.x_scale, self.shift,
                 self.reml, self.theta_rows, self.theta_cols, self.lower, self.cov_rows,
                 self.cov_cols, self.t_mode, self.t_icpt, GRADIENT_TOLERANCE,
@@ -202,6 +211,7 @@ class _Design:
                     X -= self.fe_contrast[1] - np.eye(self.p)[self.fe_contrast[0]]
                 if self.z_centring is not None:
                     Z = Z @ np.linalg.inv(self.z_centring)
+        kwargs.setdefault("weights", self.weights)
         md = MixedLM(y, X, self.groups, exog_re=Z, missing="drop",
                      exog_names=self.exog_names, exog_re_names=self.exog_re_names,
                      group_name=self.group_name, **kwargs)
@@ -236,15 +246,17 @@ def _local_design(design):
 # One block of responses (runs wherever the executor puts it)
 # ---------------------------------------------------------------------------
 
-def _python_row(design, y):
-    """Fit one response through MixedLM.fit; its row, flags and messages."""
+def _python_row(design, y, weights=None):
+    """Fit one response through MixedLM.fit (with its own prior weights, if
+    given); its row, flags and messages."""
     ncov = len(design.cov_rows)
     row = np.full(2 * design.p + ncov + 3, np.nan)
     flags = np.zeros(4, dtype=np.intp)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            res = design.model_for(y).fit(reml=design.reml)
+            extra = {} if weights is None else {"weights": weights}
+            res = design.model_for(y, **extra).fit(reml=design.reml)
     except (ValueError, np.linalg.LinAlgError) as exc:
         row[-1] = np.isfinite(y).sum()
         flags[0] = -1
@@ -271,16 +283,27 @@ def _fit_block(design, Y):
     the Python path and {position: messages} for the responses with a problem.
     """
     design = _local_design(design)
+    W = None
+    if Y.ndim == 3:                    # (responses and their own weights, stacked)
+        Y, W = Y[:, :, 0], Y[:, :, 1]
     Y = np.array(Y, dtype=float, order="C", copy=True)
     m = Y.shape[1]
     mask = np.isnan(Y)
     y_shift = None
+    w = design.weights
     if design.y_centring_column >= 0 and Y.shape[0]:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)   # (all-missing responses)
-            y_shift = np.nanmean(Y, axis=0)
+            if w is None:
+                y_shift = np.nanmean(Y, axis=0)
+            else:                                           # (weighted means)
+                y_shift = (w @ np.where(mask, 0.0, Y)) / (w @ ~mask)
         y_shift[~np.isfinite(y_shift)] = 0.0
         Y -= y_shift
+    if w is not None:
+        return _fit_weighted_block(design, Y, mask, y_shift)
+    if W is not None:
+        return _fit_each_weighted(design, Y, W, y_shift)
     if mask.any():
         cols, rows = np.nonzero(mask.T)
         miss_ptr = np.zeros(m + 1, dtype=np.intp)
@@ -308,6 +331,53 @@ def _fit_block(design, Y):
     return out, flags, python, messages
 
 
+def _fit_each_weighted(design, Y, W, y_shift):
+    """`_fit_block` with per-response weights (the columns of W): each response
+    through MixedLM.fit with its own weights (its products are its own).  Y is
+    centred (y_shift, or None) and holds NaN."""
+    m = Y.shape[1]
+    out = np.empty((m, 2 * design.p + len(design.cov_rows) + 3))
+    flags = np.empty((m, 4), dtype=np.intp)
+    messages = {}
+    for c in range(m):
+        out[c], flags[c], msgs = _python_row(design, Y[:, c].copy(), W[:, c].copy())
+        if msgs or not flags[c, 1]:
+            messages[int(c)] = msgs
+    if y_shift is not None:
+        out[:, design.y_centring_column] += y_shift
+    design.to_user(out)
+    return out, flags, np.arange(m, dtype=np.intp), messages
+
+
+def _fit_weighted_block(design, Y, mask, y_shift):
+    """`_fit_block` of a weighted design: the complete responses by the fitter
+    (on the rows and responses times sqrt(w)), those with missing values
+    through MixedLM.  Y is centred (y_shift, or None) and holds NaN."""
+    m = Y.shape[1]
+    fitter = design.fitter()
+    out = np.empty((m, fitter.n_columns))
+    flags = np.empty((m, 4), dtype=np.intp)
+    complete = np.flatnonzero(~mask.any(0))
+    if len(complete):
+        Yw = np.ascontiguousarray(Y[:, complete] * np.sqrt(design.weights)[:, None])
+        o = np.empty((len(complete), fitter.n_columns))
+        f = np.empty((len(complete), 4), dtype=np.intp)
+        fitter.fit(Yw, np.zeros(len(complete) + 1, dtype=np.intp), np.zeros(0, dtype=np.intp),
+                   o, f)
+        out[complete], flags[complete] = o, f
+    python = np.flatnonzero(mask.any(0))
+    python = np.union1d(python, complete[flags[complete, 0] != 0]).astype(np.intp)
+    messages = {}
+    for c in python:
+        out[c], flags[c], msgs = _python_row(design, Y[:, c].copy())
+        if msgs or not flags[c, 1]:
+            messages[int(c)] = msgs
+    if y_shift is not None:
+        out[:, design.y_centring_column] += y_shift
+    design.to_user(out)
+    return out, flags, python, messages
+
+
 # ---------------------------------------------------------------------------
 # Inputs
 # ---------------------------------------------------------------------------
@@ -319,7 +389,7 @@ def _has_bars(rhs):
     return any(_is_bar_term(tok) for tok in _split_top(rhs, "+-") if tok not in "+-")
 
 
-def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
+def _build_model(formula, data, groups, re_formula, missing, eval_env=None, weights=None):
     """The design's MixedLM from a one- or two-sided formula; (model, rhs, positions).
 
     positions: the data rows the model kept (all of them unless missing='drop'
@@ -362,6 +432,8 @@ def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
             raise ValueError(f"the formula groups by {group!r}: leave out groups= or pass "
                              f"groups={group!r}")
         extra = {} if eval_env is None else {"eval_env": eval_env}
+        if weights is not None:
+            extra["weights"] = weights
         model = MixedLM.from_lmer(f"{name} ~{rhs}", frame, missing=missing, **extra)
         if not isinstance(model, MixedLM):
             raise NotImplementedError("fit_many fits one grouping factor so far")
@@ -370,6 +442,8 @@ def _build_model(formula, data, groups, re_formula, missing, eval_env=None):
             raise TypeError("fit_many needs groups= (a column name or the labels), or an "
                             "lme4 formula with a (1 | group) term")
         extra = {} if eval_env is None else {"eval_env": eval_env}
+        if weights is not None:
+            extra["weights"] = weights
         model = MixedLM.from_formula(f"{name} ~{rhs}", frame, groups=groups,
                                      re_formula=re_formula, missing=missing, **extra)
     positions = np.asarray(model.row_labels, dtype=np.intp)
@@ -484,7 +558,7 @@ def _chunks(m, chunk_size, workers, remote, design):
 
 def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formula=None,
              reml=True, n_jobs=1, executor=None, client=None, chunk_size=None, progress=None,
-             missing="none", eval_env=None):
+             missing="none", eval_env=None, weights=None):
     """Fit one linear mixed model per response, all on the same design.
 
     Parameters
@@ -531,6 +605,14 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     eval_env : int, dict or patsy.EvalEnvironment, optional
         Where formula names that are not columns are looked up (see `lmm.lmer`);
         without it, formulas see only the data's columns and lmm's functions.
+    weights : str, array_like (n,) or (n, m), optional
+        Prior weights shared by all responses (with a formula: a column name
+        of `data` or an array of its length; a MixedLM carries its own), or a
+        matrix with one column per response (limma's voom weights; the data's
+        rows, or the model's).  Shared weights: responses with missing values
+        are fitted through `MixedLM.fit` (slower); per-response weights: every
+        response is (each has its own products), listed in ``python_path``.
+        A MixedLM with an offset raises NotImplementedError.
 
     Returns
     -------
@@ -555,21 +637,41 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
 
     if responses is None:
         raise TypeError("fit_many needs `responses` (one column per response)")
+    per_response = None
+    if weights is not None and np.ndim(weights) == 2:
+        per_response, weights = _weight_matrix(weights), None
+    if isinstance(formula_or_model, MixedLM) and formula_or_model.offset is not None:
+        raise NotImplementedError(
+            "fit_many on a model with an offset is not supported yet: subtract the offset "
+            "from the responses")
+    if isinstance(formula_or_model, MixedLM) and (weights is not None or (
+            per_response is not None and formula_or_model.weights is not None)):
+        raise ValueError("fit_many(model, weights=...): give the weights to the MixedLM "
+                         "(MixedLM(..., weights=...)), whose rows they weight")
     if isinstance(formula_or_model, MixedLM):
         model, rhs, positions = formula_or_model, None, None
         Y, names = _response_matrix(responses, model.nobs, "the model")
     elif isinstance(formula_or_model, str):
         model, rhs, positions = _build_model(formula_or_model, data, groups, re_formula,
-                                             missing, eval_env)
+                                             missing, eval_env, weights)
         data_index = data.index if isinstance(data, pd.DataFrame) else None
         Y, names = _response_matrix(responses, len(data), "data", data_index)
+        if per_response is not None and per_response.shape != Y.shape:
+            raise ValueError(f"weights has shape {per_response.shape}; per-response weights "
+                             f"need one column per response and one row per data row, "
+                             f"{Y.shape}")
         if len(positions) != Y.shape[0] or np.any(positions != np.arange(len(positions))):
             Y = Y[positions]
+            per_response = None if per_response is None else per_response[positions]
     else:
         raise TypeError("formula_or_model must be a formula string or a MixedLM (one "
                         f"grouping factor), got {type(formula_or_model).__name__}")
     if Y.shape[1] == 0:
         raise ValueError("responses has no columns: nothing to fit")
+    if per_response is not None and per_response.shape != Y.shape:
+        raise ValueError(f"weights has shape {per_response.shape}; per-response weights need "
+                         f"the responses' shape {Y.shape}")
+    Y_fit = Y if per_response is None else np.stack([Y, per_response], axis=2)
     if n_jobs is None or n_jobs == 0:
         n_jobs = 1
     if n_jobs < 0:
@@ -604,7 +706,7 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     try:
         if client is not None:
             d_future = client.scatter(design, broadcast=True, hash=False)
-            blocks = client.scatter([Y[:, a:b] for a, b in spans], hash=False)
+            blocks = client.scatter([Y_fit[:, a:b] for a, b in spans], hash=False)
             futures = {client.submit(_fit_block, d_future, blk, pure=False): a
                        for (a, _), blk in zip(spans, blocks)}
             from distributed import as_completed
@@ -613,25 +715,41 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
                 collect(futures[fut], fut.result())
         elif executor is not None:
             payload = design.token if own_pool is not None else design
-            futures = {executor.submit(_fit_block, payload, Y[:, a:b]): a for a, b in spans}
+            futures = {executor.submit(_fit_block, payload, Y_fit[:, a:b]): a for a, b in spans}
             for fut in _as_completed(futures):
                 collect(futures[fut], fut.result())
         elif n_jobs > 1 and len(spans) > 1:
             _local_design(design).fitter()         # built once, shared by the threads
             with ThreadPoolExecutor(max_workers=n_jobs) as pool:
-                futures = {pool.submit(_fit_block, design, Y[:, a:b]): a for a, b in spans}
+                futures = {pool.submit(_fit_block, design, Y_fit[:, a:b]): a for a, b in spans}
                 for fut in _as_completed(futures):
                     collect(futures[fut], fut.result())
         else:
             for a, b in spans:
-                collect(a, _fit_block(design, Y[:, a:b]))
+                collect(a, _fit_block(design, Y_fit[:, a:b]))
     finally:
         if bar is not None:
             bar.close()
         if own_pool is not None:
             own_pool.shutdown()
         _DESIGNS.pop(design.token, None)
-    return ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y)
+    results = ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y)
+    results._weights = per_response
+    return results
+
+
+def _weight_matrix(weights):
+    """Per-response prior weights (n, m) as floats, checked: negative or infinite
+    values are errors naming `weights` (zero drops a row, NaN is missing)."""
+    if isinstance(weights, pd.DataFrame):
+        weights = weights.to_numpy(dtype=float, na_value=np.nan)
+    W = np.array(weights, dtype=float)
+    if np.isinf(W).any():
+        raise ValueError("weights has infinite values")
+    if (W < 0).any():
+        raise ValueError("weights must be positive (or zero, which drops the row); the "
+                         "matrix has negative entries")
+    return W
 
 
 # ---------------------------------------------------------------------------
@@ -779,6 +897,9 @@ class ManyResults:
             kwargs["formula"] = f"{label} ~ {self._rhs}"
         elif m.formula is not None:
             kwargs["formula"] = m.formula
+        weights = getattr(self, "_weights", None)
+        if weights is not None:
+            kwargs["weights"] = weights[:, j]
         md = self._design.model_for(y, user=True, **kwargs)
         if isinstance(m.lmer_formula, LmerFormula):
             md.lmer_formula = _dc_replace(m.lmer_formula, response=label)

@@ -152,17 +152,69 @@ def _factorize_groups(groups):
     return codes.astype(np.intp, copy=False), labels
 
 
-def _coded_products(y, x, z, groups):
+def _coded_products(y, x, z, groups, weights=None):
     """Group codes and labels (`_factorize_groups`), and `_core.model_products`
-    of the rows; int64 labels of a narrow range are coded in the same
-    compiled call."""
+    of the rows (weighted by `weights`, if given); int64 labels of a narrow
+    range are coded in the same compiled call."""
     dt = groups.dtype
     if dt.kind == "i" and dt.itemsize == 8 and len(groups):
-        pr = _core.integer_model_products(x, z, y, groups, len(groups) + 65536)
+        pr = _core.integer_model_products(x, z, y, groups, len(groups) + 65536, weights)
         if pr is not None:
             return pr["codes"], pr["labels"].astype(dt, copy=False), pr
     codes, labels = _factorize_groups(groups)
-    return codes, labels, _core.model_products(x, z, y, codes, len(labels))
+    return codes, labels, _core.model_products(x, z, y, codes, len(labels), weights)
+
+
+def _row_vector(values, name, n):
+    """Prior weights or an offset as a float64 (n,) array (a copy), with errors
+    naming `name` for a wrong length or type; NaN is kept (missing values)."""
+    if isinstance(values, pd.DataFrame):
+        if values.shape[1] != 1:
+            raise ValueError(f"{name} must be a single column, got {values.shape[1]}")
+        values = values.iloc[:, 0]
+    if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
+        raise TypeError(f"{name} must be numeric, got dtype {values.dtype}")
+    arr = values.to_numpy(dtype=float, na_value=np.nan) if isinstance(values, pd.Series) \
+        else np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    arr = np.array(arr, dtype=float).reshape(-1) if arr.ndim == 2 and 1 in arr.shape \
+        else np.array(arr, dtype=float)
+    if arr.ndim != 1 or len(arr) != n:
+        raise ValueError(f"{name} must have one value per row of the data ({n}), got "
+                         f"shape {np.shape(values)}")
+    return arr
+
+
+def _check_weights_offset(weights, offset, missing):
+    """The rows to drop for `weights` and `offset` (a mask, or None), after
+    checking their values: negative or infinite weights and infinite offsets
+    are errors naming the argument; NaN is an error unless missing='drop'
+    (then the row is dropped); a zero weight drops its row (it contributes
+    nothing to the likelihood)."""
+    drop = None
+    for name, arr in (("weights", weights), ("offset", offset)):
+        if arr is None:
+            continue
+        if np.isinf(arr).any():
+            raise ValueError(f"{name} has infinite values (rows "
+                             f"{np.flatnonzero(np.isinf(arr))[:5].tolist()}...)")
+        nan = np.isnan(arr)
+        if nan.any():
+            if missing != "drop":
+                raise ValueError(f"missing values (NaN) in {name}; pass missing='drop' to "
+                                 "drop those rows")
+            drop = nan if drop is None else drop | nan
+        if name == "weights":
+            negative = arr < 0
+            if negative.any():
+                raise ValueError(
+                    f"weights must be positive (or zero, which drops the row); rows "
+                    f"{np.flatnonzero(negative)[:5].tolist()} have negative weights")
+            zero = arr == 0
+            if zero.any():
+                drop = zero if drop is None else drop | zero
+    return drop
 
 
 def _identity(k):
@@ -225,6 +277,14 @@ class MixedLM:
     missing : {'none', 'drop', 'raise'}
         'drop' removes rows with NaN in any used variable; otherwise NaN is an
         error.
+    weights : array_like, (n,), optional
+        Prior weights (lme4's and MixedModels.jl's meaning): row i has
+        residual variance scale / weights[i].  Zero drops the row; negative
+        or infinite weights are errors.  The log-likelihood is lme4's (it
+        includes sum(log(weights)) / 2).
+    offset : array_like, (n,), optional
+        A known term added to the linear predictor (the model is fitted to
+        endog - offset; fitted values include it).
 
     Examples
     --------
@@ -238,7 +298,7 @@ class MixedLM:
     """
 
     def __init__(self, endog, exog, groups, exog_re=None, exog_vc=None, use_sqrt=True,
-                 missing="none", **kwargs):
+                 missing="none", weights=None, offset=None, **kwargs):
         if exog_vc is not None:
             raise NotImplementedError(
                 "variance components (exog_vc / vc_formula) are not supported yet"
@@ -299,7 +359,12 @@ class MixedLM:
                         f"{what} has {len(arr)} rows but endog has {n}: they must have the "
                         "same length"
                     )
-        self._setup(y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite)
+        if weights is not None:
+            weights = _row_vector(weights, "weights", n)
+        if offset is not None:
+            offset = _row_vector(offset, "offset", n)
+        self._setup(y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite,
+                    weights, offset)
 
     def _convert(self, endog, exog, groups, endog_names, exog_names, row_labels):
         """endog, exog and groups as arrays (y 1-D, X 2-D float64), their names set,
@@ -345,9 +410,25 @@ class MixedLM:
             raise ValueError(f"groups must be one-dimensional, got shape {groups_arr.shape}")
         return y, x, groups_arr, row_labels
 
-    def _setup(self, y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite):
-        """Missing values, group blocks, cross-products and the rank checks."""
+    def _setup(self, y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite,
+               weights=None, offset=None):
+        """Missing values, group blocks, cross-products and the rank checks.
+
+        With `weights` the products are weighted; with `offset` they are those
+        of endog - offset (the response the model is fitted to)."""
         n = len(y)
+        y_fit = y
+        if weights is not None or offset is not None:
+            drop = _check_weights_offset(weights, offset, missing)
+            if drop is not None:
+                keep = ~drop
+                y, x, z, groups_arr = y[keep], x[keep], z[keep], groups_arr[keep]
+                weights = None if weights is None else weights[keep]
+                offset = None if offset is None else offset[keep]
+                if row_labels is not None:
+                    row_labels = row_labels[keep]
+                n = len(y)
+            y_fit = y if offset is None else y - offset
         # -- missing values ---------------------------------------------------
         # Optimistically, the groups are coded and the cross-products made
         # first: y'y + tr X'X + tr Z'Z is finite only if every value is (the
@@ -361,7 +442,7 @@ class MixedLM:
             group_missing = None
         blocks = None
         if group_missing is None:
-            blocks = _coded_products(y, x, z, groups_arr)
+            blocks = _coded_products(y_fit, x, z, groups_arr, weights)
             if not blocks[-1]["finite"]:
                 blocks = None
                 if report_nonfinite:
@@ -385,6 +466,9 @@ class MixedLM:
             if missing == "drop":
                 keep = ~(bad_rows | group_missing)
                 y, x, z, groups_arr = y[keep], x[keep], z[keep], groups_arr[keep]
+                y_fit = y_fit[keep] if y_fit is not y else y
+                weights = None if weights is None else weights[keep]
+                offset = None if offset is None else offset[keep]
                 if row_labels is not None:
                     row_labels = row_labels[keep]
                 n = len(y)
@@ -399,6 +483,7 @@ class MixedLM:
             row_labels = pd.RangeIndex(n)
 
         self.endog, self.exog, self.exog_re = y, x, z
+        self.weights, self.offset = weights, offset
         self.exog_re_names = re_names
         self.row_labels = row_labels
         self.nobs = self.n_totobs = n
@@ -410,7 +495,7 @@ class MixedLM:
 
         # -- groups: code, sort into contiguous blocks ---------------------------
         if blocks is None:
-            blocks = _coded_products(y, x, z, groups_arr)
+            blocks = _coded_products(y_fit, x, z, groups_arr, weights)
         codes, labels, pr = blocks
         self.group_codes = codes
         self._group_label_values = labels
@@ -442,6 +527,11 @@ class MixedLM:
         self._fe_centring = None if x_icpt < 0 else \
             FixedEffectsCentring(x_icpt, pr["x_shift"], pr["y_shift"])
         self._z_intercept, self._z_shift = pr["z_intercept"], pr["z_shift"]
+        # (weighted: each group's sum of weights, their total, and the
+        # likelihood's sum(log(weights)) term; unweighted, the row counts)
+        self._weight_sums = pr["weight_sums"]
+        self._weight_total = n if weights is None else float(pr["weight_sums"].sum())
+        self._log_weights = 0.0 if weights is None else float(np.log(weights).sum())
 
         dep = _dependent_columns(xtx, self.exog_names, pr["x_clear"])
         if dep:
@@ -470,13 +560,16 @@ class MixedLM:
         x_shift = np.zeros(self.k_fe) if self._fe_centring is None else \
             self._fe_centring.x_shift
         return GroupedStatistics(self.group_sizes, x_shift, self._z_shift, y_shift, x_sum,
-                                 z_sum, y_sum, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty)
+                                 z_sum, y_sum, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty,
+                                 self._weight_sums)
 
     @cached_property
     def cross_products(self):
         """Cross-products of the user's design (`CrossProducts`), made from the
         centred ones the model keeps (an offset in the data makes these lose
-        digits; the fit does not use them)."""
+        digits; the fit does not use them).  With prior weights w they are
+        weighted (Z'WZ, Z'WX, ...), and with an offset o they are those of
+        endog - o."""
         st = self._centred_products
         z_map = x_map = y_from_x = None
         if self._z_intercept >= 0:
@@ -531,6 +624,10 @@ class MixedLM:
         groups : str or array_like (keyword, required)
             A column name of `data` or the group labels.
         missing : {'none', 'drop'}
+        weights, offset : str or array_like (keywords), optional
+            Prior weights and an offset (see `MixedLM`): a column name of
+            `data` or an array of its length; ``offset(x)`` terms in the
+            formula add to the offset.  Not with `vc_formula`.
 
         Examples
         --------
@@ -548,6 +645,13 @@ class MixedLM:
                 check_keywords("mixedlm", {name: kwargs[name]})
         if vc_formula:
             from .formula.design import multi_from_vc_formula
+
+            for name in ("weights", "offset"):
+                if kwargs.get(name) is not None:
+                    raise NotImplementedError(
+                        f"mixedlm({name}=...) with vc_formula: the several-factor engine "
+                        "(lmm.multi) has no prior weights or offsets yet; they are supported "
+                        "for one grouping factor without variance components")
 
             if subset is not None:
                 data = data.loc[subset]
@@ -632,7 +736,8 @@ class MixedLM:
                         z_centring = _identity(self.k_re)
                         for j in keep:
                             z_centring[j0, j] -= z_shift[j]
-            n = st.nobs
+            # (the sum of weights: the scales and means below are weighted ones)
+            n = self._weight_total
             # (plain floats: p and q are small, and a numpy call costs more here)
             # (loops rather than comprehensions: each is one more function to run)
             scales = []
@@ -653,7 +758,8 @@ class MixedLM:
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re, z_centring)
             self._deviances[key] = ProfiledDeviance(
-                st, structure, reml, reparam, x_scale, self._fe_centring if centred else None)
+                st, structure, reml, reparam, x_scale, self._fe_centring if centred else None,
+                self._log_weights)
         return self._deviances[key]
 
     def _warn_uncentred(self, shifts):

@@ -317,7 +317,9 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     def _fitted(self):
         m = self.model
         b = self._modes[0][m.group_codes]
-        return m.exog @ self._sol["fe_params"] + np.einsum("ij,ij->i", m.exog_re, b)
+        fitted = m.exog @ self._sol["fe_params"] + np.einsum("ij,ij->i", m.exog_re, b)
+        offset = getattr(m, "offset", None)
+        return fitted if offset is None else fitted + offset
 
     @property
     def fittedvalues(self):

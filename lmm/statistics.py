@@ -15,6 +15,10 @@ arrays add (the pairwise update of Chan, Golub and LeVeque, 1979, for cross-prod
 by group). `lmm.model.MixedLM` keeps its statistics in this form (made in one compiled
 pass by `_core.model_products`); a distributed fit adds chunks with `merge`.
 
+With prior weights w (a weighted model) every sum and product is weighted,
+sum w (x - c_x)(z - c_z)', the centre is the weighted means, and each group's sum
+of weights is kept (`weight_sums`) so that the move to another centre stays exact.
+
 Which columns are centred is the model's choice (X's and y's when X has an intercept,
 Z's when Z has one: the intercept absorbs the shift); a shift of zero leaves a column
 as it is, and `merge` keeps it so.
@@ -43,6 +47,11 @@ class GroupedStatistics:
         Per-group cross-products of the shifted columns.
     xtx : (p, p) ; xty : (p,) ; yty : float
         Global cross-products of the shifted columns.
+    weight_sums : (G,) float or None
+        With prior weights w, each group's sum of weights; the sums and
+        products above are then weighted (sum w (x - x_shift), sum w (x -
+        x_shift)(z - z_shift)', ...), and group_sizes stay row counts.  None:
+        unweighted.
 
     Examples
     --------
@@ -71,11 +80,14 @@ class GroupedStatistics:
     xtx: np.ndarray
     xty: np.ndarray
     yty: float
+    weight_sums: np.ndarray | None = None
 
     @classmethod
-    def from_rows(cls, X, Z, y, codes, n_groups, x_shift=None, z_shift=None, y_shift=None):
+    def from_rows(cls, X, Z, y, codes, n_groups, x_shift=None, z_shift=None, y_shift=None,
+                  weights=None):
         """Statistics of the rows (group codes 0..n_groups-1), about the given centre
-        or, where none is given, about the columns' means."""
+        or, where none is given, about the columns' (weighted) means; with
+        `weights` (n,) the sums and products are weighted."""
         X = np.ascontiguousarray(X, dtype=float)
         Z = np.ascontiguousarray(Z, dtype=float)
         y = np.ascontiguousarray(y, dtype=float)
@@ -87,25 +99,39 @@ class GroupedStatistics:
             raise ValueError("X, Z, y and codes must have the same number of rows")
         if n and (codes.min() < 0 or codes.max() >= n_groups):
             raise ValueError(f"group codes must lie in 0..{n_groups - 1}")
+        weight_sums = None
+        if weights is not None:
+            weights = np.ascontiguousarray(weights, dtype=float)
+            if weights.shape != (n,) or not np.all(np.isfinite(weights)) or \
+                    np.any(weights <= 0):
+                raise ValueError("weights must be n positive finite values")
+            weight_sums = np.bincount(codes, weights, minlength=n_groups).astype(float)
         if x_shift is None:
-            x_shift = X.mean(0) if n else np.zeros(X.shape[1])
+            x_shift = np.average(X, 0, weights) if n else np.zeros(X.shape[1])
         if z_shift is None:
-            z_shift = Z.mean(0) if n else np.zeros(Z.shape[1])
+            z_shift = np.average(Z, 0, weights) if n else np.zeros(Z.shape[1])
         if y_shift is None:
-            y_shift = float(y.mean()) if n else 0.0
+            y_shift = float(np.average(y, weights=weights)) if n else 0.0
         sizes, offsets, order = _core.group_blocks(codes, n_groups)
         ztz, ztx, zty, xtx, xty, yty, x_sum, z_sum, y_sum = _core.shifted_cross_products(
-            X, Z, y, order, offsets, x_shift, z_shift, float(y_shift))
+            X, Z, y, order, offsets, x_shift, z_shift, float(y_shift), weights)
         return cls(sizes, np.asarray(x_shift, dtype=float), np.asarray(z_shift, dtype=float),
-                   float(y_shift), x_sum, z_sum, y_sum, ztz, ztx, zty, xtx, xty, float(yty))
+                   float(y_shift), x_sum, z_sum, y_sum, ztz, ztx, zty, xtx, xty, float(yty),
+                   weight_sums)
 
     @property
     def nobs(self):
         return int(self.group_sizes.sum())
 
+    @property
+    def _masses(self):
+        """Each group's sum of weights (its row count, unweighted), as floats."""
+        return self.group_sizes.astype(float) if self.weight_sums is None else \
+            self.weight_sums
+
     def means(self):
-        """The columns' means (x (p,), z (q,), y)."""
-        n = max(self.nobs, 1)
+        """The columns' (weighted) means (x (p,), z (q,), y)."""
+        n = float(self._masses.sum()) if self.nobs else 1.0
         return (self.x_shift + self.x_sum.sum(0) / n, self.z_shift + self.z_sum.sum(0) / n,
                 self.y_shift + float(self.y_sum.sum()) / n)
 
@@ -113,12 +139,13 @@ class GroupedStatistics:
         """The same statistics about another centre (exact in real arithmetic).
 
         With d the change of centre, sum (u - d)(v - e)' = S_uv - s_u e' - d s_v'
-        + n d e' for any two shifted columns u, v with sums s_u, s_v.
+        + n d e' for any two shifted columns u, v with sums s_u, s_v (weighted:
+        sums and products weighted, n the sum of weights).
         """
         dx = np.asarray(x_shift, dtype=float) - self.x_shift
         dz = np.asarray(z_shift, dtype=float) - self.z_shift
         dy = float(y_shift) - self.y_shift
-        ng = self.group_sizes.astype(float)
+        ng = self._masses
         xs, zs, ys = self.x_sum, self.z_sum, self.y_sum
         ztz = (self.ztz - zs[:, :, None] * dz[None, None, :] - dz[None, :, None] * zs[:, None, :]
                + ng[:, None, None] * np.outer(dz, dz)[None])
@@ -132,7 +159,7 @@ class GroupedStatistics:
         return GroupedStatistics(
             self.group_sizes, self.x_shift + dx, self.z_shift + dz, self.y_shift + dy,
             xs - ng[:, None] * dx, zs - ng[:, None] * dz, ys - ng * dy,
-            ztz, ztx, zty, xtx, xty, float(yty))
+            ztz, ztx, zty, xtx, xty, float(yty), self.weight_sums)
 
     def merge(self, other):
         """The statistics of both chunks' rows (the same groups, coded alike).
@@ -143,11 +170,13 @@ class GroupedStatistics:
         if self.ztx.shape[1:] != other.ztx.shape[1:] or \
                 len(self.group_sizes) != len(other.group_sizes):
             raise ValueError("statistics of different designs or groupings cannot be merged")
-        n_a, n_b = self.nobs, other.nobs
-        if n_a == 0:
+        if (self.weight_sums is None) != (other.weight_sums is None):
+            raise ValueError("weighted and unweighted statistics cannot be merged")
+        if self.nobs == 0:
             return other
-        if n_b == 0:
+        if other.nobs == 0:
             return self
+        n_a, n_b = float(self._masses.sum()), float(other._masses.sum())
         means_a, means_b = self.means(), other.means()
         pooled = [(n_a * a + n_b * b) / (n_a + n_b) for a, b in zip(means_a, means_b)]
         shifts_a = (self.x_shift, self.z_shift, self.y_shift)
@@ -160,7 +189,7 @@ class GroupedStatistics:
             a.group_sizes + b.group_sizes, a.x_shift, a.z_shift, a.y_shift,
             a.x_sum + b.x_sum, a.z_sum + b.z_sum, a.y_sum + b.y_sum,
             a.ztz + b.ztz, a.ztx + b.ztx, a.zty + b.zty, a.xtx + b.xtx, a.xty + b.xty,
-            a.yty + b.yty)
+            a.yty + b.yty, None if a.weight_sums is None else a.weight_sums + b.weight_sums)
 
     def cross_products(self):
         """The products as `CrossProducts` (of the shifted design)."""

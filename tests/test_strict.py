@@ -33,13 +33,27 @@ def test_lmer_misspelt_keyword_is_an_error(dietox):
         lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, REML=None)
 
 
-@pytest.mark.parametrize("name", ["weights", "offset", "control", "na_action"])
+@pytest.mark.parametrize("name", ["control", "na_action"])
 def test_lme4_keywords_not_built_yet_say_so(dietox, name):
-    value = np.ones(len(dietox)) if name in ("weights", "offset") else "x"
     with pytest.raises(NotImplementedError, match=name):
-        lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, **{name: value})
+        lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, **{name: "x"})
     with pytest.raises(NotImplementedError, match=name):
-        lmm.mixedlm("Weight ~ Time", dietox, groups="Pig", **{name: value})
+        lmm.mixedlm("Weight ~ Time", dietox, groups="Pig", **{name: "x"})
+
+
+@pytest.mark.parametrize("name", ["weights", "offset"])
+def test_weights_and_offset_of_several_factors_say_not_yet(dietox, name):
+    """One grouping factor takes weights and offsets (tests/test_weights.py);
+    the several-factor engine says it does not have them yet."""
+    d = dietox.assign(Litter=dietox["Litter"] % 4)
+    value = np.ones(len(dietox))
+    with pytest.raises(NotImplementedError, match=f"{name}.*several"):
+        lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | Litter)", d, **{name: value})
+    with pytest.raises(NotImplementedError, match=f"{name}.*several-factor"):
+        lmm.mixedlm("Weight ~ Time", d, groups="Pig", vc_formula={"L": "0 + C(Litter)"},
+                    **{name: value})
+    res = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, **{name: value})
+    assert np.isfinite(res.llf)
 
 
 def test_several_factor_fit_rejects_unknown_keywords(dietox):

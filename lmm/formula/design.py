@@ -164,6 +164,106 @@ def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
     )
 
 
+def row_values(values, data, name):
+    """Prior weights or an offset given as a column name of `data` or an array
+    of its length, as a float Series on data's index (None stays None)."""
+    if values is None:
+        return None
+    if isinstance(values, str):
+        if values not in data.columns:
+            raise ValueError(f"{name}={values!r} is not a column of the data")
+        values = data[values]
+    if isinstance(values, pd.Series):
+        if not pd.api.types.is_numeric_dtype(values):
+            raise TypeError(f"{name} must be numeric, got dtype {values.dtype}")
+        values = values.to_numpy(dtype=float, na_value=np.nan)
+    arr = np.asarray(values)
+    if arr.dtype.kind not in "biuf":
+        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
+    if arr.ndim != 1 or len(arr) != len(data):
+        raise ValueError(f"{name} must have one value per row of the data ({len(data)}), "
+                         f"got shape {arr.shape}")
+    return pd.Series(arr.astype(float), index=data.index)
+
+
+def _offset_terms(formula):
+    """The formula without its top-level ``offset(expr)`` terms, and the exprs.
+
+    lme4 adds such terms to the linear predictor with coefficient 1 (they are
+    not fitted); each is evaluated on the data (`_offset_values`)."""
+    lhs, rhs = _split(formula)
+    if "offset(" not in rhs.replace(" ", ""):
+        return formula, []
+    pieces = fast._split_top(rhs, "+-")
+    kept, exprs, sign = [], [], "+"
+    for piece in pieces:
+        if piece in "+-":
+            sign = piece
+            continue
+        text = piece.strip()
+        if text.replace(" ", "").startswith("offset(") and text.endswith(")"):
+            if sign == "-":
+                raise ValueError(f"the formula {formula!r} subtracts an offset term: write "
+                                 "offset(-(...)) instead")
+            exprs.append(text[text.index("(") + 1:-1].strip())
+        else:
+            kept.append(f"{sign} {text}" if kept else (text if sign == "+" else f"- {text}"))
+    rhs_kept = " ".join(kept) if kept else "1"
+    return (f"{lhs} ~ {rhs_kept}" if lhs is not None else f"~ {rhs_kept}"), exprs
+
+
+def _offset_values(exprs, data, eval_env):
+    """The sum of the offset terms' values on the rows of `data` (a float array;
+    NaN where a value is missing)."""
+    total = np.zeros(len(data))
+    env = safe.environment(eval_env)
+    for expr in exprs:
+        if expr in data.columns:
+            col = data[expr]
+            if not pd.api.types.is_numeric_dtype(col):
+                raise TypeError(f"offset({expr}) must be numeric, got dtype {col.dtype}")
+            total += col.to_numpy(dtype=float, na_value=np.nan)
+            continue
+        formula = f"~ 0 + I({expr})"
+        try:
+            _, mat = _dmatrices(_desc(formula, data, "offset term", env), data, env, "drop")
+        except patsy.PatsyError as exc:
+            raise ValueError(f"cannot evaluate offset({expr}): "
+                             f"{str(exc).splitlines()[0]}") from None
+        except NameError as exc:
+            raise ValueError(f"unknown column in offset({expr}): {exc}") from None
+        if mat.shape[1] != 1:
+            raise ValueError(f"offset({expr}) must be one numeric column")
+        values = np.full(len(data), np.nan)
+        values[data.index.get_indexer(mat.index)] = mat.iloc[:, 0].to_numpy()
+        total += values
+    return total
+
+
+def _weights_offset(data, kwargs, subset, missing):
+    """Pop `weights` and `offset` from kwargs (column names or arrays of the
+    data's length), apply `subset` to them and the data, and with
+    missing='drop' drop the rows where they are NaN.  Returns the data and
+    the two as arrays (or None) aligned with its rows."""
+    weights = row_values(kwargs.pop("weights", None), data, "weights")
+    offset = row_values(kwargs.pop("offset", None), data, "offset")
+    if subset is not None:
+        data = data.loc[subset]
+        weights = None if weights is None else weights.loc[subset]
+        offset = None if offset is None else offset.loc[subset]
+    if missing == "drop":
+        bad = np.zeros(len(data), dtype=bool)
+        for v in (weights, offset):
+            if v is not None:
+                bad |= np.isnan(v.to_numpy())
+        if bad.any():
+            keep = ~bad
+            data, weights = data.loc[keep], None if weights is None else weights[keep]
+            offset = None if offset is None else offset[keep]
+    return (data, None if weights is None else weights.to_numpy(),
+            None if offset is None else offset.to_numpy())
+
+
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
                        missing="none", re_intercept_name=None, eval_env=None, **kwargs):
     """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way.
@@ -171,16 +271,44 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     The random-effects intercept is named after the group (statsmodels'
     "Group" or the groups column's name), or `re_intercept_name`.  Formulas
     are checked against lmm.formula.safe's whitelist unless `eval_env` is
-    given (see `safe.environment`).
+    given (see `safe.environment`).  `weights` and `offset` (keywords): a
+    column name of `data` or an array of its length.
     """
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
     if type(data.columns) is not pd.Index or not data.columns.is_unique:
         _check_column_names(data, (formula, re_formula, groups))
-    if subset is not None:
-        data = data.loc[subset]
     if missing not in ("none", "drop", "raise"):
         raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
+    weights = offset = None
+    # (a substring test first: no extra call for formulas without offsets)
+    formula, offset_exprs = _offset_terms(formula) if "offset" in formula else (formula, ())
+    if offset_exprs:
+        # (lme4: offset(x) terms and offset= add up)
+        if not data.index.is_unique:
+            data = data.reset_index(drop=True)
+        terms = _offset_values(offset_exprs, data, eval_env)
+        given = row_values(kwargs.get("offset"), data, "offset")
+        kwargs["offset"] = terms if given is None else terms + given.to_numpy()
+    if "weights" in kwargs or "offset" in kwargs:
+        if isinstance(groups, str):
+            data, weights, offset = _weights_offset(data, kwargs, subset, missing)
+        else:
+            # (groups given as an array travel with the rows: of the data's
+            # length, or of the subset's)
+            groups = groups.to_numpy() if isinstance(groups, pd.Series | pd.Index) else \
+                np.asarray(groups)
+            rows = data.index if subset is None or len(groups) == len(data) else \
+                data.loc[subset].index
+            if len(groups) != len(rows):
+                raise ValueError(f"groups has {len(groups)} entries but data has "
+                                 f"{len(rows)} rows")
+            groups = pd.Series(groups, index=rows)
+            data, weights, offset = _weights_offset(data, kwargs, subset, missing)
+            groups = groups.loc[data.index].to_numpy()
+        subset = None
+    if subset is not None:
+        data = data.loc[subset]
     group_name = "Group"
     row_labels = data.index
     # (the range's own start and step: RangeIndex's properties cost more)
@@ -191,6 +319,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         default_index = isinstance(row_labels, pd.RangeIndex) and row_labels.start == 0 \
             and row_labels.step == 1
     frame = data if default_index else data.reset_index(drop=True)
+    if weights is not None or offset is not None:
+        kwargs = dict(kwargs, weights=weights, offset=offset)
     source = fast.Columns(frame)
     if isinstance(groups, str):
         if groups not in source:
@@ -249,6 +379,7 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             keep = ~bad
             frame = frame.loc[keep].reset_index(drop=True)
             groups, row_labels = groups[keep], row_labels[keep]
+            kwargs = _kept_rows(kwargs, keep)
             source = fast.Columns(frame)
             planned = _fast_designs(formula, re_formula, source)
             lhs, fe, re = planned
@@ -268,6 +399,7 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             frame = frame.loc[keep].reset_index(drop=True)
             groups = groups[keep]
             row_labels = row_labels[keep]
+            kwargs = _kept_rows(kwargs, keep)
     if pd.isna(groups).any():
         raise ValueError("missing values in groups; pass missing='drop' to drop those rows")
 
@@ -289,6 +421,15 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         design_info=x.design_info, design_info_re=z_info, group_name=group_name,
         exog_re_names=re_names, row_labels=row_labels, **kwargs,
     )
+
+
+def _kept_rows(kwargs, keep):
+    """kwargs with its `weights` and `offset` arrays cut to the rows kept."""
+    out = dict(kwargs)
+    for name in ("weights", "offset"):
+        if out.get(name) is not None:
+            out[name] = out[name][np.asarray(keep)]
+    return out
 
 
 def _term_columns(expr, frame, eval_env):
@@ -318,6 +459,14 @@ def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs)
 
     parsed = lme4.parse(formula)
     if not parsed.single_factor:
+        if _offset_terms(parsed.fixed_formula)[1]:
+            kwargs = dict(kwargs, offset="offset(...) term")
+        for name in ("weights", "offset"):
+            if kwargs.get(name) is not None:
+                raise NotImplementedError(
+                    f"{name}= is supported for models with one grouping factor only; "
+                    f"{formula!r} has several (crossed or nested): the several-factor "
+                    "engine (lmm.multi) has no prior weights or offsets yet")
         return multi_from_lmer(parsed, formula, data, missing, eval_env=eval_env)
     # (eval_env is resolved where patsy needs it: an int counts frames from the
     # first caller outside lmm, wherever it is resolved)
