@@ -47,8 +47,14 @@ def simulate(results, nsim=1, seed=None):
     m = results.model
     x, z, codes = m.exog, m.exog_re, m.group_codes
     mean = x @ np.asarray(results.fe_params, dtype=float)
+    offset = getattr(m, "offset", None)
+    if offset is not None:
+        mean = mean + offset
     factor = _effects_factor(results.cov_re)
     sigma = math.sqrt(results.scale)
+    weights = getattr(m, "weights", None)
+    if weights is not None:            # (residual variance scale / w_i)
+        sigma = sigma / np.sqrt(np.asarray(weights, dtype=float))
     n, q, n_groups = len(mean), z.shape[1], m.n_groups
     streams = np.random.SeedSequence(seed).spawn(nsim)
     out = np.empty((n, nsim))
@@ -162,6 +168,9 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
 
     nboot = _count(nboot, "nboot")
     m = results.model
+    if getattr(m, "weights", None) is not None or getattr(m, "offset", None) is not None:
+        raise NotImplementedError("the bootstrap of a fit with prior weights or an offset "
+                                  "is not supported yet (simulate() is)")
     if results.structure.blocks != results.model._structure(None).blocks:
         raise NotImplementedError(
             "the bootstrap of a fit with free= is not supported yet; write the "

@@ -49,6 +49,10 @@ def hat_values_one_factor(results):
     st = m.statistics                      # products of the centred design
     z = m.exog_re - st.z_shift
     x = m.exog - st.x_shift
+    weights = getattr(m, "weights", None)
+    if weights is not None:             # (lme4's sqrt(W): the products are weighted)
+        root = np.sqrt(np.asarray(weights, dtype=float))[:, None]
+        z, x = z * root, x * root
     g_user = results.cov_re.to_numpy() / results.scale
     b_inv = np.eye(m.k_re)                 # Z_c = Z B, B = I - e_0 shift': G_c = B^-1 G B^-T
     if m._z_intercept >= 0:
@@ -116,16 +120,16 @@ class InfluenceMeasures:
     indexed by the rows), `scale` and `k_fe` (X has full rank)."""
 
     def residuals(self, type="response", scaled=False):
-        """lme4's ``residuals``: 'response' (y minus the conditional fit), 'pearson'
-        and 'working' (the same for a linear mixed model without weights); `scaled`
-        divides by sigma.  A Series indexed like the data."""
-        if type not in ("response", "pearson", "working"):
-            raise ValueError(f"type must be 'response', 'pearson' or 'working', got {type!r}")
-        r = self.resid
-        return r / math.sqrt(self.scale) if scaled else r.copy()
+        """lme4's ``residuals``: 'response' and 'working' (y minus the conditional fit,
+        the offset included), 'pearson' (times sqrt(w) under prior weights); `scaled`
+        divides by sigma.  A Series indexed like the data (`lmm.residuals`)."""
+        from .residuals import residuals
+
+        return residuals(self, type, scaled)
 
     def resid_pearson(self):
-        """Pearson residuals (lme4's ``residuals(type = "pearson")``)."""
+        """Pearson residuals (lme4's ``residuals(type = "pearson")``: sqrt(w) times the
+        response residuals under prior weights)."""
         return self.residuals("pearson")
 
     def hat_values(self):
@@ -150,11 +154,11 @@ class InfluenceMeasures:
         """Cook's distances (lme4's ``cooks.distance``, its closed form from the hat
         values and Pearson residuals)."""
         h = self.hat_values()
-        return pd.Series(cooks_distance(h.to_numpy(), self.resid.to_numpy(), self.scale,
-                                        self.k_fe), index=h.index)
+        return pd.Series(cooks_distance(h.to_numpy(), self.resid_pearson().to_numpy(),
+                                        self.scale, self.k_fe), index=h.index)
 
     def resid_studentized(self):
         """Studentized residuals (lme4's ``rstudent``)."""
         h = self.hat_values()
-        return pd.Series(studentized(h.to_numpy(), self.resid.to_numpy(), self.scale),
-                         index=h.index)
+        return pd.Series(studentized(h.to_numpy(), self.resid_pearson().to_numpy(),
+                                     self.scale), index=h.index)

@@ -94,3 +94,23 @@ def test_shortest_interval_is_the_brute_force_one():
     s = np.sort(v)
     best = min((s[i + k - 1] - s[i], i) for i in range(101 - k + 1))
     assert shortest_interval(v, 0.8) == (s[best[1]], s[best[1] + k - 1])
+
+
+def test_simulate_with_weights_and_offset():
+    """Residual variance scale / w_i and the offset in the mean (closed forms)."""
+    import pandas as pd
+
+    d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" / "sleepstudy.csv")
+    w = 1.0 + d["Days"].to_numpy() % 3
+    res = lmm.lmer("Reaction ~ Days + (1 | Subject)", d, weights=w, offset=0.5 * d["Days"])
+    y = res.simulate(6000, seed=2)
+    m = res.model
+    mean = m.exog @ res.fe_params.to_numpy() + 0.5 * d["Days"].to_numpy()
+    assert np.all(np.abs(y.mean(axis=1) - mean) < 5 * y.std(axis=1) / np.sqrt(6000))
+    # within a subject, the difference of two rows removes the random effect:
+    # var(y_i - y_j) = scale (1 / w_i + 1 / w_j)
+    i, j = 0, 1
+    want = res.scale * (1 / w[i] + 1 / w[j])
+    assert np.var(y[i] - y[j]) == pytest.approx(want, rel=0.06)
+    with pytest.raises(NotImplementedError, match="weights"):
+        res.bootstrap(5)

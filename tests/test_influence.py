@@ -19,6 +19,7 @@ CASES = {
     "sleepstudy_diag": ("Reaction ~ Days + (Days || Subject)", "sleepstudy.csv"),
     "dietox_slope": ("Weight ~ Time + (1 + Time | Pig)", None),
     "penicillin_crossed": ("diameter ~ 1 + (1 | plate) + (1 | sample)", "penicillin.csv"),
+    "sleepstudy_weighted": ("Reaction ~ Days + (Days | Subject)", "sleepstudy.csv"),
 }
 
 
@@ -27,6 +28,8 @@ def fitted(request):
     formula, file = CASES[request.param]
     data = lmm.datasets.get_rdataset("dietox", "geepack").data if file is None else \
         pd.read_csv(DATA / file)
+    if request.param.endswith("weighted"):      # (the R script's weights)
+        return request.param, lmm.lmer(formula, data, weights=1 + data["Days"] % 3)
     return request.param, lmm.lmer(formula, data)
 
 
