@@ -332,7 +332,7 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         return pd.Series(self.model.endog - self._fitted, index=self.model.row_labels)
 
     def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
-                newdata=None):
+                newdata=None, offset=None):
         """Predictions, with or without the random effects.
 
         Parameters
@@ -353,6 +353,9 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         se_fit : bool
             Also return the standard errors of the population-level (fixed-effects)
             prediction, sqrt(x' vcov(beta) x).
+        offset : array_like, optional
+            The new rows' offset, for a model fitted with one (required then with new
+            data; the model's own offset is used for its own rows).
 
         Returns
         -------
@@ -380,9 +383,12 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         columns = self._re_form_columns(re_form)
         fe = self._sol["fe_params"]
         frame = isinstance(exog, pd.DataFrame)
+        model_offset = getattr(m, "offset", None)
         if exog is None:
             x, index = m.exog, m.row_labels
             out = x @ fe
+            if model_offset is not None:
+                out = out + model_offset
             if columns:
                 b = self._modes[0][m.group_codes][:, columns]
                 out = out + np.einsum("ij,ij->i", m.exog_re[:, columns], b)
@@ -400,6 +406,15 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
                     raise ValueError(f"exog must have {self.k_fe} columns, got {x.shape[1]}")
                 index = exog.index if frame else None
             out = x @ fe
+            if offset is not None:
+                offset = np.asarray(offset, dtype=float)
+                if offset.shape != out.shape:
+                    raise ValueError(f"offset must have one value per row of the new data "
+                                     f"({len(out)}), got shape {offset.shape}")
+                out = out + offset
+            elif model_offset is not None:
+                raise ValueError("the model was fitted with an offset: pass the new rows' "
+                                 "offset= to predict")
             if columns:
                 out = out + self._new_data_effects(exog, columns, allow_new_levels)
         if se_fit:

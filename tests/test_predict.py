@@ -100,3 +100,15 @@ def test_several_factors(dietox):
         res.predict(new.assign(plate="zz"))
     with pytest.raises(TypeError, match="re_form"):
         res.predict(new, include_re=["plate"])
+
+
+def test_offset_in_predictions():
+    d = pd.read_csv(DATA / "sleepstudy.csv")
+    off = 0.5 * d["Days"].to_numpy()
+    res = lmm.lmer("Reaction ~ Days + (Days | Subject)", d, offset=off)
+    np.testing.assert_allclose(res.predict(), res.fittedvalues, rtol=1e-12)
+    new = d.iloc[:3]
+    with pytest.raises(ValueError, match="offset"):
+        res.predict(new)
+    got = res.predict(new, offset=off[:3])
+    np.testing.assert_allclose(got, res.fittedvalues.iloc[:3], rtol=1e-12)
