@@ -45,6 +45,8 @@ def simulate(results, nsim=1, seed=None):
     """
     nsim = _count(nsim, "nsim")
     m = results.model
+    if hasattr(m, "terms"):
+        return _simulate_terms(results, nsim, seed)
     x, z, codes = m.exog, m.exog_re, m.group_codes
     mean = x @ np.asarray(results.fe_params, dtype=float)
     offset = getattr(m, "offset", None)
@@ -63,6 +65,24 @@ def simulate(results, nsim=1, seed=None):
         b = rng.standard_normal((n_groups, q)) @ factor.T
         e = rng.standard_normal(n)
         out[:, r] = mean + np.einsum("ij,ij->i", z, b[codes]) + sigma * e
+    return out
+
+
+def _simulate_terms(results, nsim, seed):
+    """`simulate` for several grouping factors (lmm.multi.MultiTermResults): each
+    term's effects drawn per level, in the terms' order, then the residuals."""
+    m = results.model
+    mean = m.exog @ np.asarray(results.fe_params, dtype=float)
+    factors = [_effects_factor(cov) for cov in results._sol["cov_re"]]
+    sigma = math.sqrt(results.scale)
+    out = np.empty((len(mean), nsim))
+    for r, stream in enumerate(np.random.SeedSequence(seed).spawn(nsim)):
+        rng = np.random.default_rng(stream)
+        y = mean.copy()
+        for term, factor in zip(m.terms, factors):
+            b = rng.standard_normal((term.n_levels, term.q)) @ factor.T
+            y += np.einsum("ij,ij->i", term.z, b[term.codes])
+        out[:, r] = y + sigma * rng.standard_normal(len(mean))
     return out
 
 

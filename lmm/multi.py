@@ -839,6 +839,14 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     def _fe_estimates(self):
         return self._sol["fe_params"]
 
+    def simulate(self, nsim=1, seed=None):
+        """Responses drawn from the fitted model, (nobs, nsim) (lme4's ``simulate``):
+        new random effects of every term and new residuals at the fitted parameters
+        (`lmm.bootstrap.simulate`)."""
+        from . import bootstrap
+
+        return bootstrap.simulate(self, nsim, seed)
+
     def _hat_values(self):
         m = self.model
         blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]
