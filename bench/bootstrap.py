@@ -2,9 +2,10 @@
 
     python -m bench.bootstrap [--nboot 200] [--no-r]
 
-Both refit dietox's random slope (`Weight ~ Time + (1 + Time | Pig)`, REML) to `nboot`
-responses simulated from the fit, collecting the fixed effects, sigma and the random
-effects' parameters. lme4 runs in one Rscript call that times only `bootMer(...)`
+Both refit dietox's random slope (`Weight ~ Time + (1 + Time | Pig)`, REML) and
+Penicillin's crossed model (`diameter ~ 1 + (1 | plate) + (1 | sample)`) to `nboot`
+responses simulated from the fit, collecting the fixed effects and sigma. lme4 runs
+in one Rscript call that times only `bootMer(...)`
 (R's start-up, the data read and the first fit are not timed); lmm is timed in
 process, after a warm-up. The bootstrap standard deviations of both are printed so
 that the two can be seen to estimate the same thing (they are random: they agree to
@@ -20,14 +21,15 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 
 import lmm
 
 R_CODE = r"""
 suppressPackageStartupMessages({library(lme4); library(jsonlite)})
 args <- commandArgs(trailingOnly = TRUE)
-d <- read.csv(args[1]); nboot <- as.integer(args[2])
-m <- lmer(Weight ~ Time + (1 + Time | Pig), data = d)
+d <- read.csv(args[1]); nboot <- as.integer(args[2]); f <- as.formula(args[3])
+m <- lmer(f, data = d)
 f <- function(m) c(fixef(m), sigma = sigma(m))
 t <- system.time(b <- bootMer(m, f, nsim = nboot, seed = 1))[["elapsed"]]
 cat(toJSON(list(seconds = t, sd = as.list(apply(b$t, 2, sd)),
@@ -35,24 +37,36 @@ cat(toJSON(list(seconds = t, sd = as.list(apply(b$t, 2, sd)),
 """
 
 
-def run_lme4(nboot):
+CASES = {
+    "dietox_slope": "Weight ~ Time + (1 + Time | Pig)",
+    "penicillin_crossed": "diameter ~ 1 + (1 | plate) + (1 | sample)",
+}
+
+
+def _data(case):
+    if case == "dietox_slope":
+        return lmm.datasets.get_rdataset("dietox", "geepack").data
+    return pd.read_csv(Path(__file__).resolve().parent.parent / "tests" / "data" /
+                       "penicillin.csv")
+
+
+def run_lme4(case, nboot):
     if shutil.which("Rscript") is None:
         return None, "Rscript not found (bench/install_r.sh installs R and lme4)"
     with tempfile.TemporaryDirectory() as tmp:
-        csv = Path(tmp) / "dietox.csv"
-        lmm.datasets.get_rdataset("dietox", "geepack").data.to_csv(csv, index=False)
+        csv = Path(tmp) / "data.csv"
+        _data(case).to_csv(csv, index=False)
         script = Path(tmp) / "boot.R"
         script.write_text(R_CODE)
-        out = subprocess.run(["Rscript", str(script), str(csv), str(nboot)],
+        out = subprocess.run(["Rscript", str(script), str(csv), str(nboot), CASES[case]],
                              capture_output=True, text=True, timeout=3600)
     if out.returncode != 0:
         return None, out.stderr.strip().splitlines()[-1:]
     return json.loads(out.stdout.strip().splitlines()[-1]), None
 
 
-def run_lmm(nboot, reps=3):
-    data = lmm.datasets.get_rdataset("dietox", "geepack").data
-    res = lmm.lmer("Weight ~ Time + (1 + Time | Pig)", data)
+def run_lmm(case, nboot, reps=3):
+    res = lmm.lmer(CASES[case], _data(case))
     res.bootstrap(10, seed=0)                       # warm-up
     times, boot = [], None
     for _ in range(reps):
@@ -67,21 +81,23 @@ def main(argv=None):
     parser.add_argument("--nboot", type=int, default=200)
     parser.add_argument("--no-r", action="store_true", help="skip lme4")
     args = parser.parse_args(argv)
-    seconds, boot = run_lmm(args.nboot)
-    print(f"lmm  {lmm.__version__}: {args.nboot} replicates in {seconds:.3f} s "
-          f"(median of 3; {boot.n_singular} singular, {boot.n_not_converged} not converged)")
-    sd = boot.sd()
-    print("     bootstrap sd: " + ", ".join(f"{k} {v:.4g}" for k, v in
-                                          sd[["Intercept", "Time", "sigma"]].items()))
-    if args.no_r:
-        return
-    r, why = run_lme4(args.nboot)
-    if r is None:
-        print(f"lme4 skipped: {why}")
-        return
-    print(f"lme4 {r['version']}: {args.nboot} replicates in {r['seconds']:.3f} s "
-          f"(bootMer); lmm/lme4 = 1/{r['seconds'] / seconds:.0f}")
-    print("     bootstrap sd: " + ", ".join(f"{k} {v:.4g}" for k, v in r["sd"].items()))
+    for case in CASES:
+        seconds, boot = run_lmm(case, args.nboot)
+        print(f"{case}: lmm {lmm.__version__}: {args.nboot} replicates in {seconds:.3f} s "
+              f"(median of 3; {boot.n_singular} singular, {boot.n_not_converged} not "
+              "converged)")
+        sd = boot.sd()
+        print("     bootstrap sd: " + ", ".join(f"{k} {v:.4g}" for k, v in sd.items()
+                                              if not k.startswith(("sd_", "cor_"))))
+        if args.no_r:
+            continue
+        r, why = run_lme4(case, args.nboot)
+        if r is None:
+            print(f"     lme4 skipped: {why}")
+            continue
+        print(f"     lme4 {r['version']}: {r['seconds']:.3f} s (bootMer); lmm/lme4 = "
+              f"1/{r['seconds'] / seconds:.0f}")
+        print("     bootstrap sd: " + ", ".join(f"{k} {v:.4g}" for k, v in r["sd"].items()))
 
 
 if __name__ == "__main__":

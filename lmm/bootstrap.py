@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from .confint import SdCorParametrization
+from .confint import MultiSdCorParametrization, SdCorParametrization
 
 
 def _effects_factor(cov_re):
@@ -188,6 +188,8 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
 
     nboot = _count(nboot, "nboot")
     m = results.model
+    if hasattr(m, "terms"):
+        return _bootstrap_terms(results, nboot, seed, n_jobs, progress)
     if getattr(m, "weights", None) is not None or getattr(m, "offset", None) is not None:
         raise NotImplementedError("the bootstrap of a fit with prior weights or an offset "
                                   "is not supported yet (simulate() is)")
@@ -228,3 +230,48 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
     singular = table["singular"].to_numpy(dtype=bool)
     return BootstrapResults(replicates, pd.Series(est)[replicates.columns],
                             singular.sum(), (~converged).sum())
+
+
+def _bootstrap_terms(results, nboot, seed, n_jobs, progress):
+    """The bootstrap of a several-factor fit: each simulated response refitted by a
+    MultiTermModel on the same terms (the design's products are rebuilt per
+    replicate: the many-responses fitter has one grouping factor), on threads."""
+    import warnings
+    from concurrent.futures import ThreadPoolExecutor
+
+    from .multi import MultiTermModel
+
+    m = results.model
+    y = simulate(results, nboot, seed)
+    sdcor = MultiSdCorParametrization(m)
+    fe_names = list(m.exog_names)
+
+    def refit(r):
+        model = MultiTermModel(y[:, r], m.exog, m.terms, m.exog_names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = model.fit(reml=results.reml)
+        return (np.concatenate([np.asarray(res.fe_params, dtype=float),
+                                sdcor.from_results(res)]),
+                bool(res.is_singular), bool(res.converged))
+
+    if n_jobs == 1:
+        out = [refit(r) for r in range(nboot)]
+    else:
+        with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
+            out = list(pool.map(refit, range(nboot)))
+    values = np.array([o[0] for o in out])
+    labels = sdcor.labels                      # (sd/cor entries, then sigma)
+    columns = {name: values[:, i] for i, name in enumerate(fe_names)}
+    columns["sigma"] = values[:, len(fe_names) + len(labels) - 1]
+    for i, name in enumerate(labels[:-1]):
+        columns[name] = values[:, len(fe_names) + i]
+    replicates = pd.DataFrame(columns)
+    phi = sdcor.from_results(results)
+    est = dict(zip(fe_names, np.asarray(results.fe_params, dtype=float).tolist()))
+    est["sigma"] = float(phi[-1])
+    est.update(zip(labels[:-1], phi[:-1].tolist()))
+    n_singular = sum(o[1] for o in out)
+    n_not_converged = sum(not o[2] for o in out)
+    return BootstrapResults(replicates, pd.Series(est)[replicates.columns], n_singular,
+                            n_not_converged)

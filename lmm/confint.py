@@ -435,3 +435,7 @@ def conf_int_re(results, level=0.95, method="profile", criterion="ML"):
     for col in ("estimate", "lower", "upper"):
         out["var_" + col] = np.where(is_cor, np.nan, out[col] ** 2)
     return out
+
+
+# (the public name: lmm.bootstrap labels several-factor replicates the same way)
+MultiSdCorParametrization = _MultiSdCorParametrization

@@ -847,6 +847,14 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
 
         return bootstrap.simulate(self, nsim, seed)
 
+    def bootstrap(self, nboot, seed=None, n_jobs=1, progress=False):
+        """Parametric bootstrap (lme4's ``bootMer``): the model refitted to `nboot`
+        simulated responses (`lmm.bootstrap.parametric_bootstrap`); reproducible for a
+        seed whatever n_jobs is."""
+        from . import bootstrap
+
+        return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress)
+
     def _hat_values(self):
         m = self.model
         blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]

@@ -135,3 +135,25 @@ def test_simulate_several_factors_has_the_models_covariance():
     assert total == pytest.approx(v_plate + v_sample + res.scale, rel=0.06)
     np.testing.assert_allclose(y.mean(axis=1), res.fe_params.iloc[0],
                                atol=5 * np.sqrt(total / 6000))
+
+
+def test_several_factor_bootstrap_replicates_are_fits_of_their_responses():
+    import pandas as pd
+
+    pen = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" /
+                      "penicillin.csv")
+    formula = "diameter ~ 1 + (1 | plate) + (1 | sample)"
+    res = lmm.lmer(formula, pen)
+    boot = res.bootstrap(4, seed=6)
+    y = res.simulate(4, seed=6)
+    for r in range(4):
+        one = lmm.lmer(formula, pen.assign(diameter=y[:, r]))
+        row = boot.replicates.iloc[r]
+        assert row["Intercept"] == pytest.approx(one.fe_params.iloc[0], rel=1e-8)
+        assert row["sigma"] == pytest.approx(np.sqrt(one.scale), rel=1e-7)
+        for g in ("plate", "sample"):
+            assert row[f"sd_(Intercept)|{g}"] == pytest.approx(
+                np.sqrt(one.cov_re[g].iloc[0, 0]), rel=1e-6)
+    a = res.bootstrap(12, seed=3).replicates.to_numpy()
+    b = res.bootstrap(12, seed=3, n_jobs=2).replicates.to_numpy()
+    np.testing.assert_array_equal(a, b)
