@@ -326,12 +326,13 @@ class FixedEffectTests:
         Parameters
         ----------
         ddf : {'satterthwaite', 'kenward-roger', 'residual', None}
-        type : {3, 2}
-            Type III (lmerTest's default) or type II hypotheses.  Without
-            interaction terms both are the joint test of each term's coefficients,
-            which is what is computed; models with interactions (whose type II and III
-            contrasts lmerTest builds from the design's coding) raise
-            NotImplementedError for now, as does type I (sequential).
+        type : {3, 2, 1}
+            Type III (lmerTest's default) or type II hypotheses: without interaction
+            terms both are the joint test of each term's coefficients, which is what
+            is computed; models with interactions (whose type II and III contrasts
+            lmerTest builds from the design's coding) raise NotImplementedError for
+            now.  Type I: lmerTest's sequential tests, the terms in the formula's
+            order (by degree, as R orders them).
 
         Returns
         -------
@@ -346,23 +347,27 @@ class FixedEffectTests:
         ['Evit', 'Time']
         """
         ddf = check_ddf(ddf)
-        if type in (1, "I"):
-            raise NotImplementedError("type I (sequential) tests are not supported yet")
-        if type not in (2, 3, "II", "III"):
+        if type not in (1, 2, 3, "I", "II", "III"):
             raise ValueError(f"type must be 1, 2 or 3, got {type!r}")
         slices = self._fe_term_slices()
-        terms = [(name, sl) for name, sl in slices.items() if name != "Intercept"]
-        if any(":" in name for name, _ in terms):
-            raise NotImplementedError(
-                "type II and III tests of models with interaction terms are not supported "
-                "yet (their contrasts depend on the coding of the design)")
         beta = self._fe_estimates()
+        if type in (1, "I"):
+            contrasts = self._type1_contrasts(slices)
+        else:
+            terms = [(name, sl) for name, sl in slices.items() if name != "Intercept"]
+            if any(":" in name for name, _ in terms):
+                raise NotImplementedError(
+                    "type II and III tests of models with interaction terms are not "
+                    "supported yet (their contrasts depend on the coding of the design)")
+            contrasts = []
+            for name, sl in terms:
+                cols = range(*sl.indices(len(beta)))
+                L = np.zeros((len(cols), len(beta)))
+                for r, c in enumerate(cols):
+                    L[r, c] = 1.0
+                contrasts.append((name, L))
         rows = []
-        for _name, sl in terms:
-            cols = range(*sl.indices(len(beta)))
-            L = np.zeros((len(cols), len(beta)))
-            for r, c in enumerate(cols):
-                L[r, c] = 1.0
+        for _name, L in contrasts:
             if ddf == "kenward-roger":
                 out = self._kenward_roger().test(L)
             else:
@@ -370,5 +375,40 @@ class FixedEffectTests:
             if L.shape[0] == 1:
                 out = dict(num_df=1, den_df=out["df"], F=out["t"] ** 2, p_value=out["p_value"])
             rows.append(out)
-        return pd.DataFrame(rows, index=[name for name, _ in terms],
+        return pd.DataFrame(rows, index=[name for name, _ in contrasts],
                             columns=["num_df", "den_df", "F", "p_value"])
+
+    def _type1_contrasts(self, slices):
+        """lmerTest's type I (sequential) contrasts: the rows of L' for each term's
+        columns, X'X = L U the Doolittle factorization of the design in R's column
+        order (the formula's terms as written, by degree), entries below 1e-6 set to
+        zero as lmerTest does; mapped to lmm's column order."""
+        import patsy
+
+        m = self.model
+        lmer = getattr(m, "lmer_formula", None)
+        formula = lmer.fixed_formula if lmer is not None else m.formula
+        if not isinstance(formula, str):
+            raise ValueError("type I tests need a model built from a formula")
+        desc = patsy.ModelDesc.from_formula(formula.replace("offset(", "I(0*"))
+        written = [(len(t.factors), t.name()) for t in desc.rhs_termlist]
+        order = [name for _, name in sorted(written, key=lambda w: w[0])
+                 if name in slices]
+        if sorted(order) != sorted(slices):
+            raise NotImplementedError("type I tests: the design's terms could not be "
+                                      "matched with the formula's")
+        p = len(self._fe_estimates())
+        perm = np.concatenate([np.arange(p)[slices[name]] for name in order])
+        x = np.asarray(m.exog, dtype=float)[:, perm]
+        chol = np.linalg.cholesky(x.T @ x)
+        lt = (chol / np.diag(chol)).T            # L' (unit upper triangular)
+        lt[np.abs(lt) < 1e-6] = 0.0
+        contrasts, start = [], 0
+        for name in order:
+            width = len(np.arange(p)[slices[name]])
+            if name != "Intercept":
+                L = np.zeros((width, p))
+                L[:, perm] = lt[start:start + width]
+                contrasts.append((name, L))
+            start += width
+        return contrasts

@@ -68,7 +68,10 @@ cases$anova <- list(
   dietox_main_reml_2 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig), dietox, TRUE, 2),
   dietox_main_ml_3 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig), dietox, FALSE, 3),
   dietox_crossed_reml_3 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig) + (1 | Litter),
-                                     dietox, TRUE, 3)
+                                     dietox, TRUE, 3),
+  dietox_main_reml_1 = anova_case(Weight ~ Time + Evit + Cu + (1 | Pig), dietox, TRUE, 1),
+  dietox_interaction_reml_1 = anova_case(Weight ~ Time * Evit + (1 | Pig), dietox, TRUE, 1),
+  dietox_interaction_ml_1 = anova_case(Weight ~ Time * Evit + (1 | Pig), dietox, FALSE, 1)
 )
 cases$versions <- list(R = R.version.string, lme4 = as.character(packageVersion("lme4")),
                        lmerTest = as.character(packageVersion("lmerTest")))
