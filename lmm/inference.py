@@ -247,9 +247,23 @@ def _check_alpha(alpha):
 
 
 class FixedEffectTests:
-    """`coef_table` and `contrast` for a results class that provides
-    `_varpar_functions` (a `VarianceParameterFunctions`), `_fe_estimates()`,
-    `_fe_names()` and `nobs`: one implementation for every engine."""
+    """`coef_table`, `contrast` and `anova` for a results class that provides
+    `_varpar_functions` (a `VarianceParameterFunctions`), `_sol["fe_params"]`,
+    `model` (its exog_names, design_info and exog) and `nobs`: one implementation
+    for every engine."""
+
+    def _fe_estimates(self):
+        return self._sol["fe_params"]
+
+    def _fe_names(self):
+        return self.model.exog_names
+
+    def _fe_term_slices(self):
+        design = getattr(self.model, "design_info", None)
+        if design is None or not hasattr(design, "term_name_slices"):
+            raise ValueError("anova needs a model built from a formula (its terms name "
+                             "the columns); use contrast() with the columns' contrasts")
+        return dict(design.term_name_slices)
 
     def coef_table(self, ddf="satterthwaite", alpha=0.05):
         """The fixed effects' t tests, lmerTest's ``summary()`` table.

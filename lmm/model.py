@@ -694,48 +694,43 @@ class MixedLM:
             )
         return CovarianceStructure.from_free(cov)
 
-    def _deviance(self, reml, structure, centred=True):
+    def _deviance(self, reml, structure):
         """The ProfiledDeviance of `structure` (cached per reml and structure).
 
         From the centred products: Z's columns stay centred where the
         structure allows it (in an unstructured block with the intercept,
         whose covariance absorbs the shift exactly); others are shifted back
         (a diagonal model is not invariant to centring: its conditioning in
-        the user's units is the model's own).  `centred=False`: from the
-        user's products (for fit_many, whose fitter reads the user's rows).
+        the user's units is the model's own).
         """
-        key = (bool(reml), structure.blocks, centred)
+        key = (bool(reml), structure.blocks)
         if key not in self._deviances:
             ztz_all = self._ztz_all
             z_centring = None
-            if not centred:
-                st = self.cross_products
-                ztz_all = st.ztz.sum(0)
-            else:
-                st = self._centred_products
-                j0 = self._z_intercept
-                # (plain floats and loops: numpy's calls on q-vectors cost more)
-                z_shift = self._z_shift.tolist() if j0 >= 0 else []
-                if any(z_shift):
-                    keep = [j0]
-                    for members in structure.blocks:
-                        if j0 in members and len(members) > 1:
-                            keep = members
-                    shift_back = z_shift[:]
-                    kept = False
+            st = self._centred_products
+            j0 = self._z_intercept
+            # (plain floats and loops: numpy's calls on q-vectors cost more)
+            z_shift = self._z_shift.tolist() if j0 >= 0 else []
+            if any(z_shift):
+                keep = [j0]
+                for members in structure.blocks:
+                    if j0 in members and len(members) > 1:
+                        keep = members
+                shift_back = z_shift[:]
+                kept = False
+                for j in keep:
+                    kept = kept or shift_back[j] != 0.0
+                    shift_back[j] = 0.0
+                if any(shift_back):
+                    self._warn_uncentred(shift_back)
+                    u = _identity(self.k_re)
+                    u[j0] += shift_back
+                    st = st.mapped(z_map=u)
+                    ztz_all = u.T @ ztz_all @ u
+                if kept:
+                    z_centring = _identity(self.k_re)
                     for j in keep:
-                        kept = kept or shift_back[j] != 0.0
-                        shift_back[j] = 0.0
-                    if any(shift_back):
-                        self._warn_uncentred(shift_back)
-                        u = _identity(self.k_re)
-                        u[j0] += shift_back
-                        st = st.mapped(z_map=u)
-                        ztz_all = u.T @ ztz_all @ u
-                    if kept:
-                        z_centring = _identity(self.k_re)
-                        for j in keep:
-                            z_centring[j0, j] -= z_shift[j]
+                        z_centring[j0, j] -= z_shift[j]
             # (the sum of weights: the scales and means below are weighted ones)
             n = self._weight_total
             # (plain floats: p and q are small, and a numpy call costs more here)
@@ -758,7 +753,7 @@ class MixedLM:
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
                                         self._intercept_re, z_centring)
             self._deviances[key] = ProfiledDeviance(
-                st, structure, reml, reparam, x_scale, self._fe_centring if centred else None,
+                st, structure, reml, reparam, x_scale, self._fe_centring,
                 self._log_weights)
         return self._deviances[key]
 

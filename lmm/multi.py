@@ -836,9 +836,6 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
 
         return inference.VarianceParameterFunctions(evaluate, varpar)
 
-    def _fe_estimates(self):
-        return self._sol["fe_params"]
-
     def simulate(self, nsim=1, seed=None):
         """Responses drawn from the fitted model, (nobs, nsim) (lme4's ``simulate``):
         new random effects of every term and new residuals at the fitted parameters
@@ -860,15 +857,6 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]
         return influence.hat_values_dense(m.exog, blocks, self._sol["cov_re"], self.scale)
 
-    def _fe_names(self):
-        return self.model.exog_names
-
-    def _fe_term_slices(self):
-        design = getattr(self.model, "design_info", None)
-        if design is None or not hasattr(design, "term_name_slices"):
-            raise ValueError("anova needs a model built from a formula (its terms name "
-                             "the columns); use contrast() with the columns' contrasts")
-        return dict(design.term_name_slices)
 
     @cached_property
     def singular_messages(self):

@@ -245,21 +245,9 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
 
         return inference.VarianceParameterFunctions(evaluate, varpar)
 
-    def _fe_estimates(self):
-        return self._sol["fe_params"]
-
     def _hat_values(self):
         return influence.hat_values_one_factor(self)
 
-    def _fe_names(self):
-        return self.model.exog_names
-
-    def _fe_term_slices(self):
-        design = getattr(self.model, "design_info", None)
-        if design is None or not hasattr(design, "term_name_slices"):
-            raise ValueError("anova needs a model built from a formula (its terms name "
-                             "the columns); use contrast() with the columns' contrasts")
-        return dict(design.term_name_slices)
 
     def conf_int(self, alpha=0.05, cols=None):
         """Wald confidence intervals for `params`.

@@ -110,16 +110,6 @@ def test_contrast_f_test_matches_lmertest(fitted):
     assert row["p_value"] == pytest.approx(c["p_value"], rel=1e-3)
 
 
-def test_one_row_contrast_is_the_coef_table_row(fitted):
-    case, ref, res = fitted
-    tab = res.coef_table()
-    e = np.zeros(len(tab))
-    e[-1] = 1.0
-    row = res.contrast(e).iloc[0]
-    for col in ("estimate", "std_error", "df", "t", "p_value"):
-        assert row[col] == pytest.approx(tab.iloc[-1][col], rel=1e-12)
-
-
 def test_residual_and_z_tests():
     d = pd.read_csv(DATA / "sleepstudy.csv")
     res = lmm.lmer("Reaction ~ Days + (Days | Subject)", d)
