@@ -28,6 +28,7 @@ import numpy as np
 from . import datasets
 from ._arguments import NOT_YET, check_keywords
 from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
+from .fitted import MixedModelResults
 from .lrt import LRTestResult, lrtest
 from .many import ManyResults, fit_many
 from .model import MixedLM
@@ -117,6 +118,7 @@ __all__ = [
     "MixedLM",
     "MixedLMParams",
     "MixedLMResults",
+    "MixedModelResults",
     "SingularFitWarning",
     "datasets",
     "fit_many",

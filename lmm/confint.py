@@ -439,3 +439,40 @@ def conf_int_re(results, level=0.95, method="profile", criterion="ML"):
 
 # (the public name: lmm.bootstrap labels several-factor replicates the same way)
 MultiSdCorParametrization = _MultiSdCorParametrization
+
+
+def multi_profile_variance(results, term_index, column, grid):
+    """Profile log-likelihood of one variance of a model with several random-effect
+    terms: for each value v of `grid` (on the variance scale), the highest
+    log-likelihood (REML criterion's for a REML fit) with the variance of random
+    effect `column` of term `term_index` (the model's term order) held at v and
+    every other parameter free (the fixed effects profiled).
+
+    Each point is minimized from two starts (the estimate and the previous
+    point outward from it, a warm start along the path); the better end is
+    kept.  Returns an (len(grid), 2) array: v and the profile log-likelihood.
+    """
+    model = results.model
+    param = _MultiSdCorParametrization(model)
+    i = param.entries.index((term_index, column, column))
+    fun = _MultiDevianceInPhi(model, param, results.reml)
+    phi_hat = param.from_results(results)
+    values = np.asarray(grid, dtype=float)
+    out = np.full((len(values), 2), np.nan)
+    out[:, 0] = values
+    estimate = phi_hat[i] ** 2
+    for side in (values < estimate, values >= estimate):
+        idx = np.flatnonzero(side)
+        # outward from the estimate, each point warm-started from the last
+        idx = idx[np.argsort(np.abs(values[idx] - estimate))]
+        start = phi_hat
+        for j in idx:
+            x = float(np.sqrt(values[j]))
+            best = None
+            for s in (start, phi_hat):
+                value, phi = _profile_value(fun, phi_hat, i, x, param.lower, param.upper, s)
+                if best is None or value < best[0]:
+                    best = (value, phi)
+            out[j, 1] = -0.5 * best[0]
+            start = best[1]
+    return out

@@ -230,6 +230,20 @@ class ProfiledDeviance:
         self._criterion = self.make_criterion()
         self._per_thread = threading.local()
 
+    def __getstate__(self):
+        # The compiled criteria (scratch buffers, thread-local) are rebuilt
+        # from the conditioned products on unpickling.
+        state = self.__dict__.copy()
+        for key in ("_criterion", "_per_thread", "_owner"):
+            state.pop(key, None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._owner = threading.get_ident()
+        self._criterion = self.make_criterion()
+        self._per_thread = threading.local()
+
     def make_criterion(self):
         """A compiled `_core.Criterion` on this model's conditioned cross-products."""
         s = self.structure

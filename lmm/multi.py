@@ -40,6 +40,7 @@ from . import _core, _multi, inference, influence
 from ._threads import blas_threads
 from .covariance import CovarianceStructure, Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
+from .fitted import MixedModelResults
 from .formula.lme4 import parse_re_form, term_key
 from .optimize import (
     SINGULAR_TOLERANCE,
@@ -385,6 +386,18 @@ class MultiTermModel:
             qs, self.nobs, float(np.sum(np.log(self.x_scale))),
         )
         self.criterion = UserCriterion(self)
+
+    def __getstate__(self):
+        # the compiled criterion is rebuilt from the products on unpickling
+        state = self.__dict__.copy()
+        state.pop("_criterion", None)
+        state.pop("criterion", None)
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        with blas_threads():
+            self._products()
 
     # -- one evaluation ----------------------------------------------------------
     def _lams(self, theta):
@@ -798,7 +811,7 @@ def _warn_unless_verified(results, check):
 _DEFAULT = object()     # (predict's re_form: the default depends on the model's style)
 
 
-class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
+class MultiTermResults(MixedModelResults):
     """Results of a model with several random-effect terms (lme4-style).
 
     ``theta`` is lme4's (the terms' relative covariance factors for the user's
@@ -882,6 +895,18 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     def is_singular(self):
         return bool(self.singular_messages)
 
+    @property
+    def _optimum_check(self):
+        return self.optimization
+
+    def _ranef_parts(self):
+        modes = self._sol["modes"]
+        parts = []
+        for k, term in enumerate(self.model.terms):
+            parts.append((term.group, term.labels, term.names, modes[k],
+                          lambda term=term: self.random_effects_cov[term.group]))
+        return parts
+
     @cached_property
     def fe_params(self):
         return pd.Series(self._sol["fe_params"], index=self.model.exog_names)
@@ -902,12 +927,6 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         scale (X'V^-1 X)^-1 at the estimated covariance."""
         return pd.DataFrame(self._sol["vcov_fe"], index=self.model.exog_names,
                             columns=self.model.exog_names)
-
-    vcov = cov_params
-
-    def fixef(self):
-        """lme4's fixef(): the fixed effects."""
-        return self.fe_params
 
     @property
     def bse(self):
@@ -954,10 +973,6 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         return {term.group: pd.DataFrame(modes, index=term.labels, columns=term.names)
                 for term, modes in zip(self.model.terms, self._sol["modes"])}
 
-    def ranef(self):
-        """lme4's ranef(): the conditional modes per factor (DataFrames)."""
-        return self.random_effects
-
     @cached_property
     def random_effects_cov(self):
         """{factor: (levels, q, q) array} conditional covariances of the modes
@@ -996,6 +1011,54 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
 
         return conf_int_re(self, level=level, method=method, criterion=criterion)
 
+    def profile_re(self, re_ix, vtype="re", num_low=5, dist_low=1.0, num_high=5,
+                   dist_high=1.0):
+        """Profile log-likelihood of a random-effect variance (statsmodels' signature).
+
+        Parameters
+        ----------
+        re_ix : int
+            A row of `varcorr()` that holds a variance (not a covariance, not the
+            residual).
+        vtype : {'re'}
+        num_low, dist_low, num_high, dist_high :
+            The grid on the variance scale, as the one-factor ``profile_re``:
+            num_low + 1 points from v - dist_low up to the estimate v, then
+            num_high more up to v + dist_high; points at or below zero dropped.
+
+        Returns
+        -------
+        ndarray (k, 2): the variance and its profile log-likelihood (REML for a
+        REML fit), every other parameter free (`lmm.confint.multi_profile_variance`).
+
+        Examples
+        --------
+        >>> import lmm, pandas as pd
+        >>> d = pd.DataFrame({"y": [1.0, 2.1, 2.9, 4.2, 5.1, 5.8, 7.2, 8.1, 8.8, 9.9],
+        ...                   "a": list("vvwwxxyyzz"), "b": list("pqpqpqpqpq")})
+        >>> prof = lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).profile_re(0)  # doctest: +SKIP
+        """
+        from .confint import multi_profile_variance
+        from .profile import profile_grid
+
+        if vtype != "re":
+            raise NotImplementedError("only vtype='re' (random-effect variances) is supported")
+        variances = []          # varcorr()'s rows: (term, column) of each variance row
+        for ti, term in enumerate(self.model.terms):
+            for members in term.structure.blocks:
+                variances.extend((ti, j) for j in members)
+                variances.extend(None for a in range(len(members))
+                                 for _ in members[a + 1:])
+        if isinstance(re_ix, bool) or not 0 <= int(re_ix) < len(variances) \
+                or variances[int(re_ix)] is None:
+            rows = [r for r, v in enumerate(variances) if v is not None]
+            raise ValueError(f"re_ix must be a row of varcorr() holding a variance ({rows}), "
+                             f"got {re_ix!r}")
+        ti, j = variances[int(re_ix)]
+        v = float(self.cov_re[self.model.terms[ti].group].iloc[j, j])
+        grid = profile_grid(v, int(num_low), float(dist_low), int(num_high), float(dist_high))
+        return multi_profile_variance(self, ti, j, grid)
+
     def varcorr(self):
         """R's as.data.frame(VarCorr(m)): grp, var1, var2, vcov, sdcor."""
         rows = []
@@ -1019,18 +1082,6 @@ class MultiTermResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         the order of its sorted names (statsmodels' vcomp, on the cov_re scale)."""
         names = getattr(self.model, "vc_names", [])
         return np.array([self.cov_re[name].iloc[0, 0] for name in names])
-
-    @property
-    def aic(self):
-        return np.nan if self.reml else -2 * self.llf + 2 * self.n_params
-
-    @property
-    def bic(self):
-        return np.nan if self.reml else -2 * self.llf + np.log(self.nobs) * self.n_params
-
-    @property
-    def REMLcrit(self):
-        return -2.0 * self.llf if self.reml else np.nan
 
     def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
                 newdata=None, include_re=None):

@@ -64,6 +64,40 @@ class OptimumCheck:
     attempts: list = field(default_factory=list)
 
 
+def optimization_record(check):
+    """The record of an optimization (lme4's ``optinfo``, MixedModels.jl's
+    ``optsum``) from its `OptimumCheck`, as a plain dict.
+
+    Keys: ``method`` (the search that produced the optimum: "newton" is the
+    compiled trust-region Newton loop; a scipy method name, then "newton", when
+    one was asked for; a derivative-free restart is named as such),
+    ``n_iterations``, ``n_evaluations`` (criterion evaluations of the check and,
+    for one grouping factor, of the whole fit), ``theta`` (the optimizer's
+    conditioned coordinates), ``gradient``, ``projected_gradient``, ``hessian``,
+    ``at_bound``, ``converged`` (the optimum check's verdict), ``messages``
+    and ``attempts`` (every search run, in order).
+
+    Examples
+    --------
+    >>> import lmm
+    >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    >>> rec = lmm.lmer("Weight ~ Time + (1 | Pig)", d).optinfo
+    >>> rec["method"], rec["converged"]
+    ('newton', True)
+    """
+    attempts = [dict(a) for a in check.attempts]
+    n_iterations = int(check.n_iterations) or sum(int(a.get("iterations", 0) or 0)
+                                                  for a in attempts)
+    method = attempts[-1]["method"] if attempts else "newton"
+    return dict(method=method, n_iterations=n_iterations,
+                n_evaluations=int(check.n_evaluations), theta=np.array(check.theta),
+                gradient=np.array(check.gradient),
+                projected_gradient=np.array(check.projected_gradient),
+                hessian=np.array(check.hessian), at_bound=np.array(check.at_bound),
+                converged=bool(check.converged), messages=list(check.messages),
+                attempts=attempts)
+
+
 def _projected_gradient(theta, grad, lower):
     pg = grad.copy()
     at_bound = np.isfinite(lower) & (theta <= lower)
@@ -142,6 +176,10 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None, name
     check = check_optimum(dev, theta, n_iterations=n_iter, names=labels)
     if not check.converged and method is None:
         check = _restart(dev, check, labels)
+    if not check.attempts:
+        check.attempts = [dict(method=name if name == "newton" else name + ", then newton",
+                               deviance=float(check.deviance), success=bool(check.converged),
+                               message="; ".join(check.messages), iterations=n_iter)]
     return check
 
 

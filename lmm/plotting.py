@@ -55,38 +55,64 @@ def plot_profile(results, re_ix, ax=None, level=0.95, **profile_kwargs):
     if level is not None:
         cut = 2 * results.llf - stats.chi2.ppf(level, 1)
         ax.axhline(cut, linestyle="--", color="grey", label=f"{level:.0%} cut-off")
-    name = results.cov_re.index[re_ix]
+    if isinstance(results.cov_re, dict):    # several factors: re_ix is a varcorr() row
+        row = results.varcorr().iloc[re_ix]
+        name = f"{row['var1']} | {row['grp']}"
+    else:
+        name = results.cov_re.index[re_ix]
     ax.set_xlabel(f"Variance of random effect {name}")
     ax.set_ylabel("2 x profile log-likelihood")
     ax.legend()
     return ax
 
 
-def plot_caterpillar(results, re_ix=0, ax=None, level=0.95):
-    """Caterpillar plot: each group's conditional mode with its interval.
+def plot_caterpillar(results, re_ix=0, ax=None, level=0.95, factor=None):
+    """Caterpillar plot: each level's conditional mode with its interval.
 
-    Groups are sorted by their mode; intervals are mode +- z sqrt(conditional
-    variance).
+    Levels are sorted by their mode; intervals are mode +- z sqrt(conditional
+    variance), from ``results.ranef(condvar=True)``, so every fitted model
+    (one or several grouping factors) draws alike.
+
+    Parameters
+    ----------
+    results : MixedModelResults
+    re_ix : int or str, which random effect of the factor (position or name)
+    ax : matplotlib Axes, optional
+    level : float, coverage of the intervals
+    factor : str, optional, which grouping factor (default: the first)
 
     Returns
     -------
     matplotlib Axes
     """
+    modes, condvar = results.ranef(condvar=True)
+    if factor is None:
+        factor = next(iter(modes))
+    if factor not in modes:
+        raise ValueError(f"factor must be one of {list(modes)}, got {factor!r}")
+    table = modes[factor]
+    if isinstance(re_ix, str):
+        if re_ix not in table.columns:
+            raise ValueError(f"{factor!r} has no random effect {re_ix!r}; it has "
+                             f"{list(table.columns)}")
+        re_ix = list(table.columns).index(re_ix)
+    if not 0 <= int(re_ix) < table.shape[1]:
+        raise ValueError(f"re_ix must be in 0..{table.shape[1] - 1}, got {re_ix}")
     ax = _axes(ax)
-    modes = results.random_effects_array[:, re_ix]
-    cond = results._modes[1][:, re_ix, re_ix]
+    values = table.iloc[:, re_ix].to_numpy()
+    cond = condvar[factor][:, re_ix, re_ix]
     z = stats.norm.ppf(0.5 + level / 2)
-    order = np.argsort(modes)
+    order = np.argsort(values)
     pos = np.arange(len(order))
-    half = z * np.sqrt(cond[order])
-    ax.errorbar(modes[order], pos, xerr=half, fmt="o", markersize=3, capsize=0)
+    half = z * np.sqrt(np.clip(cond[order], 0, None))
+    ax.errorbar(values[order], pos, xerr=half, fmt="o", markersize=3, capsize=0)
     ax.axvline(0.0, color="grey", linewidth=0.8)
-    labels = [str(results.model.group_labels[i]) for i in order]
+    labels = [str(table.index[i]) for i in order]
     if len(labels) <= 80:
         ax.set_yticks(pos)
         ax.set_yticklabels(labels, fontsize=6)
-    ax.set_xlabel(f"Random effect {results.cov_re.index[re_ix]} ({level:.0%} interval)")
-    ax.set_ylabel(results.model.group_name)
+    ax.set_xlabel(f"Random effect {table.columns[re_ix]} ({level:.0%} interval)")
+    ax.set_ylabel(factor)
     return ax
 
 

@@ -15,6 +15,7 @@ import pandas as pd
 from scipy import stats
 
 from . import inference, influence
+from .fitted import MixedModelResults
 from .formula.lme4 import parse_re_form, term_key
 from .optimize import SINGULAR_TOLERANCE
 from .params import MixedLMParams
@@ -22,7 +23,7 @@ from .params import MixedLMParams
 _DEFAULT = object()     # (predict's re_form: the default depends on the model's style)
 
 
-class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
+class MixedLMResults(MixedModelResults):
     """Results of `MixedLM.fit`.
 
     Attributes
@@ -264,21 +265,15 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
             out = out.iloc[list(cols)]
         return out
 
-    @property
-    def aic(self):
-        """Akaike's criterion; NaN for a REML fit (as statsmodels)."""
-        if self.reml:
-            return np.nan
-        return -2 * self.llf + 2 * self.n_params
-
-    @property
-    def bic(self):
-        """Bayesian information criterion; NaN for a REML fit (as statsmodels)."""
-        if self.reml:
-            return np.nan
-        return -2 * self.llf + np.log(self.nobs) * self.n_params
-
     # -- random effects ---------------------------------------------------------
+    @property
+    def _optimum_check(self):
+        return self._check
+
+    def _ranef_parts(self):
+        return [(self.model.group_name, self.model.group_labels, self.varcorr_names(),
+                 self._modes[0], lambda: self._modes[1])]
+
     @cached_property
     def random_effects(self):
         """Conditional modes (BLUPs) of the random effects: {group: Series}."""
@@ -545,25 +540,6 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         grid = profile_grid(v, int(num_low), float(dist_low), int(num_high), float(dist_high))
         return profile_variance(self, int(re_ix), grid)
 
-    # -- plots (matplotlib) ---------------------------------------------------------
-    def plot_profile(self, re_ix, ax=None, level=0.95, **profile_kwargs):
-        """Profile-likelihood plot of a variance; see `lmm.plotting.plot_profile`."""
-        from .plotting import plot_profile
-
-        return plot_profile(self, re_ix, ax=ax, level=level, **profile_kwargs)
-
-    def plot_caterpillar(self, re_ix=0, ax=None, level=0.95):
-        """Caterpillar plot of the random effects; see `lmm.plotting.plot_caterpillar`."""
-        from .plotting import plot_caterpillar
-
-        return plot_caterpillar(self, re_ix=re_ix, ax=ax, level=level)
-
-    def plot_resid_fitted(self, ax=None):
-        """Residuals against fitted values; see `lmm.plotting.plot_resid_fitted`."""
-        from .plotting import plot_resid_fitted
-
-        return plot_resid_fitted(self, ax=ax)
-
     # -- lme4's views ------------------------------------------------------------
     def varcorr_names(self):
         """Random-effect names as lme4 prints them ("(Intercept)" for intercepts)."""
@@ -628,16 +604,6 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
         rows.append(("Residual", None, None, self.scale, np.sqrt(self.scale)))
         return pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
 
-    @property
-    def REMLcrit(self):
-        """lme4's REML criterion (-2 REML log-likelihood); NaN for an ML fit."""
-        return -2.0 * self.llf if self.reml else np.nan
-
-    @property
-    def deviance(self):
-        """-2 log-likelihood for an ML fit (lme4's deviance); NaN for REML."""
-        return np.nan if self.reml else -2.0 * self.llf
-
     # -- summaries ----------------------------------------------------------------
     def summary(self, yname=None, xname_fe=None, xname_re=None, title=None, alpha=0.05,
                 style=None, ddf=_DEFAULT):
@@ -675,9 +641,6 @@ class MixedLMResults(inference.FixedEffectTests, influence.InfluenceMeasures):
             raise ValueError(f"style must be 'statsmodels' or 'lme4', got {style!r}")
         return statsmodels_summary(self, yname=yname, xname_fe=xname_fe, xname_re=xname_re,
                                    title=title, alpha=alpha)
-
-    def _repr_html_(self):
-        return self.summary()._repr_html_()
 
     def __repr__(self):
         return (f"<MixedLMResults: {self.method}, llf={self.llf:.4f}, "

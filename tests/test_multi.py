@@ -473,7 +473,7 @@ def test_fixed_effects_inference_from_the_reference_covariance(fits):
         z = np.abs(res.tvalues.to_numpy())
         from scipy import stats
         np.testing.assert_allclose(res.pvalues.to_numpy(), 2 * stats.norm.sf(z), rtol=1e-12)
-        assert res.fixef() is res.fe_params and res.params is res.fe_params
+        assert res.fixef().equals(res.fe_params) and res.params is res.fe_params
 
 
 def test_no_fixed_effects_matches_lme4():
