@@ -625,6 +625,7 @@ class MultiTermModel:
         """
         lme4_start = np.concatenate([t.structure.start_theta() for t in self.terms])
         lower = self.lower_bounds
+        evaluations_before = self._criterion.n_evaluations
         fun = lambda th: self._deviance_conditioned(np.maximum(th, lower), reml)  # noqa: E731
         attempts = []
         if start is not None:
@@ -652,6 +653,9 @@ class MultiTermModel:
         if not check.converged:
             theta, check = self._restart(theta, check, reml, attempts)
         check.attempts = attempts
+        # (the record counts every evaluation of the fit, start values included)
+        check.n_evaluations = self._criterion.n_evaluations - evaluations_before
+        check.n_iterations = sum(a["iterations"] for a in attempts)
         results = MultiTermResults(self, self._to_user(theta), reml, check)
         _warn_unless_verified(results, check)
         return results
