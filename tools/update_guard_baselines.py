@@ -14,8 +14,9 @@ from pathlib import Path
 TESTS = Path(__file__).resolve().parent.parent / "tests"
 sys.path.insert(0, str(TESTS))
 
-import lmm  # noqa: E402
 from guard_cases import call_counts, evaluation_counts  # noqa: E402
+
+import lmm  # noqa: E402
 
 
 def main():
