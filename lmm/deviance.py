@@ -276,6 +276,14 @@ class ProfiledDeviance:
         s = self.structure
         return dev + self.shift, grad[s.theta_rows, s.theta_cols]
 
+    def covariance_gradient(self, lam):
+        """The criterion's gradient with respect to G = Lambda Lambda' at Lambda
+        (conditioned space), as the symmetric S with dD = tr(S dG)."""
+        pieces = np.zeros((2, self.structure.q, self.structure.q))
+        _, rss = _core.deviance(np.ascontiguousarray(lam), *self._args, float(self.nobs),
+                                self.reml, None, pieces)
+        return pieces[0] + (self.nu / rss) * pieces[1]
+
     def pieces(self, lam, directions):
         """Second-derivative pieces of the kernel at Lambda (conditioned space)."""
         return _core.second_derivatives(lam, *self._args, directions)

@@ -924,6 +924,30 @@ class MixedLM:
         """
         return self._deviance(reml, self._structure(free))
 
+    def deviance_function(self, reml=True, free=None):
+        """The profiled criterion as a function of lme4's theta (lme4's ``devfun``).
+
+        Returns a `lmm.devfun.DevianceFunction`: called with theta (the entries
+        of the relative covariance factor Lambda, cov_re / scale = Lambda
+        Lambda', column by column of its lower triangle, in the user's units) it
+        gives -2 log-likelihood (ML) or the REML criterion with the fixed
+        effects and the scale profiled out; ``gradient`` is exact, ``hessian``
+        central differences of it.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> md = lmm.mixedlm("Weight ~ Time", d, groups="Pig", re_formula="~Time")
+        >>> res = md.fit()
+        >>> f = md.deviance_function(reml=True)
+        >>> bool(abs(f(res.theta) + 2 * res.llf) < 1e-8)
+        True
+        """
+        from .devfun import one_factor_function
+
+        return one_factor_function(self._deviance(reml, self._structure(free)))
+
     def fit_many(self, responses, **kwargs):
         """Fit this design to each column of `responses` (see `lmm.fit_many`)."""
         from .many import fit_many

@@ -431,6 +431,14 @@ class MultiTermModel:
             return None
         return crit.matrix, crit.logdet1, dev
 
+    def deviance_function(self, reml=True):
+        """The profiled criterion as a function of lme4's theta (lme4's ``devfun``):
+        a `lmm.devfun.DevianceFunction` (derivatives by central differences:
+        this kernel has no analytic ones)."""
+        from .devfun import several_factor_function
+
+        return several_factor_function(self, reml)
+
     def deviance(self, theta, reml=True):
         """The profiled criterion (-2 log-likelihood or REML criterion) at the
         user's (lme4's) theta."""
