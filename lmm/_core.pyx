@@ -37,6 +37,9 @@ from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 from libc.string cimport memcmp
+from lmm._trust_region cimport (
+    TR_DERIVATIVES, TR_DONE, TR_EXACT, TrustRegion, tr_init, tr_next,
+)
 from lmm._linalg cimport (
     _cholesky_lower, _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
 )
@@ -1655,105 +1658,25 @@ cdef class Criterion:
 
     cdef double _minimize(self, double* theta, double* state, int max_iter, double tol,
                           double radius, int* n_iter_out) noexcept nogil:
-        cdef int nd = self.nd, i, j, nf, a, b, it = 0
-        cdef double* g = state
-        cdef double* cand = g + nd
-        cdef double* step = cand + nd
-        cdef double* gf = step + nd
-        cdef double* prefer = gf + nd
-        cdef double* stepf = prefer + nd
-        cdef double* w = stepf + nd
-        cdef double* gv = w + nd
-        cdef double* h = gv + nd
-        cdef double* hf = h + nd * nd
-        cdef double* vecs = hf + nd * nd
-        cdef int* free_ix = <int*>malloc(nd * sizeof(int))
-        cdef double f, fc, pgmax, pg, predicted, rho, dnorm, snorm, tmax, quad, lin
-        cdef bint at_bound, moved
+        """The trust-region loop (`lmm._trust_region`) on this criterion's analytic
+        derivatives; `state` (tr_work_size(nd) doubles) ends with the gradient
+        (first nd) and the column-major Hessian (from 8 nd) of the end point."""
+        cdef TrustRegion tr
+        cdef int request = TR_DERIVATIVES
+        cdef int* free_ix = <int*>malloc(self.nd * sizeof(int))
         if free_ix == NULL:
             return INFINITY
-        f = self._eval(theta, True, g, h)
-        while it < max_iter and f < INFINITY:
-            nf = 0
-            pgmax = 0.0
-            for i in range(nd):
-                at_bound = self.lower[i] > -INFINITY and theta[i] <= self.lower[i]
-                pg = g[i]
-                if at_bound and pg > 0:
-                    pg = 0.0
-                else:
-                    free_ix[nf] = i
-                    nf += 1
-                if fabs(pg) > pgmax:
-                    pgmax = fabs(pg)
-            for a in range(nf):
-                gf[a] = g[free_ix[a]]
-                at_bound = self.lower[free_ix[a]] > -INFINITY and \
-                    theta[free_ix[a]] <= self.lower[free_ix[a]]
-                prefer[a] = 1.0 if at_bound else -gf[a]
-                for b in range(nf):
-                    hf[a + b * nf] = h[free_ix[a] + free_ix[b] * nd]
-            if nf > 0:
-                _symmetric_eigen(hf, nf, w, vecs)
-            if pgmax < tol and (nf == 0 or w[0] >= 0):
-                break
-            if nf == 0:
-                break
-            _trust_region_step(w, vecs, gf, nf, radius, prefer, gv, stepf)
-            for i in range(nd):
-                step[i] = 0.0
-            snorm = 0.0
-            for a in range(nf):
-                step[free_ix[a]] = stepf[a]
-                snorm += stepf[a] * stepf[a]
-            snorm = sqrt(snorm)
-            dnorm = 0.0
-            lin = 0.0
-            tmax = 0.0
-            for i in range(nd):
-                cand[i] = theta[i] + step[i]
-                if cand[i] < self.lower[i]:
-                    cand[i] = self.lower[i]
-                step[i] = cand[i] - theta[i]      # the projected step d
-                dnorm += step[i] * step[i]
-                lin += g[i] * step[i]
-                if fabs(theta[i]) > tmax:
-                    tmax = fabs(theta[i])
-            dnorm = sqrt(dnorm)
-            quad = 0.0
-            for i in range(nd):
-                for j in range(nd):
-                    quad += step[i] * h[i + j * nd] * step[j]
-            predicted = -(lin + 0.5 * quad)
-            if 0 <= predicted < 1e-15 * (1.0 + fabs(f)):
-                break                 # nothing left that double precision resolves
-            if 0 <= predicted < 1e-11 * (1.0 + fabs(f)) and w[0] > 0:
-                # within rounding noise of the criterion its values cannot judge
-                # the step; the convex quadratic model (exact derivatives) can
-                it += 1
-                for i in range(nd):
-                    theta[i] = cand[i]
-                f = self._eval(theta, True, g, h)
-                continue
-            fc = self._eval(cand, False, NULL, NULL)
-            it += 1
-            rho = (f - fc) / predicted if predicted > 0 else -1.0
-            if not fc < INFINITY or rho < 0.25:
-                radius = 0.25 * (dnorm if dnorm > 1e-3 * radius else 1e-3 * radius)
-            elif rho > 0.75 and snorm > 0.99 * radius:
-                radius *= 2.0
-            if fc < f:
-                moved = dnorm > 1e-15 * (1.0 + tmax)
-                for i in range(nd):
-                    theta[i] = cand[i]
-                f = self._eval(theta, True, g, h)
-                if not moved:
-                    break
-            elif radius < 1e-12 * (1.0 + tmax):
-                break
+        tr_init(&tr, self.nd, theta, &self.lower[0], state, free_ix, TR_EXACT, max_iter, tol,
+                radius)
+        while request != TR_DONE:
+            if request == TR_DERIVATIVES:
+                tr.f = self._eval(tr.theta, True, tr.g, tr.h)
+            else:
+                tr.fc = self._eval(tr.cand, False, NULL, NULL)
+            request = tr_next(&tr)
         free(free_ix)
-        n_iter_out[0] = it
-        return f
+        n_iter_out[0] = tr.iterations
+        return tr.f
 
 
 def trust_region_step(h, g, double radius, prefer):

@@ -31,9 +31,11 @@ from libc.math cimport INFINITY, M_PI, NAN, fabs, isfinite, isnan, log, sqrt
 from libc.stdlib cimport qsort
 from libc.string cimport memset
 from scipy.linalg.cython_lapack cimport dpotrf
-from lmm._linalg cimport (
-    _level_factor, _solve_lower, _symmetric_eigen, _trust_region_step,
+from lmm._trust_region cimport (
+    TR_CONVERGED, TR_DERIVATIVES, TR_DIFFERENCED, TR_DONE, TrustRegion, tr_init, tr_next,
+    tr_work_size,
 )
+from lmm._linalg cimport _level_factor, _solve_lower
 
 ctypedef Py_ssize_t intp_t
 
@@ -876,129 +878,45 @@ cdef class MultiCriterion:
         if lower_arr.shape != (n,):
             raise ValueError(f"lower must have {n} entries")
         theta_arr = np.maximum(self._check(theta), lower_arr)
-        work_arr = np.zeros(8 * n + 4 * n * n + 8)
-        free_arr = np.zeros(n, dtype=np.intp)
+        work_arr = np.zeros(tr_work_size(n) + 2 * n + 1)
+        free_arr = np.zeros(max(n, 1), dtype=np.intc)
         cdef double[::1] th = theta_arr
         cdef const double[::1] lo = lower_arr
         cdef double[::1] work = work_arr
-        cdef intp_t[::1] free_ix = free_arr
+        cdef int[::1] free_ix = free_arr
         cdef int status = 0, it = 0
         cdef double f = INFINITY
+        if n == 0:
+            return theta_arr, self.deviance(theta_arr, reml), True, 0
         with nogil:
             status = self._minimize(&th[0], &lo[0], reml, max_iter, radius, &work[0],
                                     &free_ix[0], &it, &f)
-        return theta_arr, f, status == 1, it
+        return theta_arr, f, status == TR_CONVERGED, it
 
     cdef int _minimize(self, double* theta, const double* lower, bint reml, int max_iter,
-                       double radius, double* work, intp_t* free_ix,
+                       double radius, double* work, int* free_ix,
                        int* iterations, double* f_out) noexcept nogil:
-        """The loop of `minimize`; returns 1 if converged, 0 otherwise, and the
-        criterion at the final theta in f_out."""
-        cdef Py_ssize_t n = self.n_theta, i, j, a, b, nf
-        cdef double* g = work
-        cdef double* h = g + n
-        cdef double* plus = h + n
-        cdef double* cand = plus + n
-        cdef double* step = cand + n
-        cdef double* gf = step + n
-        cdef double* prefer = gf + n
-        cdef double* w = prefer + n
-        cdef double* gv = w + n
-        cdef double* hess = gv + n
-        cdef double* hf = hess + n * n
-        cdef double* vecs = hf + n * n
-        cdef double* stepf = vecs + n * n
-        cdef double f, fc, predicted, rho, dnorm, snorm, newton, acc, previous = -1.0
-        cdef bint at_bound, finite, newton_step
-        cdef int it
-        f = self._deviance(theta, reml)
-        f_out[0] = f
-        if not isfinite(f):
-            return 0
-        for it in range(max_iter):
-            iterations[0] = it + 1
-            for i in range(n):
-                h[i] = 1e-4 * (fabs(theta[i]) if fabs(theta[i]) > 1.0 else 1.0)
-            self._fd(theta, h, reml, g, hess, plus, f)
-            finite = True
-            for i in range(n):
-                finite = finite and isfinite(g[i])
-                for j in range(n):
-                    finite = finite and isfinite(hess[i * n + j])
-            if not finite:
-                return 0
-            nf = 0
-            for i in range(n):
-                at_bound = isfinite(lower[i]) and theta[i] <= lower[i]
-                if not (at_bound and g[i] > 0):
-                    free_ix[nf] = i
-                    nf += 1
-            if nf == 0:
-                return 1
-            for a in range(nf):
-                gf[a] = g[free_ix[a]]
-                at_bound = isfinite(lower[free_ix[a]]) and theta[free_ix[a]] <= lower[free_ix[a]]
-                prefer[a] = 1.0 if at_bound else -gf[a]
-                for b in range(nf):
-                    hf[a + b * nf] = hess[free_ix[a] * n + free_ix[b]]
-            _symmetric_eigen(hf, <int>nf, w, vecs)
-            if w[0] > 0:
-                newton = 0.0        # g' H^-1 g over the free entries
-                for a in range(nf):
-                    acc = 0.0
-                    for b in range(nf):
-                        acc += vecs[b + a * nf] * gf[b]
-                    newton += acc * acc / w[a]
-                if 0.5 * newton < 1e-9:
-                    return 1
-            _trust_region_step(w, vecs, gf, <int>nf, radius, prefer, gv, stepf)
-            snorm = 0.0
-            for i in range(n):
-                step[i] = 0.0
-            for a in range(nf):
-                step[free_ix[a]] = stepf[a]
-                snorm += stepf[a] * stepf[a]
-            snorm = sqrt(snorm)
-            dnorm = 0.0
-            predicted = 0.0
-            # a full Newton step: positive curvature, inside the trust region, unclipped
-            newton_step = w[0] > 0 and snorm < 0.99 * radius and nf == n
-            for i in range(n):
-                cand[i] = theta[i] + step[i]
-                if cand[i] < lower[i]:
-                    cand[i] = lower[i]
-                    newton_step = False
-                step[i] = cand[i] - theta[i]        # the projected step d
-                dnorm += step[i] * step[i]
-                predicted -= g[i] * step[i]
-                for j in range(n):
-                    predicted -= 0.5 * step[i] * hess[i * n + j] * step[j]
-            dnorm = sqrt(dnorm)
-            fc = self._deviance(cand, reml)
-            rho = (f - fc) / predicted if predicted > 0 else -1.0
-            if not isfinite(fc) or rho < 0.25:
-                radius = 0.25 * (dnorm if dnorm > 1e-3 * radius else 1e-3 * radius)
-            elif rho > 0.75 and snorm > 0.99 * radius:
-                radius *= 2.0
-            if isfinite(fc) and fc < f:
-                for i in range(n):
-                    theta[i] = cand[i]
-                f = fc
-                f_out[0] = f
-                # Newton's quadratic convergence, measured: after two full Newton
-                # steps confirmed by the criterion to 10 %, with predicted gains
-                # d1 then d2, the next gains about d2^2 d2/d1^2; below 1e-11 (the
-                # test above asks 1e-9) another set of differences is not worth
-                # its evaluations
-                if newton_step and 0.9 < rho < 1.1:
-                    if previous > 0 and predicted < 1e-4 and \
-                            predicted * predicted * predicted < 1e-11 * previous * previous:
-                        return 1
-                    previous = predicted
-                else:
-                    previous = -1.0
-            elif radius < 1e-10:
-                return 1 if predicted < 1e-8 else 0
+        """The trust-region loop (`lmm._trust_region`) on finite-difference
+        derivatives (`_fd`, steps 1e-4 max(1, |theta_i|), from the value at theta
+        the loop already holds); returns the loop's status and the criterion at
+        the final theta in f_out."""
+        cdef Py_ssize_t n = self.n_theta, i
+        cdef TrustRegion tr
+        cdef int request = TR_DERIVATIVES
+        cdef double* steps = work + tr_work_size(n)
+        cdef double* plus = steps + n
+        tr_init(&tr, <int>n, theta, lower, work, free_ix, TR_DIFFERENCED, max_iter, 0.0,
+                radius)
+        tr.f = self._deviance(theta, reml)
+        while request != TR_DONE:
+            if request == TR_DERIVATIVES:
+                if isfinite(tr.f):
+                    for i in range(n):
+                        steps[i] = 1e-4 * (fabs(theta[i]) if fabs(theta[i]) > 1.0 else 1.0)
+                    self._fd(theta, steps, reml, tr.g, tr.h, plus, tr.f)
             else:
-                previous = -1.0
-        return 0
+                tr.fc = self._deviance(tr.cand, reml)
+            request = tr_next(&tr)
+        iterations[0] = tr.iterations
+        f_out[0] = tr.f
+        return tr.status
