@@ -33,10 +33,11 @@ checking is off here.
 
 import numpy as np
 
-from libc.math cimport log, sqrt, fabs, M_PI, INFINITY
+from libc.math cimport log, sqrt, fabs, M_PI, INFINITY, NAN
 from libc.stdlib cimport malloc, free
 from libc.stdint cimport int64_t
 from libc.string cimport memcmp
+from lmm._optimum cimport judge_optimum_flags, optimum_work_size
 from lmm._trust_region cimport (
     TR_DERIVATIVES, TR_DONE, TR_EXACT, TrustRegion, tr_init, tr_next,
 )
@@ -1679,6 +1680,56 @@ cdef class Criterion:
         return tr.f
 
 
+def judge(theta, double f, g, h, lower, noise, double gradient_tolerance,
+          double decrement_tolerance, double flat_tolerance):
+    """The optimum check's verdict (`lmm._optimum.judge_optimum_flags`), for
+    `lmm.optimize.judge_optimum`, which words its messages.
+
+    Returns
+    -------
+    (flags, projected_gradient, at_bound (bool array), flat (list of entries),
+     gmax, smallest eigenvalue of the movable entries' Hessian (NaN if not computed))
+    """
+    th = np.ascontiguousarray(theta, dtype=float)
+    cdef int n = th.shape[0]
+    g_arr = np.ascontiguousarray(g, dtype=float)
+    h_arr = np.asfortranarray(h, dtype=float)
+    lo_arr = np.ascontiguousarray(lower, dtype=float)
+    if g_arr.shape != (n,) or lo_arr.shape != (n,) or h_arr.shape != (n, n):
+        raise ValueError(f"theta, g and lower must have {n} entries and h be ({n}, {n})")
+    noise_arr = None if noise is None else np.asfortranarray(noise, dtype=float)
+    if noise_arr is not None and noise_arr.shape != (n, n):
+        raise ValueError(f"noise must be ({n}, {n})")
+    pg_arr = np.zeros(max(n, 1))
+    at_arr = np.zeros(max(n, 1), dtype=np.uint8)
+    flat_arr = np.zeros(max(n, 1), dtype=np.intc)
+    work_arr = np.zeros(max(optimum_work_size(n), 1))
+    ix_arr = np.zeros(max(2 * n, 1), dtype=np.intc)
+    cdef double[::1] thv = th if n else pg_arr
+    cdef double[::1] gv = g_arr if n else pg_arr
+    cdef double[::1, :] hv = h_arr if n else np.zeros((1, 1), order="F")
+    cdef double[::1] lov = lo_arr if n else pg_arr
+    cdef double[::1, :] nv
+    cdef const double* noise_ptr = NULL
+    if noise_arr is not None and n:
+        nv = noise_arr
+        noise_ptr = &nv[0, 0]
+    cdef double[::1] pgv = pg_arr
+    cdef unsigned char[::1] atv = at_arr
+    cdef int[::1] flatv = flat_arr
+    cdef double[::1] workv = work_arr
+    cdef int[::1] ixv = ix_arr
+    cdef int n_flat = 0, flags
+    cdef double gmax = 0.0, smallest = NAN
+    with nogil:
+        flags = judge_optimum_flags(n, &thv[0], f, &gv[0], &hv[0, 0], &lov[0], noise_ptr,
+                                    gradient_tolerance, decrement_tolerance, flat_tolerance,
+                                    &pgv[0], &atv[0], &flatv[0], &n_flat, &gmax, &smallest,
+                                    &workv[0], &ixv[0])
+    return (flags, pg_arr[:n].copy(), at_arr[:n].astype(bool), flat_arr[:n_flat].tolist(),
+            gmax, smallest)
+
+
 def trust_region_step(h, g, double radius, prefer):
     """The optimizer's trust-region step for a small problem (exposed for the
     several-factor engine, whose derivatives are finite differences):
@@ -1877,13 +1928,13 @@ def symmetric_eigen(a):
 # Many responses on one design (lmm/many.py)
 # ---------------------------------------------------------------------------
 
-from libc.math cimport NAN
-
 
 cdef inline int _many_scratch(int q, int p, int nd) noexcept nogil:
-    """Doubles of work space `ManyFitter._fit_one` lays out (the last nd hold 2 nd ints)."""
+    """Doubles of work space `ManyFitter._fit_one` lays out (after the 2 nd ints of
+    `ix`, the optimum check's work, its flat entries and its at-bound flags)."""
     return (6 * q * q + 5 * p + 2 * p * p + 13 * nd + 6 * nd * nd + q * (p + 1)
-            + 2 * (p + q) * (p + q) + 2 * (p + q) + nd + 8)
+            + 2 * (p + q) * (p + q) + 2 * (p + q) + nd + 8
+            + optimum_work_size(nd) + 2 * nd)
 
 
 cdef void _response_sums(const double[:, ::1] X, const double[:, ::1] Z,
@@ -2034,7 +2085,8 @@ cdef class ManyFitter:
     cdef const intp_t[::1] cov_cols
     cdef const intp_t[::1] t_mode
     cdef const intp_t[::1] t_icpt
-    cdef double grad_tol, decrement_tol, singular_tol, research_radius, research_radius_1d
+    cdef double grad_tol, decrement_tol, flat_tol, singular_tol, research_radius
+    cdef double research_radius_1d
     cdef bint warm_start
     cdef int q, p, nd, n_groups, ncov
     cdef public int n_columns
@@ -2058,7 +2110,7 @@ cdef class ManyFitter:
                  cov_rows, cov_cols, t_mode, t_icpt, double gradient_tolerance,
                  double decrement_tolerance, double singular_tolerance,
                  double research_radius=0.1, double research_radius_1d=0.5,
-                 bint warm_start=True):
+                 bint warm_start=True, double flat_tolerance=1e-8):
         cdef Py_ssize_t g, r
         self.se_index = -1
         self.X = X
@@ -2093,6 +2145,7 @@ cdef class ManyFitter:
         self.t_icpt = np.ascontiguousarray(t_icpt, dtype=np.intp)
         self.grad_tol = gradient_tolerance
         self.decrement_tol = decrement_tolerance
+        self.flat_tol = flat_tolerance
         self.singular_tol = singular_tolerance
         self.research_radius = research_radius
         self.research_radius_1d = research_radius_1d
@@ -2370,80 +2423,19 @@ cdef class ManyFitter:
         return MANY_OK
 
     cdef bint _check(self, const double* theta, double f, const double* g, const double* h,
-                     double* pg, double* sub, double* w, double* vecs,
-                     int* ix) noexcept nogil:
-        """optimize.check_optimum at theta, given the criterion f, its gradient g and
-        Hessian h (column-major) there: True when converged."""
-        cdef int nd = self.nd, i, j, k, nf, nm, ni
-        cdef double gmax = 0.0, gain, acc, tiny, top
-        cdef bint converged, small, at_b
-        converged = f < INFINITY and f == f
-        if not converged:
-            return False
-        for i in range(nd):
-            at_b = self.lower[i] > -INFINITY and theta[i] <= self.lower[i]
-            pg[i] = (g[i] if g[i] < 0.0 else 0.0) if at_b else g[i]
-            if fabs(pg[i]) > gmax:
-                gmax = fabs(pg[i])
-        if gmax > self.grad_tol:
-            # optimize._newton_decrement_small
-            nf = 0
-            for i in range(nd):
-                at_b = self.lower[i] > -INFINITY and theta[i] <= self.lower[i]
-                if not (at_b and g[i] > 0):
-                    ix[nf] = i
-                    nf += 1
-            small = True
-            if nf > 0:
-                for j in range(nf):
-                    for i in range(nf):
-                        sub[i + j * nf] = h[ix[i] + ix[j] * nd]
-                _symmetric_eigen(sub, nf, w, vecs)
-                if w[0] <= 0:
-                    small = False
-                else:
-                    gain = 0.0
-                    for k in range(nf):
-                        acc = 0.0
-                        for i in range(nf):
-                            acc += vecs[i + k * nf] * pg[ix[i]]
-                        gain += acc * acc / w[k]
-                    small = 0.25 * gain < self.decrement_tol
-            if not small:
-                return False
-        # second-order check over the movable parameters
-        nm = 0
-        for i in range(nd):
-            at_b = self.lower[i] > -INFINITY and theta[i] <= self.lower[i]
-            if not at_b or g[i] <= self.grad_tol:
-                ix[nm] = i
-                nm += 1
-        if nm == 0:
-            return True
-        for j in range(nm):
-            for i in range(nm):
-                sub[i + j * nm] = h[ix[i] + ix[j] * nd]
-        _symmetric_eigen(sub, nm, w, vecs)
-        top = fabs(w[nm - 1])
-        tiny = -1e-6 * (top if top > 1.0 else 1.0)
-        # the interior movable ones: their sub-Hessian; the ones at a bound: diagonal
-        ni = 0
-        for i in range(nm):
-            at_b = self.lower[ix[i]] > -INFINITY and theta[ix[i]] <= self.lower[ix[i]]
-            if at_b:
-                if h[ix[i] + ix[i] * nd] < tiny:
-                    return False
-            else:
-                ix[nm + ni] = ix[i]
-                ni += 1
-        if ni > 0:
-            for j in range(ni):
-                for i in range(ni):
-                    sub[i + j * ni] = h[ix[nm + i] + ix[nm + j] * nd]
-            _symmetric_eigen(sub, ni, w, vecs)
-            if w[0] < tiny:
-                return False
-        return True
+                     double* pg, int* ix, double* opt_work) noexcept nogil:
+        """The optimum check (`lmm._optimum`, what `optimize.judge_optimum` decides)
+        at theta, given the criterion f, its gradient g and Hessian h (column-major)
+        there: True when verified.  opt_work: optimum_work_size(nd) doubles, then nd
+        for the flat entries' indices and nd for the at-bound flags."""
+        cdef int n_flat = 0
+        cdef double gmax, smallest
+        cdef int* flat = <int*>(opt_work + optimum_work_size(self.nd))
+        cdef unsigned char* at_b = <unsigned char*>(opt_work + optimum_work_size(self.nd)
+                                                    + self.nd)
+        return judge_optimum_flags(self.nd, theta, f, g, h, &self.lower[0], NULL,
+                                   self.grad_tol, self.decrement_tol, self.flat_tol, pg, at_b,
+                                   flat, &n_flat, &gmax, &smallest, opt_work, ix) == 0
 
     cdef void _fit_one(self, Py_ssize_t c, Criterion crit, const double[:, :, ::1] zty_all,
                        const double[:, ::1] xty_all, const double[::1] yty_all,
@@ -2478,6 +2470,7 @@ cdef class ManyFitter:
         cdef double* pass_work = beta + p
         cdef double* own_work = pass_work + 2 * q * q + q * (p + 1)
         cdef int* ix = <int*>(own_work + q * q + 2 * (p + q) ** 2 + 2 * (p + q))
+        cdef double* opt_work = own_work + q * q + 2 * (p + q) ** 2 + 2 * (p + q) + nd
         cdef const double* t
         cdef const double* xs
         cdef const double* xchol
@@ -2613,7 +2606,7 @@ cdef class ManyFitter:
                 return
         flags[c, 3] = it
         # -- check_optimum ---------------------------------------------------------------
-        converged = self._check(theta, f, grad, hess, pg, sub, w, vecs, ix)
+        converged = self._check(theta, f, grad, hess, pg, ix, opt_work)
         if not converged:
             flags[c, 0] = MANY_NOT_CONVERGED
             return

@@ -40,7 +40,12 @@ from scipy.special import ndtr
 
 from . import _core
 from .exceptions import ConvergenceWarning
-from .optimize import GRADIENT_TOLERANCE, NEWTON_DECREMENT_TOLERANCE, SINGULAR_TOLERANCE
+from .optimize import (
+    FLAT_TOLERANCE,
+    GRADIENT_TOLERANCE,
+    NEWTON_DECREMENT_TOLERANCE,
+    SINGULAR_TOLERANCE,
+)
 
 # First steps of the compiled boundary re-search from lme4's start (trust
 # radius in the conditioned theta space, where the first search starts with
@@ -176,7 +181,7 @@ class _Design:
                 self.reml, self.theta_rows, self.theta_cols, self.lower, self.cov_rows,
                 self.cov_cols, self.t_mode, self.t_icpt, GRADIENT_TOLERANCE,
                 NEWTON_DECREMENT_TOLERANCE, SINGULAR_TOLERANCE, RESEARCH_RADIUS,
-                RESEARCH_RADIUS_ONE, self.warm_start,
+                RESEARCH_RADIUS_ONE, self.warm_start, FLAT_TOLERANCE,
             )
             if self.fe_contrast is not None:
                 self._fitter.set_intercept_contrast(*self.fe_contrast)

@@ -13,7 +13,6 @@ The end point is checked before the fit is called converged, by
 analytic derivatives; several factors in lmm.multi, on finite differences).
 """
 
-import math
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -40,7 +39,8 @@ _METHOD_ALIASES = {
 # same scale for its warning; a Newton polish reaches far below it).
 GRADIENT_TOLERANCE = 1e-4
 # ... or, whatever the gradient, when a Newton step would raise the
-# log-likelihood by less than this (scale-free; see _newton_decrement_small).
+# log-likelihood by less than this (g' H^-1 g / 4, scale-free: the gradient's
+# rounding noise grows with the number of observations, the gain does not).
 NEWTON_DECREMENT_TOLERANCE = 1e-9
 # theta diagonal entries below this (in the conditioned space, where theta is
 # a standard deviation relative to the residual's for unit-scale covariates)
@@ -96,15 +96,6 @@ def optimization_record(check):
                 hessian=np.array(check.hessian), at_bound=np.array(check.at_bound),
                 converged=bool(check.converged), messages=list(check.messages),
                 attempts=attempts)
-
-
-def _projected_gradient(theta, grad, lower):
-    pg = grad.copy()
-    at_bound = np.isfinite(lower) & (theta <= lower)
-    # at a lower bound, only a negative gradient (pointing out of the region
-    # when descending) would mean the point is not optimal
-    pg[at_bound] = np.minimum(grad[at_bound], 0.0)
-    return pg, at_bound
 
 
 def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None, names=None):
@@ -229,38 +220,6 @@ def _on_boundary(dev, theta):
     return False
 
 
-def _newton_decrement_small(h, pg, at_bound, g):
-    """Whether a Newton step could still raise the log-likelihood by more than
-    NEWTON_DECREMENT_TOLERANCE.
-
-    The gradient of the deviance grows with the number of observations, and
-    so does its rounding noise: on 10^6 rows an absolute gradient tolerance
-    would fail at the optimum.  g' H^-1 g / 4 (the log-likelihood a Newton
-    step would gain, on the free parameters with positive curvature) is
-    invariant to the scale of the problem.
-    """
-    free = ~(at_bound & (g > 0))
-    if not free.any():
-        return True
-    sub = h[np.ix_(free, free)]
-    w, v = np.linalg.eigh(sub)
-    if w[0] <= 0:
-        return False
-    gain = 0.25 * float(np.sum((v.T @ pg[free]) ** 2 / w))
-    return gain < NEWTON_DECREMENT_TOLERANCE
-
-
-def _eigvalsh(a):
-    """Eigenvalues of a small symmetric matrix, ascending (a 1 x 1 matrix's is its
-    entry; up to 16 x 16 the optimizer's compiled Jacobi routine, whose call costs
-    a fraction of numpy.linalg's)."""
-    if a.shape[0] == 1:
-        return a.diagonal().astype(float)
-    if a.shape[0] <= 16:
-        return _core.symmetric_eigen(a)[0]
-    return np.linalg.eigvalsh(a)
-
-
 def check_optimum(dev, theta, n_iterations=0, names=None):
     """The optimum check of the one-factor criterion at theta (`judge_optimum` on
     its analytic gradient and Hessian).
@@ -315,7 +274,8 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
     NEWTON_DECREMENT_TOLERANCE in log-likelihood; the Hessian on the entries
     that can still move has no negative eigenvalue (a saddle point); and it is
     not singular in the interior (a flat direction: the model is not
-    identified; see `_flat_direction`).
+    identified).  The verdict is compiled (lmm/_optimum.pxd, shared with the
+    many-responses fitter); this function words its messages.
 
     Parameters
     ----------
@@ -345,82 +305,39 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
     >>> v.converged
     True
     """
-    f, g, h = value, gradient, hessian
-    interior = True
-    for t, lo in zip(theta.tolist(), lower.tolist()):
-        if t <= lo:
-            interior = False
-            break
-    if interior:
-        # no mask to build (the usual case; numpy calls on tiny arrays cost more
-        # than the arithmetic)
-        pg, at_bound = g.copy(), np.zeros(len(g), dtype=bool)
-    else:
-        pg, at_bound = _projected_gradient(theta, g, lower)
+    # (the verdict is compiled, lmm/_optimum.pxd, and shared with the
+    # many-responses fitter; here only the messages are worded)
+    flags, pg, at_bound, flat, gmax, smallest = _core.judge(
+        theta, value, gradient, hessian, lower, hessian_noise, GRADIENT_TOLERANCE,
+        NEWTON_DECREMENT_TOLERANCE, FLAT_TOLERANCE)
     messages = []
-    converged = math.isfinite(f)
-    if not converged:
+    if flags & _NONFINITE:
         messages.append("the deviance is not finite at the end point")
-    gmax = 0.0
-    for v in pg.tolist():
-        v = abs(v)
-        if v != v:
-            gmax = math.nan
-            break
-        gmax = max(gmax, v)
-    if gmax > GRADIENT_TOLERANCE and not _newton_decrement_small(h, pg, at_bound, g):
-        converged = False
+    if flags & _GRADIENT:
         messages.append(f"projected gradient {gmax:.3g} exceeds {GRADIENT_TOLERANCE:g}")
-    # second-order check over the parameters that can still move: the interior
-    # ones and those at a bound with no gradient holding them there (at a
-    # variance of zero the gradient vanishes, and only the curvature says
-    # whether moving inward would improve the fit)
-    if interior:
-        movable = None
-    else:
-        movable = ~at_bound | (at_bound & (g <= GRADIENT_TOLERANCE))
-    saddle = False
-    if converged and (len(pg) if interior else movable.any()):
-        sub = h if interior or movable.all() else h[np.ix_(movable, movable)]
-        w = _eigvalsh(sub)
-        tiny = -1e-6 * max(1.0, abs(w[-1]))
-        if hessian_noise is not None:
-            tiny -= _noise_norm(hessian_noise, movable)
-        weak = None if interior else at_bound[movable]
-        if weak is None or not weak.any():
-            saddle = w[0] < tiny         # the same matrix: its eigenvalues again
-        else:
-            saddle = np.any(np.diag(sub)[weak] < tiny)
-            if (~weak).any():
-                saddle = saddle or _eigvalsh(sub[np.ix_(~weak, ~weak)])[0] < tiny
-        if saddle:
-            converged = False
-            messages.append(
-                f"the Hessian has a negative eigenvalue ({w[0]:.3g}): a saddle point, "
-                "not a minimum"
-            )
-    flat = []
-    # (also when the gradient test failed: along a flat direction a Newton step
-    # is unbounded, and the flat direction is the reason to report)
-    if math.isfinite(f) and not saddle:
-        flat = _flat_direction(h, at_bound, hessian_noise)
-        if flat:
-            converged = False
-            if callable(names):
-                names = names()
-            if names is None:
-                names = theta_labels(structure) if structure is not None else \
-                    [f"theta[{i}]" for i in range(len(theta))]
-            messages.append(
-                "the likelihood is flat along a direction of the covariance parameters "
-                + ", ".join(names[i] for i in flat)
-                + " (the smallest curvature, diagonally scaled, is below "
-                f"{FLAT_TOLERANCE:g} times the largest): the model is not identified; "
-                "these parameters can move without changing the fit (is a random effect "
-                "constant within its groups, or a copy of another?)"
-            )
-    return Verdict(converged=converged, messages=messages, projected_gradient=pg,
+    if flags & _SADDLE:
+        messages.append(f"the Hessian has a negative eigenvalue ({smallest:.3g}): a saddle "
+                        "point, not a minimum")
+    if flags & _FLAT:
+        if callable(names):
+            names = names()
+        if names is None:
+            names = theta_labels(structure) if structure is not None else \
+                [f"theta[{i}]" for i in range(len(theta))]
+        messages.append(
+            "the likelihood is flat along a direction of the covariance parameters "
+            + ", ".join(names[i] for i in flat)
+            + " (the smallest curvature, diagonally scaled, is below "
+            f"{FLAT_TOLERANCE:g} times the largest): the model is not identified; "
+            "these parameters can move without changing the fit (is a random effect "
+            "constant within its groups, or a copy of another?)"
+        )
+    return Verdict(converged=flags == 0, messages=messages, projected_gradient=pg,
                    at_bound=at_bound, flat=flat)
+
+
+# the flags of the compiled verdict (lmm/_optimum.pxd)
+_NONFINITE, _GRADIENT, _SADDLE, _FLAT = 1, 2, 4, 8
 
 
 # a direction whose curvature (diagonally scaled Hessian) is below this times the
@@ -428,69 +345,3 @@ def judge_optimum(theta, value, gradient, hessian, lower, names=None, structure=
 FLAT_TOLERANCE = 1e-8
 
 
-def _noise_norm(noise, mask=None):
-    """A bound on how far rounding moves the eigenvalues of the Hessian (or of
-    its rows and columns in mask): the Frobenius norm of the error."""
-    if mask is not None:
-        noise = noise[np.ix_(mask, mask)]
-    return float(np.sqrt(np.sum(noise * noise)))
-
-
-def _clearly_curved(h):
-    """Whether h (2 x 2 or 3 x 3, positive diagonal) is far from flat, by plain
-    arithmetic (the one-factor fit's usual case, where numpy's calls would cost
-    more than the fit's check): for C = D^-1/2 h D^-1/2 (unit diagonal, so its
-    largest eigenvalue is between 1 and n), the smallest eigenvalue is at least
-    det(C) / n^(n-1), and the test is passed if that is at least
-    FLAT_TOLERANCE n."""
-    n = h.shape[0]
-    if n not in (2, 3):
-        return False
-    rows = h.tolist()
-    d = []
-    for i in range(n):              # (loops: each comprehension is a call more)
-        if not rows[i][i] > 0:
-            return False
-        d.append(rows[i][i])
-    if n == 2:
-        c01 = rows[0][1] / math.sqrt(d[0] * d[1])
-        det = 1.0 - c01 * c01
-    else:
-        c01 = rows[0][1] / math.sqrt(d[0] * d[1])
-        c02 = rows[0][2] / math.sqrt(d[0] * d[2])
-        c12 = rows[1][2] / math.sqrt(d[1] * d[2])
-        det = 1.0 + 2.0 * c01 * c02 * c12 - c01 * c01 - c02 * c02 - c12 * c12
-    return det / n ** (n - 1) >= FLAT_TOLERANCE * n
-
-
-def _flat_direction(h, at_bound, noise=None):
-    """The entries (not at a bound) spanning the flattest direction of h, if its
-    diagonally scaled curvature is below FLAT_TOLERANCE times the largest (or
-    within the rounding error `noise` of a finite-difference Hessian, scaled
-    alike); [] otherwise.
-
-    Scaling by the diagonal makes the test blind to the units of each entry;
-    what remains is the near-dependence of the entries' effects on the
-    criterion, which no change of units removes."""
-    if noise is None and not at_bound.any() and _clearly_curved(h):
-        return []
-    free = np.flatnonzero(~at_bound)
-    if free.size == 0:
-        return []
-    sub = h[np.ix_(free, free)] if free.size < len(h) else h
-    d = np.diag(sub).copy()
-    if np.any(~(d > 0)):                  # no curvature at all along an entry
-        return [int(free[i]) for i in np.flatnonzero(~(d > 0))]
-    if free.size == 1:
-        return []
-    s = 1.0 / np.sqrt(d)
-    scaled = sub * np.outer(s, s)
-    # (the optimizer's compiled Jacobi routine up to 16 x 16: cheaper to call)
-    w, v = _core.symmetric_eigen(scaled) if free.size <= 16 else np.linalg.eigh(scaled)
-    limit = FLAT_TOLERANCE * w[-1]
-    if noise is not None:
-        limit = max(limit, _noise_norm(noise[np.ix_(free, free)] * np.outer(s, s)))
-    if w[0] >= limit:
-        return []
-    vec = np.abs(v[:, 0])
-    return [int(free[i]) for i in np.flatnonzero(vec > 0.1 * vec.max())]

@@ -173,6 +173,16 @@ def _cases():
         np.eye(3), np.ones(2), 1.0, np.ones(3))
     cases["trust_region_step/scalar_h"] = lambda: _core.trust_region_step(
         1.0, np.ones(1), 1.0, np.ones(1))
+    cases["judge/g_length"] = lambda: _core.judge(
+        np.ones(3), 1.0, np.ones(2), np.eye(3), np.zeros(3), None, 1e-4, 1e-9, 1e-8)
+    cases["judge/h_shape"] = lambda: _core.judge(
+        np.ones(3), 1.0, np.ones(3), np.eye(2), np.zeros(3), None, 1e-4, 1e-9, 1e-8)
+    cases["judge/lower_length"] = lambda: _core.judge(
+        np.ones(3), 1.0, np.ones(3), np.eye(3), np.zeros(4), None, 1e-4, 1e-9, 1e-8)
+    cases["judge/noise_shape"] = lambda: _core.judge(
+        np.ones(3), 1.0, np.ones(3), np.eye(3), np.zeros(3), np.eye(2), 1e-4, 1e-9, 1e-8)
+    cases["judge/scalar_h"] = lambda: _core.judge(
+        np.ones(1), 1.0, np.ones(1), 1.0, np.zeros(1), None, 1e-4, 1e-9, 1e-8)
     cases["spd_solve/b_length"] = lambda: _core.spd_solve(np.eye(3), np.ones(4))
     cases["spd_solve/scalar_a"] = lambda: _core.spd_solve(2.0, np.ones(1))
     cases["symmetric_eigen/not_square"] = lambda: _core.symmetric_eigen(np.ones((2, 3)))
