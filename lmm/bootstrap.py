@@ -184,8 +184,6 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
     >>> list(boot.replicates.columns)[:3]
     ['Intercept', 'Time', 'sigma']
     """
-    from .many import fit_many
-
     nboot = _count(nboot, "nboot")
     m = results.model
     if hasattr(m, "terms"):
@@ -198,8 +196,7 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
             "the bootstrap of a fit with free= is not supported yet; write the "
             "uncorrelated effects in lme4's syntax, lmm.lmer('y ~ x + (x || g)', data)")
     y = simulate(results, nboot, seed)
-    table = fit_many(m, responses=y, reml=results.reml, n_jobs=n_jobs,
-                     progress=progress).table
+    table = m.fit_many(y, reml=results.reml, n_jobs=n_jobs, progress=progress).table
     sdcor = SdCorParametrization(results)
     fe_names = list(m.exog_names)
     q = m.k_re
@@ -239,15 +236,14 @@ def _bootstrap_terms(results, nboot, seed, n_jobs, progress):
     import warnings
     from concurrent.futures import ThreadPoolExecutor
 
-    from .multi import MultiTermModel
-
     m = results.model
+    model_class = type(m)                     # the several-factor model, unnamed here
     y = simulate(results, nboot, seed)
     sdcor = MultiSdCorParametrization(m)
     fe_names = list(m.exog_names)
 
     def refit(r):
-        model = MultiTermModel(y[:, r], m.exog, m.terms, m.exog_names)
+        model = model_class(y[:, r], m.exog, m.terms, m.exog_names)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = model.fit(reml=results.reml)

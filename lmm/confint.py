@@ -418,18 +418,16 @@ def multi_profile_intervals(results, level=0.95, criterion="ML"):
     return pd.DataFrame(rows, index=param.labels, columns=["estimate", "lower", "upper"])
 
 
-def conf_int_re(results, level=0.95, method="profile", criterion="ML"):
-    """Profile intervals of a fit with one grouping factor (MixedLMResults) or
-    several (MultiTermResults), with the variance-scale columns added
+def conf_int_re(results, intervals, level=0.95, method="profile", criterion="ML"):
+    """Profile intervals of a fit, with the variance-scale columns added
     (var_estimate, var_lower, var_upper: squares of the sd rows, NaN for
-    correlations).  The results classes' ``conf_int_re`` document it."""
-    from .multi import MultiTermResults
-
+    correlations).  `intervals` is the engine's interval function
+    (`profile_intervals` for one grouping factor, `multi_profile_intervals` for
+    several), passed by the results class so that this module knows no engine.
+    The results classes' ``conf_int_re`` document it."""
     level = check_level(level)
     if method != "profile":
         raise NotImplementedError("only method='profile' is implemented")
-    intervals = multi_profile_intervals if isinstance(results, MultiTermResults) \
-        else profile_intervals
     out = intervals(results, level=level, criterion=criterion)
     is_cor = out.index.str.startswith("cor_")
     for col in ("estimate", "lower", "upper"):

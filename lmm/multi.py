@@ -1019,9 +1019,10 @@ class MultiTermResults(MixedModelResults):
         ...                   "a": list("xxxyyyzzz"), "b": list("pqrpqrpqr")})
         >>> ci = lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).conf_int_re()  # doctest: +SKIP
         """
-        from .confint import conf_int_re
+        from .confint import conf_int_re, multi_profile_intervals
 
-        return conf_int_re(self, level=level, method=method, criterion=criterion)
+        return conf_int_re(self, multi_profile_intervals, level=level, method=method,
+                           criterion=criterion)
 
     def profile_re(self, re_ix, vtype="re", num_low=5, dist_low=1.0, num_high=5,
                    dist_high=1.0):

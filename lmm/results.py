@@ -574,9 +574,10 @@ class MixedLMResults(MixedModelResults):
         >>> list(ci.index)
         ['sd_(Intercept)|Pig', 'sigma']
         """
-        from .confint import conf_int_re
+        from .confint import conf_int_re, profile_intervals
 
-        return conf_int_re(self, level=level, method=method, criterion=criterion)
+        return conf_int_re(self, profile_intervals, level=level, method=method,
+                           criterion=criterion)
 
     def varcorr(self):
         """Variance components as R's ``as.data.frame(VarCorr(m))``.
