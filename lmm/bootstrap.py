@@ -73,7 +73,7 @@ def _simulate_terms(results, nsim, seed):
     term's effects drawn per level, in the terms' order, then the residuals."""
     m = results.model
     mean = m.exog @ np.asarray(results.fe_params, dtype=float)
-    factors = [_effects_factor(cov) for cov in results._sol["cov_re"]]
+    factors = [_effects_factor(cov) for cov in results.solution["cov_re"]]
     sigma = math.sqrt(results.scale)
     out = np.empty((len(mean), nsim))
     for r, stream in enumerate(np.random.SeedSequence(seed).spawn(nsim)):
@@ -191,7 +191,7 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
     if getattr(m, "weights", None) is not None or getattr(m, "offset", None) is not None:
         raise NotImplementedError("the bootstrap of a fit with prior weights or an offset "
                                   "is not supported yet (simulate() is)")
-    if results.structure.blocks != results.model._structure(None).blocks:
+    if results.structure.blocks != results.model.covariance_structure().blocks:
         raise NotImplementedError(
             "the bootstrap of a fit with free= is not supported yet; write the "
             "uncorrelated effects in lme4's syntax, lmm.lmer('y ~ x + (x || g)', data)")

@@ -19,8 +19,6 @@ import numpy as np
 import pandas as pd
 from scipy import optimize, stats
 
-from . import _core
-
 
 class _SdCorParametrization:
     """(sd of each effect, correlations within blocks, sigma) <-> (Lambda, scale)."""
@@ -98,8 +96,7 @@ class _ProfiledDevianceInPhi:
         f = v * np.sqrt(np.clip(w, 0, None))
         lam = np.linalg.qr(f.T, mode="r").T
         d = self.dev
-        dev, rss = _core.deviance(np.ascontiguousarray(lam), *d._args, float(d.nobs), d.reml,
-                                  None, None)
+        dev, rss = d.deviance_and_rss(lam)
         if not np.isfinite(dev):
             return np.inf
         nu = d.nu
@@ -166,14 +163,14 @@ def profile_intervals(results, level=0.95, criterion="ML"):
         raise ValueError("criterion must be 'ML' or 'REML'")
     res = results
     if (criterion == "ML") == res.reml:
-        res = res.model.fit(reml=criterion == "REML", free=res._free)
+        res = res.model.fit(reml=criterion == "REML", free=res.free)
     param = _SdCorParametrization(res)
-    fun = _ProfiledDevianceInPhi(res._dev, param)
+    fun = _ProfiledDevianceInPhi(res.criterion, param)
     phi_hat = param.from_results(res)
-    dev_min = res._dev.value(res._check.theta)
+    dev_min = res.criterion.value(res.optimum_check.theta)
     cut = stats.chi2.ppf(level, 1)
-    crit = res._dev.make_criterion()
-    theta_hat = res._check.theta
+    crit = res.criterion.make_criterion()
+    theta_hat = res.optimum_check.theta
     rows = []
     for i in param.lme4_order():
         ends = []
@@ -189,7 +186,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
                     if i == param.n - 1:
                         crit.set_scale_profile(x * x)
                     else:
-                        crit.set_profile(x * x, res._dev.reparam.t[i])
+                        crit.set_profile(x * x, res.criterion.reparam.t[i])
                     theta, value, _ = crit.minimize(cache["theta"])
                     cache["theta"] = theta
                     return value - dev_min - cut
@@ -201,7 +198,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
                 # the correlation over the region where the profiled deviance
                 # stays within the cut-off (a small constrained problem)
                 pair = param.cor_pairs[i - param.q]
-                end = _correlation_end(res._dev, pair, theta_hat, dev_min + cut, direction)
+                end = _correlation_end(res.criterion, pair, theta_hat, dev_min + cut, direction)
                 if end is None:
                     end = _profile_end(fun, phi_hat, i, param.lower, param.upper,
                                        dev_min + cut, direction)

@@ -279,3 +279,16 @@ class Reparametrization:
         s = self.structure
         dirs = s.cov_directions()
         return np.array([s.cov_vector(self.t @ d @ self.t.T) for d in dirs]).T
+
+
+@lru_cache(maxsize=64)
+def default_structure(q, blocks):
+    """The CovarianceStructure of q effects in `blocks` (a tuple of tuples), cached:
+    a model's default structure is never changed, and building it is not free.
+
+    Examples
+    --------
+    >>> default_structure(2, ((0,), (1,))).blocks
+    ((0,), (1,))
+    """
+    return CovarianceStructure(q, blocks)

@@ -276,6 +276,12 @@ class ProfiledDeviance:
         s = self.structure
         return dev + self.shift, grad[s.theta_rows, s.theta_cols]
 
+    def deviance_and_rss(self, lam):
+        """The kernel's criterion (without `shift`) and penalized residual sum of
+        squares at the relative covariance factor Lambda (conditioned space)."""
+        return _core.deviance(np.ascontiguousarray(lam), *self._args, float(self.nobs),
+                              self.reml, None, None)
+
     def covariance_gradient(self, lam):
         """The criterion's gradient with respect to G = Lambda Lambda' at Lambda
         (conditioned space), as the symmetric S with dD = tr(S dG)."""

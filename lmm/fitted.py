@@ -12,11 +12,13 @@ built on them:
 
 - ``model``, ``reml``, ``llf``, ``scale``, ``theta``, ``nobs``, ``n_params``
   and ``fe_params`` (Series);
-- ``_sol["vcov_fe"]``: the covariance matrix of the fixed effects;
+- ``solution["vcov_fe"]``: the covariance matrix of the fixed effects (the
+  ``solution`` dict holds the arrays of the optimum the results are built from);
 - ``_ranef_parts()``: per grouping factor, its name, level labels, effect
   names, conditional modes (levels, q) and a function returning their
   conditional covariances (levels, q, q);
-- ``_optimum_check``: the `lmm.optimize.OptimumCheck` of the optimum.
+- ``optimum_check``: the `lmm.optimize.OptimumCheck` of the optimum (its
+  theta on the optimizer's scale, gradient, Hessian, verdict and attempts).
 """
 
 import warnings
@@ -54,7 +56,7 @@ class MixedModelResults(inference.FixedEffectTests, influence.InfluenceMeasures)
         """Covariance matrix of the fixed-effects estimates (lme4's ``vcov``):
         scale (X'V^-1 X)^-1 at the estimated covariance, a DataFrame."""
         names = list(self.fe_params.index)
-        return pd.DataFrame(np.array(self._sol["vcov_fe"], dtype=float), index=names,
+        return pd.DataFrame(np.array(self.solution["vcov_fe"], dtype=float), index=names,
                             columns=names)
 
     def ranef(self, condvar=False):
@@ -127,7 +129,7 @@ class MixedModelResults(inference.FixedEffectTests, influence.InfluenceMeasures)
         the final gradient, projected gradient and Hessian (in the optimizer's
         coordinates), the optimum check's verdict and messages, and every search
         run (``attempts``).  See `lmm.optimize.optimization_record`."""
-        return optimization_record(self._optimum_check)
+        return optimization_record(self.optimum_check)
 
     # -- display ----------------------------------------------------------------
     def _repr_html_(self):

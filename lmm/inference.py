@@ -253,7 +253,7 @@ class FixedEffectTests:
     for every engine."""
 
     def _fe_estimates(self):
-        return self._sol["fe_params"]
+        return self.solution["fe_params"]
 
     def _fe_names(self):
         return self.model.exog_names

@@ -55,8 +55,8 @@ def hat_values_one_factor(results):
         z, x = z * root, x * root
     g_user = results.cov_re.to_numpy() / results.scale
     b_inv = np.eye(m.k_re)                 # Z_c = Z B, B = I - e_0 shift': G_c = B^-1 G B^-T
-    if m._z_intercept >= 0:
-        b_inv[m._z_intercept] += st.z_shift
+    if m.z_intercept >= 0:
+        b_inv[m.z_intercept] += st.z_shift
     lam = _factor(b_inv @ g_user @ b_inv.T)
     q = m.k_re
     # per group: K_g = L_g^-1 Lambda', L_g L_g' = Lambda' Z_g'Z_g Lambda + I

@@ -54,7 +54,7 @@ def _same_fixed_effects(a, b):
 
 def _refit_ml(res):
     if hasattr(res, "_free"):
-        return res.model.fit(reml=False, free=res._free)
+        return res.model.fit(reml=False, free=res.free)
     return res.model.fit(reml=False)
 
 

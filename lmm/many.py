@@ -79,15 +79,13 @@ class _Design:
     """
 
     def __init__(self, model, reml, warm_start=True):
-        from .covariance import CovarianceStructure
-
-        structure = CovarianceStructure(model.k_re, model._re_blocks)
         # The fitter works on the model's centred design (its products keep their
         # digits): X - 1 x_shift' (with an intercept), Z's columns centred where the
         # covariance structure allows it (Z B, B = I - e_0 m'), each response centred
         # at its mean (_fit_block).  The intercept is reported at the user's origin
         # (the fitter's set_intercept_contrast), cov_re mapped back by B (_to_user).
-        dev = model._deviance(reml, structure)
+        dev = model.profiled_deviance(reml)
+        structure = dev.structure
         self.token = uuid.uuid4().hex
         # prior weights (of the model's rows): the fitter reads the rows and each
         # response times sqrt(w), an unweighted model with the weighted products
@@ -99,7 +97,7 @@ class _Design:
         self.X_user = np.ascontiguousarray(model.exog, dtype=float)
         self.Z_user = np.ascontiguousarray(model.exog_re, dtype=float)
         X, Z = self.X_user, self.Z_user
-        centring = model._fe_centring
+        centring = model.fe_centring
         self.fe_contrast = None
         if centring is not None and np.any(centring.x_shift):
             X = X - centring.x_shift
@@ -107,8 +105,8 @@ class _Design:
             self.fe_contrast[1][centring.intercept] = 1.0
         self.z_centring = dev.reparam.z_centring
         if self.z_centring is not None:
-            kept = -self.z_centring[model._z_intercept].copy()
-            kept[model._z_intercept] = 0.0
+            kept = -self.z_centring[model.z_intercept].copy()
+            kept[model.z_intercept] = 0.0
             Z = Z - kept
         self.X = np.ascontiguousarray(X)
         self.Z = np.ascontiguousarray(Z)
@@ -122,7 +120,7 @@ class _Design:
         self.t = np.ascontiguousarray(dev.reparam.t_products)
         self.x_scale = np.ascontiguousarray(dev.x_scale)
         self.shift = float(dev.shift)
-        self.blocks = model._re_blocks
+        self.blocks = model.re_blocks
         self.theta_rows = structure.theta_rows
         self.theta_cols = structure.theta_cols
         self.lower = structure.lower_bounds
@@ -132,7 +130,7 @@ class _Design:
         # with missing values, whose own T the kernel computes)
         mode = np.zeros(model.k_re, dtype=np.intp)
         icpt_of = np.zeros(model.k_re, dtype=np.intp)
-        intercept = model._intercept_re
+        intercept = model.re_ones
         for members in structure.blocks:
             icpt = [k for k in members if intercept[k]]
             for j in members:
@@ -146,7 +144,7 @@ class _Design:
         # with an intercept in X, each response is centred at its mean before
         # its products are made (its offset would cancel digits in y'y - ...),
         # and the intercept's estimate shifted back
-        centring = model._fe_centring
+        centring = model.fe_centring
         self.y_centring_column = -1 if centring is None else centring.intercept
         self.exog_names = list(model.exog_names)
         self.exog_re_names = list(model.exog_re_names)
@@ -266,7 +264,7 @@ def _python_row(design, y, weights=None):
         row[-1] = np.isfinite(y).sum()
         flags[0] = -1
         return row, flags, [f"not fitted: {exc}"]
-    sol = res._sol
+    sol = res.solution
     p = design.p
     row[:p] = sol["fe_params"]
     row[p:2 * p] = np.sqrt(np.diag(sol["vcov_fe"]))
@@ -388,10 +386,10 @@ def _fit_weighted_block(design, Y, mask, y_shift):
 # ---------------------------------------------------------------------------
 
 def _has_bars(rhs):
-    from .formula.fast import _split_top
-    from .formula.lme4 import _is_bar_term
+    from .formula.fast import split_top
+    from .formula.lme4 import is_bar_term
 
-    return any(_is_bar_term(tok) for tok in _split_top(rhs, "+-") if tok not in "+-")
+    return any(is_bar_term(tok) for tok in split_top(rhs, "+-") if tok not in "+-")
 
 
 def _build_model(formula, data, groups, re_formula, missing, eval_env=None, weights=None):

@@ -8,16 +8,19 @@ the optimum in a results object (results.py).
 
 import math
 import warnings
-from functools import cached_property, lru_cache
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
 
 from . import _core
 from ._arguments import IGNORED, NOT_YET, check_keywords, warn_ignored
-from .covariance import CovarianceStructure, Reparametrization
+from .covariance import CovarianceStructure, Reparametrization, default_structure
 from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
 from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
+from .formula import design as formula_design
+from .formula.lme4 import parse as parse_lmer
+from .multi import MultiTermModel
 from .optimize import minimize_deviance
 from .params import MixedLMParams
 from .results import MixedLMResults
@@ -230,29 +233,6 @@ _FIT_KEYWORDS = ("start_params", "reml", "niter_sa", "do_cg", "fe_pen", "cov_pen
                  "full_output", "method", "maxiter")
 
 
-@lru_cache(maxsize=64)
-def _default_structure(q, blocks):
-    """The CovarianceStructure of q effects in `blocks` (shared: it is never changed)."""
-    return CovarianceStructure(q, blocks)
-
-
-_DESIGN = []
-
-
-def _design_module():
-    """lmm.formula.design (imported on first use: it imports this module; an
-    import statement on every call costs more than the rest of from_formula)."""
-    if not _DESIGN:
-        from .formula import design
-
-        _DESIGN.append(design)
-    return _DESIGN[0]
-
-
-class NonFiniteData(ValueError):
-    """Raised (for the formula path only) when the data hold NaN or infinite values."""
-
-
 class MixedLM:
     """Linear mixed model with one grouping factor (statsmodels' MixedLM API).
 
@@ -321,9 +301,6 @@ class MixedLM:
         exog_names = kwargs.pop("exog_names", None)
         endog_names = kwargs.pop("endog_names", None)
         row_labels = kwargs.pop("row_labels", None)
-        # (formula path: report non-finite data instead of handling it, see
-        # formula/design.py, which then checks its columns itself)
-        report_nonfinite = kwargs.pop("_report_nonfinite", False)
         # (formula fast path: endog, exog and exog_re are float64 arrays made by
         # the formula code, 1-D and C-ordered 2-D with the same number of rows
         # as the 1-D ndarray groups, and every name is given: nothing to convert)
@@ -363,7 +340,7 @@ class MixedLM:
             weights = _row_vector(weights, "weights", n)
         if offset is not None:
             offset = _row_vector(offset, "offset", n)
-        self._setup(y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite,
+        self._setup(y, x, z, groups_arr, re_names, row_labels, missing,
                     weights, offset)
 
     def _convert(self, endog, exog, groups, endog_names, exog_names, row_labels):
@@ -410,7 +387,7 @@ class MixedLM:
             raise ValueError(f"groups must be one-dimensional, got shape {groups_arr.shape}")
         return y, x, groups_arr, row_labels
 
-    def _setup(self, y, x, z, groups_arr, re_names, row_labels, missing, report_nonfinite,
+    def _setup(self, y, x, z, groups_arr, re_names, row_labels, missing,
                weights=None, offset=None):
         """Missing values, group blocks, cross-products and the rank checks.
 
@@ -445,8 +422,6 @@ class MixedLM:
             blocks = _coded_products(y_fit, x, z, groups_arr, weights)
             if not blocks[-1]["finite"]:
                 blocks = None
-                if report_nonfinite:
-                    raise NonFiniteData
         if blocks is not None:
             bad_rows = None
         else:
@@ -524,9 +499,9 @@ class MixedLM:
                                                float(pr["yty"]), n)
         self._column_sums = (pr["x_sum"], pr["z_sum"], pr["y_sum"], pr["y_shift"])
         x_icpt = pr["x_intercept"]
-        self._fe_centring = None if x_icpt < 0 else \
+        self.fe_centring = None if x_icpt < 0 else \
             FixedEffectsCentring(x_icpt, pr["x_shift"], pr["y_shift"])
-        self._z_intercept, self._z_shift = pr["z_intercept"], pr["z_shift"]
+        self.z_intercept, self._z_shift = pr["z_intercept"], pr["z_shift"]
         # (weighted: each group's sum of weights, their total, and the
         # likelihood's sum(log(weights)) term; unweighted, the row counts)
         self._weight_sums = pr["weight_sums"]
@@ -546,10 +521,11 @@ class MixedLM:
                 "the random-effects design (exog_re) is rank deficient: columns "
                 f"{dep} are linearly dependent (or zero)"
             )
-        self._intercept_re = pr["ones"]
+        self.re_ones = pr["ones"]
         self._deviances = {}
-        self._re_blocks = None
+        self.re_blocks = None
         self.lmer_formula = None
+        self.re_term_columns = None
 
     @cached_property
     def statistics(self):
@@ -557,8 +533,8 @@ class MixedLM:
         products with the per-group column sums; mergeable with other chunks')."""
         st = self._centred_products
         x_sum, z_sum, y_sum, y_shift = self._column_sums
-        x_shift = np.zeros(self.k_fe) if self._fe_centring is None else \
-            self._fe_centring.x_shift
+        x_shift = np.zeros(self.k_fe) if self.fe_centring is None else \
+            self.fe_centring.x_shift
         return GroupedStatistics(self.group_sizes, x_shift, self._z_shift, y_shift, x_sum,
                                  z_sum, y_sum, st.ztz, st.ztx, st.zty, st.xtx, st.xty, st.yty,
                                  self._weight_sums)
@@ -572,10 +548,10 @@ class MixedLM:
         endog - o."""
         st = self._centred_products
         z_map = x_map = y_from_x = None
-        if self._z_intercept >= 0:
+        if self.z_intercept >= 0:
             z_map = np.eye(self.k_re)
-            z_map[self._z_intercept] += self._z_shift
-        c = self._fe_centring
+            z_map[self.z_intercept] += self._z_shift
+        c = self.fe_centring
         if c is not None:
             x_map = np.eye(self.k_fe)
             x_map[c.intercept] += c.x_shift
@@ -636,7 +612,6 @@ class MixedLM:
         >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
         ...                               re_formula="~Time")
         """
-        from_formula = (_DESIGN[0] if _DESIGN else _design_module()).model_from_formula
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
@@ -644,8 +619,6 @@ class MixedLM:
             if name in NOT_YET:
                 check_keywords("mixedlm", {name: kwargs[name]})
         if vc_formula:
-            from .formula.design import multi_from_vc_formula
-
             for name in ("weights", "offset"):
                 if kwargs.get(name) is not None:
                     raise NotImplementedError(
@@ -658,28 +631,41 @@ class MixedLM:
             extra = {"eval_env": kwargs.pop("eval_env")} if "eval_env" in kwargs else {}
             if kwargs:
                 check_keywords("mixedlm", kwargs)
-            return multi_from_vc_formula(formula, data, groups, re_formula, vc_formula,
-                                         missing=missing, **extra)
+            return formula_design.multi_from_vc_formula(
+                MultiTermModel, formula, data, groups, re_formula, vc_formula, missing=missing,
+                **extra)
         if use_sparse:
             warn_ignored("use_sparse", "from_formula")
         if args:
             raise TypeError(f"from_formula() takes formula, data, re_formula, vc_formula, "
                             f"subset, use_sparse and missing by position; got {len(args)} "
                             "more positional arguments")
-        return from_formula(cls, formula, data, groups, re_formula=re_formula,
-                            subset=subset, missing=missing, **kwargs)
+        return formula_design.model_from_formula(cls, formula, data, groups,
+                                                 re_formula=re_formula, subset=subset,
+                                                 missing=missing, **kwargs)
 
     # -- fitting ------------------------------------------------------------
+    def set_lmer_terms(self, formula, parsed, term_columns, blocks):
+        """Record the lme4 formula the model was built from (`lmm.formula.design`):
+        its text, the parsed formula, each bar term's columns of exog_re (for
+        predict's re_form) and its blocks of cov_re."""
+        self.formula = formula
+        self.lmer_formula = parsed
+        self.re_term_columns = term_columns
+        self.set_re_blocks(blocks)
+
     def set_re_blocks(self, blocks):
         """Make cov_re block-diagonal by default: effects in different blocks uncorrelated.
 
         Used by lme4-syntax models, where each bar term is a block.
         """
-        self._re_blocks = CovarianceStructure(self.k_re, blocks).blocks
+        self.re_blocks = CovarianceStructure(self.k_re, blocks).blocks
 
-    def _structure(self, free):
+    def covariance_structure(self, free=None):
+        """The CovarianceStructure of cov_re: the model's blocks (lme4's bar terms),
+        or those `free` (statsmodels' argument of `fit`) leaves free."""
         if free is None:
-            return _default_structure(self.k_re, self._re_blocks)
+            return default_structure(self.k_re, self.re_blocks)
         if isinstance(free, MixedLMParams):
             if np.any(np.asarray(free.fe_params) == 0):
                 raise NotImplementedError("fixing fixed effects through `free` is not supported")
@@ -708,7 +694,7 @@ class MixedLM:
             ztz_all = self._ztz_all
             z_centring = None
             st = self._centred_products
-            j0 = self._z_intercept
+            j0 = self.z_intercept
             # (plain floats and loops: numpy's calls on q-vectors cost more)
             z_shift = self._z_shift.tolist() if j0 >= 0 else []
             if any(z_shift):
@@ -741,7 +727,7 @@ class MixedLM:
             x_scale = np.array(scales)
             ztz_all = ztz_all.tolist()
             q = self.k_re
-            ones = self._intercept_re.tolist()
+            ones = self.re_ones.tolist()
             icpt = ones.index(True) if True in ones else None
             col_mean = [0.0] * q if icpt is None else ztz_all[icpt][:]
             col_rms, col_sd = [], []
@@ -751,9 +737,9 @@ class MixedLM:
                 col_rms.append(math.sqrt(ztz_all[j][j] / n))
                 col_sd.append(math.sqrt(max(col_rms[j] ** 2 - col_mean[j] ** 2, 0.0)))
             reparam = Reparametrization(structure, col_mean, col_sd, col_rms,
-                                        self._intercept_re, z_centring)
+                                        self.re_ones, z_centring)
             self._deviances[key] = ProfiledDeviance(
-                st, structure, reml, reparam, x_scale, self._fe_centring,
+                st, structure, reml, reparam, x_scale, self.fe_centring,
                 self._log_weights)
         return self._deviances[key]
 
@@ -862,8 +848,8 @@ class MixedLM:
         if isinstance(method, list | tuple):
             method = method[0] if method else None
         self.reml = bool(reml)
-        structure = _default_structure(self.k_re, self._re_blocks) if free is None else \
-            self._structure(free)
+        structure = default_structure(self.k_re, self.re_blocks) if free is None else \
+            self.covariance_structure(free)
         dev = self._deviance(reml, structure)
         # y'y of the least-squares residual (the centred y'y when X is an
         # intercept alone): zero, to rounding, when the fixed effects fit the
@@ -912,9 +898,12 @@ class MixedLM:
         >>> md.exog_re_names
         ['(Intercept)', 'Time']
         """
-        from .formula.design import model_from_lmer
-
-        return model_from_lmer(cls, formula, data, missing=missing, **kwargs)
+        parsed = parse_lmer(formula)
+        if not parsed.single_factor:
+            return formula_design.multi_from_lmer(MultiTermModel, parsed, formula, data,
+                                                  missing=missing, **kwargs)
+        return formula_design.model_from_lmer(cls, parsed, formula, data, missing=missing,
+                                              **kwargs)
 
     def profiled_deviance(self, reml=True, free=None):
         """The profiled criterion as a function of theta (for advanced use).
@@ -922,7 +911,7 @@ class MixedLM:
         Returns a `ProfiledDeviance` whose ``value``, ``value_and_grad`` and
         ``hessian`` take theta of the conditioned design.
         """
-        return self._deviance(reml, self._structure(free))
+        return self._deviance(reml, self.covariance_structure(free))
 
     def deviance_function(self, reml=True, free=None):
         """The profiled criterion as a function of lme4's theta (lme4's ``devfun``).
@@ -946,7 +935,7 @@ class MixedLM:
         """
         from .devfun import one_factor_function
 
-        return one_factor_function(self._deviance(reml, self._structure(free)))
+        return one_factor_function(self._deviance(reml, self.covariance_structure(free)))
 
     def fit_many(self, responses, **kwargs):
         """Fit this design to each column of `responses` (see `lmm.fit_many`)."""

@@ -29,7 +29,6 @@ ConvergenceWarning).
 
 import math
 import warnings
-from dataclasses import dataclass
 from functools import cached_property
 
 import numpy as np
@@ -38,7 +37,7 @@ from scipy import linalg, optimize
 
 from . import _core, _multi, inference, influence
 from ._threads import blas_threads
-from .covariance import CovarianceStructure, Reparametrization
+from .covariance import Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .fitted import MixedModelResults
 from .formula.lme4 import parse_re_form, term_key
@@ -69,32 +68,6 @@ FD_NEWTON_MAX_ITER = 40
 CHECK_STEP = 1e-3
 
 
-@dataclass
-class Term:
-    """One random-effect term: effects `names` varying by the factor `group`.
-
-    codes (n,) level of each row, labels (levels,), z (n, q) design,
-    structure: blocks of the term's covariance (one block unless ||),
-    designs: the formula designs of z's columns (for predictions on new data).
-    """
-
-    group: str
-    codes: np.ndarray
-    labels: list
-    z: np.ndarray
-    names: list
-    structure: CovarianceStructure
-    designs: list | None = None     # the bar terms' designs, to rebuild z for new data
-
-    @property
-    def n_levels(self):
-        return len(self.labels)
-
-    @property
-    def q(self):
-        return self.z.shape[1]
-
-
 class MultiTermModel:
     """A linear mixed model with several random-effect terms.
 
@@ -108,15 +81,23 @@ class MultiTermModel:
     terms : list of Term
     exog_names : names of the fixed effects
     endog_name, formula : for summaries
+    row_labels : the data's index of the rows (default 0..n-1)
+    lmer_formula : lmm.formula.lme4.LmerFormula, optional
+        The parsed lme4 formula (lme4-style results and predictions use it).
+    design_info : the fixed effects' formula design (to predict on new data)
+    vc_names : names of statsmodels' variance components, when built from them
     """
 
     def __init__(self, endog, exog, terms, exog_names, endog_name="y", formula=None,
-                 row_labels=None):
+                 row_labels=None, lmer_formula=None, design_info=None, vc_names=None):
         self.endog = np.ascontiguousarray(endog, dtype=float)
         self.exog = np.ascontiguousarray(exog, dtype=float)
         self.exog_names = list(exog_names)
         self.endog_names = endog_name
         self.formula = formula
+        self.lmer_formula = lmer_formula
+        self.design_info = design_info
+        self.vc_names = list(vc_names) if vc_names is not None else []
         self.nobs = len(self.endog)
         if self.endog.ndim != 1 or self.exog.ndim != 2 or len(self.exog) != self.nobs:
             raise ValueError(f"endog must be a vector and exog a matrix with one row per "
@@ -629,7 +610,7 @@ class MultiTermModel:
         finite-difference derivatives).  If it fails, COBYQA restarts once from
         it (Newton steps finishing); if the best point still fails, the results
         say converged=False and a ConvergenceWarning gives the reasons.  Every
-        search is listed in ``results.optimization.attempts``.
+        search is listed in ``results.optimum_check.attempts``.
         """
         lme4_start = np.concatenate([t.structure.start_theta() for t in self.terms])
         lower = self.lower_bounds
@@ -838,9 +819,9 @@ class MultiTermResults(MixedModelResults):
         self.theta = theta
         self.reml = reml
         self.method = "REML" if reml else "ML"
-        self.optimization = check
+        self.optimum_check = check
         sol = model.solution(check.theta, reml, conditioned=True)
-        self._sol = sol
+        self.solution = sol
         self.llf = -0.5 * sol["deviance"]
         self.scale = float(sol["scale"])
         self.nobs = model.nobs
@@ -880,7 +861,7 @@ class MultiTermResults(MixedModelResults):
     def _hat_values(self):
         m = self.model
         blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]
-        return influence.hat_values_dense(m.exog, blocks, self._sol["cov_re"], self.scale)
+        return influence.hat_values_dense(m.exog, blocks, self.solution["cov_re"], self.scale)
 
 
     @cached_property
@@ -890,7 +871,7 @@ class MultiTermResults(MixedModelResults):
         # in the conditioned coordinates (unit-scale covariates), where theta is
         # a standard deviation relative to the residual's, as lme4's tolerance
         # assumes: a slope's variance is not zero because x is in microseconds
-        theta = self.optimization.theta
+        theta = self.optimum_check.theta
         for term, sl in zip(self.model.terms, self.model.theta_slices):
             lam = term.structure.lam(theta[sl])
             for j in range(term.q):
@@ -907,12 +888,8 @@ class MultiTermResults(MixedModelResults):
     def is_singular(self):
         return bool(self.singular_messages)
 
-    @property
-    def _optimum_check(self):
-        return self.optimization
-
     def _ranef_parts(self):
-        modes = self._sol["modes"]
+        modes = self.solution["modes"]
         parts = []
         for k, term in enumerate(self.model.terms):
             parts.append((term.group, term.labels, term.names, modes[k],
@@ -921,11 +898,11 @@ class MultiTermResults(MixedModelResults):
 
     @cached_property
     def fe_params(self):
-        return pd.Series(self._sol["fe_params"], index=self.model.exog_names)
+        return pd.Series(self.solution["fe_params"], index=self.model.exog_names)
 
     @cached_property
     def bse_fe(self):
-        return pd.Series(np.sqrt(np.diag(self._sol["vcov_fe"])), index=self.model.exog_names)
+        return pd.Series(np.sqrt(np.diag(self.solution["vcov_fe"])), index=self.model.exog_names)
 
     @cached_property
     def params(self):
@@ -937,7 +914,7 @@ class MultiTermResults(MixedModelResults):
     def cov_params(self):
         """Covariance matrix of the fixed-effects estimates (lme4's ``vcov``):
         scale (X'V^-1 X)^-1 at the estimated covariance."""
-        return pd.DataFrame(self._sol["vcov_fe"], index=self.model.exog_names,
+        return pd.DataFrame(self.solution["vcov_fe"], index=self.model.exog_names,
                             columns=self.model.exog_names)
 
     @property
@@ -975,7 +952,7 @@ class MultiTermResults(MixedModelResults):
     def cov_re(self):
         """{factor: DataFrame} random-effect covariance of each term."""
         out = {}
-        for term, cov in zip(self.model.terms, self._sol["cov_re"]):
+        for term, cov in zip(self.model.terms, self.solution["cov_re"]):
             out[term.group] = pd.DataFrame(cov, index=term.names, columns=term.names)
         return out
 
@@ -983,13 +960,13 @@ class MultiTermResults(MixedModelResults):
     def random_effects(self):
         """{factor: DataFrame} conditional modes, one row per level."""
         return {term.group: pd.DataFrame(modes, index=term.labels, columns=term.names)
-                for term, modes in zip(self.model.terms, self._sol["modes"])}
+                for term, modes in zip(self.model.terms, self.solution["modes"])}
 
     @cached_property
     def random_effects_cov(self):
         """{factor: (levels, q, q) array} conditional covariances of the modes
         given the data (lme4's condVar, fixed effects held at their estimates)."""
-        condvar = self.model.conditional_covariances(self.optimization.theta, self.reml,
+        condvar = self.model.conditional_covariances(self.optimum_check.theta, self.reml,
                                                      conditioned=True)
         return {term.group: cv for term, cv in zip(self.model.terms, condvar)}
 
@@ -1093,7 +1070,7 @@ class MultiTermResults(MixedModelResults):
     def vcomp(self):
         """Variance components of a model given by statsmodels' vc_formula, in
         the order of its sorted names (statsmodels' vcomp, on the cov_re scale)."""
-        names = getattr(self.model, "vc_names", [])
+        names = self.model.vc_names
         return np.array([self.cov_re[name].iloc[0, 0] for name in names])
 
     def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
@@ -1126,10 +1103,10 @@ class MultiTermResults(MixedModelResults):
         statsmodels-style model, for the model's own data); with `se_fit`, a
         DataFrame with columns fit and se_fit.
         """
-        from .formula.design import _factor_codes, transform_exog
+        from .formula.design import factor_codes, transform_exog
 
         m = self.model
-        lme4_style = getattr(m, "lmer_formula", None) is not None
+        lme4_style = m.lmer_formula is not None
         if include_re is not None:
             if not isinstance(include_re, bool | np.bool_):
                 raise TypeError(
@@ -1146,13 +1123,13 @@ class MultiTermResults(MixedModelResults):
         if re_form is _DEFAULT:
             re_form = None if lme4_style else False
         chosen = self._re_form_terms(re_form)
-        fe = self._sol["fe_params"]
+        fe = self.solution["fe_params"]
         frame = isinstance(exog, pd.DataFrame)
         if exog is None:
             x, index = m.exog, m.row_labels
             out = x @ fe
             for k in chosen:
-                term, modes = m.terms[k], self._sol["modes"][k]
+                term, modes = m.terms[k], self.solution["modes"][k]
                 out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
         elif not frame:
             x = np.asarray(exog, dtype=float)
@@ -1161,15 +1138,15 @@ class MultiTermResults(MixedModelResults):
                                  "(or re_form='~0')")
             out, index = x @ fe, None
         else:
-            design = getattr(m, "design_info", None)
+            design = m.design_info
             if design is None:
                 raise ValueError("this model was not built from a formula; pass an array")
             x, index = transform_exog(design, exog), exog.index
             out = x @ fe
             for k in chosen:
-                term, modes = m.terms[k], self._sol["modes"][k]
+                term, modes = m.terms[k], self.solution["modes"][k]
                 z = np.column_stack([transform_exog(d, exog) for d in term.designs])
-                new_codes, new_labels = _factor_codes(exog, term.group)
+                new_codes, new_labels = factor_codes(exog, term.group)
                 position = {lab: i for i, lab in enumerate(term.labels)}
                 # (a missing value's code is -1: it must not index the last label)
                 level_rows = np.array([position.get(lab, -1) for lab in new_labels] + [-1],
@@ -1184,7 +1161,7 @@ class MultiTermResults(MixedModelResults):
                                      "effects)")
                 out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
         if se_fit:
-            se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self._sol["vcov_fe"], x), 0, None))
+            se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self.solution["vcov_fe"], x), 0, None))
             return pd.DataFrame({"fit": out, "se_fit": se}, index=index)
         if frame or (lme4_style and index is not None):
             return pd.Series(out, index=index)
@@ -1197,7 +1174,7 @@ class MultiTermResults(MixedModelResults):
         if named is None:
             return list(range(len(m.terms)))
         groups = [t.group for t in m.terms]
-        parsed = getattr(m, "lmer_formula", None)
+        parsed = m.lmer_formula
         out = []
         for term in named:
             if term.group not in groups:

@@ -101,7 +101,7 @@ class _PointSolver:
     start, verifies the end, and makes starts from other points' solutions."""
 
     def __init__(self, results, re_ix):
-        dev = results._dev
+        dev = results.criterion
         self.crit = dev.make_criterion()
         self.t_row = dev.reparam.t[int(re_ix)]   # user G_jj = |row j of T Lambda|^2
         self.lower = np.asarray(dev.structure.lower_bounds, dtype=float)
@@ -225,7 +225,7 @@ def profile_variance(results, re_ix, grid):
     if np.any(~(grid > 0)):
         raise ValueError("the profile grid's variances must be positive")
     solver = _PointSolver(results, re_ix)
-    theta_hat = np.asarray(results._check.theta, dtype=float)
+    theta_hat = np.asarray(results.optimum_check.theta, dtype=float)
     v_hat = float(results.cov_re.iloc[re_ix, re_ix])
     values, where = np.unique(grid, return_inverse=True)
     best = [None] * len(values)

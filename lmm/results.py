@@ -40,14 +40,14 @@ class MixedLMResults(MixedModelResults):
 
     def __init__(self, model, deviance, check, free=None):
         self.model = model
-        self._free = free
-        self._dev = deviance
-        self._check = check
+        self.free = free
+        self.criterion = deviance
+        self.optimum_check = check
         self.reml = deviance.reml
         self.method = "REML" if self.reml else "ML"
         self.structure = deviance.structure
         sol = deviance.solution(check.theta)
-        self._sol = sol
+        self.solution = sol
         self.scale = float(sol["scale"])
         self.theta = sol["theta_user"]
         self.llf = -0.5 * float(sol["deviance"])
@@ -78,13 +78,13 @@ class MixedLMResults(MixedModelResults):
     @cached_property
     def fe_params(self):
         """Fixed effects (Series)."""
-        return pd.Series(self._sol["fe_params"], index=self.model.exog_names)
+        return pd.Series(self.solution["fe_params"], index=self.model.exog_names)
 
     @cached_property
     def cov_re(self):
         """Random-effects covariance (DataFrame labelled by the random effects)."""
         names = self.model.exog_re_names
-        return pd.DataFrame(self._sol["cov_re"], index=names, columns=names)
+        return pd.DataFrame(self.solution["cov_re"], index=names, columns=names)
 
     @cached_property
     def cov_re_unscaled(self):
@@ -107,26 +107,27 @@ class MixedLMResults(MixedModelResults):
         """Fixed effects then the lower triangle of cov_re / scale (statsmodels' params)."""
         tril = np.tril_indices(self.k_re)
         return pd.Series(
-            np.concatenate([self._sol["fe_params"], self._sol["cov_re"][tril] / self.scale]),
+            np.concatenate([self.solution["fe_params"],
+                            self.solution["cov_re"][tril] / self.scale]),
             index=list(self.model.exog_names) + self._re_param_names,
         )
 
     @cached_property
     def params_object(self):
         """The estimates as a MixedLMParams (cov_re relative to the scale)."""
-        return MixedLMParams.from_components(self._sol["fe_params"],
-                                             self._sol["cov_re"] / self.scale)
+        return MixedLMParams.from_components(self.solution["fe_params"],
+                                             self.solution["cov_re"] / self.scale)
 
     @cached_property
     def _modes(self):
-        return self._dev.conditional_modes(self._check.theta, self._sol["beta_conditioned"],
-                                           self.scale)
+        return self.criterion.conditional_modes(self.optimum_check.theta,
+                                                self.solution["beta_conditioned"], self.scale)
 
     # -- the boundary ---------------------------------------------------------
     def _singular_messages(self):
         """Why the fit is singular (empty when it is not): `singular_messages`."""
         s = self.structure
-        theta_s = self._check.theta
+        theta_s = self.optimum_check.theta
         lam_s = s.lam(theta_s).tolist()
         msgs = []
         names = self.model.exog_re_names
@@ -149,7 +150,7 @@ class MixedLMResults(MixedModelResults):
     @cached_property
     def _variance_cov(self):
         """Covariance of the estimates of (free cov_re entries, scale)."""
-        info = self._dev.variance_information(self._check.theta)
+        info = self.criterion.variance_information(self.optimum_check.theta)
         try:
             return np.linalg.inv(info)
         except np.linalg.LinAlgError:
@@ -170,7 +171,7 @@ class MixedLMResults(MixedModelResults):
     @cached_property
     def bse_fe(self):
         """Standard errors of the fixed effects (as lme4's and statsmodels')."""
-        return pd.Series(np.sqrt(np.diag(self._sol["vcov_fe"])), index=self.model.exog_names)
+        return pd.Series(np.sqrt(np.diag(self.solution["vcov_fe"])), index=self.model.exog_names)
 
     @cached_property
     def bse_re(self):
@@ -199,7 +200,7 @@ class MixedLMResults(MixedModelResults):
         """
         k = len(self.params)
         out = np.zeros((k, k))
-        out[:self.k_fe, :self.k_fe] = self._sol["vcov_fe"]
+        out[:self.k_fe, :self.k_fe] = self.solution["vcov_fe"]
         re = np.full((self.k_re2, self.k_re2), np.nan)
         fr = np.flatnonzero(self._re_free)
         re[np.ix_(fr, fr)] = self._re_params_cov
@@ -226,7 +227,7 @@ class MixedLMResults(MixedModelResults):
     # -- inference with degrees of freedom (lmerTest's) ------------------------------
     @cached_property
     def _varpar_functions(self):
-        dev, s = self._dev, self.structure
+        dev, s = self.criterion, self.structure
         if not self.is_singular and np.all(np.isfinite(self._variance_cov)):
             # (cov_re's free entries, scale): A is the inverse observed information
             psi = np.append(s.cov_vector(self.cov_re.to_numpy()), self.scale)
@@ -266,10 +267,6 @@ class MixedLMResults(MixedModelResults):
         return out
 
     # -- random effects ---------------------------------------------------------
-    @property
-    def _optimum_check(self):
-        return self._check
-
     def _ranef_parts(self):
         return [(self.model.group_name, self.model.group_labels, self.varcorr_names(),
                  self._modes[0], lambda: self._modes[1])]
@@ -300,7 +297,7 @@ class MixedLMResults(MixedModelResults):
     def _fitted(self):
         m = self.model
         b = self._modes[0][m.group_codes]
-        fitted = m.exog @ self._sol["fe_params"] + np.einsum("ij,ij->i", m.exog_re, b)
+        fitted = m.exog @ self.solution["fe_params"] + np.einsum("ij,ij->i", m.exog_re, b)
         offset = getattr(m, "offset", None)
         return fitted if offset is None else fitted + offset
 
@@ -364,7 +361,7 @@ class MixedLMResults(MixedModelResults):
         if re_form is _DEFAULT:
             re_form = None if lme4_style else False
         columns = self._re_form_columns(re_form)
-        fe = self._sol["fe_params"]
+        fe = self.solution["fe_params"]
         frame = isinstance(exog, pd.DataFrame)
         model_offset = getattr(m, "offset", None)
         if exog is None:
@@ -401,7 +398,7 @@ class MixedLMResults(MixedModelResults):
             if columns:
                 out = out + self._new_data_effects(exog, columns, allow_new_levels)
         if se_fit:
-            se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self._sol["vcov_fe"], x), 0, None))
+            se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self.solution["vcov_fe"], x), 0, None))
             return pd.DataFrame({"fit": out, "se_fit": se}, index=index)
         # (statsmodels' types for statsmodels-style models: an ndarray unless the
         # new data are a DataFrame; lme4-style models: a Series like R's named vector)
@@ -415,7 +412,7 @@ class MixedLMResults(MixedModelResults):
         terms = parse_re_form(re_form)
         if terms is None:
             return list(range(m.k_re))
-        known = getattr(m, "re_term_columns", None)
+        known = m.re_term_columns
         if known is None:
             known = [(f"1 | {m.group_name}", list(range(m.k_re)))]
         wanted = []
@@ -544,7 +541,7 @@ class MixedLMResults(MixedModelResults):
     def varcorr_names(self):
         """Random-effect names as lme4 prints them ("(Intercept)" for intercepts)."""
         return ["(Intercept)" if icpt else str(n)
-                for n, icpt in zip(self.cov_re.index, self.model._intercept_re)]
+                for n, icpt in zip(self.cov_re.index, self.model.re_ones)]
 
     def conf_int_re(self, level=0.95, method="profile", criterion="ML"):
         """Profile confidence intervals of the variance-covariance parameters and sigma.

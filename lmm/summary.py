@@ -297,7 +297,7 @@ def lme4_summary(res, ddf=None):
     fe_names = [_lme4_name(n) for n in res.fe_params.index]
     lines.extend(fixed_effects_lines(res, ddf))
     if len(fe) > 1:
-        vc_fe = res._sol["vcov_fe"]
+        vc_fe = res.solution["vcov_fe"]
         d = np.sqrt(np.diag(vc_fe))
         corr = vc_fe / np.outer(d, d)
         short = ["(Intr)" if n == "(Intercept)" else n[:6] for n in fe_names]
@@ -325,7 +325,7 @@ def lme4_formula(res):
     terms = []
     names = [str(n) for n in res.cov_re.index]
     for members in res.structure.blocks:
-        parts = ["1" if m._intercept_re[j] else names[j] for j in members]
+        parts = ["1" if m.re_ones[j] else names[j] for j in members]
         if "1" not in parts:
             parts.insert(0, "0")
         terms.append(f"({' + '.join(parts)} | {m.group_name})")

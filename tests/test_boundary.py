@@ -164,7 +164,7 @@ def test_large_problem_converges_without_false_warning():
         res = lmm.MixedLM(y, exog, g, exog_re=exog_re).fit()
     assert res.converged
     # the optimum: a Newton step from it gains nothing
-    dev = res._dev
-    f, grad, hess = dev.value_grad_hessian(res._check.theta)
+    dev = res.criterion
+    f, grad, hess = dev.value_grad_hessian(res.optimum_check.theta)
     assert 0.25 * grad @ np.linalg.solve(hess, grad) < 1e-8
     np.testing.assert_allclose(res.cov_re.to_numpy(), [[1.0, 0.0], [0.0, 0.25]], atol=0.05)

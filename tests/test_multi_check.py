@@ -84,7 +84,7 @@ def test_check_passes_at_the_optimum_and_fails_elsewhere():
     model = res.model
     check = model.check_optimum(res.theta, reml=True)
     assert check.converged and check.messages == []
-    away = model.check_optimum(res.optimization.theta * 1.3, reml=True, conditioned=True)
+    away = model.check_optimum(res.optimum_check.theta * 1.3, reml=True, conditioned=True)
     assert not away.converged
     assert "projected gradient" in away.messages[0]
 
@@ -111,7 +111,7 @@ def test_a_stopped_optimizer_is_restarted_from_its_end_point(monkeypatch):
     res, caught = fit_quietly(SLOPE, d)
     assert not caught and res.converged
     assert res.llf == pytest.approx(reference.llf, abs=1e-7)
-    methods = [a["method"] for a in res.optimization.attempts]
+    methods = [a["method"] for a in res.optimum_check.attempts]
     assert methods[0] == "newton"
     assert any("restart from the best point" in m for m in methods)
 
@@ -266,7 +266,7 @@ def test_random_effect_constant_within_groups_is_not_identified(dietox):
     assert not res.converged
     message = str(caught[0].message)
     assert "C(Evit)[T.Evit100]" in message and "not identified" in message
-    assert [a["method"] for a in res._check.attempts][-1].startswith("COBYQA")
+    assert [a["method"] for a in res.optimum_check.attempts][-1].startswith("COBYQA")
 
 
 @pytest.mark.parametrize("case", ["dietox_ri", "dietox_slope", "dietox_diag", "sitka_ri",
@@ -280,8 +280,8 @@ def test_seed_fits_have_no_flat_direction(case, reml, dietox, sitka):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         res = fit_seed_case(case, reml, dietox, sitka)
-    assert res.converged and res._check.messages == []
-    h = res._check.hessian
+    assert res.converged and res.optimum_check.messages == []
+    h = res.optimum_check.hessian
     d = np.sqrt(np.diag(h))
     w = np.linalg.eigvalsh(h / np.outer(d, d))
     assert w[0] > 0.25 * w[-1]
@@ -303,7 +303,7 @@ def test_identified_several_factor_models_pass_the_noise_aware_check(formula, da
     variance ratio of 1e6) is not mistaken for a flat direction."""
     for reml in (True, False):
         res, caught = fit_quietly(formula, data(), reml)
-        assert not caught and res.converged and res.optimization.messages == []
+        assert not caught and res.converged and res.optimum_check.messages == []
 
 
 # -- predictions ---------------------------------------------------------------------

@@ -196,11 +196,11 @@ def test_check_rejects_a_point_short_of_the_maximum(readme_fit):
     maximum there; the oracle-verified solution is."""
     from lmm import profile
 
-    dev = readme_fit._dev
+    dev = readme_fit.criterion
     crit = dev.make_criterion()
     lower = np.asarray(dev.structure.lower_bounds, dtype=float)
     crit.set_profile(0.2, dev.reparam.t[1])
-    start = readme_fit._check.theta * np.sqrt(0.2 / readme_fit.cov_re.iloc[1, 1])
+    start = readme_fit.optimum_check.theta * np.sqrt(0.2 / readme_fit.cov_re.iloc[1, 1])
     assert not profile.is_constrained_minimum(crit, start, lower)
     theta, value, _ = crit.minimize(start)
     assert profile.is_constrained_minimum(crit, theta, lower)

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from ..model import NonFiniteData, _default_structure
+from ..covariance import default_structure
+from ..terms import Term
 from . import fast, safe
 
 
@@ -137,11 +138,8 @@ def _missing_mask(values):
 
 
 def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
-                re_intercept_name, row_labels, report_nonfinite, kwargs):
-    """The model of fast-path designs (`_fast_designs`) on the columns `arrays`.
-
-    With `report_nonfinite` the model raises NonFiniteData if a value is NaN
-    or infinite (the caller then looks for the missing values itself)."""
+                re_intercept_name, row_labels, kwargs):
+    """The model of fast-path designs (`_fast_designs`) on the columns `arrays`."""
     if arrays[lhs].dtype.kind not in "iuf":
         raise TypeError(f"the response {lhs!r} must be numeric, got {arrays[lhs].dtype}")
     x = fe.matrix(source, arrays)
@@ -160,7 +158,7 @@ def _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
         endog, x, groups, exog_re=z, missing="none",
         formula=formula, design_info=fe, design_info_re=re, group_name=group_name,
         exog_re_names=re_names, exog_names=fe.column_names, endog_names=lhs,
-        row_labels=row_labels, _report_nonfinite=report_nonfinite, _checked=True, **kwargs,
+        row_labels=row_labels, _checked=True, **kwargs,
     )
 
 
@@ -194,7 +192,7 @@ def _offset_terms(formula):
     lhs, rhs = _split(formula)
     if "offset(" not in rhs.replace(" ", ""):
         return formula, []
-    pieces = fast._split_top(rhs, "+-")
+    pieces = fast.split_top(rhs, "+-")
     kept, exprs, sign = [], [], "+"
     for piece in pieces:
         if piece in "+-":
@@ -354,14 +352,18 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
         if group_missing is not None and not group_missing.any():
             group_missing = None
         if group_missing is None and numeric:
-            # numeric columns: their NaN (or infinite values) show in the
-            # cross-products, which the model makes first; only then are the
-            # columns searched, below
-            try:
+            # numeric columns: a NaN (or an infinite value) shows in the column's
+            # sum, one pass in C; only then are the columns searched, below (a
+            # sum that overflows sends finite data there too, and nothing is found)
+            finite = True
+            for c in used:
+                a = arrays[c]
+                if a.dtype.kind == "f" and not np.isfinite(np.add.reduce(a)):
+                    finite = False
+                    break
+            if finite:
                 return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula,
-                                   group_name, re_intercept_name, row_labels, True, kwargs)
-            except NonFiniteData:
-                pass
+                                   group_name, re_intercept_name, row_labels, kwargs)
         masks = [(c, _missing_mask(arrays[c])) for c in used]
         masks = [(c, m) for c, m in masks if m is not None and m.any()]
         if masks or group_missing is not None:
@@ -386,7 +388,7 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
             arrays = {c: source.values(c) for c in used}
         del masks, group_missing
         return _fast_model(cls, lhs, fe, re, source, arrays, groups, formula, group_name,
-                           re_intercept_name, row_labels, False, kwargs)
+                           re_intercept_name, row_labels, kwargs)
 
     env = safe.environment(eval_env)
     _desc(formula, frame, "formula", env)       # (refused or unparsable: before any work)
@@ -448,26 +450,12 @@ def _term_columns(expr, frame, eval_env):
     return list(mat.design_info.column_names)
 
 
-def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs):
-    """Build a model from an lme4 formula: one block of covariance per bar term.
-
-    One grouping factor gives a MixedLM (`cls`); several give a
-    lmm.multi.MultiTermModel.  Formulas are checked against
-    lmm.formula.safe's whitelist unless `eval_env` is given.
+def model_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None, **kwargs):
+    """Build a one-grouping-factor model (`cls`, a MixedLM) from the lme4 formula
+    `formula` (`parsed` by `lmm.formula.lme4.parse`): one block of covariance per
+    bar term.  Formulas are checked against lmm.formula.safe's whitelist unless
+    `eval_env` is given.
     """
-    from . import lme4
-
-    parsed = lme4.parse(formula)
-    if not parsed.single_factor:
-        if _offset_terms(parsed.fixed_formula)[1]:
-            kwargs = dict(kwargs, offset="offset(...) term")
-        for name in ("weights", "offset"):
-            if kwargs.get(name) is not None:
-                raise NotImplementedError(
-                    f"{name}= is supported for models with one grouping factor only; "
-                    f"{formula!r} has several (crossed or nested): the several-factor "
-                    "engine (lmm.multi) has no prior weights or offsets yet")
-        return multi_from_lmer(parsed, formula, data, missing, eval_env=eval_env)
     # (eval_env is resolved where patsy needs it: an int counts frames from the
     # first caller outside lmm, wherever it is resolved)
     md = model_from_formula(
@@ -495,10 +483,7 @@ def model_from_lmer(cls, formula, data, missing="none", eval_env=None, **kwargs)
         used |= set(idx)
         blocks.extend([[i] for i in idx] if term.uncorrelated else [idx])
         term_columns.append((term.expr, idx))
-    md.formula = formula
-    md.lmer_formula = parsed
-    md.re_term_columns = term_columns      # (for predict's re_form)
-    md.set_re_blocks(blocks)
+    md.set_lmer_terms(formula, parsed, term_columns, blocks)
     return md
 
 
@@ -562,7 +547,7 @@ def _column_codes(column):
 _SMALL_COLUMN = 1000
 
 
-def _factor_codes(frame, group, column_codes=None):
+def factor_codes(frame, group, column_codes=None):
     """Integer codes and labels of a grouping factor ("a" or an interaction "a:b").
 
     An interaction's levels are the combinations that occur, labelled "a:b" and
@@ -605,15 +590,28 @@ def _factor_codes(frame, group, column_codes=None):
     return out, [strings[i] for i in order]
 
 
-def multi_from_lmer(parsed, formula, data, missing="none", eval_env=None):
-    """A MultiTermModel from a parsed lme4 formula with several grouping factors.
+def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
+                    group_names=None, vc_names=None, **kwargs):
+    """A several-factor model (`cls`, a MultiTermModel) from a parsed lme4 formula.
 
     Bar terms on the same factor are merged into one term whose covariance is
     block-diagonal (one block per bar term, one per column for ||).  Formulas
     are checked against lmm.formula.safe's whitelist unless `eval_env` is given.
+    `group_names` renames grouping factors in the model (statsmodels' variance
+    components' names); `vc_names` is passed to the model.
     """
-    from ..multi import MultiTermModel, Term
-
+    if _offset_terms(parsed.fixed_formula)[1]:
+        kwargs = dict(kwargs, offset="offset(...) term")
+    for name in ("weights", "offset"):
+        if kwargs.get(name) is not None:
+            raise NotImplementedError(
+                f"{name}= is supported for models with one grouping factor only; "
+                f"{formula!r} has several (crossed or nested): the several-factor "
+                "engine has no prior weights or offsets yet")
+        kwargs.pop(name, None)
+    if kwargs:
+        raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+    group_names = group_names or {}
     if not isinstance(data, pd.DataFrame):
         data = pd.DataFrame(data)
     if type(data.columns) is not pd.Index or not data.columns.is_unique:
@@ -689,24 +687,23 @@ def multi_from_lmer(parsed, formula, data, missing="none", eval_env=None):
             blocks.extend([[i] for i in idx] if bar.uncorrelated else [idx])
             cols.append(z)
             names.extend(z_names)
-        codes, labels = _factor_codes(frame, group, column_codes)
-        terms.append(Term(group, codes, labels, np.column_stack(cols), names,
-                          _default_structure(len(names), tuple(map(tuple, blocks))),
-                          designs))
-    model = MultiTermModel(np.array(y, dtype=float), x, terms, x_names,
-                           endog_name=parsed.response, formula=formula, row_labels=row_labels)
-    model.lmer_formula = parsed
-    model.design_info = x_design
-    return model
+        codes, labels = factor_codes(frame, group, column_codes)
+        terms.append(Term(group_names.get(group, group), codes, labels,
+                          np.column_stack(cols), names,
+                          default_structure(len(names), tuple(map(tuple, blocks))), designs))
+    return cls(np.array(y, dtype=float), x, terms, x_names, endog_name=parsed.response,
+               formula=formula, row_labels=row_labels, lmer_formula=parsed,
+               design_info=x_design, vc_names=vc_names)
 
 
 _VC_FACTOR = re.compile(r"^\s*0\s*\+\s*(?:C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)|"
                         r"([A-Za-z_][A-Za-z0-9_.]*))\s*$")
 
 
-def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing="none",
+def multi_from_vc_formula(cls, formula, data, groups, re_formula, vc_formula, missing="none",
                           eval_env=None):
-    """statsmodels' variance components as lme4 terms for the several-factor engine.
+    """statsmodels' variance components as lme4 terms for the several-factor engine
+    (`cls`, a MultiTermModel).
 
     ``groups`` with ``vc_formula={"name": "0 + C(col)"}`` is ``(1 | groups:col)``
     (the component's levels nested in the groups), or ``(1 | col)`` when every
@@ -761,11 +758,8 @@ def multi_from_vc_formula(formula, data, groups, re_formula, vc_formula, missing
     if not terms:
         raise ValueError("vc_formula is empty and there is no re_formula: no random effects")
     parsed = lme4.LmerFormula(response, fixed or "1", tuple(terms))
-    model = multi_from_lmer(parsed, formula, frame, missing, eval_env=eval_env)
-    for term in model.terms:
-        term.group = names.get(term.group, term.group)
-    model.vc_names = sorted(vc_formula)
-    return model
+    return multi_from_lmer(cls, parsed, formula, frame, missing, eval_env=eval_env,
+                           group_names=names, vc_names=sorted(vc_formula))
 
 
 def transform_exog(design_info, data):

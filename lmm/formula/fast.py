@@ -192,7 +192,7 @@ class FastDesign:
     transform = matrix
 
 
-def _split_top(expr, seps):
+def split_top(expr, seps):
     """Split at the separators `seps` outside parentheses, keeping them."""
     parts, depth, cur = [], 0, ""
     for ch in expr:
@@ -216,7 +216,7 @@ def _parse_rhs(rhs):
 
     Cached on the formula string alone (the parse does not look at data).
     """
-    tokens = _split_top(rhs, "+-")
+    tokens = split_top(rhs, "+-")
     intercept = True
     terms = []
     sign = "+"
@@ -239,10 +239,10 @@ def _parse_rhs(rhs):
         if sign == "-":
             return None          # removing terms other than the intercept: patsy
         # a*b*c -> all products; a:b -> one product
-        star = [s.strip() for s in _split_top(tok, "*") if s != "*"]
+        star = [s.strip() for s in split_top(tok, "*") if s != "*"]
         groups = []
         for s in star:
-            factors = [f.strip() for f in _split_top(s, ":") if f != ":"]
+            factors = [f.strip() for f in split_top(s, ":") if f != ":"]
             if any(not _FACTOR.match(f) for f in factors):
                 return None
             groups.append(factors)

@@ -10,7 +10,7 @@ is fitted by the one-factor core (lmm.model.MixedLM); with several, nested
 
 from dataclasses import dataclass
 
-from .fast import _split_top
+from .fast import split_top
 
 
 @dataclass(frozen=True)
@@ -29,7 +29,7 @@ class RandomTerm:
 
     def covariates(self):
         """The term's pieces other than the intercept markers."""
-        pieces = [p.strip() for p in _split_top(self.expr, "+-") if p not in "+-"]
+        pieces = [p.strip() for p in split_top(self.expr, "+-") if p not in "+-"]
         return [p for p in pieces if p and p not in ("0", "1")]
 
 
@@ -73,7 +73,7 @@ class LmerFormula:
         return "~" + ("1 + " if intercept else "0 + ") + " + ".join(pieces)
 
 
-def _is_bar_term(piece):
+def is_bar_term(piece):
     piece = piece.strip()
     if not (piece.startswith("(") and piece.endswith(")")):
         return False
@@ -85,7 +85,7 @@ def _is_bar_term(piece):
         depth -= ch == ")"
         if depth < 0:
             return False
-    return "|" in "".join(p for p in _split_top(inner, "|") if p == "|")
+    return "|" in "".join(p for p in split_top(inner, "|") if p == "|")
 
 
 def parse(formula):
@@ -103,7 +103,7 @@ def parse(formula):
     response = lhs.strip()
     if not response:
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
-    tokens = _split_top(rhs, "+-")
+    tokens = split_top(rhs, "+-")
     fixed, terms = [], []
     sign = "+"
     for tok in tokens:
@@ -112,11 +112,11 @@ def parse(formula):
             continue
         if not tok.strip():
             continue
-        if _is_bar_term(tok):
+        if is_bar_term(tok):
             if sign == "-":
                 raise ValueError(f"cannot subtract a random-effect term: {tok.strip()}")
             inner = tok.strip()[1:-1]
-            parts = _split_top(inner, "|")
+            parts = split_top(inner, "|")
             bars = [i for i, p in enumerate(parts) if p == "|"]
             double = len(bars) == 2 and bars[1] == bars[0] + 2 and parts[bars[0] + 1] == ""
             if not (len(bars) == 1 or double):
