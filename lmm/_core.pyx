@@ -1925,7 +1925,7 @@ def symmetric_eigen(a):
 
 
 # ---------------------------------------------------------------------------
-# Many responses on one design (lmm/many.py)
+# Many responses on one design (lmm/many_responses.py)
 # ---------------------------------------------------------------------------
 
 
@@ -2022,7 +2022,7 @@ cdef bint _full_rank(const double* m, int n, double* work) noexcept nogil:
     return w[0] > 1e-10 * (w[n - 1] if w[n - 1] > 1.0 else 1.0)
 
 
-# why a response is left to the Python path (lmm/many.py reads these codes)
+# why a response is left to the Python path (lmm/many_responses.py reads these codes)
 cdef enum:
     MANY_OK = 0
     MANY_RESEARCH_DIFFERS = 1    # the boundary re-search found a better point
@@ -2032,7 +2032,7 @@ cdef enum:
 
 
 cdef class ManyFitter:
-    """One model fitted to many responses that share its design (lmm/many.py).
+    """One model fitted to many responses that share its design (lmm/many_responses.py).
 
     Holds what depends only on the design: the rows (X, Z, their group order),
     the user-space cross-products Z_g'Z_g, Z_g'X_g, X'X, and the conditioned

@@ -22,7 +22,7 @@ form (`pair_offsets`, sorted by column within each level).
 
 Small matrices are column-major; the arrays passed in are C-ordered numpy
 arrays (symmetric ones read the same either way).  The Python layer
-(lmm/multi.py) validates every shape and index before the call.
+(lmm/several_factors.py) validates every shape and index before the call.
 """
 
 import numpy as np
@@ -505,7 +505,7 @@ cdef class MultiCriterion:
     """The profiled REML/ML criterion of a several-term model, in compiled code.
 
     Holds every cross-product the criterion needs (computed once by
-    lmm.multi.MultiTermModel) and one work matrix M, so that an evaluation at
+    lmm.several_factors.MultiTermModel) and one work matrix M, so that an evaluation at
     theta builds the terms' factors Lambda_k, fills M's lower triangle,
     eliminates the first term level by level and factors M in place, with no
     Python in between and no allocation.
@@ -532,7 +532,7 @@ cdef class MultiCriterion:
     log_x_scale : sum of the logs of the fixed-effects column scales (the REML
         criterion is reported for the user's columns)
 
-    The Python layer (lmm.multi) builds and checks every array: offsets and
+    The Python layer (lmm.several_factors) builds and checks every array: offsets and
     indices within bounds, blocks inside M.
     """
 

@@ -69,7 +69,7 @@ def simulate(results, nsim=1, seed=None):
 
 
 def _simulate_terms(results, nsim, seed):
-    """`simulate` for several grouping factors (lmm.multi.MultiTermResults): each
+    """`simulate` for several grouping factors (lmm.several_factors.MultiTermResults): each
     term's effects drawn per level, in the terms' order, then the residuals."""
     m = results.model
     mean = m.exog @ np.asarray(results.fe_params, dtype=float)

@@ -292,7 +292,7 @@ def _find_end(excess, x_hat, direction, lo, hi):
 
 
 # ---------------------------------------------------------------------------
-# several random-effect terms (lmm.multi)
+# several random-effect terms (lmm.several_factors)
 # ---------------------------------------------------------------------------
 
 class _MultiSdCorParametrization:

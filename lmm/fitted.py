@@ -1,7 +1,7 @@
 """MixedModelResults: what every fitted model offers, written once.
 
 The two engines (one grouping factor: `lmm.results.MixedLMResults`; several:
-`lmm.multi.MultiTermResults`) and both front ends (statsmodels-style
+`lmm.several_factors.MultiTermResults`) and both front ends (statsmodels-style
 `mixedlm`/`MixedLM`, lme4-style `lmer`) return subclasses of this class, so
 lme4's accessors (`fixef`, `ranef`, `vcov`, `sigma`, `deviance`, ...), the
 optimization record, the notebook display, the plots and pickling behave the

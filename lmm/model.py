@@ -13,17 +13,17 @@ from functools import cached_property
 import numpy as np
 import pandas as pd
 
-from . import _core
+from . import _core, many_responses
 from ._arguments import IGNORED, NOT_YET, check_keywords, warn_ignored
 from .covariance import CovarianceStructure, Reparametrization, default_structure
 from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
 from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
 from .formula import design as formula_design
 from .formula.lme4 import parse as parse_lmer
-from .multi import MultiTermModel
 from .optimize import minimize_deviance
 from .params import MixedLMParams
 from .results import MixedLMResults
+from .several_factors import MultiTermModel
 from .statistics import GroupedStatistics
 
 
@@ -596,7 +596,7 @@ class MixedLM:
             With every row in one group (statsmodels' idiom for crossed
             effects) the components are crossed factors, lme4's
             ``(1 | a) + (1 | b)``.  Such models are fitted by the
-            several-factor engine (lmm.multi).
+            several-factor engine (lmm.several_factors).
         groups : str or array_like (keyword, required)
             A column name of `data` or the group labels.
         missing : {'none', 'drop'}
@@ -623,8 +623,8 @@ class MixedLM:
                 if kwargs.get(name) is not None:
                     raise NotImplementedError(
                         f"mixedlm({name}=...) with vc_formula: the several-factor engine "
-                        "(lmm.multi) has no prior weights or offsets yet; they are supported "
-                        "for one grouping factor without variance components")
+                        "(lmm.several_factors) has no prior weights or offsets yet; they are "
+                        "supported for one grouping factor without variance components")
 
             if subset is not None:
                 data = data.loc[subset]
@@ -888,7 +888,7 @@ class MixedLM:
         ``(expr || g)`` makes every column its own block (uncorrelated), as
         ``(1 | g) + (0 + x | g)`` does.  With several grouping factors
         (crossed, nested ``(1 | a/b)``, interactions ``(1 | a:b)``) the model
-        returned is a `lmm.multi.MultiTermModel`.
+        returned is a `lmm.several_factors.MultiTermModel`.
 
         Examples
         --------
@@ -937,8 +937,36 @@ class MixedLM:
 
         return one_factor_function(self._deviance(reml, self.covariance_structure(free)))
 
-    def fit_many(self, responses, **kwargs):
-        """Fit this design to each column of `responses` (see `lmm.fit_many`)."""
-        from .many import fit_many
+    def fit_many(self, responses, reml=True, weights=None, n_jobs=1, executor=None,
+                 client=None, chunk_size=None, progress=None):
+        """Fit this design to each column of `responses` (see `lmm.fit_many`).
 
-        return fit_many(self, None, responses, **kwargs)
+        The model's own response is ignored; `responses` has one row per model
+        row.  Prior weights belong to the model (``MixedLM(..., weights=)``);
+        `weights` here are per-response weights of the responses' shape.
+
+        Examples
+        --------
+        >>> import numpy as np, lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> md = lmm.mixedlm("Weight ~ Time", d, groups="Pig")
+        >>> res = md.fit_many(np.log(d[["Weight"]]), progress=False)
+        >>> list(res.table.index)
+        ['Weight']
+        """
+        if responses is None:
+            raise TypeError("fit_many needs `responses` (one column per response)")
+        if self.offset is not None:
+            raise NotImplementedError(
+                "fit_many on a model with an offset is not supported yet: subtract the "
+                "offset from the responses")
+        per_response = None
+        if weights is not None and np.ndim(weights) == 2 and self.weights is None:
+            per_response = many_responses.weight_matrix(weights)
+        elif weights is not None:
+            raise ValueError("fit_many(model, weights=...): give the weights to the MixedLM "
+                             "(MixedLM(..., weights=...)), whose rows they weight")
+        Y, names = many_responses.response_matrix(responses, self.nobs, "the model")
+        return many_responses.fit_responses(
+            self, Y, names, reml=reml, weights=per_response, n_jobs=n_jobs,
+            executor=executor, client=client, chunk_size=chunk_size, progress=progress)

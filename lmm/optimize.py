@@ -10,7 +10,7 @@ A scipy.optimize method can be asked for instead; Newton steps then finish
 from its end point.
 The end point is checked before the fit is called converged, by
 `judge_optimum`: the one check of every engine (one grouping factor here, on
-analytic derivatives; several factors in lmm.multi, on finite differences).
+analytic derivatives; several factors in lmm.several_factors, on finite differences).
 """
 
 from dataclasses import dataclass, field

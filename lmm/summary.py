@@ -353,7 +353,7 @@ def _lme4_html(res, lines):
 
 def multi_statsmodels_summary(res, alpha=0.05):
     """statsmodels-style summary of a model with several random-effect terms
-    (lmm.multi): the fixed effects with Wald z tests, then every term's variances
+    (lmm.several_factors): the fixed effects with Wald z tests, then every term's variances
     and covariances ("plate Var", "g1 x Var", "g1 (Intercept) x x Cov"; for
     statsmodels' vc_formula models the component's name), without standard
     errors."""

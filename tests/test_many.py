@@ -112,7 +112,7 @@ def test_equals_one_by_one(case):
 
 def test_lme4_start_gives_the_same_fits(case):
     """The compiled path from lme4's start (no moment warm start) agrees too."""
-    from lmm import many
+    from lmm import many_responses as many
 
     data, Y = case
     md = lmm.mixedlm("x " + FORMULA, data, groups="donor")

@@ -14,7 +14,7 @@ import pytest
 
 import lmm
 from lmm.covariance import CovarianceStructure
-from lmm.multi import MultiTermModel
+from lmm.several_factors import MultiTermModel
 from lmm.terms import Term
 
 DATA = Path(__file__).parent / "data"

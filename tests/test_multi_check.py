@@ -14,7 +14,7 @@ from scipy import optimize
 
 import lmm
 from lmm.exceptions import ConvergenceWarning
-from lmm.multi import MultiTermModel
+from lmm.several_factors import MultiTermModel
 
 SLOPE = "y ~ x + (1 + x | a) + (1 | b)"
 CROSSED = "y ~ 1 + (1 | a) + (1 | b)"

@@ -5,7 +5,7 @@ The terms' columns are gathered into one random-effects design, and the
 covariance is block-diagonal with one block per term (one per column for a
 double-bar term), which is lme4's model.  With one grouping factor the model
 is fitted by the one-factor core (lmm.model.MixedLM); with several, nested
-(``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``) or crossed, by lmm.multi.
+(``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``) or crossed, by lmm.several_factors.
 """
 
 from dataclasses import dataclass

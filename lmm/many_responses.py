@@ -54,9 +54,6 @@ from .optimize import (
 RESEARCH_RADIUS = 0.1
 RESEARCH_RADIUS_ONE = 0.5
 
-# The name the design's placeholder response takes in the data.
-_PLACEHOLDER = "__lmm_response__"
-
 # status codes of _core.ManyFitter.fit
 _STATUS_REASONS = {
     1: "the boundary re-search found a better point",
@@ -92,6 +89,8 @@ class _Design:
         # (dev.shift holds lme4's -sum(log w)); responses with missing values are
         # fitted through MixedLM (its row-dropping path is unweighted in the fitter)
         self.weights = model.weights
+        self.model_class = type(model)
+        self.re_term_columns = model.re_term_columns
         self.reml = bool(reml)
         self.warm_start = bool(warm_start)
         self.X_user = np.ascontiguousarray(model.exog, dtype=float)
@@ -200,11 +199,11 @@ class _Design:
         out[:, 2 * p:2 * p + ncov] = user[:, self.cov_rows, self.cov_cols]
         return out
 
-    def model_for(self, y, user=False, **kwargs):
-        """A MixedLM of this design with response y (its NaN rows dropped): on the
-        centred rows the fitter uses, or with `user` on the user's rows."""
-        from .model import MixedLM
-
+    def model_for(self, y, user=False, lmer_formula=None, **kwargs):
+        """A model of this design (the class of the design's model) with response y
+        (its NaN rows dropped): on the centred rows the fitter uses, or with
+        `user` on the user's rows; with `lmer_formula` (and the formula in
+        kwargs) it records its lme4 terms as the design's model did."""
         X, Z = self.X, self.Z
         if user:
             X, Z = self.X_user, self.Z_user
@@ -215,10 +214,13 @@ class _Design:
                 if self.z_centring is not None:
                     Z = Z @ np.linalg.inv(self.z_centring)
         kwargs.setdefault("weights", self.weights)
-        md = MixedLM(y, X, self.groups, exog_re=Z, missing="drop",
-                     exog_names=self.exog_names, exog_re_names=self.exog_re_names,
-                     group_name=self.group_name, **kwargs)
-        if self.blocks is not None:
+        md = self.model_class(y, X, self.groups, exog_re=Z, missing="drop",
+                              exog_names=self.exog_names, exog_re_names=self.exog_re_names,
+                              group_name=self.group_name, **kwargs)
+        if lmer_formula is not None:
+            md.set_lmer_terms(kwargs.get("formula"), lmer_formula, self.re_term_columns,
+                              self.blocks)
+        elif self.blocks is not None:
             md.set_re_blocks(self.blocks)
         return md
 
@@ -385,76 +387,7 @@ def _fit_weighted_block(design, Y, mask, y_shift):
 # Inputs
 # ---------------------------------------------------------------------------
 
-def _has_bars(rhs):
-    from .formula.fast import split_top
-    from .formula.lme4 import is_bar_term
-
-    return any(is_bar_term(tok) for tok in split_top(rhs, "+-") if tok not in "+-")
-
-
-def _build_model(formula, data, groups, re_formula, missing, eval_env=None, weights=None):
-    """The design's MixedLM from a one- or two-sided formula; (model, rhs, positions).
-
-    positions: the data rows the model kept (all of them unless missing='drop'
-    dropped rows with missing covariates).
-    """
-    from .model import MixedLM
-
-    if data is None:
-        raise TypeError("fit_many needs `data` (a DataFrame) with a formula")
-    if not isinstance(data, pd.DataFrame):
-        data = pd.DataFrame(data)
-    if "~" in formula:
-        lhs, rhs = formula.split("~", 1)
-    else:
-        lhs, rhs = "", formula
-    if lhs.strip():
-        warnings.warn(
-            f"the left-hand side {lhs.strip()!r} of the formula is ignored: fit_many takes "
-            "the responses from `responses`", UserWarning, stacklevel=3,
-        )
-    name = _PLACEHOLDER
-    while name in data.columns:
-        name += "_"
-    frame = data.reset_index(drop=True)
-    frame[name] = 0.0
-    if _has_bars(rhs):
-        if re_formula is not None:
-            raise ValueError("give the random effects either as (... | group) terms in the "
-                             "formula or as re_formula, not both")
-        from .formula.lme4 import parse
-
-        parsed = parse(f"{name} ~{rhs}")
-        factors = sorted({t.group for t in parsed.terms})
-        if len(factors) > 1:
-            raise NotImplementedError(
-                f"fit_many fits one grouping factor so far; the formula has {len(factors)} "
-                f"({', '.join(factors)})")
-        group = factors[0]
-        if groups is not None and not (isinstance(groups, str) and groups == group):
-            raise ValueError(f"the formula groups by {group!r}: leave out groups= or pass "
-                             f"groups={group!r}")
-        extra = {} if eval_env is None else {"eval_env": eval_env}
-        if weights is not None:
-            extra["weights"] = weights
-        model = MixedLM.from_lmer(f"{name} ~{rhs}", frame, missing=missing, **extra)
-        if not isinstance(model, MixedLM):
-            raise NotImplementedError("fit_many fits one grouping factor so far")
-    else:
-        if groups is None:
-            raise TypeError("fit_many needs groups= (a column name or the labels), or an "
-                            "lme4 formula with a (1 | group) term")
-        extra = {} if eval_env is None else {"eval_env": eval_env}
-        if weights is not None:
-            extra["weights"] = weights
-        model = MixedLM.from_formula(f"{name} ~{rhs}", frame, groups=groups,
-                                     re_formula=re_formula, missing=missing, **extra)
-    positions = np.asarray(model.row_labels, dtype=np.intp)
-    model.row_labels = data.index[positions]
-    return model, rhs.strip(), positions
-
-
-def _response_matrix(responses, n_rows, what, data_index=None):
+def response_matrix(responses, n_rows, what, data_index=None):
     """(Y (n_rows, m) float64, names) from a 2-D array, a DataFrame or a Series."""
     if isinstance(responses, pd.Series):
         responses = responses.to_frame()
@@ -559,116 +492,27 @@ def _chunks(m, chunk_size, workers, remote, design):
     return [(a, min(a + chunk_size, m)) for a in range(0, m, chunk_size)]
 
 
-def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formula=None,
-             reml=True, n_jobs=1, executor=None, client=None, chunk_size=None, progress=None,
-             missing="none", eval_env=None, weights=None):
-    """Fit one linear mixed model per response, all on the same design.
+def fit_responses(model, Y, names, reml=True, weights=None, n_jobs=1, executor=None,
+                  client=None, chunk_size=None, progress=None, rhs=None, row_labels=None):
+    """Fit `model`'s design to each column of Y (n, m), the engine of `lmm.fit_many`.
 
-    Parameters
-    ----------
-    formula_or_model : str or MixedLM
-        The fixed effects, one-sided (``"~ cond + c1"``) or two-sided (the
-        left-hand side is ignored, with a warning), in patsy syntax or with
-        lme4 random-effect terms (``"~ cond + c1 + (1 | donor)"``).  Or a
-        MixedLM whose design (exog, exog_re, groups, covariance blocks) is
-        used; its own response is ignored.
-    data : DataFrame
-        The covariates and groups (with a formula).
-    responses : 2-D array, DataFrame or Series
-        One row per row of `data` (of the model's rows for a MixedLM), one
-        column per response.  Names: the DataFrame's columns, else "y0",
-        "y1", ...  A missing value (NaN) drops that row for that response only.
-    groups : str or array_like
-        The groups (with a patsy formula; lme4 formulas name them).
-    re_formula : str, optional
-        Random effects (patsy formula), a random intercept if omitted.
-    reml : bool
-        REML (default) or maximum likelihood.
-    n_jobs : int
-        Threads in this process (the compiled fits release the GIL); -1 for
-        one per core.  Ignored when `executor` or `client` is given.
-    executor : concurrent.futures.Executor or "processes", optional
-        Runs blocks of responses: a ProcessPoolExecutor, a Dask client's
-        ``get_executor()``, ...; the design travels with each block.
-        "processes" starts a process pool of `n_jobs` workers (all cores for
-        n_jobs=1 or -1) that receive the design once each.
-    client : distributed.Client, optional
-        A Dask client: the design is scattered once to every worker, the
-        blocks of responses are scattered and fitted there.
-    chunk_size : int, optional
-        Responses per block (default: 1024 in one thread, smaller blocks for
-        threads, blocks large enough that the design travels cheaply for
-        executors and Dask).
-    progress : bool, optional
-        A tqdm progress bar; by default on in interactive sessions (when tqdm
-        is installed), off with False.
-    missing : {'none', 'drop'}
-        Rows with missing covariates or groups in `data`: an error, or dropped
-        for all responses.
-    eval_env : int, dict or patsy.EvalEnvironment, optional
-        Where formula names that are not columns are looked up (see `lmm.lmer`);
-        without it, formulas see only the data's columns and lmm's functions.
-    weights : str, array_like (n,) or (n, m), optional
-        Prior weights shared by all responses (with a formula: a column name
-        of `data` or an array of its length; a MixedLM carries its own), or a
-        matrix with one column per response (limma's voom weights; the data's
-        rows, or the model's).  Shared weights: responses with missing values
-        are fitted through `MixedLM.fit` (slower); per-response weights: every
-        response is (each has its own products), listed in ``python_path``.
-        A MixedLM with an offset raises NotImplementedError.
-
-    Returns
-    -------
-    ManyResults
-        ``.table``: one row per response with the fixed effects, their
-        standard errors and p-values, the variance components, the residual
-        variance, llf, nobs, converged and singular flags; ``.results(name)``
-        fits one response through `MixedLM.fit` and returns its
-        MixedLMResults.
+    `model` is a one-grouping-factor MixedLM (its own response ignored), Y a
+    float array with one row per model row, `names` the responses' names,
+    `weights` None or per-response prior weights of Y's shape, `rhs` the
+    formula's right-hand side and `row_labels` the data's labels of the model's
+    rows (for the per-response results; default the model's).  The other
+    arguments are `lmm.fit_many`'s.
 
     Examples
     --------
-    >>> import numpy as np, pandas as pd, lmm
-    >>> rng = np.random.default_rng(0)
-    >>> data = pd.DataFrame({"g": np.repeat(np.arange(10), 4), "x": rng.normal(size=40)})
-    >>> Y = pd.DataFrame(rng.normal(size=(40, 3)), columns=["a", "b", "c"])
-    >>> res = lmm.fit_many("~ x + (1 | g)", data, Y, progress=False)
-    >>> list(res.table.index)
-    ['a', 'b', 'c']
+    >>> import numpy as np, lmm
+    >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    >>> md = lmm.mixedlm("Weight ~ Time", d, groups="Pig")
+    >>> Y = np.column_stack([d["Weight"], d["Weight"] * 2])
+    >>> fit_responses(md, Y, ["w", "w2"], progress=False).table.shape[0]
+    2
     """
-    from .model import MixedLM
-
-    if responses is None:
-        raise TypeError("fit_many needs `responses` (one column per response)")
-    per_response = None
-    if weights is not None and np.ndim(weights) == 2:
-        per_response, weights = _weight_matrix(weights), None
-    if isinstance(formula_or_model, MixedLM) and formula_or_model.offset is not None:
-        raise NotImplementedError(
-            "fit_many on a model with an offset is not supported yet: subtract the offset "
-            "from the responses")
-    if isinstance(formula_or_model, MixedLM) and (weights is not None or (
-            per_response is not None and formula_or_model.weights is not None)):
-        raise ValueError("fit_many(model, weights=...): give the weights to the MixedLM "
-                         "(MixedLM(..., weights=...)), whose rows they weight")
-    if isinstance(formula_or_model, MixedLM):
-        model, rhs, positions = formula_or_model, None, None
-        Y, names = _response_matrix(responses, model.nobs, "the model")
-    elif isinstance(formula_or_model, str):
-        model, rhs, positions = _build_model(formula_or_model, data, groups, re_formula,
-                                             missing, eval_env, weights)
-        data_index = data.index if isinstance(data, pd.DataFrame) else None
-        Y, names = _response_matrix(responses, len(data), "data", data_index)
-        if per_response is not None and per_response.shape != Y.shape:
-            raise ValueError(f"weights has shape {per_response.shape}; per-response weights "
-                             f"need one column per response and one row per data row, "
-                             f"{Y.shape}")
-        if len(positions) != Y.shape[0] or np.any(positions != np.arange(len(positions))):
-            Y = Y[positions]
-            per_response = None if per_response is None else per_response[positions]
-    else:
-        raise TypeError("formula_or_model must be a formula string or a MixedLM (one "
-                        f"grouping factor), got {type(formula_or_model).__name__}")
+    per_response = weights
     if Y.shape[1] == 0:
         raise ValueError("responses has no columns: nothing to fit")
     if per_response is not None and per_response.shape != Y.shape:
@@ -736,12 +580,13 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
         if own_pool is not None:
             own_pool.shutdown()
         _DESIGNS.pop(design.token, None)
-    results = ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y)
-    results._weights = per_response
-    return results
+    return ManyResults(model, design, names, out, flags, sorted(python), messages, rhs, Y,
+                       per_response, row_labels)
 
 
-def _weight_matrix(weights):
+
+
+def weight_matrix(weights):
     """Per-response prior weights (n, m) as floats, checked: negative or infinite
     values are errors naming `weights` (zero drops a row, NaN is missing)."""
     if isinstance(weights, pd.DataFrame):
@@ -777,13 +622,16 @@ class ManyResults:
         not converge or could not be fitted.
     python_path : list
         Names of the responses fitted through `MixedLM.fit` rather than the
-        compiled path (see lmm/many.py).
+        compiled path (see lmm/many_responses.py).
     model : MixedLM
         The design's model (its own response is a placeholder).
     """
 
-    def __init__(self, model, design, names, out, flags, python, messages, rhs, Y):
+    def __init__(self, model, design, names, out, flags, python, messages, rhs, Y,
+                 weights=None, row_labels=None):
         self.model = model
+        self._row_labels = model.row_labels if row_labels is None else row_labels
+        self._weights = weights       # (per-response prior weights, or None)
         self.reml = design.reml
         self.method = "REML" if self.reml else "ML"
         self._design = design
@@ -895,16 +743,17 @@ class ManyResults:
         y = self._Y[:, j]
         m = self.model
         kwargs = dict(design_info=m.design_info, design_info_re=m.design_info_re,
-                      endog_names=label, row_labels=m.row_labels)
+                      endog_names=label, row_labels=self._row_labels)
         if self._rhs is not None:
             kwargs["formula"] = f"{label} ~ {self._rhs}"
         elif m.formula is not None:
             kwargs["formula"] = m.formula
-        weights = getattr(self, "_weights", None)
+        weights = self._weights
         if weights is not None:
             kwargs["weights"] = weights[:, j]
-        md = self._design.model_for(y, user=True, **kwargs)
+        parsed = None
         if isinstance(m.lmer_formula, LmerFormula):
-            md.lmer_formula = _dc_replace(m.lmer_formula, response=label)
+            parsed = _dc_replace(m.lmer_formula, response=label)
+        md = self._design.model_for(y, user=True, lmer_formula=parsed, **kwargs)
         fit_kwargs.setdefault("reml", self.reml)
         return md.fit(**fit_kwargs)
