@@ -3,7 +3,7 @@
 
 Every compiled optimizer (the one-term criterion, `_core.Criterion.minimize`,
 which the many-responses fitter runs too, and the several-term criterion,
-`_multi.MultiCriterion.minimize`) drives this loop; it never calls the
+`_several_factors.MultiCriterion.minimize`) drives this loop; it never calls the
 criterion itself.  It asks for what it needs, and the caller evaluates:
 
     tr_init(&tr, ...)               # theta projected onto the bounds

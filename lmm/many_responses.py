@@ -7,7 +7,7 @@ once: the formula, the group order, Z_g'Z_g, Z_g'X_g, X'X and their
 conditioned forms (DESIGN.md, "How the same numbers serve the later issues").
 Each response adds only its own Z_g'y_g, X'y and y'y, computed for a block of
 responses in one compiled pass over the rows, and its optimization, which runs
-in C without the GIL (`_core.ManyFitter`): the steps of
+in C without the GIL (`_many_responses.ManyFitter`): the steps of
 `optimize.minimize_deviance` and `optimize.check_optimum` on the same
 `Criterion` and with the same tolerances, so each response gets the optimum
 `MixedLM.fit` finds for it.  Two steps differ: with one variance parameter the
@@ -38,7 +38,7 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr
 
-from . import _core
+from . import _many_responses
 from .exceptions import ConvergenceWarning
 from .optimize import (
     FLAT_TOLERANCE,
@@ -54,7 +54,7 @@ from .optimize import (
 RESEARCH_RADIUS = 0.1
 RESEARCH_RADIUS_ONE = 0.5
 
-# status codes of _core.ManyFitter.fit
+# status codes of _many_responses.ManyFitter.fit
 _STATUS_REASONS = {
     1: "the boundary re-search found a better point",
     2: "the optimum check failed",
@@ -166,13 +166,13 @@ class _Design:
         return self.X.shape[0]
 
     def fitter(self):
-        """The compiled `_core.ManyFitter` of this design (built on first use)."""
+        """The compiled `_many_responses.ManyFitter` of this design (built on first use)."""
         if self._fitter is None:
             X, Z = self.X, self.Z
             if self.weights is not None:
                 root = np.sqrt(self.weights)[:, None]
                 X, Z = np.ascontiguousarray(X * root), np.ascontiguousarray(Z * root)
-            self._fitter = _core.ManyFitter(
+            self._fitter = _many_responses.ManyFitter(
                 X, Z, self.order, self.offsets, self.ztz, self.ztx, self.xtx,
                 self.ztz_s, self.ztx_s, self.xtx_s, self.t, self.x_scale, self.shift,
                 self.reml, self.theta_rows, self.theta_cols, self.lower, self.cov_rows,

@@ -8,12 +8,12 @@ The engine keeps the one-factor core's idea: cross-products are computed
 once from the integer codes, and no evaluation touches the rows.  The terms
 are ordered by number of levels, largest first; the first term's part of
 A = Lambda'Z'Z Lambda + I is block-diagonal and is eliminated level by level
-in compiled code (lmm/_multi.pyx); the other terms, the fixed effects and the
+in compiled code (lmm/_several_factors.pyx); the other terms, the fixed effects and the
 response form a dense matrix whose Cholesky factor gives the rest of the
 criterion (log|S|, log|X'V^-1 X|, rss), the fixed effects and the modes.
 The optimizer takes trust-region Newton steps over the theta of all terms with
 finite-difference derivatives and bounds, in compiled code
-(`_multi.MultiCriterion.minimize`), checked by a derivative-free search
+(`_several_factors.MultiCriterion.minimize`), checked by a derivative-free search
 (COBYQA) when it ends on the boundary.
 
 The optimizer works on conditioned data: fixed-effects columns centred (with an
@@ -35,7 +35,7 @@ import numpy as np
 import pandas as pd
 from scipy import linalg, optimize
 
-from . import _core, _multi, inference, influence
+from . import _core, _several_factors, inference, influence
 from ._threads import blas_threads
 from .covariance import Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
@@ -248,7 +248,7 @@ class MultiTermModel:
             values (npairs, q_b, q_a)), sorted by a then b."""
             ta, tb = self.terms[k_a], self.terms[k_b]
             order, offsets = grouped[k_a]
-            pair_offsets, level_b, values = _multi.pair_sums(
+            pair_offsets, level_b, values = _several_factors.pair_sums(
                 order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
                 zc[k_a], zc[k_b])
             level_a = np.repeat(np.arange(ta.n_levels, dtype=np.intp), np.diff(pair_offsets))
@@ -355,7 +355,7 @@ class MultiTermModel:
                                      for k, t in enumerate(self.terms)])
         qs = np.array([t.q for t in self.terms], dtype=np.intp)
         # the compiled criterion, in the conditioned coordinates
-        self._criterion = _multi.MultiCriterion(
+        self._criterion = _several_factors.MultiCriterion(
             self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col, self.pair_term,
             self.pair_valoff, self.pair_values, self.q_rest, self.max_width,
             np.array([t.n_levels for t in rest], dtype=np.intp), rr["rr_row"], rr["rr_col"],
@@ -439,7 +439,7 @@ class MultiTermModel:
         p, n = self.k_fe, self.nobs
         beta_s, xvx_inv, u_rest, rss = self._criterion.estimates()
         scale = rss / (n - p if reml else n)
-        u1 = _multi.first_term_modes(
+        u1 = _several_factors.first_term_modes(
             lams[0], self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
             self.pair_term, self.pair_valoff, self.pair_values, lam_rest, self.q_rest,
             self.max_width, np.ascontiguousarray(beta_s), np.ascontiguousarray(u_rest),
@@ -517,7 +517,7 @@ class MultiTermModel:
         l_s = chol[:m, :m]
         scale = chol[m + p, m + p] ** 2 / (n - p if reml else n)
         s_inv = linalg.cho_solve((l_s, True), np.eye(m)) if m else np.zeros((0, 0))
-        a_inv1 = _multi.first_term_condvar(
+        a_inv1 = _several_factors.first_term_condvar(
             lams[0], self.ztz1, self.pair_offsets, self.pair_col, self.pair_term,
             self.pair_valoff, self.pair_values, lam_rest, self.q_rest, self.max_width,
             np.ascontiguousarray(s_inv) if m else np.zeros((1, 1)),

@@ -11,7 +11,7 @@ import sys
 
 import numpy as np
 
-from lmm import _core
+from lmm import _core, _many_responses
 
 N, G, Q, P = 12, 3, 2, 2
 
@@ -111,7 +111,7 @@ def _cases():
         X, Z, Y, ORDER, OFFSETS, np.zeros(P + 1), np.zeros(Q), 0.0)
 
     def response(x, z, y, order, offsets):
-        return _core.response_cross_products(x, z, np.ascontiguousarray(
+        return _many_responses.response_cross_products(x, z, np.ascontiguousarray(
             np.column_stack([y, y])), order, offsets)
 
     for name, fn in _row_cases(response).items():
@@ -243,7 +243,7 @@ def _many_args(**changes):
 
 
 def _many(**changes):
-    return _core.ManyFitter(**_many_args(**changes))
+    return _many_responses.ManyFitter(**_many_args(**changes))
 
 
 def _many_fit(y=None, miss_ptr=None, miss_rows=None):

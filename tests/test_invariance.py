@@ -284,7 +284,7 @@ def test_fit_many_units(dietox, reml, s):
 
 @pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
 def test_several_factors_shifts_and_units(reml):
-    """Several grouping factors (tests/test_multi_check.py has the full set): y + 1e6,
+    """Several grouping factors (tests/test_several_factors_check.py has the full set): y + 1e6,
     x + 1.7e9 (exactly representable shifts) and x in other units, on the shipped
     crossed data with a random slope."""
     d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" /

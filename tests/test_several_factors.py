@@ -346,7 +346,7 @@ def test_interaction_grouping_codes_match_the_string_definition():
 
 
 def test_pair_sums_against_numpy():
-    from lmm import _core, _multi
+    from lmm import _core, _several_factors
 
     rng = np.random.default_rng(1)
     for n, na, nb, qa, qb in [(1000, 30, 50, 1, 1), (5000, 7, 400, 2, 1), (300, 100, 20, 1, 2)]:
@@ -354,7 +354,7 @@ def test_pair_sums_against_numpy():
         cb = rng.integers(0, nb, n).astype(np.intp)
         za, zb = rng.normal(size=(n, qa)), rng.normal(size=(n, qb))
         _, offsets, order = _core.group_blocks(ca, na)
-        pair_offsets, level_b, values = _multi.pair_sums(order, offsets, cb, nb, za, zb)
+        pair_offsets, level_b, values = _several_factors.pair_sums(order, offsets, cb, nb, za, zb)
         pairs = sorted(set(zip(ca, cb)))
         np.testing.assert_array_equal(np.repeat(np.arange(na), np.diff(pair_offsets)),
                                       [p[0] for p in pairs])
@@ -364,7 +364,7 @@ def test_pair_sums_against_numpy():
             np.testing.assert_allclose(values[k], zb[rows].T @ za[rows], rtol=1e-12)
     _, offsets, order = _core.group_blocks(np.array([0, 1], dtype=np.intp), 2)
     with pytest.raises(ValueError, match="codes_b"):
-        _multi.pair_sums(order, offsets, np.array([0, -1], dtype=np.intp), 2,
+        _several_factors.pair_sums(order, offsets, np.array([0, -1], dtype=np.intp), 2,
                          np.ones((2, 1)), np.ones((2, 1)))
 
 

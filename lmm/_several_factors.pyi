@@ -1,4 +1,4 @@
-# Type stubs of the several-factor kernels (lmm/_multi.pyx). Shapes: n rows, p fixed
+# Type stubs of the several-factor kernels (lmm/_several_factors.pyx). Shapes: n rows, p fixed
 # effects, n1 levels of the first (largest) term with q1 effects, m effects of the
 # other terms; float64 and intp arrays, C-contiguous.
 import numpy as np
