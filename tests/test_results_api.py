@@ -73,6 +73,12 @@ def test_every_accessor_exists_with_its_type(fits, kind):
     for name in ("llf", "aic", "bic", "REMLcrit"):
         assert isinstance(getattr(res, name), float)
     assert isinstance(res.conf_int(), pd.DataFrame)
+    ci_re = res.conf_int_re()
+    assert isinstance(ci_re, pd.DataFrame) and ci_re.index[-1] == "sigma"
+    assert {"estimate", "lower", "upper", "var_estimate"} <= set(ci_re.columns)
+    assert (ci_re["lower"] <= ci_re["estimate"]).all()
+    assert (ci_re["estimate"] <= ci_re["upper"]).all()
+    assert callable(res.profile_re) and callable(res.plot_profile)
     assert isinstance(res.summary().as_text(), str)
     assert isinstance(res.summary(style="lme4").as_text(), str)
     html = res._repr_html_()
