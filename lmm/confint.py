@@ -415,6 +415,57 @@ def multi_profile_intervals(results, level=0.95, criterion="ML"):
     return pd.DataFrame(rows, index=param.labels, columns=["estimate", "lower", "upper"])
 
 
+def fixed_effect_intervals(ml_results, deviance_at, level=0.95):
+    """lme4's profile intervals of the fixed effects (``confint(method = "profile")``'s
+    fixed-effect rows), for either engine.
+
+    `ml_results` is the ML fit (lme4 refits a REML fit by ML and profiles the ML
+    deviance, centred on the ML estimates); `deviance_at(j, value, start)` is
+    the model's ``fixed_effect_profile_deviance`` (called with `start=`): the ML
+    deviance minimized
+    over every other parameter with fixed effect j held at value, and a warm
+    start for the next call.  Each end is where that deviance exceeds the
+    minimum by the chi-square(1) quantile, found by bracketing outwards in
+    steps of the Wald half-width and root finding; lme4 interpolates a spline
+    through its profile points instead, so the two agree to the spline's
+    accuracy (about 1e-5 relative).
+
+    Returns a DataFrame indexed by the fixed-effect names with columns
+    estimate (the ML estimate), lower, upper.
+    """
+    level = check_level(level)
+    cut = stats.chi2.ppf(level, 1)
+    dev_min = -2.0 * float(ml_results.llf)
+    names = list(ml_results.fe_params.index)
+    beta = np.asarray(ml_results.fe_params, dtype=float)
+    se = np.asarray(ml_results.bse_fe, dtype=float)
+    rows = []
+    for j in range(len(names)):
+        ends = []
+        for direction in (-1.0, 1.0):
+            cache = {"start": None}
+
+            def excess(value, j=j, cache=cache):
+                dev, cache["start"] = deviance_at(j, value, start=cache["start"])
+                return dev - dev_min - cut
+
+            step = np.sqrt(cut) * se[j] if np.isfinite(se[j]) and se[j] > 0 else \
+                max(abs(beta[j]), 1.0)
+            inner, outer = beta[j], beta[j] + direction * step
+            end = np.nan
+            for _ in range(40):
+                if excess(outer) >= 0:
+                    lo, hi = sorted((inner, outer))
+                    end = optimize.brentq(excess, lo, hi, xtol=1e-12 * max(1.0, abs(outer)),
+                                          rtol=1e-12)
+                    break
+                inner, outer = outer, outer + direction * step
+                step *= 1.5
+            ends.append(end)
+        rows.append((beta[j], ends[0], ends[1]))
+    return pd.DataFrame(rows, index=names, columns=["estimate", "lower", "upper"])
+
+
 def conf_int_re(results, intervals, level=0.95, method="profile", criterion="ML"):
     """Profile intervals of a fit, with the variance-scale columns added
     (var_estimate, var_lower, var_upper: squares of the sd rows, NaN for

@@ -251,17 +251,54 @@ class MixedLMResults(MixedModelResults):
         return influence.hat_values_one_factor(self)
 
 
-    def conf_int(self, alpha=0.05, cols=None):
-        """Wald confidence intervals for `params`.
+    def conf_int(self, alpha=0.05, cols=None, method="wald"):
+        """Confidence intervals for `params` at level 1 - alpha.
+
+        Parameters
+        ----------
+        alpha : float
+        cols : list of int, optional
+            The rows of `params` to return.
+        method : {'wald', 'profile'}
+            Wald intervals (statsmodels'), or lme4's profile intervals
+            (``confint(method = "profile")``) for the fixed effects: the ML
+            deviance profiled over every other parameter (a REML fit is refitted
+            by ML first, as lme4 does; the intervals are centred on the ML
+            estimates).  With 'profile' the covariance rows are NaN: statsmodels'
+            covariance parameters are relative to the residual variance, which
+            lme4 does not profile; `conf_int_re()` gives their profile intervals
+            on lme4's sd/correlation scale.
 
         Returns
         -------
         DataFrame with columns 0 (lower) and 1 (upper).
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("dietox", "geepack").data
+        >>> res = lmm.mixedlm("Weight ~ Time", d, groups="Pig").fit()
+        >>> ci = res.conf_int(method="profile")
+        >>> bool(ci.loc["Time", 0] < res.fe_params["Time"] < ci.loc["Time", 1])
+        True
         """
-        q = stats.norm.ppf(1 - alpha / 2)
-        lo = self.params - q * self.bse
-        hi = self.params + q * self.bse
-        out = pd.DataFrame({0: lo, 1: hi})
+        if method == "wald":
+            q = stats.norm.ppf(1 - alpha / 2)
+            out = pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
+        elif method == "profile":
+            from functools import partial
+
+            from .confint import fixed_effect_intervals
+
+            ml = self.model.fit(reml=False, free=self.free) if self.reml else self
+            fe = fixed_effect_intervals(
+                ml, partial(self.model.fixed_effect_profile_deviance, free=self.free),
+                level=1 - alpha)
+            out = pd.DataFrame(np.nan, index=self.params.index, columns=[0, 1])
+            out.loc[fe.index, 0] = fe["lower"].to_numpy()
+            out.loc[fe.index, 1] = fe["upper"].to_numpy()
+        else:
+            raise ValueError(f"method must be 'wald' or 'profile', got {method!r}")
         if cols is not None:
             out = out.iloc[list(cols)]
         return out

@@ -412,6 +412,34 @@ class MultiTermModel:
             return None
         return crit.matrix, crit.logdet1, dev
 
+    def fixed_effect_profile_deviance(self, column, value, free=None, start=None):
+        """The ML deviance (-2 log-likelihood) minimized over every other parameter
+        with fixed effect `column` held at `value` (lme4's profile of a fixed
+        effect: the column moved into the response, the model refitted by ML).
+
+        Returns (deviance, start): `start` (lme4's theta) warm-starts the next
+        call at a nearby value.  `free` is not used (a several-factor model's
+        structure is its terms').
+
+        Examples
+        --------
+        >>> import lmm, pandas as pd
+        >>> d = pd.read_csv("tests/data/penicillin.csv")  # doctest: +SKIP
+        >>> md = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d).model  # doctest: +SKIP
+        >>> md.fixed_effect_profile_deviance(0, 22.97)[0]  # doctest: +SKIP
+        """
+        column = int(column)
+        if not 0 <= column < self.k_fe:
+            raise IndexError(f"column {column} out of range for {self.k_fe} fixed effects")
+        keep = [k for k in range(self.k_fe) if k != column]
+        sub = MultiTermModel(self.endog - float(value) * self.exog[:, column],
+                             self.exog[:, keep], list(self.terms),
+                             [self.exog_names[k] for k in keep], endog_name=self.endog_names)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = sub.fit(reml=False, start=start)
+        return -2.0 * res.llf, res.theta
+
     def deviance_function(self, reml=True):
         """The profiled criterion as a function of lme4's theta (lme4's ``devfun``):
         a `lmm.devfun.DevianceFunction` (derivatives by central differences:
@@ -935,18 +963,40 @@ class MultiTermResults(MixedModelResults):
         return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
                          index=self.fe_params.index)
 
-    def conf_int(self, alpha=0.05):
-        """Wald confidence intervals of the fixed effects at level 1 - alpha.
+    def conf_int(self, alpha=0.05, method="wald"):
+        """Confidence intervals of the fixed effects at level 1 - alpha.
+
+        method 'wald' (default, normal quantiles) or 'profile': lme4's profile
+        intervals (``confint(method = "profile")``'s fixed-effect rows), the ML
+        deviance profiled over every other parameter (a REML fit is refitted by
+        ML first, as lme4 does).  The variance parameters' intervals are
+        `conf_int_re`'s.
 
         Returns
         -------
         DataFrame with columns 0 (lower) and 1 (upper), as statsmodels.
-        """
-        from scipy import stats
 
-        q = stats.norm.ppf(1 - alpha / 2)
-        return pd.DataFrame({0: self.fe_params - q * self.bse_fe,
-                             1: self.fe_params + q * self.bse_fe})
+        Examples
+        --------
+        >>> import lmm, pandas as pd
+        >>> d = pd.read_csv("tests/data/penicillin.csv")  # doctest: +SKIP
+        >>> res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)  # doctest: +SKIP
+        >>> res.conf_int(method="profile")  # doctest: +SKIP
+        """
+        if method == "wald":
+            from scipy import stats
+
+            q = stats.norm.ppf(1 - alpha / 2)
+            return pd.DataFrame({0: self.fe_params - q * self.bse_fe,
+                                 1: self.fe_params + q * self.bse_fe})
+        if method != "profile":
+            raise ValueError(f"method must be 'wald' or 'profile', got {method!r}")
+        from .confint import fixed_effect_intervals
+
+        ml = self.model.fit(reml=False) if self.reml else self
+        fe = fixed_effect_intervals(ml, self.model.fixed_effect_profile_deviance,
+                                    level=1 - alpha)
+        return pd.DataFrame({0: fe["lower"], 1: fe["upper"]})
 
     @cached_property
     def cov_re(self):
