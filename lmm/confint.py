@@ -422,9 +422,8 @@ def fixed_effect_intervals(ml_results, deviance_at, level=0.95):
     `ml_results` is the ML fit (lme4 refits a REML fit by ML and profiles the ML
     deviance, centred on the ML estimates); `deviance_at(j, value, start)` is
     the model's ``fixed_effect_profile_deviance`` (called with `start=`): the ML
-    deviance minimized
-    over every other parameter with fixed effect j held at value, and a warm
-    start for the next call.  Each end is where that deviance exceeds the
+    deviance minimized over every other parameter with fixed effect j held at
+    value, and a warm start for the next call.  Each end is where that deviance exceeds the
     minimum by the chi-square(1) quantile, found by bracketing outwards in
     steps of the Wald half-width and root finding; lme4 interpolates a spline
     through its profile points instead, so the two agree to the spline's
