@@ -26,6 +26,8 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from . import anova_contrasts
+
 DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", None)
 
 
@@ -341,12 +343,13 @@ class FixedEffectTests:
         ----------
         ddf : {'satterthwaite', 'kenward-roger', 'residual', None}
         type : {3, 2, 1}
-            Type III (lmerTest's default) or type II hypotheses: without interaction
-            terms both are the joint test of each term's coefficients, which is what
-            is computed; models with interactions (whose type II and III contrasts
-            lmerTest builds from the design's coding) raise NotImplementedError for
-            now.  Type I: lmerTest's sequential tests, the terms in the formula's
-            order (by degree, as R orders them).
+            lmerTest's type III (the default: SAS's type III hypotheses, the same
+            whatever the coding of the factors), type II (each term adjusted for every
+            term that does not contain it) or type I (sequential, the terms in the
+            formula's order by degree, as R orders them); see
+            `lmm.anova_contrasts`.  Without interactions types II and III are the
+            joint test of each term's coefficients.  Type III needs a hierarchical
+            formula once terms contain others (NotImplementedError otherwise).
 
         Returns
         -------
@@ -365,21 +368,17 @@ class FixedEffectTests:
             raise ValueError(f"type must be 1, 2 or 3, got {type!r}")
         slices = self._fe_term_slices()
         beta = self._fe_estimates()
+        p = len(beta)
         if type in (1, "I"):
             contrasts = self._type1_contrasts(slices)
         else:
-            terms = [(name, sl) for name, sl in slices.items() if name != "Intercept"]
-            if any(":" in name for name, _ in terms):
-                raise NotImplementedError(
-                    "type II and III tests of models with interaction terms are not "
-                    "supported yet (their contrasts depend on the coding of the design)")
-            contrasts = []
-            for name, sl in terms:
-                cols = range(*sl.indices(len(beta)))
-                L = np.zeros((len(cols), len(beta)))
-                for r, c in enumerate(cols):
-                    L[r, c] = 1.0
-                contrasts.append((name, L))
+            terms = anova_contrasts.model_terms(self.model.design_info)
+            if type in (2, "II"):
+                x = np.asarray(self.model.exog, dtype=float)
+                contrasts = anova_contrasts.type2_contrasts(x.T @ x, terms, p)
+            else:
+                contrasts = anova_contrasts.type3_contrasts(self.model.design_info,
+                                                            terms, p)
         rows = []
         for _name, L in contrasts:
             if ddf == "kenward-roger":
@@ -411,18 +410,6 @@ class FixedEffectTests:
         if sorted(order) != sorted(slices):
             raise NotImplementedError("type I tests: the design's terms could not be "
                                       "matched with the formula's")
-        p = len(self._fe_estimates())
-        perm = np.concatenate([np.arange(p)[slices[name]] for name in order])
-        x = np.asarray(m.exog, dtype=float)[:, perm]
-        chol = np.linalg.cholesky(x.T @ x)
-        lt = (chol / np.diag(chol)).T            # L' (unit upper triangular)
-        lt[np.abs(lt) < 1e-6] = 0.0
-        contrasts, start = [], 0
-        for name in order:
-            width = len(np.arange(p)[slices[name]])
-            if name != "Intercept":
-                L = np.zeros((width, p))
-                L[:, perm] = lt[start:start + width]
-                contrasts.append((name, L))
-            start += width
-        return contrasts
+        x = np.asarray(m.exog, dtype=float)
+        return anova_contrasts.type1_contrasts(
+            x.T @ x, [(name, slices[name]) for name in order], x.shape[1])

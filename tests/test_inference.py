@@ -150,18 +150,7 @@ def test_anova_matches_lmertest(case):
     np.testing.assert_allclose(tab["p_value"], ref["p_value"], rtol=1e-3, atol=1e-300)
 
 
-def test_anova_refuses_what_it_does_not_compute():
-    d = lmm.datasets.get_rdataset("dietox", "geepack").data
-    res = lmm.lmer("Weight ~ Time * Evit + (1 | Pig)", d)
-    with pytest.raises(NotImplementedError, match="interaction"):
-        res.anova()
-    with pytest.raises(ValueError, match="type"):
-        res.anova(type=4)
-    n = len(d)
-    x = np.column_stack([np.ones(n), d["Time"].to_numpy(float)])
-    arr = lmm.MixedLM(d["Weight"].to_numpy(), x, d["Pig"].to_numpy()).fit()
-    with pytest.raises(ValueError, match="formula"):
-        arr.anova()
+# (type II/III tables with interactions, and what anova refuses: tests/test_anova.py)
 
 
 def test_kenward_roger_through_the_results_methods():
