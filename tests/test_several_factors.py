@@ -498,3 +498,24 @@ def test_no_fixed_effects_matches_lme4():
     zero = data.assign(z=0.0)
     with pytest.raises(ValueError, match=r"rank deficient: columns \['z'\] are all zero"):
         lmm.lmer("diameter ~ z + (1 | plate) + (1 | sample)", zero)
+
+
+FIXEF_CONFINT = json.loads((DATA / "lme4_multi_fixef_confint.json").read_text())
+
+
+@pytest.mark.parametrize("case", sorted(k for k in FIXEF_CONFINT if k != "versions"))
+@pytest.mark.parametrize("level", [0.95, 0.90])
+def test_fixed_effect_profile_intervals_match_lme4(case, level):
+    """conf_int(method='profile') of crossed and nested fits: lme4's confint(parm =
+    "beta_", method = "profile") (tests/data/lme4_multi_fixef_confint.R; lme4 refits by
+    ML and interpolates its profile by splines)."""
+    ref = FIXEF_CONFINT[case]
+    data = pd.read_csv(DATA / f"{ref['data']}.csv", dtype={f: str for f in ref["factors"]})
+    res = lmm.lmer(ref["formula"], data)
+    assert res.model.fit(reml=False).llf == pytest.approx(ref["ml_loglik"], abs=1e-6)
+    rows = ref[f"confint_{round(100 * level)}"]
+    names, lower, upper = (np.atleast_1d(rows[k]) for k in ("names", "lower", "upper"))
+    ci = res.conf_int(alpha=1 - level, method="profile")
+    ours = [n.replace("(Intercept)", "Intercept") for n in names]
+    np.testing.assert_allclose(ci.loc[ours].iloc[:, 0], lower, rtol=1e-5)
+    np.testing.assert_allclose(ci.loc[ours].iloc[:, 1], upper, rtol=1e-5)
