@@ -49,6 +49,7 @@ class MultiCriterion:
         xtx: NDArray[np.float64], xty: NDArray[np.float64], yty: float,
         theta_term: NDArray[np.intp], theta_row: NDArray[np.intp],
         theta_col: NDArray[np.intp], qs: NDArray[np.intp], nobs: int, log_x_scale: float,
+        log_weights: float = ...,
     ) -> None: ...
     def deviance(self, theta: NDArray[np.float64], reml: bool = ...) -> float: ...
     def estimates(

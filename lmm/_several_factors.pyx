@@ -531,6 +531,9 @@ cdef class MultiCriterion:
     nobs : number of rows
     log_x_scale : sum of the logs of the fixed-effects column scales (the REML
         criterion is reported for the user's columns)
+    log_weights : sum of the logs of the prior weights (0 without): the products
+        are those of rows scaled by sqrt(w), whose criterion is the weighted
+        model's plus this sum
 
     The Python layer (lmm.several_factors) builds and checks every array: offsets and
     indices within bounds, blocks inside M.
@@ -561,7 +564,7 @@ cdef class MultiCriterion:
     cdef const double[::1] zry
     cdef const double[:, ::1] xtx
     cdef const double[::1] xty
-    cdef double yty, log_x_scale
+    cdef double yty, log_x_scale, log_weights
     cdef const intp_t[::1] theta_term
     cdef const intp_t[::1] theta_row
     cdef const intp_t[::1] theta_col
@@ -578,7 +581,8 @@ cdef class MultiCriterion:
     def __init__(self, ztz1, ztx1, zty1, pair_offsets, pair_col, pair_term, pair_valoff,
                  pair_values, q_rest, Py_ssize_t max_width, rest_levels, rr_row, rr_col,
                  rr_tr, rr_tc, rr_valoff, rr_values, zrx, zry, xtx, xty, double yty,
-                 theta_term, theta_row, theta_col, qs, Py_ssize_t nobs, double log_x_scale):
+                 theta_term, theta_row, theta_col, qs, Py_ssize_t nobs, double log_x_scale,
+                 double log_weights=0.0):
         self.ztz1, self.ztx1, self.zty1 = ztz1, ztx1, zty1
         self.pair_offsets, self.pair_col, self.pair_term = pair_offsets, pair_col, pair_term
         self.pair_valoff, self.pair_values, self.q_rest = pair_valoff, pair_values, q_rest
@@ -589,6 +593,7 @@ cdef class MultiCriterion:
         self.theta_term, self.theta_row, self.theta_col = theta_term, theta_row, theta_col
         self.qs = qs
         self.nobs, self.log_x_scale = nobs, log_x_scale
+        self.log_weights = log_weights
         self.n1, self.q1 = self.ztz1.shape[0], <int>self.ztz1.shape[1]
         self.p = self.ztx1.shape[2]
         self.m = self.zrx.shape[0]
@@ -715,7 +720,7 @@ cdef class MultiCriterion:
             for i in range(p):
                 logdet_x += log(self.M[m + i, m + i])
             dev += 2.0 * logdet_x - 2.0 * self.log_x_scale
-        return dev
+        return dev - self.log_weights
 
     def _check(self, theta):
         th = np.ascontiguousarray(theta, dtype=np.float64)

@@ -43,8 +43,8 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
         formulas see only the data's columns and lmm's formula functions.
     weights : str or array_like, optional
         Prior weights (lme4's ``weights=``): a column name of `data` or an
-        array of its length; row i has residual variance sigma^2 / w_i.
-        One grouping factor only (several: NotImplementedError).
+        array of its length; row i has residual variance sigma^2 / w_i (one or
+        several grouping factors).
     offset : str or array_like, optional
         lme4's ``offset=``: a known term added to the linear predictor.
     **fit_kwargs : passed to `MixedLM.fit` (one grouping factor) or

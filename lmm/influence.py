@@ -74,10 +74,12 @@ def hat_values_one_factor(results):
     return h_z + h_x
 
 
-def hat_values_dense(x, z_blocks, covs, scale):
+def hat_values_dense(x, z_blocks, covs, scale, weights=None):
     """Diagonal of the hat matrix from dense pieces: x (n, p); z_blocks a list of
-    (z (n, q_k), codes (n,), n_levels); covs the terms' cov_re (q_k, q_k)."""
+    (z (n, q_k), codes (n,), n_levels); covs the terms' cov_re (q_k, q_k); prior
+    weights, if any (the rows of X and Z scaled by sqrt(w), as lme4 does)."""
     n = x.shape[0]
+    root = None if weights is None else np.sqrt(np.asarray(weights, dtype=float))
     total = sum(z.shape[1] * levels for z, _, levels in z_blocks)
     if total > MAX_DENSE_EFFECTS:
         raise NotImplementedError(
@@ -86,12 +88,15 @@ def hat_values_dense(x, z_blocks, covs, scale):
     cols = []
     for (z, codes, levels), cov in zip(z_blocks, covs):
         zl = z @ _factor(np.asarray(cov, dtype=float) / scale)
+        if root is not None:
+            zl = zl * root[:, None]
         q = z.shape[1]
         block = np.zeros((n, levels * q))
         for j in range(q):
             block[np.arange(n), codes * q + j] = zl[:, j]
         cols.append(block)
-    a = np.hstack(cols + [_centred_design(x)])
+    xc = _centred_design(x)
+    a = np.hstack(cols + [xc if root is None else xc * root[:, None]])
     s = a.T @ a
     s[np.arange(total), np.arange(total)] += 1.0
     w = np.linalg.solve(s, a.T)

@@ -127,8 +127,8 @@ def _cross_products(vinv, terms):
 def _one_factor_pieces(results):
     """_Pieces of a one-factor fit, V block by block (groups of one size batched)."""
     model = results.model
-    x = np.asarray(model.exog, dtype=float)
-    z = np.asarray(model.exog_re, dtype=float)
+    x, z = _root_weighted(model, np.asarray(model.exog, dtype=float),
+                          np.asarray(model.exog_re, dtype=float))
     cov = np.asarray(results.cov_re, dtype=float)
     scale = float(results.scale)
     offsets = np.asarray(model.group_offsets)
@@ -155,6 +155,18 @@ def _one_factor_pieces(results):
     return pieces
 
 
+def _root_weighted(model, *arrays):
+    """The arrays' rows scaled by sqrt(w) under prior weights: V = Z G Z' + s2 W^-1 is
+    then Z* G Z*' + s2 I, and every quantity Kenward-Roger forms (X'V^-1X, the P_i,
+    Q_ij, the traces) is unchanged by the congruence.  (pbkrtest ignores prior
+    weights: its residual covariance is s2 I whatever the fit's weights.)"""
+    weights = getattr(model, "weights", None)
+    if weights is None:
+        return arrays
+    root = np.sqrt(np.asarray(weights, dtype=float))[:, None]
+    return tuple(a * root for a in arrays)
+
+
 def _term_design(term):
     """The n x (levels * q) design of a term, level by level."""
     n, q = term.z.shape
@@ -172,11 +184,11 @@ def _several_factor_pieces(results):
         raise NotImplementedError(
             f"Kenward-Roger with several grouping factors forms the dense n x n covariance "
             f"of y; this model has {n} rows, more than the {MAX_DENSE_ROWS} allowed")
-    x = np.asarray(model.exog, dtype=float)
+    (x,) = _root_weighted(model, np.asarray(model.exog, dtype=float))
     v = float(results.scale) * np.eye(n)
     terms = []
     for term in model.terms:
-        u = _term_design(term)
+        (u,) = _root_weighted(model, _term_design(term))
         cov = np.asarray(results.cov_re[term.group], dtype=float)
         big = np.kron(np.eye(term.n_levels), cov)
         v += u @ big @ u.T

@@ -22,6 +22,7 @@ from .formula import design as formula_design
 from .formula.lme4 import parse as parse_lmer
 from .optimize import minimize_deviance
 from .params import MixedLMParams
+from .prior_weights import row_vector, rows_to_drop
 from .results import MixedLMResults
 from .several_factors import MultiTermModel
 from .statistics import GroupedStatistics
@@ -168,58 +169,6 @@ def _coded_products(y, x, z, groups, weights=None):
     return codes, labels, _core.model_products(x, z, y, codes, len(labels), weights)
 
 
-def _row_vector(values, name, n):
-    """Prior weights or an offset as a float64 (n,) array (a copy), with errors
-    naming `name` for a wrong length or type; NaN is kept (missing values)."""
-    if isinstance(values, pd.DataFrame):
-        if values.shape[1] != 1:
-            raise ValueError(f"{name} must be a single column, got {values.shape[1]}")
-        values = values.iloc[:, 0]
-    if isinstance(values, pd.Series) and not pd.api.types.is_numeric_dtype(values):
-        raise TypeError(f"{name} must be numeric, got dtype {values.dtype}")
-    arr = values.to_numpy(dtype=float, na_value=np.nan) if isinstance(values, pd.Series) \
-        else np.asarray(values)
-    if arr.dtype.kind not in "biuf":
-        raise TypeError(f"{name} must be numeric, got dtype {arr.dtype}")
-    arr = np.array(arr, dtype=float).reshape(-1) if arr.ndim == 2 and 1 in arr.shape \
-        else np.array(arr, dtype=float)
-    if arr.ndim != 1 or len(arr) != n:
-        raise ValueError(f"{name} must have one value per row of the data ({n}), got "
-                         f"shape {np.shape(values)}")
-    return arr
-
-
-def _check_weights_offset(weights, offset, missing):
-    """The rows to drop for `weights` and `offset` (a mask, or None), after
-    checking their values: negative or infinite weights and infinite offsets
-    are errors naming the argument; NaN is an error unless missing='drop'
-    (then the row is dropped); a zero weight drops its row (it contributes
-    nothing to the likelihood)."""
-    drop = None
-    for name, arr in (("weights", weights), ("offset", offset)):
-        if arr is None:
-            continue
-        if np.isinf(arr).any():
-            raise ValueError(f"{name} has infinite values (rows "
-                             f"{np.flatnonzero(np.isinf(arr))[:5].tolist()}...)")
-        nan = np.isnan(arr)
-        if nan.any():
-            if missing != "drop":
-                raise ValueError(f"missing values (NaN) in {name}; pass missing='drop' to "
-                                 "drop those rows")
-            drop = nan if drop is None else drop | nan
-        if name == "weights":
-            negative = arr < 0
-            if negative.any():
-                raise ValueError(
-                    f"weights must be positive (or zero, which drops the row); rows "
-                    f"{np.flatnonzero(negative)[:5].tolist()} have negative weights")
-            zero = arr == 0
-            if zero.any():
-                drop = zero if drop is None else drop | zero
-    return drop
-
-
 def _identity(k):
     """np.eye(k), without its Python-level wrapper."""
     out = np.zeros((k, k))
@@ -337,9 +286,9 @@ class MixedLM:
                         "same length"
                     )
         if weights is not None:
-            weights = _row_vector(weights, "weights", n)
+            weights = row_vector(weights, "weights", n)
         if offset is not None:
-            offset = _row_vector(offset, "offset", n)
+            offset = row_vector(offset, "offset", n)
         self._setup(y, x, z, groups_arr, re_names, row_labels, missing,
                     weights, offset)
 
@@ -396,7 +345,7 @@ class MixedLM:
         n = len(y)
         y_fit = y
         if weights is not None or offset is not None:
-            drop = _check_weights_offset(weights, offset, missing)
+            drop = rows_to_drop(weights, offset, missing)
             if drop is not None:
                 keep = ~drop
                 y, x, z, groups_arr = y[keep], x[keep], z[keep], groups_arr[keep]
@@ -620,12 +569,14 @@ class MixedLM:
                 check_keywords("mixedlm", {name: kwargs[name]})
         if vc_formula:
             for name in ("weights", "offset"):
-                if kwargs.get(name) is not None:
-                    raise NotImplementedError(
-                        f"mixedlm({name}=...) with vc_formula: the several-factor engine "
-                        "(lmm.several_factors) has no prior weights or offsets yet; they are "
-                        "supported for one grouping factor without variance components")
-
+                values = kwargs.pop(name, None)
+                if values is not None:
+                    # (resolved on all the rows: `subset` applies to them as to the data)
+                    values = formula_design.row_values(values, data, name)
+                    if subset is not None:
+                        values = values.loc[subset]
+                    kwargs.setdefault("prior", {})[name] = values.to_numpy()
+            prior = kwargs.pop("prior", {})
             if subset is not None:
                 data = data.loc[subset]
             extra = {"eval_env": kwargs.pop("eval_env")} if "eval_env" in kwargs else {}
@@ -633,7 +584,7 @@ class MixedLM:
                 check_keywords("mixedlm", kwargs)
             return formula_design.multi_from_vc_formula(
                 MultiTermModel, formula, data, groups, re_formula, vc_formula, missing=missing,
-                **extra)
+                **extra, **prior)
         if use_sparse:
             warn_ignored("use_sparse", "from_formula")
         if args:

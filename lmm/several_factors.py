@@ -27,6 +27,7 @@ once, and a point that still fails is reported (converged=False and a
 ConvergenceWarning).
 """
 
+import dataclasses
 import math
 import warnings
 from functools import cached_property
@@ -49,6 +50,7 @@ from .optimize import (
     judge_optimum,
     theta_labels,
 )
+from .prior_weights import row_vector, rows_to_drop
 
 # dense Schur complements above this order would need a sparse Cholesky
 MAX_DENSE_ORDER = 6000
@@ -86,12 +88,35 @@ class MultiTermModel:
         The parsed lme4 formula (lme4-style results and predictions use it).
     design_info : the fixed effects' formula design (to predict on new data)
     vc_names : names of statsmodels' variance components, when built from them
+    weights : (n,) array_like, optional
+        Prior weights: row i has residual variance scale / weights[i] (lme4's
+        meaning; the log-likelihood includes sum(log(weights)) / 2).  Zero drops
+        the row; negative, NaN or infinite weights are errors.
+    offset : (n,) array_like, optional
+        A known term of the linear predictor (the model is fitted to
+        endog - offset; fitted values include it).
     """
 
     def __init__(self, endog, exog, terms, exog_names, endog_name="y", formula=None,
-                 row_labels=None, lmer_formula=None, design_info=None, vc_names=None):
-        self.endog = np.ascontiguousarray(endog, dtype=float)
-        self.exog = np.ascontiguousarray(exog, dtype=float)
+                 row_labels=None, lmer_formula=None, design_info=None, vc_names=None,
+                 weights=None, offset=None):
+        endog = np.ascontiguousarray(endog, dtype=float)
+        exog = np.ascontiguousarray(exog, dtype=float)
+        n = len(endog)
+        weights = None if weights is None else row_vector(weights, "weights", n)
+        offset = None if offset is None else row_vector(offset, "offset", n)
+        drop = rows_to_drop(weights, offset, "none")
+        if drop is not None:        # zero weights: rows with no part in the likelihood
+            keep = ~drop
+            endog, exog = endog[keep], np.ascontiguousarray(exog[keep])
+            weights = weights[keep]
+            offset = None if offset is None else offset[keep]
+            row_labels = (pd.RangeIndex(n) if row_labels is None else row_labels)[keep]
+            terms = [dataclasses.replace(t, codes=np.asarray(t.codes)[keep],
+                                         z=np.asarray(t.z)[keep]) for t in terms]
+        self.weights, self.offset = weights, offset
+        self.endog = endog
+        self.exog = exog
         self.exog_names = list(exog_names)
         self.endog_names = endog_name
         self.formula = formula
@@ -154,21 +179,28 @@ class MultiTermModel:
         do not cancel: a covariate given as a Unix timestamp, or a response
         shifted by 1e9, loses no digits.
         """
-        x, y = self.exog, self.endog
+        x = self.exog
+        y = self.endog if self.offset is None else self.endog - self.offset
         n, p = x.shape
+        # prior weights enter as rows scaled by sqrt(w) (V = Z G Z' + scale W^-1 becomes
+        # Z* G Z*' + scale I); the means, the scales and the least squares are weighted
+        w = self.weights
+        root = None if w is None else np.sqrt(w)
+        w_total = float(n) if w is None else float(w.sum())
         ones = np.flatnonzero(np.all(x == 1.0, axis=0)) if n else np.zeros(0, dtype=int)
         self._x_intercept = int(ones[0]) if ones.size else None
         self._x_mean = np.zeros(p)
         self._y_shift = 0.0
         xc = x
         if self._x_intercept is not None:
-            self._x_mean = x.mean(axis=0)
+            self._x_mean = x.mean(axis=0) if w is None else w @ x / w_total
             self._x_mean[self._x_intercept] = 0.0
             xc = x - self._x_mean
-            self._y_shift = float(y.mean())
-        xtx_diag = np.einsum("ij,ij->j", xc, xc)
-        self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / n, 1.0))
-        xs = xc * self.x_scale
+            self._y_shift = float(y.mean() if w is None else w @ y / w_total)
+        xw = xc if root is None else xc * root[:, None]
+        xtx_diag = np.einsum("ij,ij->j", xw, xw)
+        self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / w_total, 1.0))
+        xs = xw * self.x_scale
         gram = xs.T @ xs
         zero = np.flatnonzero(np.diag(gram) == 0)
         if zero.size:
@@ -179,12 +211,14 @@ class MultiTermModel:
                              f"{[self.exog_names[i] for i in zero]} {what}")
         if p > 1:       # one nonzero column is full rank
             norm = np.sqrt(np.diag(gram))
-            w, v = np.linalg.eigh(gram / np.outer(norm, norm))
-            if w[0] < 1e-10 * w[-1]:
+            ev, v = np.linalg.eigh(gram / np.outer(norm, norm))
+            if ev[0] < 1e-10 * ev[-1]:
                 dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
                 raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
         # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
         yc = y - self._y_shift
+        if root is not None:
+            yc = yc * root
         self.beta_ols = np.linalg.solve(gram, xs.T @ yc) if p else np.zeros(0)
         self._xs, self._yr = xs, yc - xs @ self.beta_ols
 
@@ -205,9 +239,10 @@ class MultiTermModel:
             intercept = np.all(z == 1.0, axis=0)
             reparam = Reparametrization(t.structure, col_mean, col_sd, col_rms, intercept)
             self._reparams.append(reparam)
-            self._z_conditioned.append(
-                z if np.array_equal(reparam.t, np.eye(t.q)) else
-                np.ascontiguousarray(z @ reparam.t))
+            zt = z if np.array_equal(reparam.t, np.eye(t.q)) else z @ reparam.t
+            if self.weights is not None:
+                zt = zt * np.sqrt(self.weights)[:, None]
+            self._z_conditioned.append(np.ascontiguousarray(zt))
 
     def _to_conditioned(self, theta):
         """The optimizer's theta for the user's (lme4's) theta."""
@@ -365,6 +400,7 @@ class MultiTermModel:
             np.concatenate([t.structure.theta_rows for t in self.terms]).astype(np.intp),
             np.concatenate([t.structure.theta_cols for t in self.terms]).astype(np.intp),
             qs, self.nobs, float(np.sum(np.log(self.x_scale))),
+            0.0 if self.weights is None else float(np.sum(np.log(self.weights))),
         )
         self.criterion = UserCriterion(self)
 
@@ -432,9 +468,11 @@ class MultiTermModel:
         if not 0 <= column < self.k_fe:
             raise IndexError(f"column {column} out of range for {self.k_fe} fixed effects")
         keep = [k for k in range(self.k_fe) if k != column]
-        sub = MultiTermModel(self.endog - float(value) * self.exog[:, column],
-                             self.exog[:, keep], list(self.terms),
-                             [self.exog_names[k] for k in keep], endog_name=self.endog_names)
+        held = float(value) * self.exog[:, column]
+        sub = MultiTermModel(self.endog, self.exog[:, keep], list(self.terms),
+                             [self.exog_names[k] for k in keep], endog_name=self.endog_names,
+                             weights=self.weights,
+                             offset=held if self.offset is None else self.offset + held)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = sub.fit(reml=False, start=start)
@@ -889,7 +927,8 @@ class MultiTermResults(MixedModelResults):
     def _hat_values(self):
         m = self.model
         blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]
-        return influence.hat_values_dense(m.exog, blocks, self.solution["cov_re"], self.scale)
+        return influence.hat_values_dense(m.exog, blocks, self.solution["cov_re"], self.scale,
+                                          m.weights)
 
 
     @cached_property
@@ -1124,7 +1163,7 @@ class MultiTermResults(MixedModelResults):
         return np.array([self.cov_re[name].iloc[0, 0] for name in names])
 
     def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
-                newdata=None, include_re=None):
+                newdata=None, include_re=None, offset=None):
         """Predictions, with or without the random effects (lme4's ``predict``).
 
         Parameters
@@ -1146,6 +1185,9 @@ class MultiTermResults(MixedModelResults):
         include_re : bool, optional
             The earlier spelling: True is ``re_form=None`` with new levels allowed,
             False ``re_form="~0"``.
+        offset : array_like, optional
+            The new rows' offset, for a model fitted with one (required then with new
+            data; the model's own offset is used for its own rows).
 
         Returns
         -------
@@ -1178,6 +1220,8 @@ class MultiTermResults(MixedModelResults):
         if exog is None:
             x, index = m.exog, m.row_labels
             out = x @ fe
+            if m.offset is not None:
+                out = out + m.offset
             for k in chosen:
                 term, modes = m.terms[k], self.solution["modes"][k]
                 out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
@@ -1210,6 +1254,16 @@ class MultiTermResults(MixedModelResults):
                                      "(pass allow_new_levels=True to give it zero random "
                                      "effects)")
                 out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
+        if exog is not None:
+            if offset is not None:
+                offset = np.asarray(offset, dtype=float)
+                if offset.shape != out.shape:
+                    raise ValueError(f"offset must have one value per row of the new data "
+                                     f"({len(out)}), got shape {offset.shape}")
+                out = out + offset
+            elif m.offset is not None:
+                raise ValueError("the model was fitted with an offset: pass the new rows' "
+                                 "offset= to predict")
         if se_fit:
             se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self.solution["vcov_fe"], x), 0, None))
             return pd.DataFrame({"fit": out, "se_fit": se}, index=index)

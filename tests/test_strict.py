@@ -3,6 +3,7 @@ edited afterwards, strings where numbers are expected."""
 
 import warnings
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -42,18 +43,20 @@ def test_lme4_keywords_not_built_yet_say_so(dietox, name):
 
 
 @pytest.mark.parametrize("name", ["weights", "offset"])
-def test_weights_and_offset_of_several_factors_say_not_yet(dietox, name):
-    """One grouping factor takes weights and offsets (tests/test_weights.py);
-    the several-factor engine says it does not have them yet."""
-    d = dietox.assign(Litter=dietox["Litter"] % 4)
-    value = np.ones(len(dietox))
-    with pytest.raises(NotImplementedError, match=f"{name}.*several"):
-        lmm.lmer("Weight ~ Time + (1 | Pig) + (1 | Litter)", d, **{name: value})
-    with pytest.raises(NotImplementedError, match=f"{name}.*several-factor"):
-        lmm.mixedlm("Weight ~ Time", d, groups="Pig", vc_formula={"L": "0 + C(Litter)"},
-                    **{name: value})
-    res = lmm.lmer("Weight ~ Time + (1 | Pig)", dietox, **{name: value})
-    assert np.isfinite(res.llf)
+def test_weights_and_offset_reach_the_several_factor_engine(dietox, name):
+    """weights= and offset= are taken by every entry point (issue 19): lmer and mixedlm
+    with variance components build the same weighted model; never swallowed."""
+    import pandas as pd
+
+    d = pd.read_csv(Path(__file__).parent / "data" / "pastes.csv")
+    value = 1.0 + (np.arange(len(d)) % 3)
+    a = lmm.lmer("strength ~ 1 + (1 | batch) + (1 | batch:cask)", d, **{name: value})
+    b = lmm.mixedlm("strength ~ 1", d, groups="batch", re_formula="1",
+                    vc_formula={"cask": "0 + C(cask)"}, **{name: value}).fit()
+    plain = lmm.lmer("strength ~ 1 + (1 | batch) + (1 | batch:cask)", d)
+    assert b.llf == pytest.approx(a.llf, abs=1e-7)
+    assert abs(a.llf - plain.llf) > 1.0
+    np.testing.assert_allclose(getattr(a.model, name), value)
 
 
 def test_several_factor_fit_rejects_unknown_keywords(dietox):

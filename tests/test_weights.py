@@ -337,8 +337,7 @@ def test_offset_terms_in_formulas_are_offsets(sleep):
         np.testing.assert_allclose(res.model.offset, sleep["o"], rtol=1e-12)
     with pytest.raises(ValueError, match="subtracts an offset"):
         lmm.lmer("Reaction ~ Days - offset(o) + (1 | Subject)", sleep)
-    with pytest.raises(NotImplementedError, match="several"):
-        lmm.lmer("Reaction ~ Days + offset(o) + (1 | Subject) + (1 | Days)", sleep)
+    # (several grouping factors: tests/test_several_factors_weights.py)
 
 
 def test_missing_offset_term_values_drop_with_missing_drop(sleep):
@@ -436,3 +435,20 @@ def test_fit_many_with_per_response_weights_matches_one_fit_per_response(sleep):
         assert row["Days"] == pytest.approx(ref.fe_params["Days"], rel=1e-10)
         assert row["Intercept_se"] == pytest.approx(ref.bse_fe.iloc[0], rel=1e-8)
         assert res.results(name).llf == pytest.approx(ref.llf, abs=1e-8)
+
+
+def test_kenward_roger_of_a_weighted_fit_is_that_of_the_rows_scaled_by_root_w(sleep):
+    """V = Z G Z' + s2 W^-1 is W^-1/2 (Z* G Z*' + s2 I) W^-1/2 with Z* = W^1/2 Z:
+    Kenward-Roger's adjusted covariance and df of the weighted fit are those of the
+    unweighted model of the scaled rows (whose random effects are slopes on sqrt(w)).
+    (pbkrtest itself ignores prior weights.)"""
+    res = lmm.lmer("Reaction ~ Days + (Days | Subject)", sleep, weights="w")
+    root = np.sqrt(sleep["w"].to_numpy(float))[:, None]
+    x = np.column_stack([np.ones(len(sleep)), sleep["Days"]]) * root
+    scaled = lmm.MixedLM(sleep["Reaction"].to_numpy() * root[:, 0], x,
+                         sleep["Subject"].to_numpy(), exog_re=x).fit()
+    assert scaled.llf + 0.5 * np.log(sleep["w"]).sum() == pytest.approx(res.llf, abs=1e-8)
+    got = res.coef_table(ddf="kenward-roger")
+    want = scaled.coef_table(ddf="kenward-roger")
+    np.testing.assert_allclose(got[["std_error", "df"]].to_numpy(),
+                               want[["std_error", "df"]].to_numpy(), rtol=1e-6)

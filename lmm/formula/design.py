@@ -18,6 +18,7 @@ import pandas as pd
 import patsy
 
 from ..covariance import default_structure
+from ..prior_weights import row_vector, rows_to_drop
 from ..terms import Term
 from . import fast, safe
 
@@ -600,15 +601,7 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
     `group_names` renames grouping factors in the model (statsmodels' variance
     components' names); `vc_names` is passed to the model.
     """
-    if _offset_terms(parsed.fixed_formula)[1]:
-        kwargs = dict(kwargs, offset="offset(...) term")
-    for name in ("weights", "offset"):
-        if kwargs.get(name) is not None:
-            raise NotImplementedError(
-                f"{name}= is supported for models with one grouping factor only; "
-                f"{formula!r} has several (crossed or nested): the several-factor "
-                "engine has no prior weights or offsets yet")
-        kwargs.pop(name, None)
+    weights, offset = kwargs.pop("weights", None), kwargs.pop("offset", None)
     if kwargs:
         raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
     group_names = group_names or {}
@@ -625,9 +618,20 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
         if c not in frame.columns:
             raise ValueError(f"column {c!r} is not in the data")
     env = safe.environment(eval_env)
+    fixed_rhs = parsed.fixed
+    if "offset" in parsed.fixed_formula:
+        # (lme4: offset(x) terms and offset= add up)
+        stripped, offset_exprs = _offset_terms(parsed.fixed_formula)
+        if offset_exprs:
+            fixed_rhs = stripped.split("~", 1)[1].strip()
+            terms_offset = _offset_values(offset_exprs, frame, eval_env)
+            offset = terms_offset if offset is None else terms_offset + offset
+    n_rows = len(frame)
+    weights = None if weights is None else row_vector(weights, "weights", n_rows)
+    offset = None if offset is None else row_vector(offset, "offset", n_rows)
     # rows with a missing value in any variable the model uses: from the columns
     # themselves when every right-hand side takes the fast path, else from patsy
-    rhs = [parsed.fixed] + [t.expr for t in parsed.terms]
+    rhs = [fixed_rhs] + [t.expr for t in parsed.terms]
     plans = [fast.plan(r, frame) for r in rhs]
 
     def column_missing(c):
@@ -647,11 +651,13 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
         for m in col_missing.values():
             bad |= m
     else:
-        formulas = [parsed.fixed_formula] + ["~" + t.expr for t in parsed.terms]
+        formulas = [f"{parsed.response} ~ {fixed_rhs}"] + ["~" + t.expr for t in parsed.terms]
         col_missing = group_missing
         bad = _missing_rows(frame, formulas, env)
         for m in group_missing.values():
             bad |= m
+    # (zero weights, and NaN weights or offsets under missing='drop': rows dropped too)
+    weight_drop = rows_to_drop(weights, offset, missing)
     if bad.any():
         if missing != "drop":
             cols = [c for c, m in col_missing.items() if m.any()]
@@ -661,15 +667,20 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
             where += f" (grouping factors of {', '.join(terms)})" if terms else ""
             raise ValueError(f"missing values (NaN){where}; pass missing='drop' to drop "
                              "those rows")
+    if weight_drop is not None:
+        bad = bad | weight_drop
+    if bad.any():
         frame = frame.loc[~bad].reset_index(drop=True)
         row_labels = row_labels[~bad]
+        weights = None if weights is None else weights[~bad]
+        offset = None if offset is None else offset[~bad]
         plans = [fast.plan(r, frame) for r in rhs]     # levels of the kept rows
         column_codes = {}
     plans = dict(zip(rhs, plans))
     y = _column_array(frame, parsed.response)
     if y.dtype.kind not in "iuf":
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
-    x, x_names, x_design = _design_of(parsed.fixed, frame, "formula", env, plans[parsed.fixed])
+    x, x_names, x_design = _design_of(fixed_rhs, frame, "formula", env, plans[fixed_rhs])
     terms = []
     for group in parsed.groups:
         bars = [t for t in parsed.terms if t.group == group]
@@ -693,7 +704,7 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
                           default_structure(len(names), tuple(map(tuple, blocks))), designs))
     return cls(np.array(y, dtype=float), x, terms, x_names, endog_name=parsed.response,
                formula=formula, row_labels=row_labels, lmer_formula=parsed,
-               design_info=x_design, vc_names=vc_names)
+               design_info=x_design, vc_names=vc_names, weights=weights, offset=offset)
 
 
 _VC_FACTOR = re.compile(r"^\s*0\s*\+\s*(?:C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)|"
@@ -701,7 +712,7 @@ _VC_FACTOR = re.compile(r"^\s*0\s*\+\s*(?:C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)|"
 
 
 def multi_from_vc_formula(cls, formula, data, groups, re_formula, vc_formula, missing="none",
-                          eval_env=None):
+                          eval_env=None, weights=None, offset=None):
     """statsmodels' variance components as lme4 terms for the several-factor engine
     (`cls`, a MultiTermModel).
 
@@ -759,7 +770,8 @@ def multi_from_vc_formula(cls, formula, data, groups, re_formula, vc_formula, mi
         raise ValueError("vc_formula is empty and there is no re_formula: no random effects")
     parsed = lme4.LmerFormula(response, fixed or "1", tuple(terms))
     return multi_from_lmer(cls, parsed, formula, frame, missing, eval_env=eval_env,
-                           group_names=names, vc_names=sorted(vc_formula))
+                           group_names=names, vc_names=sorted(vc_formula), weights=weights,
+                           offset=offset)
 
 
 def transform_exog(design_info, data):
