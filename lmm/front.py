@@ -46,7 +46,9 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
         array of its length; row i has residual variance sigma^2 / w_i (one or
         several grouping factors).
     offset : str or array_like, optional
-        lme4's ``offset=``: a known term added to the linear predictor.
+        lme4's ``offset=``: a known term added to the linear predictor.  Given by
+        column name (or as ``offset(x)`` terms), predictions on new data read it
+        from the new data; given as values, ``predict`` needs ``offset=``.
     **fit_kwargs : passed to `MixedLM.fit` (one grouping factor) or
         `MultiTermModel.fit` (several); unknown keywords raise TypeError, and
         lme4's ``control`` and ``na_action``, not supported yet,
@@ -73,6 +75,10 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
         raise TypeError(f"REML must be True or False, got {REML!r}")
     extra = {} if eval_env is None else {"eval_env": eval_env}
     for name, values in (("weights", weights), ("offset", offset)):
+        if name == "offset" and isinstance(values, str):
+            # (by name, so that predictions on new data read it from their column)
+            extra[name] = values
+            continue
         if values is not None:
             # (resolved on all the rows: `subset` applies to them as to the data)
             extra[name] = row_values(values, data, name)

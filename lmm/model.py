@@ -237,6 +237,9 @@ class MixedLM:
         self.use_sqrt = bool(use_sqrt)
         self.formula = kwargs.pop("formula", None)
         self.design_info = kwargs.pop("design_info", None)
+        # (the offset's columns or expressions, when it was given by name: predictions
+        # on new data read it from them)
+        self.offset_terms = kwargs.pop("offset_terms", None)
         self.design_info_re = kwargs.pop("design_info_re", None)
         group_name = kwargs.pop("group_name", None)
         if group_name is None:

@@ -430,8 +430,9 @@ class MixedLMResults(MixedModelResults):
                                      f"({len(out)}), got shape {offset.shape}")
                 out = out + offset
             elif model_offset is not None:
-                raise ValueError("the model was fitted with an offset: pass the new rows' "
-                                 "offset= to predict")
+                from .formula.design import new_data_offset
+
+                out = out + new_data_offset(m, exog)
             if columns:
                 out = out + self._new_data_effects(exog, columns, allow_new_levels)
         if se_fit:

@@ -152,11 +152,15 @@ def test_offset_terms_and_offset_keyword_agree_and_shift_the_response():
         np.testing.assert_allclose(res.fe_params, a.fe_params, rtol=1e-9)
     np.testing.assert_allclose(a.fittedvalues - d["o"], c.fittedvalues, atol=1e-9)
     np.testing.assert_allclose(a.resid, c.resid, atol=1e-9)
-    # new data: the offset must be given, and adds to the prediction
+    # new data: an offset given by name (or as offset() terms) is read from the new
+    # rows; one given as values must be passed
     new = d.iloc[:4]
-    with pytest.raises(ValueError, match="offset"):
-        a.predict(new)
-    np.testing.assert_allclose(a.predict(new, offset=new["o"]),
+    for res in (a, b):
+        np.testing.assert_allclose(res.predict(new), c.predict(new) + new["o"], atol=1e-9)
+    by_values = lmm.lmer(f, d, offset=d["o"].to_numpy(), weights="w2")
+    with pytest.raises(ValueError, match="offset="):
+        by_values.predict(new)
+    np.testing.assert_allclose(by_values.predict(new, offset=new["o"]),
                                c.predict(new) + new["o"], atol=1e-9)
 
 

@@ -452,3 +452,24 @@ def test_kenward_roger_of_a_weighted_fit_is_that_of_the_rows_scaled_by_root_w(sl
     want = scaled.coef_table(ddf="kenward-roger")
     np.testing.assert_allclose(got[["std_error", "df"]].to_numpy(),
                                want[["std_error", "df"]].to_numpy(), rtol=1e-6)
+
+
+def test_predict_on_new_data_reads_an_offset_given_by_name(sleep):
+    """lme4: an offset named in the call or written as offset() is part of the model
+    frame, so predict(newdata) evaluates it on the new rows; given as values it must
+    be passed."""
+    f = "Reaction ~ Days + (Days | Subject)"
+    shifted = lmm.lmer(f, sleep.assign(Reaction=sleep["Reaction"] - sleep["o"]))
+    new = sleep.iloc[[0, 15, 70]].assign(o=[1.0, -2.0, 3.5])
+    want = shifted.predict(new) + new["o"]
+    for res in (lmm.lmer(f, sleep, offset="o"),
+                lmm.lmer("Reaction ~ Days + offset(o) + (Days | Subject)", sleep),
+                lmm.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days",
+                            offset="o").fit()):
+        got = res.predict(new, re_form=None) if res.model.lmer_formula is None \
+            else res.predict(new)
+        np.testing.assert_allclose(got, want, rtol=1e-7)
+    res = lmm.lmer(f, sleep, offset=sleep["o"].to_numpy())
+    with pytest.raises(ValueError, match="offset="):
+        res.predict(new)
+    np.testing.assert_allclose(res.predict(new, offset=new["o"]), want, rtol=1e-7)

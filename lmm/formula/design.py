@@ -189,7 +189,7 @@ def _offset_terms(formula):
     """The formula without its top-level ``offset(expr)`` terms, and the exprs.
 
     lme4 adds such terms to the linear predictor with coefficient 1 (they are
-    not fitted); each is evaluated on the data (`_offset_values`)."""
+    not fitted); each is evaluated on the data (`offset_values`)."""
     lhs, rhs = _split(formula)
     if "offset(" not in rhs.replace(" ", ""):
         return formula, []
@@ -211,9 +211,10 @@ def _offset_terms(formula):
     return (f"{lhs} ~ {rhs_kept}" if lhs is not None else f"~ {rhs_kept}"), exprs
 
 
-def _offset_values(exprs, data, eval_env):
+def offset_values(exprs, data, eval_env=None):
     """The sum of the offset terms' values on the rows of `data` (a float array;
-    NaN where a value is missing)."""
+    NaN where a value is missing): column names or expressions, as in ``offset(x)``
+    (predictions on new data evaluate a model's `offset_terms` here)."""
     total = np.zeros(len(data))
     env = safe.environment(eval_env)
     for expr in exprs:
@@ -237,6 +238,16 @@ def _offset_values(exprs, data, eval_env):
         values[data.index.get_indexer(mat.index)] = mat.iloc[:, 0].to_numpy()
         total += values
     return total
+
+
+def _offset_source(exprs, given):
+    """What an offset is made of, to evaluate it on new data: the offset terms'
+    expressions and the name of the offset= column; None where an array was given
+    (its values for new rows are unknown)."""
+    if given is not None and not isinstance(given, str):
+        return None
+    out = tuple(exprs) + ((given,) if given is not None else ())
+    return out or None
 
 
 def _weights_offset(data, kwargs, subset, missing):
@@ -282,11 +293,12 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     weights = offset = None
     # (a substring test first: no extra call for formulas without offsets)
     formula, offset_exprs = _offset_terms(formula) if "offset" in formula else (formula, ())
+    offset_terms = _offset_source(offset_exprs, kwargs.get("offset"))
     if offset_exprs:
         # (lme4: offset(x) terms and offset= add up)
         if not data.index.is_unique:
             data = data.reset_index(drop=True)
-        terms = _offset_values(offset_exprs, data, eval_env)
+        terms = offset_values(offset_exprs, data, eval_env)
         given = row_values(kwargs.get("offset"), data, "offset")
         kwargs["offset"] = terms if given is None else terms + given.to_numpy()
     if "weights" in kwargs or "offset" in kwargs:
@@ -320,6 +332,8 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     frame = data if default_index else data.reset_index(drop=True)
     if weights is not None or offset is not None:
         kwargs = dict(kwargs, weights=weights, offset=offset)
+        if offset_terms is not None:
+            kwargs["offset_terms"] = offset_terms
     source = fast.Columns(frame)
     if isinstance(groups, str):
         if groups not in source:
@@ -619,13 +633,20 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
             raise ValueError(f"column {c!r} is not in the data")
     env = safe.environment(eval_env)
     fixed_rhs = parsed.fixed
+    offset_exprs = ()
     if "offset" in parsed.fixed_formula:
-        # (lme4: offset(x) terms and offset= add up)
         stripped, offset_exprs = _offset_terms(parsed.fixed_formula)
         if offset_exprs:
             fixed_rhs = stripped.split("~", 1)[1].strip()
-            terms_offset = _offset_values(offset_exprs, frame, eval_env)
-            offset = terms_offset if offset is None else terms_offset + offset
+    offset_terms = _offset_source(offset_exprs, offset)
+    if isinstance(offset, str):
+        offset = row_values(offset, frame, "offset").to_numpy()
+    if isinstance(weights, str):
+        weights = row_values(weights, frame, "weights").to_numpy()
+    if offset_exprs:
+        # (lme4: offset(x) terms and offset= add up)
+        terms_offset = offset_values(offset_exprs, frame, eval_env)
+        offset = terms_offset if offset is None else terms_offset + offset
     n_rows = len(frame)
     weights = None if weights is None else row_vector(weights, "weights", n_rows)
     offset = None if offset is None else row_vector(offset, "offset", n_rows)
@@ -704,7 +725,8 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
                           default_structure(len(names), tuple(map(tuple, blocks))), designs))
     return cls(np.array(y, dtype=float), x, terms, x_names, endog_name=parsed.response,
                formula=formula, row_labels=row_labels, lmer_formula=parsed,
-               design_info=x_design, vc_names=vc_names, weights=weights, offset=offset)
+               design_info=x_design, vc_names=vc_names, weights=weights, offset=offset,
+               offset_terms=offset_terms if offset is not None else None)
 
 
 _VC_FACTOR = re.compile(r"^\s*0\s*\+\s*(?:C\(\s*([A-Za-z_][A-Za-z0-9_.]*)\s*\)|"
@@ -772,6 +794,17 @@ def multi_from_vc_formula(cls, formula, data, groups, re_formula, vc_formula, mi
     return multi_from_lmer(cls, parsed, formula, frame, missing, eval_env=eval_env,
                            group_names=names, vc_names=sorted(vc_formula), weights=weights,
                            offset=offset)
+
+
+def new_data_offset(model, data):
+    """The offset of new rows: evaluated from the model's `offset_terms` (an offset
+    given by name or by offset() terms) on `data`, a DataFrame; otherwise an error
+    asking for it."""
+    terms = getattr(model, "offset_terms", None)
+    if terms is None or not isinstance(data, pd.DataFrame):
+        raise ValueError("the model was fitted with an offset given as values: pass the "
+                         "new rows' offset= to predict")
+    return offset_values(terms, data)
 
 
 def transform_exog(design_info, data):
