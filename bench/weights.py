@@ -81,7 +81,8 @@ def run(reps=7, evals=200):
                 case=case, weights="yes" if weighted else "no",
                 setup=statistics.median(x["setup"] for x in runs),
                 fit=statistics.median(x["fit"] for x in runs),
-                per_eval_us=1e6 * statistics.median(x["per_eval"] for x in runs)))
+                per_eval_us=1e6 * statistics.median(x["per_eval"] for x in runs),
+                llf=runs[0]["llf"]))
     return rows
 
 

@@ -73,8 +73,12 @@ def _simulate_terms(results, nsim, seed):
     term's effects drawn per level, in the terms' order, then the residuals."""
     m = results.model
     mean = m.exog @ np.asarray(results.fe_params, dtype=float)
+    if m.offset is not None:
+        mean = mean + m.offset
     factors = [_effects_factor(cov) for cov in results.solution["cov_re"]]
     sigma = math.sqrt(results.scale)
+    if m.weights is not None:          # (residual variance scale / w_i)
+        sigma = sigma / np.sqrt(m.weights)
     out = np.empty((len(mean), nsim))
     for r, stream in enumerate(np.random.SeedSequence(seed).spawn(nsim)):
         rng = np.random.default_rng(stream)
@@ -243,7 +247,8 @@ def _bootstrap_terms(results, nboot, seed, n_jobs, progress):
     fe_names = list(m.exog_names)
 
     def refit(r):
-        model = model_class(y[:, r], m.exog, m.terms, m.exog_names)
+        model = model_class(y[:, r], m.exog, m.terms, m.exog_names, weights=m.weights,
+                            offset=m.offset)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             res = model.fit(reml=results.reml)

@@ -199,7 +199,7 @@ def test_kenward_roger_and_hat_values_are_those_of_the_rows_scaled_by_root_w():
     np.testing.assert_allclose(res.hat_values(), scaled.hat_values(), rtol=1e-5)
 
 
-def test_satterthwaite_profile_and_simulate_run_on_weighted_crossed_fits():
+def test_satterthwaite_and_profile_run_on_weighted_crossed_fits():
     d = _data("penicillin")
     res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d, weights="w", offset="o")
     tab = res.coef_table()
@@ -207,8 +207,44 @@ def test_satterthwaite_profile_and_simulate_run_on_weighted_crossed_fits():
     ci = res.conf_int(method="profile")
     est = res.fe_params["Intercept"]
     assert ci.loc["Intercept", 0] < est < ci.loc["Intercept", 1]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        sims = res.simulate(200, seed=1)
-    # simulated responses: mean the fitted population mean plus the offset
-    assert abs(sims.mean() - (est + d["o"].mean())) < 0.5
+
+
+def test_simulate_draws_from_the_weighted_model_with_its_offset():
+    """Simulated responses: mean X beta + offset, covariance Z G Z' + s2 W^-1, row by
+    row (the residual variance of row i is s2 / w_i), to Monte Carlo error: with 4,000
+    draws a variance's relative standard error is sqrt(2 / 4000) = 2.2%, a mean's
+    sd / sqrt(4000); the bounds are 5 of those."""
+    d = _data("penicillin")
+    o = 3.0 * (np.arange(len(d)) % 2)             # an offset the mean must show
+    res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d, weights="w", offset=o)
+    nsim = 4000
+    sims = res.simulate(nsim, seed=5)
+    m = res.model
+    var = res.scale / m.weights
+    for term in m.terms:
+        var = var + float(res.cov_re[term.group].iloc[0, 0])
+    mean = res.fe_params["Intercept"] + o
+    se_mean = np.sqrt(var / nsim)
+    assert np.all(np.abs(sims.mean(axis=1) - mean) < 5 * se_mean)
+    rel = sims.var(axis=1, ddof=1) / var - 1
+    assert np.all(np.abs(rel) < 5 * np.sqrt(2 / nsim))
+    # two rows on the same plate, other samples: covariance the plate variance
+    same_plate = np.flatnonzero(m.terms[0].codes == m.terms[0].codes[0])[:2]
+    cov = np.cov(sims[same_plate])[0, 1]
+    v_plate = float(res.cov_re[m.terms[0].group].iloc[0, 0])
+    assert abs(cov - v_plate) < 5 * np.sqrt(var[same_plate].prod() / nsim)
+
+
+def test_bootstrap_of_a_weighted_crossed_fit_refits_the_weighted_model():
+    """Each replicate is the weighted fit (with the offset) of its simulated response."""
+    d = _data("penicillin")
+    f = "diameter ~ 1 + (1 | plate) + (1 | sample)"
+    res = lmm.lmer(f, d, weights="w", offset="o")
+    boot = res.bootstrap(3, seed=2)
+    y = res.simulate(3, seed=2)
+    for r in range(3):
+        direct = lmm.lmer(f, d.assign(diameter=y[:, r]), weights="w", offset="o")
+        assert boot.replicates["Intercept"].iloc[r] == pytest.approx(
+            direct.fe_params["Intercept"], rel=1e-7)
+        assert boot.replicates["sigma"].iloc[r] == pytest.approx(
+            math.sqrt(direct.scale), rel=1e-5)
