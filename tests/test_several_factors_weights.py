@@ -10,7 +10,6 @@ rows scaled by sqrt(w) fitted without weights.
 import json
 import math
 import pathlib
-import warnings
 
 import numpy as np
 import pandas as pd
