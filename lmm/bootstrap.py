@@ -28,12 +28,15 @@ def _effects_factor(cov_re):
     return v * np.sqrt(np.clip(w, 0.0, None))
 
 
-def simulate(results, nsim=1, seed=None):
-    """Responses drawn from a fitted one-factor model, (nobs, nsim), rows in the
-    model's order.
+def simulate(results, nsim=1, seed=None, conditioned=None):
+    """Responses drawn from a fitted model, (nobs, nsim), rows in the model's order.
 
-    y = X beta + Z b + e with b ~ N(0, cov_re) per group and e ~ N(0, scale I),
-    at the fitted beta, cov_re and scale.
+    y = X beta + offset + Z b + e with b ~ N(0, cov_re) per group and
+    e ~ N(0, scale / w), at the fitted beta, cov_re and scale (lme4's ``simulate``).
+    `conditioned` (from the results' ``simulate(re_form=)``): the random effects held
+    at their conditional modes instead of drawn; one factor: (columns of Z, the modes
+    (groups, q)); several: {term position: modes (levels, q)}.  Effects not held are
+    drawn from their marginal distribution (lme4's bar terms are independent blocks).
 
     Examples
     --------
@@ -46,35 +49,46 @@ def simulate(results, nsim=1, seed=None):
     nsim = _count(nsim, "nsim")
     m = results.model
     if hasattr(m, "terms"):
-        return _simulate_terms(results, nsim, seed)
+        return _simulate_terms(results, nsim, seed, conditioned or {})
     x, z, codes = m.exog, m.exog_re, m.group_codes
     mean = x @ np.asarray(results.fe_params, dtype=float)
     offset = getattr(m, "offset", None)
     if offset is not None:
         mean = mean + offset
-    factor = _effects_factor(results.cov_re)
+    q = z.shape[1]
+    held, modes = conditioned if conditioned is not None else ([], None)
+    drawn = [j for j in range(q) if j not in set(held)]
+    if held:
+        mean = mean + np.einsum("ij,ij->i", z[:, held], np.asarray(modes)[codes][:, held])
+    cov = np.asarray(results.cov_re, dtype=float)
+    factor = _effects_factor(cov[np.ix_(drawn, drawn)])
     sigma = math.sqrt(results.scale)
     weights = getattr(m, "weights", None)
     if weights is not None:            # (residual variance scale / w_i)
         sigma = sigma / np.sqrt(np.asarray(weights, dtype=float))
-    n, q, n_groups = len(mean), z.shape[1], m.n_groups
+    n, n_groups = len(mean), m.n_groups
+    z_drawn = z[:, drawn]
     streams = np.random.SeedSequence(seed).spawn(nsim)
     out = np.empty((n, nsim))
     for r, stream in enumerate(streams):
         rng = np.random.default_rng(stream)
-        b = rng.standard_normal((n_groups, q)) @ factor.T
+        b = rng.standard_normal((n_groups, len(drawn))) @ factor.T
         e = rng.standard_normal(n)
-        out[:, r] = mean + np.einsum("ij,ij->i", z, b[codes]) + sigma * e
+        out[:, r] = mean + np.einsum("ij,ij->i", z_drawn, b[codes]) + sigma * e
     return out
 
 
-def _simulate_terms(results, nsim, seed):
+def _simulate_terms(results, nsim, seed, conditioned):
     """`simulate` for several grouping factors (lmm.several_factors.MultiTermResults): each
-    term's effects drawn per level, in the terms' order, then the residuals."""
+    term's effects drawn per level (or held at `conditioned[k]`, its modes), in the
+    terms' order, then the residuals."""
     m = results.model
     mean = m.exog @ np.asarray(results.fe_params, dtype=float)
     if m.offset is not None:
         mean = mean + m.offset
+    for k, modes in conditioned.items():
+        term = m.terms[k]
+        mean = mean + np.einsum("ij,ij->i", term.z, np.asarray(modes)[term.codes])
     factors = [_effects_factor(cov) for cov in results.solution["cov_re"]]
     sigma = math.sqrt(results.scale)
     if m.weights is not None:          # (residual variance scale / w_i)
@@ -83,7 +97,9 @@ def _simulate_terms(results, nsim, seed):
     for r, stream in enumerate(np.random.SeedSequence(seed).spawn(nsim)):
         rng = np.random.default_rng(stream)
         y = mean.copy()
-        for term, factor in zip(m.terms, factors):
+        for k, (term, factor) in enumerate(zip(m.terms, factors)):
+            if k in conditioned:
+                continue
             b = rng.standard_normal((term.n_levels, term.q)) @ factor.T
             y += np.einsum("ij,ij->i", term.z, b[term.codes])
         out[:, r] = y + sigma * rng.standard_normal(len(mean))

@@ -497,13 +497,20 @@ class MixedLMResults(MixedModelResults):
         return effects
 
     # -- simulation and the parametric bootstrap (lmm.bootstrap) --------------------
-    def simulate(self, nsim=1, seed=None):
+    def simulate(self, nsim=1, seed=None, re_form="~0"):
         """Responses drawn from the fitted model, (nobs, nsim) (lme4's ``simulate``):
         new random effects and residuals at the fitted parameters.  See
-        `lmm.bootstrap.simulate`."""
+        `lmm.bootstrap.simulate`.
+
+        re_form : "~0" (default, lme4's ``re.form = NA``: every random effect drawn
+            anew), None (lme4's ``re.form = NULL``: the random effects held at their
+            conditional modes, only the residuals drawn), or a formula of the model's
+            terms to hold (the others drawn)."""
         from . import bootstrap
 
-        return bootstrap.simulate(self, nsim, seed)
+        columns = self._re_form_columns(re_form)
+        conditioned = (columns, self._modes[0]) if columns else None
+        return bootstrap.simulate(self, nsim, seed, conditioned)
 
     def bootstrap(self, nboot, seed=None, n_jobs=1, progress=False):
         """Parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's

@@ -941,13 +941,19 @@ class MultiTermResults(MixedModelResults):
 
         return inference.VarianceParameterFunctions(evaluate, varpar)
 
-    def simulate(self, nsim=1, seed=None):
+    def simulate(self, nsim=1, seed=None, re_form="~0"):
         """Responses drawn from the fitted model, (nobs, nsim) (lme4's ``simulate``):
         new random effects of every term and new residuals at the fitted parameters
-        (`lmm.bootstrap.simulate`)."""
+        (`lmm.bootstrap.simulate`).
+
+        re_form : "~0" (default, lme4's ``re.form = NA``: every term's effects drawn
+            anew), None (lme4's ``re.form = NULL``: every term held at its conditional
+            modes), or a formula naming the terms to hold, e.g. ``"~(1 | plate)"``."""
         from . import bootstrap
 
-        return bootstrap.simulate(self, nsim, seed)
+        held = self._re_form_terms(re_form)
+        conditioned = {k: self.solution["modes"][k] for k in held}
+        return bootstrap.simulate(self, nsim, seed, conditioned)
 
     def bootstrap(self, nboot, seed=None, n_jobs=1, progress=False):
         """Parametric bootstrap (lme4's ``bootMer``): the model refitted to `nboot`

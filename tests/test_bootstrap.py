@@ -157,3 +157,42 @@ def test_several_factor_bootstrap_replicates_are_fits_of_their_responses():
     a = res.bootstrap(12, seed=3).replicates.to_numpy()
     b = res.bootstrap(12, seed=3, n_jobs=2).replicates.to_numpy()
     np.testing.assert_array_equal(a, b)
+
+
+def test_simulate_conditioned_on_the_modes(fitted):
+    """re_form=None (lme4's re.form = NULL): y = X beta + Z b_hat + e, so the mean is
+    the fitted values and the covariance scale I (rows of one group uncorrelated);
+    5 standard errors of 4,000 draws."""
+    nsim = 4000
+    y = fitted.simulate(nsim, seed=12, re_form=None)
+    sd = np.sqrt(fitted.scale)
+    assert np.all(np.abs(y.mean(axis=1) - fitted.fittedvalues.to_numpy())
+                  < 5 * sd / np.sqrt(nsim))
+    assert np.all(np.abs(y.var(axis=1, ddof=1) / fitted.scale - 1) < 5 * np.sqrt(2 / nsim))
+    rows = np.flatnonzero(fitted.model.group_codes == 0)[:2]
+    assert abs(np.corrcoef(y[rows])[0, 1]) < 5 / np.sqrt(nsim)
+    # the default draws new effects: its spread is the marginal one
+    assert y.var(axis=1).mean() < 0.5 * fitted.simulate(500, seed=1).var(axis=1).mean()
+
+
+def test_simulate_several_factors_holds_the_chosen_terms():
+    """Penicillin: re_form='~(1 | plate)' holds the plates' modes and draws the samples'
+    effects: per row, mean X beta + b_plate, variance sigma^2 + var(sample)."""
+    import pandas as pd
+
+    d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" / "penicillin.csv")
+    res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)
+    nsim = 4000
+    y = res.simulate(nsim, seed=3, re_form="~(1 | plate)")
+    m = res.model
+    k = [t.group for t in m.terms].index("plate")
+    plate_modes = res.solution["modes"][k][m.terms[k].codes, 0]
+    mean = res.fe_params["Intercept"] + plate_modes
+    var = res.scale + float(res.cov_re["sample"].iloc[0, 0])
+    assert np.all(np.abs(y.mean(axis=1) - mean) < 5 * np.sqrt(var / nsim))
+    assert np.all(np.abs(y.var(axis=1, ddof=1) / var - 1) < 5 * np.sqrt(2 / nsim))
+    held = res.simulate(50, seed=3, re_form=None)
+    np.testing.assert_allclose(held.mean(axis=1), res.fittedvalues.to_numpy(),
+                               atol=5 * np.sqrt(res.scale / 50))
+    with pytest.raises(ValueError, match="grouping factor"):
+        res.simulate(2, re_form="~(1 | batch)")
