@@ -31,6 +31,7 @@ from .lrt import LRTestResult, lrtest
 from .many_responses import ManyResults
 from .model import MixedLM
 from .params import MixedLMParams
+from .pb_test import PBTestResult, pb_test
 from .results import MixedLMResults
 
 mixedlm = MixedLM.from_formula
@@ -57,6 +58,8 @@ __all__ = [
     "fit_many",
     "lmer",
     "lrtest",
+    "pb_test",
+    "PBTestResult",
     "LRTestResult",
     "ManyResults",
     "mixedlm",

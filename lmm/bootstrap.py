@@ -191,9 +191,12 @@ def shortest_interval(values, level=0.95):
     return float(v[i]), float(v[i + k - 1])
 
 
-def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
+def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, executor=None,
+                         client=None, chunk_size=None):
     """Refit the model to `nboot` responses simulated from it (see the module
-    docstring); returns `BootstrapResults`.
+    docstring); returns `BootstrapResults`.  `n_jobs`, `executor`, `client` and
+    `chunk_size` are `fit_many`'s (threads, any concurrent.futures executor, a Dask
+    client; replicates per task); the replicates do not depend on them.
 
     Examples
     --------
@@ -207,7 +210,8 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
     nboot = _count(nboot, "nboot")
     m = results.model
     if hasattr(m, "terms"):
-        return _bootstrap_terms(results, nboot, seed, n_jobs, progress)
+        return _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor, client,
+                                chunk_size)
     if getattr(m, "weights", None) is not None or getattr(m, "offset", None) is not None:
         raise NotImplementedError("the bootstrap of a fit with prior weights or an offset "
                                   "is not supported yet (simulate() is)")
@@ -216,7 +220,8 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
             "the bootstrap of a fit with free= is not supported yet; write the "
             "uncorrelated effects in lme4's syntax, lmm.lmer('y ~ x + (x || g)', data)")
     y = simulate(results, nboot, seed)
-    table = m.fit_many(y, reml=results.reml, n_jobs=n_jobs, progress=progress).table
+    table = m.fit_many(y, reml=results.reml, n_jobs=n_jobs, executor=executor, client=client,
+                       chunk_size=chunk_size, progress=progress).table
     sdcor = SdCorParametrization(results)
     fe_names = list(m.exog_names)
     q = m.k_re
@@ -249,34 +254,56 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False):
                             singular.sum(), (~converged).sum())
 
 
-def _bootstrap_terms(results, nboot, seed, n_jobs, progress):
-    """The bootstrap of a several-factor fit: each simulated response refitted by a
-    MultiTermModel on the same terms (the design's products are rebuilt per
-    replicate: the many-responses fitter has one grouping factor), on threads."""
+def _refit_chunk(model, y, reml):
+    """Refits of a several-factor `model` to the columns of `y` (each from the model's
+    own start: the same fit as a fresh one of that response): for each, (its fixed
+    effects, sd/cor entries and sigma; singular?; converged?).  A module-level
+    function of picklable arguments, so that process pools and Dask can run it."""
     import warnings
+
+    sdcor = MultiSdCorParametrization(model)
+    out = []
+    for r in range(y.shape[1]):
+        refit = model.with_response(y[:, r])       # (the design's products shared)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            res = refit.fit(reml=reml)
+        out.append((np.concatenate([np.asarray(res.solution["fe_params"], dtype=float),
+                                    sdcor.from_results(res)]),
+                    bool(res.is_singular), bool(res.converged)))
+    return out
+
+
+def _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor=None, client=None,
+                     chunk_size=None):
+    """The bootstrap of a several-factor fit: each simulated response refitted by a
+    MultiTermModel of the same design (`with_response`: only the response's products
+    are computed per replicate), in chunks of
+    replicates on threads (`n_jobs`), an `executor` (any concurrent.futures one,
+    processes too) or a Dask `client`."""
     from concurrent.futures import ThreadPoolExecutor
 
     m = results.model
-    model_class = type(m)                     # the several-factor model, unnamed here
     y = simulate(results, nboot, seed)
     sdcor = MultiSdCorParametrization(m)
     fe_names = list(m.exog_names)
-
-    def refit(r):
-        model = model_class(y[:, r], m.exog, m.terms, m.exog_names, weights=m.weights,
-                            offset=m.offset)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            res = model.fit(reml=results.reml)
-        return (np.concatenate([np.asarray(res.fe_params, dtype=float),
-                                sdcor.from_results(res)]),
-                bool(res.is_singular), bool(res.converged))
-
-    if n_jobs == 1:
-        out = [refit(r) for r in range(nboot)]
-    else:
+    parallel = n_jobs != 1 or executor is not None or client is not None
+    if chunk_size is None:
+        chunk_size = max(1, -(-nboot // (8 * max(int(n_jobs), 1)))) if parallel else nboot
+    chunk_size = _count(chunk_size, "chunk_size")
+    chunks = [y[:, i:i + chunk_size] for i in range(0, nboot, chunk_size)]
+    n_chunks = len(chunks)
+    args = ([m] * n_chunks, chunks, [results.reml] * n_chunks)
+    if client is not None:
+        parts = client.gather(client.map(_refit_chunk, *args))
+    elif executor is not None:
+        parts = list(executor.map(_refit_chunk, *args))
+    elif n_jobs != 1:
         with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
-            out = list(pool.map(refit, range(nboot)))
+            parts = list(pool.map(_refit_chunk, *args))
+    else:
+        parts = [_refit_chunk(*(a[0] for a in args))]
+    out = [o for part in parts for o in part]
     values = np.array([o[0] for o in out])
     labels = sdcor.labels                      # (sd/cor entries, then sigma)
     columns = {name: values[:, i] for i, name in enumerate(fe_names)}

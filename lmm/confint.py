@@ -320,7 +320,9 @@ class _MultiSdCorParametrization:
         self.upper = np.where(is_cor, 1.0, np.inf)
 
     def from_results(self, res):
-        covs = [res.cov_re[t.group].to_numpy() for t in self.model.terms]
+        # (the solution's arrays, in the model's term order: the DataFrames of
+        # res.cov_re cost more than the refit itself in a bootstrap)
+        covs = res.solution["cov_re"]
         phi = []
         for ti, j, k in self.entries:
             cov = covs[ti]

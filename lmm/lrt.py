@@ -52,7 +52,8 @@ def _same_fixed_effects(a, b):
     return xa.shape == xb.shape and np.array_equal(xa, xb)
 
 
-def _refit_ml(res):
+def refit_ml(res):
+    """The fit of the same model by maximum likelihood (the same free= structure)."""
     if hasattr(res, "_free"):
         return res.model.fit(reml=False, free=res.free)
     return res.model.fit(reml=False)
@@ -112,8 +113,8 @@ def lrtest(restricted, full, refit=None):
             notes.append("REML fits with different fixed effects are not comparable: "
                          "both refit by ML")
     if refit:
-        a = a if not a.reml else _refit_ml(a)
-        b = b if not b.reml else _refit_ml(b)
+        a = a if not a.reml else refit_ml(a)
+        b = b if not b.reml else refit_ml(b)
     criterion = "REML" if a.reml else "ML"
     stat = 2.0 * (b.llf - a.llf)
     if stat < 0:

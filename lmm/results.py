@@ -512,7 +512,8 @@ class MixedLMResults(MixedModelResults):
         conditioned = (columns, self._modes[0]) if columns else None
         return bootstrap.simulate(self, nsim, seed, conditioned)
 
-    def bootstrap(self, nboot, seed=None, n_jobs=1, progress=False):
+    def bootstrap(self, nboot, seed=None, n_jobs=1, executor=None, client=None,
+                  chunk_size=None, progress=False):
         """Parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's
         ``parametricbootstrap``): the model refitted to `nboot` simulated responses
         by the many-responses fitter.  Returns `lmm.bootstrap.BootstrapResults`
@@ -529,7 +530,8 @@ class MixedLMResults(MixedModelResults):
         """
         from . import bootstrap
 
-        return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress)
+        return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress, executor,
+                                              client, chunk_size)
 
     # -- profiles -------------------------------------------------------------------
     def profile_re(self, re_ix, vtype="re", num_low=5, dist_low=1.0, num_high=5,

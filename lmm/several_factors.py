@@ -184,7 +184,6 @@ class MultiTermModel:
         shifted by 1e9, loses no digits.
         """
         x = self.exog
-        y = self.endog if self.offset is None else self.endog - self.offset
         n, p = x.shape
         # prior weights enter as rows scaled by sqrt(w) (V = Z G Z' + scale W^-1 becomes
         # Z* G Z*' + scale I); the means, the scales and the least squares are weighted
@@ -200,7 +199,6 @@ class MultiTermModel:
             self._x_mean = x.mean(axis=0) if w is None else w @ x / w_total
             self._x_mean[self._x_intercept] = 0.0
             xc = x - self._x_mean
-            self._y_shift = float(y.mean() if w is None else w @ y / w_total)
         xw = xc if root is None else xc * root[:, None]
         xtx_diag = np.einsum("ij,ij->j", xw, xw)
         self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / w_total, 1.0))
@@ -219,12 +217,25 @@ class MultiTermModel:
             if ev[0] < 1e-10 * ev[-1]:
                 dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
                 raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
-        # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
+        self._xs, self._gram = xs, gram
+        self._condition_response()
+
+    def _condition_response(self):
+        """The response as the optimizer sees it: centred by its (weighted) mean when
+        there is an intercept, rows scaled by sqrt(w), and its residual from least
+        squares on the conditioned columns (beta_ols)."""
+        y = self.endog if self.offset is None else self.endog - self.offset
+        w = self.weights
+        if self._x_intercept is not None:
+            self._y_shift = float(y.mean() if w is None else w @ y / float(w.sum()))
         yc = y - self._y_shift
-        if root is not None:
-            yc = yc * root
-        self.beta_ols = np.linalg.solve(gram, xs.T @ yc) if p else np.zeros(0)
-        self._xs, self._yr = xs, yc - xs @ self.beta_ols
+        if w is not None:
+            yc = yc * np.sqrt(w)
+        xs = self._xs
+        # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
+        self.beta_ols = np.linalg.solve(self._gram, xs.T @ yc) if xs.shape[1] else \
+            np.zeros(0)
+        self._yr = yc - xs @ self.beta_ols
 
     def _condition_random_effects(self):
         """Each term's design as the optimizer sees it, Z_k T_k: within a block
@@ -277,6 +288,7 @@ class MultiTermModel:
         for t in self.terms:
             _, offsets, order = _core.group_blocks(t.codes, t.n_levels)
             grouped.append((order, offsets))
+        self._grouped = grouped
 
         def per_level(k):
             order, offsets = grouped[k]
@@ -392,21 +404,64 @@ class MultiTermModel:
         self.lower_bounds = np.concatenate([t.structure.lower_bounds for t in self.terms])
         theta_term = np.concatenate([np.full(t.structure.n_theta, k)
                                      for k, t in enumerate(self.terms)])
-        qs = np.array([t.q for t in self.terms], dtype=np.intp)
-        # the compiled criterion, in the conditioned coordinates
+        self._rr = rr
+        self._theta_term = theta_term.astype(np.intp)
+        self._make_criterion()
+
+    def _make_criterion(self):
+        """The compiled criterion, in the conditioned coordinates, from the products."""
+        rr, rest = self._rr, self.terms[1:]
         self._criterion = _several_factors.MultiCriterion(
             self.ztz1, self.ztx1, self.zty1, self.pair_offsets, self.pair_col, self.pair_term,
             self.pair_valoff, self.pair_values, self.q_rest, self.max_width,
             np.array([t.n_levels for t in rest], dtype=np.intp), rr["rr_row"], rr["rr_col"],
             rr["rr_tr"], rr["rr_tc"], rr["rr_valoff"], rr["rr_values"], self.zrx, self.zry,
             np.ascontiguousarray(self.xtx), np.ascontiguousarray(self.xty), self.yty,
-            theta_term.astype(np.intp),
+            self._theta_term,
             np.concatenate([t.structure.theta_rows for t in self.terms]).astype(np.intp),
             np.concatenate([t.structure.theta_cols for t in self.terms]).astype(np.intp),
-            qs, self.nobs, float(np.sum(np.log(self.x_scale))),
+            np.array([t.q for t in self.terms], dtype=np.intp), self.nobs,
+            float(np.sum(np.log(self.x_scale))),
             0.0 if self.weights is None else float(np.sum(np.log(self.weights))),
         )
         self.criterion = UserCriterion(self)
+
+    def with_response(self, endog):
+        """The same model of another response (same rows, design, weights and offset):
+        only the response's products are computed (Z'y, X'y, y'y), the design's are
+        shared; what the bootstrap and pb_test refit.
+
+        Examples
+        --------
+        >>> import lmm, pandas as pd
+        >>> d = pd.read_csv("tests/data/penicillin.csv")  # doctest: +SKIP
+        >>> res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)  # doctest: +SKIP
+        >>> res.model.with_response(d["diameter"] * 2).fit().fe_params  # doctest: +SKIP
+        """
+        endog = np.ascontiguousarray(endog, dtype=float)
+        if endog.shape != (self.nobs,):
+            raise ValueError(f"endog must have shape ({self.nobs},), got {endog.shape}")
+        if not np.all(np.isfinite(endog)):
+            raise ValueError("endog must be finite (no NaN or inf)")
+        # (not copy.copy: unpickling's __setstate__ would rebuild the products)
+        new = object.__new__(type(self))
+        new.__dict__.update(self.__dict__)
+        new.endog = endog
+        new._condition_response()
+        xs, yr, zc = new._xs, new._yr, new._z_conditioned
+        zry = np.zeros(new.m)
+        for k, (order, offsets) in enumerate(new._grouped):
+            _, _, zty, _, xty, yty = _core.cross_products(xs, zc[k], yr, order, offsets)
+            if k == 0:
+                new.zty1, new.xty, new.yty = zty, xty, float(yty)
+            else:
+                term = new.terms[k]
+                o = new.rest_offsets[k - 1]
+                zry[o:o + term.n_levels * term.q] = zty.reshape(-1)
+        new.zry = zry
+        with blas_threads():
+            new._make_criterion()
+        return new
 
     def __getstate__(self):
         # the compiled criterion is rebuilt from the products on unpickling
@@ -955,13 +1010,15 @@ class MultiTermResults(MixedModelResults):
         conditioned = {k: self.solution["modes"][k] for k in held}
         return bootstrap.simulate(self, nsim, seed, conditioned)
 
-    def bootstrap(self, nboot, seed=None, n_jobs=1, progress=False):
+    def bootstrap(self, nboot, seed=None, n_jobs=1, executor=None, client=None,
+                  chunk_size=None, progress=False):
         """Parametric bootstrap (lme4's ``bootMer``): the model refitted to `nboot`
         simulated responses (`lmm.bootstrap.parametric_bootstrap`); reproducible for a
         seed whatever n_jobs is."""
         from . import bootstrap
 
-        return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress)
+        return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress, executor,
+                                              client, chunk_size)
 
     def _hat_values(self):
         m = self.model

@@ -196,3 +196,26 @@ def test_simulate_several_factors_holds_the_chosen_terms():
                                atol=5 * np.sqrt(res.scale / 50))
     with pytest.raises(ValueError, match="grouping factor"):
         res.simulate(2, re_form="~(1 | batch)")
+
+
+def test_bootstrap_takes_fit_manys_parallel_keywords(fitted):
+    """n_jobs, executor (threads or processes) and chunk_size change where the refits
+    run, not the replicates (drawn before any fitting)."""
+    from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
+
+    import pandas as pd
+
+    serial = fitted.bootstrap(8, seed=4).replicates
+    with ThreadPoolExecutor(2) as pool:
+        threaded = fitted.bootstrap(8, seed=4, executor=pool, chunk_size=3).replicates
+    pd.testing.assert_frame_equal(threaded, serial, rtol=1e-9)
+    d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" / "penicillin.csv")
+    res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)
+    serial = res.bootstrap(6, seed=9).replicates
+    with ProcessPoolExecutor(2) as pool:
+        processes = res.bootstrap(6, seed=9, executor=pool, chunk_size=2).replicates
+    pd.testing.assert_frame_equal(processes, serial, rtol=1e-12)
+    pd.testing.assert_frame_equal(res.bootstrap(6, seed=9, n_jobs=2).replicates, serial,
+                                  rtol=1e-12)
+    with pytest.raises(ValueError, match="chunk_size"):
+        res.bootstrap(6, seed=9, n_jobs=2, chunk_size=0)
