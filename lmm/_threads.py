@@ -18,6 +18,8 @@ inside lmm (default 1).
 import contextlib
 import ctypes
 import os
+import threading
+import warnings
 
 _NAMES = ("openblas", "scipy_openblas")
 _SUFFIXES = ("", "64_")
@@ -105,3 +107,34 @@ def _threadpoolctl_limit(n):
     except ImportError:
         return contextlib.nullcontext()
     return threadpool_limits(limits=n, user_api="blas")
+
+
+# -- warnings silenced around fits that may run on several threads -------------------
+# warnings.catch_warnings saves and restores the process's filters: entered and left
+# from several threads at once it restores them in the wrong order (and a warning can
+# escape, or a user's filters be lost).  `quiet_warnings` enters it once for every
+# thread inside lmm's refits, and leaves it when the last one is done.
+_QUIET_LOCK = threading.Lock()
+_QUIET = {"depth": 0, "context": None}
+
+
+@contextlib.contextmanager
+def quiet_warnings():
+    """Ignore warnings for the duration of a block, thread-safely: while any thread is
+    inside, the process's filters say "ignore" (warnings' filters are per process);
+    the first thread in saves them, the last one out restores them."""
+    with _QUIET_LOCK:
+        if _QUIET["depth"] == 0:
+            context = warnings.catch_warnings()
+            context.__enter__()
+            warnings.simplefilter("ignore")
+            _QUIET["context"] = context
+        _QUIET["depth"] += 1
+    try:
+        yield
+    finally:
+        with _QUIET_LOCK:
+            _QUIET["depth"] -= 1
+            if _QUIET["depth"] == 0:
+                _QUIET["context"].__exit__(None, None, None)
+                _QUIET["context"] = None

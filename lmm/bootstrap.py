@@ -18,6 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
+from ._threads import quiet_warnings
 from .confint import MultiSdCorParametrization, SdCorParametrization
 
 
@@ -259,14 +260,11 @@ def _refit_chunk(model, y, reml):
     own start: the same fit as a fresh one of that response): for each, (its fixed
     effects, sd/cor entries and sigma; singular?; converged?).  A module-level
     function of picklable arguments, so that process pools and Dask can run it."""
-    import warnings
-
     sdcor = MultiSdCorParametrization(model)
     out = []
     for r in range(y.shape[1]):
         refit = model.with_response(y[:, r])       # (the design's products shared)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_warnings():            # (thread-safe; the refits' warnings are counted)
             res = refit.fit(reml=reml)
         out.append((np.concatenate([np.asarray(res.solution["fe_params"], dtype=float),
                                     sdcor.from_results(res)]),

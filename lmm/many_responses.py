@@ -39,6 +39,7 @@ import pandas as pd
 from scipy.special import ndtr
 
 from . import _many_responses
+from ._threads import quiet_warnings
 from .exceptions import ConvergenceWarning
 from .optimize import (
     FLAT_TOLERANCE,
@@ -258,8 +259,7 @@ def _python_row(design, y, weights=None):
     row = np.full(2 * design.p + ncov + 3, np.nan)
     flags = np.zeros(4, dtype=np.intp)
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
+        with quiet_warnings():     # (thread-safe: blocks may run on threads)
             extra = {} if weights is None else {"weights": weights}
             res = design.model_for(y, **extra).fit(reml=design.reml)
     except (ValueError, np.linalg.LinAlgError) as exc:
@@ -297,8 +297,7 @@ def _fit_block(design, Y):
     y_shift = None
     w = design.weights
     if design.y_centring_column >= 0 and Y.shape[0]:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)   # (all-missing responses)
+        with quiet_warnings():     # (all-missing responses' RuntimeWarning; thread-safe)
             if w is None:
                 y_shift = np.nanmean(Y, axis=0)
             else:                                           # (weighted means)

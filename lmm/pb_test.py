@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import special
 
+from ._threads import quiet_warnings
 from .bootstrap import simulate
 from .lrt import lrtest, refit_ml
 
@@ -68,15 +69,13 @@ def _refit_loglik(res_ml, y, n_jobs):
         table = m.fit_many(y, reml=False, n_jobs=n_jobs, progress=False).table
         return table["llf"].to_numpy(dtype=float)
     def refit(r):
-        model = m.with_response(y[:, r])      # (the design's products shared)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return model.fit(reml=False).llf
+        return m.with_response(y[:, r]).fit(reml=False).llf   # (the design's products shared)
 
-    if n_jobs == 1:
-        return np.array([refit(r) for r in range(y.shape[1])])
-    with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
-        return np.array(list(pool.map(refit, range(y.shape[1]))))
+    with quiet_warnings():        # (thread-safe: catch_warnings is not)
+        if n_jobs == 1:
+            return np.array([refit(r) for r in range(y.shape[1])])
+        with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
+            return np.array(list(pool.map(refit, range(y.shape[1]))))
 
 
 def pb_test(small, large, nboot=1000, seed=None, n_jobs=1):

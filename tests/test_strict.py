@@ -163,3 +163,37 @@ def test_misaligned_pandas_inputs_are_refused(dietox):
         lmm.MixedLM(y, x, dietox["Pig"])
     # the same labels, the same rows: fine
     lmm.MixedLM(dietox["Weight"], x, dietox["Pig"])
+
+
+def test_refits_on_threads_silence_warnings_without_losing_the_users_filters():
+    """Bootstrap and pb_test refits on threads silence their warnings with
+    lmm._threads.quiet_warnings: entered and left by many threads at once, the
+    process's filters afterwards are the ones before (catch_warnings per thread would
+    restore them out of order), and no warning escapes the refits under 'error'."""
+    import threading
+
+    from lmm._threads import quiet_warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        warnings.filterwarnings("ignore", message="a user's own filter")
+        before = list(warnings.filters)
+        barrier = threading.Barrier(8)
+        escaped = []
+
+        def work():
+            barrier.wait()
+            for _ in range(200):
+                with quiet_warnings():
+                    try:
+                        warnings.warn("inside a refit", RuntimeWarning)
+                    except RuntimeWarning as exc:
+                        escaped.append(exc)
+
+        threads = [threading.Thread(target=work) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert escaped == []
+        assert warnings.filters == before
