@@ -119,9 +119,10 @@ class BootstrapResults:
     Attributes
     ----------
     replicates : DataFrame
-        One row per replicate: the fixed effects (by name), ``sigma`` and the
-        random-effect standard deviations and correlations, named as lme4's
-        ``confint`` names them (``sd_(Intercept)|Pig``, ``cor_Time.(Intercept)|Pig``).
+        One row per replicate: the fixed effects (by name), ``sigma``, lme4's theta
+        (``theta_1``, ...) and the random-effect standard deviations and
+        correlations, named as lme4's ``confint`` names them (``sd_(Intercept)|Pig``,
+        ``cor_Time.(Intercept)|Pig``).
     n_singular : int
         Replicates whose fit is singular (a variance at zero, a correlation at +-1).
     n_not_converged : int
@@ -235,7 +236,14 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, ex
     cov[:, s.cov_cols, s.cov_rows] = table[cov_names].to_numpy()
     sd = np.sqrt(np.clip(np.einsum("rjj->rj", cov), 0.0, None))
     columns = {name: table[name].to_numpy() for name in fe_names}
-    columns["sigma"] = np.sqrt(table["scale"].to_numpy())
+    scale = table["scale"].to_numpy()
+    columns["sigma"] = np.sqrt(scale)
+    # lme4's theta of each replicate (the relative covariance's factor, block by block)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        thetas = np.array([s.theta_from_cov(c / v) if v > 0 else
+                           np.full(s.n_theta, np.nan) for c, v in zip(cov, scale)])
+    for i in range(thetas.shape[1]):
+        columns[f"theta_{i + 1}"] = thetas[:, i]
     labels = sdcor.labels()
     for j in range(q):
         columns[labels[j]] = sd[:, j]
@@ -247,6 +255,8 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, ex
     phi = sdcor.from_results(results)
     est = {name: float(v) for name, v in zip(fe_names, np.asarray(results.fe_params))}
     est["sigma"] = float(phi[-1])
+    for i, v in enumerate(np.asarray(results.theta, dtype=float)):
+        est[f"theta_{i + 1}"] = float(v)
     for name, v in zip(labels[:-1], phi[:-1]):
         est[name] = float(v)
     converged = table["converged"].to_numpy(dtype=bool)
@@ -268,7 +278,8 @@ def _refit_chunk(model, y, reml):
             res = refit.fit(reml=reml)
         out.append((np.concatenate([np.asarray(res.solution["fe_params"], dtype=float),
                                     sdcor.from_results(res)]),
-                    bool(res.is_singular), bool(res.converged)))
+                    bool(res.is_singular), bool(res.converged),
+                    np.asarray(res.theta, dtype=float)))
     return out
 
 
@@ -306,12 +317,17 @@ def _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor=None, clie
     labels = sdcor.labels                      # (sd/cor entries, then sigma)
     columns = {name: values[:, i] for i, name in enumerate(fe_names)}
     columns["sigma"] = values[:, len(fe_names) + len(labels) - 1]
+    thetas = np.array([o[3] for o in out])
+    for i in range(thetas.shape[1]):
+        columns[f"theta_{i + 1}"] = thetas[:, i]
     for i, name in enumerate(labels[:-1]):
         columns[name] = values[:, len(fe_names) + i]
     replicates = pd.DataFrame(columns)
     phi = sdcor.from_results(results)
     est = dict(zip(fe_names, np.asarray(results.fe_params, dtype=float).tolist()))
     est["sigma"] = float(phi[-1])
+    est.update((f"theta_{i + 1}", float(v))
+               for i, v in enumerate(np.asarray(results.theta, dtype=float)))
     est.update(zip(labels[:-1], phi[:-1].tolist()))
     n_singular = sum(o[1] for o in out)
     n_not_converged = sum(not o[2] for o in out)

@@ -219,3 +219,27 @@ def test_bootstrap_takes_fit_manys_parallel_keywords(fitted):
                                   rtol=1e-12)
     with pytest.raises(ValueError, match="chunk_size"):
         res.bootstrap(6, seed=9, n_jobs=2, chunk_size=0)
+
+
+def test_replicates_hold_lme4s_theta(fitted):
+    """theta_1..theta_k: each replicate's lme4 theta, the same as a direct fit's."""
+    import pandas as pd
+
+    boot = fitted.bootstrap(3, seed=8)
+    cols = [c for c in boot.replicates.columns if c.startswith("theta_")]
+    assert cols == ["theta_1", "theta_2", "theta_3"]
+    np.testing.assert_allclose(boot.estimates[cols], fitted.theta, rtol=1e-12)
+    y = fitted.simulate(3, seed=8)
+    m = fitted.model
+    for r in range(3):
+        direct = lmm.MixedLM(y[:, r], m.exog, m.groups, exog_re=m.exog_re).fit()
+        np.testing.assert_allclose(boot.replicates[cols].iloc[r], direct.theta, rtol=1e-5,
+                                   atol=1e-7)
+    d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" / "penicillin.csv")
+    res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)
+    boot = res.bootstrap(2, seed=8)
+    y = res.simulate(2, seed=8)
+    for r in range(2):
+        direct = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d.assign(diameter=y[:, r]))
+        np.testing.assert_allclose(boot.replicates[["theta_1", "theta_2"]].iloc[r],
+                                   direct.theta, rtol=1e-9)
