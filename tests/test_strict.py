@@ -186,7 +186,7 @@ def test_refits_on_threads_silence_warnings_without_losing_the_users_filters():
             for _ in range(200):
                 with quiet_warnings():
                     try:
-                        warnings.warn("inside a refit", RuntimeWarning)
+                        warnings.warn("inside a refit", RuntimeWarning, stacklevel=1)
                     except RuntimeWarning as exc:
                         escaped.append(exc)
 
