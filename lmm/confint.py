@@ -17,7 +17,7 @@ any covariance), and the ends of the interval are found by root finding.
 
 import numpy as np
 import pandas as pd
-from scipy import optimize, stats
+from scipy import special
 
 
 class _SdCorParametrization:
@@ -111,6 +111,7 @@ def _profile_value(fun, phi_hat, i, x, lower, upper, start):
     deviations, atanh of correlations) by Nelder-Mead: scipy's bounded
     quasi-Newton costs far more per iteration than this small problem.
     """
+    from scipy import optimize  # (0.15 s at import: when needed)
     free = np.array([k for k in range(len(phi_hat)) if k != i])
     is_cor = np.isfinite(lower[free]) & (lower[free] < 0)
 
@@ -168,7 +169,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
     fun = _ProfiledDevianceInPhi(res.criterion, param)
     phi_hat = param.from_results(res)
     dev_min = res.criterion.value(res.optimum_check.theta)
-    cut = stats.chi2.ppf(level, 1)
+    cut = special.chdtri(1, 1.0 - level)
     crit = res.criterion.make_criterion()
     theta_hat = res.optimum_check.theta
     rows = []
@@ -213,6 +214,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
 def _correlation_end(dev, pair, theta_hat, limit, direction):
     """max (direction = 1) or min (-1) of a correlation over
     {theta : profiled deviance(theta) <= limit}, by SLSQP; None if it fails."""
+    from scipy import optimize  # (0.15 s at import: when needed)
     j, k = pair
     t = dev.reparam.t
     s = dev.structure
@@ -272,6 +274,7 @@ def _profile_end(fun, phi_hat, i, lower, upper, limit, direction):
 
 def _find_end(excess, x_hat, direction, lo, hi):
     """The point beyond x_hat (in `direction`) where excess crosses zero."""
+    from scipy import optimize  # (0.15 s at import: when needed)
     step = max(abs(x_hat) * 0.1, 1e-3) if np.isfinite(hi) or direction < 0 else \
         max(abs(x_hat) * 0.1, 1e-3)
     a = x_hat
@@ -408,7 +411,7 @@ def multi_profile_intervals(results, level=0.95, criterion="ML"):
     fun = _MultiDevianceInPhi(res.model, param, reml)
     phi_hat = param.from_results(res)
     dev_min = fun(phi_hat)
-    cut = stats.chi2.ppf(level, 1)
+    cut = special.chdtri(1, 1.0 - level)
     rows = []
     for i in range(param.n):
         ends = [_profile_end(fun, phi_hat, i, param.lower, param.upper, dev_min + cut, d)
@@ -434,8 +437,9 @@ def fixed_effect_intervals(ml_results, deviance_at, level=0.95):
     Returns a DataFrame indexed by the fixed-effect names with columns
     estimate (the ML estimate), lower, upper.
     """
+    from scipy import optimize  # (0.15 s at import: when needed)
     level = check_level(level)
-    cut = stats.chi2.ppf(level, 1)
+    cut = special.chdtri(1, 1.0 - level)
     dev_min = -2.0 * float(ml_results.llf)
     names = list(ml_results.fe_params.index)
     beta = np.asarray(ml_results.fe_params, dtype=float)

@@ -16,7 +16,7 @@ Liang 1987; Stram and Lee 1994), reported as `pvalue_mixture`.
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special
 
 
 @dataclass
@@ -122,14 +122,14 @@ def lrtest(restricted, full, refit=None):
             notes.append(f"the full model fits worse than the restricted one ({stat:.3g}): "
                          "the models may not be nested")
         stat = max(stat, 0.0)
-    pvalue = float(stats.chi2.sf(stat, df))
+    pvalue = float(special.chdtrc(df, stat))
     mixture = np.nan
     added = _random_effects(b) - _random_effects(a)
     if added:
         notes.append("the restricted model sets a random-effect variance to zero, on the "
                      "boundary: the chi-square p-value is conservative")
         if len(added) == 1:
-            low = stats.chi2.sf(stat, df - 1) if df > 1 else float(stat <= 0)
+            low = special.chdtrc(df - 1, stat) if df > 1 else float(stat <= 0)
             mixture = 0.5 * low + 0.5 * pvalue
     return LRTestResult(stat, int(df), pvalue, criterion, a.llf, b.llf, bool(refit),
                         mixture, notes)

@@ -16,7 +16,6 @@ analytic derivatives; several factors in lmm.several_factors, on finite differen
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import optimize
 
 from . import _core
 
@@ -116,6 +115,7 @@ def minimize_deviance(dev, theta0, method=None, maxiter=None, options=None, name
     COBYQA (derivative-free) with Newton steps finishing; the better point's
     check is returned, the restart listed in its ``attempts``.
     """
+    from scipy import optimize  # (0.15 s at import: when needed)
     lower = dev.structure.lower_bounds
     theta0 = np.asarray(theta0, dtype=float)
     # (np.maximum(theta0, lower), which returns theta0's entry unless the bound
@@ -193,6 +193,7 @@ def derivative_free_options(method=None):
 def _restart(dev, check, labels):
     """One derivative-free search (COBYQA) from a point that failed the check,
     Newton steps finishing; the better of the two points' checks."""
+    from scipy import optimize  # (0.15 s at import: when needed)
     lower = dev.structure.lower_bounds
     res = optimize.minimize(
         lambda th: dev.value(np.maximum(th, lower)), check.theta, method=derivative_free(),

@@ -12,7 +12,7 @@ from functools import cached_property
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 from . import inference, influence
 from .fitted import MixedModelResults
@@ -221,7 +221,7 @@ class MixedLMResults(MixedModelResults):
     @cached_property
     def pvalues(self):
         """Two-sided normal p-values of `tvalues` (statsmodels' z tests)."""
-        return pd.Series(2 * stats.norm.sf(np.abs(self.tvalues.to_numpy())),
+        return pd.Series(2 * special.ndtr(-np.abs(self.tvalues.to_numpy())),
                          index=self.params.index)
 
     # -- inference with degrees of freedom (lmerTest's) ------------------------------
@@ -283,7 +283,7 @@ class MixedLMResults(MixedModelResults):
         True
         """
         if method == "wald":
-            q = stats.norm.ppf(1 - alpha / 2)
+            q = special.ndtri(1 - alpha / 2)
             out = pd.DataFrame({0: self.params - q * self.bse, 1: self.params + q * self.bse})
         elif method == "profile":
             from functools import partial

@@ -8,7 +8,7 @@ same.
 
 import numpy as np
 import pandas as pd
-from scipy import stats
+from scipy import special
 
 
 def _fmt_info(value):
@@ -106,8 +106,8 @@ def statsmodels_summary(res, yname=None, xname_fe=None, xname_re=None, title=Non
     fe = res.fe_params.to_numpy()
     se = res.bse_fe.to_numpy()
     z = fe / se
-    pv = 2 * stats.norm.sf(np.abs(z))
-    qm = stats.norm.ppf(1 - alpha / 2)
+    pv = 2 * special.ndtr(-np.abs(z))
+    qm = special.ndtri(1 - alpha / 2)
     rows = np.full((len(names), 6), np.nan)
     rows[:res.k_fe] = np.column_stack([fe, se, z, pv, fe - qm * se, fe + qm * se])
     tril = np.tril_indices(res.k_re)
@@ -366,8 +366,8 @@ def multi_statsmodels_summary(res, alpha=0.05):
     fe = res.fe_params.to_numpy()
     se = res.bse_fe.to_numpy()
     z = fe / se
-    qm = stats.norm.ppf(1 - alpha / 2)
-    rows = [list(r) for r in np.column_stack([fe, se, z, 2 * stats.norm.sf(np.abs(z)),
+    qm = special.ndtri(1 - alpha / 2)
+    rows = [list(r) for r in np.column_stack([fe, se, z, 2 * special.ndtr(-np.abs(z)),
                                                fe - qm * se, fe + qm * se])]
     names = list(res.fe_params.index)
     for term in m.terms:
