@@ -100,3 +100,25 @@ def test_varcorr_layout(dietox):
     cov = res.cov_re.to_numpy()
     corr_row = vc[vc["var2"].notna()].iloc[0]
     assert corr_row["sdcor"] == pytest.approx(cov[0, 1] / np.sqrt(cov[0, 0] * cov[1, 1]))
+
+
+def test_top_level_bar_is_lme4s_shorthand():
+    """lme4 reads a bar outside parentheses as binding loosest: ``Yield ~ 1 | Batch``
+    is ``Yield ~ 1 + (1 | Batch)`` and ``Reaction ~ Days | Subject`` is ``Reaction ~
+    1 + (Days | Subject)`` (lme4 1.1-31 with bobyqa: logLik -884.92245193 for the
+    latter, fixed effect 257.761773; its default nloptwrap stops at 257.762168)."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    d = pd.read_csv(Path(__file__).parent / "data" / "sleepstudy.csv")
+    short = lmm.lmer("Reaction ~ Days | Subject", d)
+    explicit = lmm.lmer("Reaction ~ 1 + (Days | Subject)", d)
+    assert short.llf == pytest.approx(explicit.llf, abs=1e-10)
+    assert short.llf == pytest.approx(-884.92245193, abs=1e-7)
+    assert list(short.fe_params.index) == ["Intercept"]
+    assert short.fe_params.iloc[0] == pytest.approx(257.761773, abs=2e-5)
+    pen = pd.read_csv(Path(__file__).parent / "data" / "penicillin.csv")
+    a = lmm.lmer("diameter ~ 1 | plate", pen)
+    b = lmm.lmer("diameter ~ 1 + (1 | plate)", pen)
+    assert a.llf == pytest.approx(b.llf, abs=1e-10)

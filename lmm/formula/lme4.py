@@ -96,6 +96,9 @@ def parse(formula):
     >>> f = parse("Weight ~ Time + (Time || Pig)")
     >>> f.fixed, [(t.expr, t.group, t.uncorrelated) for t in f.terms]
     ('Time', [('Time', 'Pig', True)])
+    >>> f = parse("Yield ~ 1 | Batch")          # lme4's shorthand for (1 | Batch)
+    >>> f.fixed, [(t.expr, t.group) for t in f.terms]
+    ('1', [('1', 'Batch')])
     """
     if "~" not in formula:
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
@@ -103,6 +106,10 @@ def parse(formula):
     response = lhs.strip()
     if not response:
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
+    if "|" in split_top(rhs, "|"):
+        # a bar outside parentheses binds loosest in R: y ~ 1 | g is y ~ (1 | g), and
+        # y ~ x | g is y ~ (x | g) with an intercept-only fixed part (lme4's nobars)
+        rhs = f"({rhs.strip()})"
     tokens = split_top(rhs, "+-")
     fixed, terms = [], []
     sign = "+"
