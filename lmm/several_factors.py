@@ -699,11 +699,17 @@ class MultiTermModel:
         r0 = self._yr
         out = [t.structure.start_theta() for t in self.terms]
         fitted = {k: np.zeros(len(r0)) for k in scalar}
+        # (the level counts depend on the design only: kept for the refits of
+        # `with_response`, which share this dict)
+        counts = self.__dict__.setdefault("_level_counts", {})
         for _sweep in range(2 if backfit else 1):
             for k in scalar:
                 t = self.terms[k]
+                if k not in counts:
+                    count = np.bincount(t.codes, minlength=t.n_levels).astype(float)
+                    counts[k] = (count, (len(r0) - float(count @ count) / len(r0)))
                 r = r0 - sum(fitted[j] for j in scalar if j != k) if backfit else r0
-                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels)
+                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels, counts[k])
                 if rel is not None:
                     out[k] = np.array([rel])
         return np.concatenate(out)
@@ -900,18 +906,18 @@ class MultiTermModel:
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
-def _one_way_anova(r, codes, n_levels):
+def _one_way_anova(r, codes, n_levels, counts):
     """One-way analysis of variance of r by the level codes: the relative
     standard deviation of the level effects (clipped to [0.05, 1000], None if
     the within-level mean square vanishes) and the shrunken level means, per
-    row."""
+    row.  `counts`: (rows per level, n - sum(count^2) / n)."""
     n = len(r)
-    count = np.bincount(codes, minlength=n_levels).astype(float)
+    count, spread = counts
     total = np.bincount(codes, weights=r, minlength=n_levels)
     ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
     msw = (float(r @ r) - ssb) / max(n - n_levels, 1)
     msb = ssb / (n_levels - 1)
-    n0 = (n - float(count @ count) / n) / (n_levels - 1)
+    n0 = spread / (n_levels - 1)
     if not (msw > 0 and n0 > 0):
         return None, np.zeros(n)
     rel = float(np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0))
