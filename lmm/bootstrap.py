@@ -240,8 +240,8 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, ex
     columns["sigma"] = np.sqrt(scale)
     # lme4's theta of each replicate (the relative covariance's factor, block by block)
     with np.errstate(invalid="ignore", divide="ignore"):
-        thetas = np.array([s.theta_from_cov(c / v) if v > 0 else
-                           np.full(s.n_theta, np.nan) for c, v in zip(cov, scale)])
+        thetas = s.thetas_from_covs(cov / scale[:, None, None])
+    thetas[~(scale > 0)] = np.nan
     for i in range(thetas.shape[1]):
         columns[f"theta_{i + 1}"] = thetas[:, i]
     labels = sdcor.labels()

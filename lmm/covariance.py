@@ -186,6 +186,26 @@ class CovarianceStructure:
             out[ix] = _lower_factor(f)
         return self.theta(out)
 
+    def thetas_from_covs(self, covs, tol=1e-12):
+        """theta of each of a stack (m, q, q) of PSD relative covariances (the
+        bootstrap's replicates), vectorized: a Cholesky factor block by block, a
+        column whose pivot falls below `tol` times the diagonal's scale set to zero
+        (the same factor as `theta_from_cov` where that is unique)."""
+        covs = np.asarray(covs, dtype=float)
+        lam = np.zeros_like(covs)
+        scale = np.maximum(np.einsum("mjj->m", covs), np.finfo(float).tiny)
+        for members in self.blocks:
+            for a, j in enumerate(members):
+                done = members[:a]
+                pivot = covs[:, j, j] - np.sum(lam[:, j, done] ** 2, axis=1)
+                ok = pivot > tol * scale
+                root = np.sqrt(np.where(ok, pivot, 0.0))
+                lam[:, j, j] = root
+                for i in members[a + 1:]:
+                    num = covs[:, i, j] - np.sum(lam[:, i, done] * lam[:, j, done], axis=1)
+                    lam[:, i, j] = np.where(ok, num / np.where(ok, root, 1.0), 0.0)
+        return lam[:, self.theta_rows, self.theta_cols]
+
     # -- directions for second derivatives --------------------------------
     def theta_directions(self, lam):
         """dG/dtheta_a = E_a Lambda' + Lambda E_a' for each theta entry."""

@@ -243,3 +243,24 @@ def test_replicates_hold_lme4s_theta(fitted):
         direct = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d.assign(diameter=y[:, r]))
         np.testing.assert_allclose(boot.replicates[["theta_1", "theta_2"]].iloc[r],
                                    direct.theta, rtol=1e-9)
+
+
+@pytest.mark.parametrize("blocks", [None, ((0,), (1, 2))])
+def test_vectorized_theta_of_replicates_is_the_one_at_a_time_factor(blocks):
+    from lmm.covariance import CovarianceStructure
+
+    rng = np.random.default_rng(4)
+    s = CovarianceStructure(3, blocks)
+    covs = []
+    for r in range(40):
+        a = rng.standard_normal((3, 3))
+        c = a @ a.T if r % 4 else np.outer(a[0], a[0])       # every 4th: rank one
+        if blocks:
+            c[0, 1:] = c[1:, 0] = 0.0
+        covs.append(c)
+    covs = np.array(covs)
+    got = s.thetas_from_covs(covs)
+    want = np.array([s.theta_from_cov(c) for c in covs])
+    pd_rows = np.arange(40) % 4 != 0
+    np.testing.assert_allclose(got[pd_rows], want[pd_rows], rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(got, want, atol=1e-7)    # (singular: sqrt of rounding)
