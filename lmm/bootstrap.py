@@ -214,9 +214,9 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, ex
     if hasattr(m, "terms"):
         return _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor, client,
                                 chunk_size)
-    if getattr(m, "weights", None) is not None or getattr(m, "offset", None) is not None:
-        raise NotImplementedError("the bootstrap of a fit with prior weights or an offset "
-                                  "is not supported yet (simulate() is)")
+    if getattr(m, "offset", None) is not None:
+        raise NotImplementedError("the bootstrap of a one-factor fit with an offset is not "
+                                  "supported yet (simulate() is; several factors have it)")
     if results.structure.blocks != results.model.covariance_structure().blocks:
         raise NotImplementedError(
             "the bootstrap of a fit with free= is not supported yet; write the "

@@ -112,7 +112,7 @@ def test_simulate_with_weights_and_offset():
     i, j = 0, 1
     want = res.scale * (1 / w[i] + 1 / w[j])
     assert np.var(y[i] - y[j]) == pytest.approx(want, rel=0.06)
-    with pytest.raises(NotImplementedError, match="weights"):
+    with pytest.raises(NotImplementedError, match="offset"):
         res.bootstrap(5)
 
 
@@ -264,3 +264,26 @@ def test_vectorized_theta_of_replicates_is_the_one_at_a_time_factor(blocks):
     pd_rows = np.arange(40) % 4 != 0
     np.testing.assert_allclose(got[pd_rows], want[pd_rows], rtol=1e-10, atol=1e-12)
     np.testing.assert_allclose(got, want, atol=1e-7)    # (singular: sqrt of rounding)
+
+
+def test_bootstrap_of_a_weighted_one_factor_fit_refits_the_weighted_model():
+    """Weighted one-factor fits: the replicates are drawn with residual variance
+    scale / w and refitted with the weights (the many-responses fitter takes the
+    model's weights); each equals a direct weighted MixedLM fit of its response."""
+    import pandas as pd
+
+    s = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" / "sleepstudy.csv")
+    s["w"] = 1.0 + s["Days"] % 3
+    res = lmm.lmer("Reaction ~ Days + (Days | Subject)", s, weights="w")
+    boot = res.bootstrap(3, seed=2)
+    y = res.simulate(3, seed=2)
+    m = res.model
+    for r in range(3):
+        direct = lmm.MixedLM(y[:, r], m.exog, m.groups, exog_re=m.exog_re,
+                             weights=m.weights).fit()
+        assert boot.replicates["Intercept"].iloc[r] == pytest.approx(
+            direct.fe_params.iloc[0], rel=1e-8)
+        assert boot.replicates["sigma"].iloc[r] == pytest.approx(np.sqrt(direct.scale),
+                                                                rel=1e-6)
+    with pytest.raises(NotImplementedError, match="offset"):
+        lmm.lmer("Reaction ~ Days + (Days | Subject)", s, offset=s["Days"]).bootstrap(2)
