@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ._arguments import NOT_YET, check_keywords
+from .formula import safe
 from .formula.design import row_values
 from .formula.fast import split_top
 from .formula.lme4 import is_bar_term
@@ -19,7 +20,7 @@ from .many_responses import fit_responses, response_matrix, weight_matrix
 from .model import MixedLM
 
 # The name the design's placeholder response takes in the data.
-_PLACEHOLDER = "__lmm_response__"
+_PLACEHOLDER = safe.PLACEHOLDER_RESPONSE
 
 
 def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,

@@ -236,6 +236,7 @@ class MultiTermModel:
         self.beta_ols = np.linalg.solve(self._gram, xs.T @ yc) if xs.shape[1] else \
             np.zeros(0)
         self._yr = yc - xs @ self.beta_ols
+        self._y_sum_of_squares = float(yc @ yc)
 
     def _condition_random_effects(self):
         """Each term's design as the optimizer sees it, Z_k T_k: within a block
@@ -743,6 +744,13 @@ class MultiTermModel:
         say converged=False and a ConvergenceWarning gives the reasons.  Every
         search is listed in ``results.optimum_check.attempts``.
         """
+        # the least-squares residual's sum of squares: zero, to rounding, when the fixed
+        # effects fit the response exactly (a constant response): no variance is left
+        if not float(self._yr @ self._yr) > 1e-13 * self._y_sum_of_squares:
+            raise ValueError(
+                f"the response ({self.endog_names}) is fitted exactly by the fixed effects "
+                "(for example, it is constant): the residual variance is zero and no mixed "
+                "model can be fitted")
         lme4_start = np.concatenate([t.structure.start_theta() for t in self.terms])
         lower = self.lower_bounds
         evaluations_before = self._criterion.n_evaluations

@@ -179,3 +179,20 @@ def test_huge_finite_values_are_not_missing(frame):
     x[0, 1] = 1e200
     md = lmm.MixedLM(frame["y"], x, frame["g"])
     assert md.nobs == len(frame)
+
+
+@pytest.mark.parametrize("response", ["constant", "linear in the fixed effects"])
+def test_several_factors_response_fitted_exactly_is_a_clear_error(response):
+    """A response the fixed effects fit exactly leaves no variance: a ValueError saying
+    so (it was a TypeError from inside the optimizer), as with one factor."""
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    y = 5.0 if response == "constant" else 2.0 * d["Time"] + 1.0
+    with pytest.raises(ValueError, match="fitted exactly by the fixed effects"):
+        lmm.lmer("c ~ Time + (1 | Pig) + (1 | Litter)", d.assign(c=y))
+
+
+def test_fit_many_messages_show_the_formula_as_written():
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    with pytest.raises(ValueError, match=r"the formula '~ Tme' uses 'Tme'") as info:
+        lmm.fit_many("~ Tme", d, responses=d[["Weight"]], groups="Pig", progress=False)
+    assert "__lmm" not in str(info.value)

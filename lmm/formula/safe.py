@@ -101,6 +101,11 @@ NUMPY_FUNCTIONS = (
 NUMPY_CONSTANTS = ("pi", "e", "inf", "nan")
 
 
+# The response given to a right-hand-side-only formula (fit_many's "~ x") so that patsy
+# builds its design: never shown in a message.
+PLACEHOLDER_RESPONSE = "__lmm_response__"
+
+
 def _r_log(x, base=None):
     """R's ``log(x, base)``: the natural logarithm unless `base` is given."""
     if base is None:
@@ -630,33 +635,36 @@ def model_desc(formula, columns, env=None, what="formula"):
     ValueError: the formula "y ~ __import__('os').getcwd()": '__import__' is refused ...
     """
     restricted = env is None or env is _RESTRICTED_ENV
+    # (messages show the formula as the user wrote it: without the placeholder
+    # response of formulas that have none, such as fit_many's "~ x")
+    shown = formula.replace(PLACEHOLDER_RESPONSE + " ", "").replace(PLACEHOLDER_RESPONSE, "")
     try:
         desc, names, quoted, called = _model_desc(formula, restricted)
     except _Refused as exc:
         reason, part = exc.args
-        raise ValueError(f"the {what} {formula!r}: {part!r} is refused ({reason}); "
+        raise ValueError(f"the {what} {shown!r}: {part!r} is refused ({reason}); "
                          f"{_HOW}") from None
     except ValueError as exc:
-        raise ValueError(f"cannot parse the {what} {formula!r} {exc}") from None
+        raise ValueError(f"cannot parse the {what} {shown!r} {exc}") from None
     except RecursionError:
-        raise ValueError(f"cannot parse the {what} {formula[:80]!r}...: nested too deeply"
+        raise ValueError(f"cannot parse the {what} {shown[:80]!r}...: nested too deeply"
                          ) from None
     if restricted:
         unknown = sorted(n for n in names if n not in FUNCTIONS and n not in columns)
         if unknown:
             raise ValueError(
-                f"the {what} {formula!r} uses {', '.join(map(repr, unknown))}, not a column of "
+                f"the {what} {shown!r} uses {', '.join(map(repr, unknown))}, not a column of "
                 f"the data nor a formula function (Python variables are not visible to "
                 f"formulas); {_HOW}")
         hidden = sorted(c for c in called if c in columns)
         if hidden:
             # (the data come first in patsy's lookup: the column would be called)
             raise ValueError(
-                f"the {what} {formula!r} calls {', '.join(map(repr, hidden))}, which the "
+                f"the {what} {shown!r} calls {', '.join(map(repr, hidden))}, which the "
                 "data's column(s) of the same name hide; rename the column(s)")
     missing = sorted(q for q in quoted if q not in columns)
     if missing:
-        raise ValueError(f"the {what} {formula!r} quotes {', '.join(map(repr, missing))}, "
+        raise ValueError(f"the {what} {shown!r} quotes {', '.join(map(repr, missing))}, "
                          "not a column of the data")
     return desc
 
