@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 
 from ._arguments import NOT_YET, check_keywords
+from .dataframes import to_pandas
 from .formula import safe
 from .formula.design import row_values
 from .formula.fast import split_top
@@ -68,6 +69,8 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
     >>> round(res.llf, 4)
     -2217.0475
     """
+    if not isinstance(data, pd.DataFrame):           # (no call for pandas data)
+        data = to_pandas(data)
     if fit_kwargs:
         for name in list(fit_kwargs):
             if name in NOT_YET:
@@ -171,6 +174,7 @@ def fit_many(formula_or_model, data=None, responses=None, groups=None, re_formul
     """
     if responses is None:
         raise TypeError("fit_many needs `responses` (one column per response)")
+    data, responses = to_pandas(data), to_pandas(responses)
     if isinstance(formula_or_model, MixedLM):
         return formula_or_model.fit_many(
             responses, reml=reml, weights=weights, n_jobs=n_jobs, executor=executor,

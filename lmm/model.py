@@ -16,6 +16,7 @@ import pandas as pd
 from . import _core, many_responses
 from ._arguments import IGNORED, NOT_YET, check_keywords, warn_ignored
 from .covariance import CovarianceStructure, Reparametrization, default_structure
+from .dataframes import to_pandas
 from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
 from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
 from .formula import design as formula_design
@@ -564,6 +565,11 @@ class MixedLM:
         >>> md = lmm.MixedLM.from_formula("Weight ~ Time", data, groups=data["Pig"],
         ...                               re_formula="~Time")
         """
+        if not isinstance(data, pd.DataFrame):       # (no call for pandas data)
+            data = to_pandas(data)
+        groups = kwargs.get("groups")
+        if groups is not None and type(groups).__module__.startswith("polars"):
+            kwargs["groups"] = to_pandas(groups)
         if "groups" not in kwargs:
             raise TypeError("'groups' is a required keyword argument of mixedlm / from_formula")
         groups = kwargs.pop("groups")
@@ -852,6 +858,8 @@ class MixedLM:
         >>> md.exog_re_names
         ['(Intercept)', 'Time']
         """
+        if not isinstance(data, pd.DataFrame):       # (no call for pandas data)
+            data = to_pandas(data)
         parsed = parse_lmer(formula)
         if not parsed.single_factor:
             return formula_design.multi_from_lmer(MultiTermModel, parsed, formula, data,

@@ -141,7 +141,7 @@ def test_datasets_offline():
     s = lmm.datasets.get_rdataset("Sitka", "MASS").data
     assert s.shape == (395, 4)
     with pytest.raises(ValueError, match="not shipped"):
-        lmm.datasets.get_rdataset("sleepstudy", "lme4")
+        lmm.datasets.get_rdataset("InstEval", "lme4")
 
 
 def test_version_entry_point(tmp_path):

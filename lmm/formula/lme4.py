@@ -106,10 +106,6 @@ def parse(formula):
     response = lhs.strip()
     if not response:
         raise ValueError(f"the formula {formula!r} needs a response on the left of '~'")
-    if "|" in split_top(rhs, "|"):
-        # a bar outside parentheses binds loosest in R: y ~ 1 | g is y ~ (1 | g), and
-        # y ~ x | g is y ~ (x | g) with an intercept-only fixed part (lme4's nobars)
-        rhs = f"({rhs.strip()})"
     tokens = split_top(rhs, "+-")
     fixed, terms = [], []
     sign = "+"
@@ -136,6 +132,10 @@ def parse(formula):
         else:
             fixed.append(("- " if sign == "-" else "+ ") + tok.strip())
             sign = "+"
+    if not terms and "|" in split_top(rhs, "|"):
+        # a bar outside parentheses binds loosest in R: y ~ 1 | g is y ~ (1 | g), and
+        # y ~ x | g is y ~ (x | g) with an intercept-only fixed part (lme4's nobars)
+        return parse(f"{lhs} ~ ({rhs.strip()})")
     if not terms:
         raise ValueError(
             f"the formula {formula!r} has no random-effect term such as (1 | group); "
