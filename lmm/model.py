@@ -20,6 +20,7 @@ from .dataframes import to_pandas
 from .deviance import CrossProducts, FixedEffectsCentring, ProfiledDeviance
 from .exceptions import ConvergenceWarning, IllConditionedWarning, SingularFitWarning
 from .formula import design as formula_design
+from .formula import safe as formula_safe
 from .formula.lme4 import parse as parse_lmer
 from .optimize import minimize_deviance
 from .params import MixedLMParams
@@ -860,6 +861,10 @@ class MixedLM:
         """
         if not isinstance(data, pd.DataFrame):       # (no call for pandas data)
             data = to_pandas(data)
+        if "scale" in formula:
+            # (R's meaning of the functions where it differs from patsy's: lme4-style
+            # formulas only; statsmodels-style ones keep patsy's)
+            kwargs["eval_env"] = formula_safe.lme4_environment(kwargs.get("eval_env"))
         parsed = parse_lmer(formula)
         if not parsed.single_factor:
             return formula_design.multi_from_lmer(MultiTermModel, parsed, formula, data,

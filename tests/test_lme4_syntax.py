@@ -122,3 +122,34 @@ def test_top_level_bar_is_lme4s_shorthand():
     a = lmm.lmer("diameter ~ 1 | plate", pen)
     b = lmm.lmer("diameter ~ 1 + (1 | plate)", pen)
     assert a.llf == pytest.approx(b.llf, abs=1e-10)
+
+
+def test_scale_in_lme4_formulas_is_rs_scale():
+    """R's scale() divides by the sd with n - 1, patsy's (statsmodels-style formulas) by
+    the n version. lme4 1.1-31 (bobyqa): Reaction ~ scale(Days) + (1 | Subject) on
+    sleepstudy has logLik -892.1747 and slope 30.14885, and with (1 | Days) added too;
+    statsmodels-style formulas keep patsy's 30.0650 (= 30.14885 sqrt(179 / 180))."""
+    from pathlib import Path
+
+    import pandas as pd
+
+    d = pd.read_csv(Path(__file__).parent / "data" / "sleepstudy.csv")
+    one = lmm.lmer("Reaction ~ scale(Days) + (1 | Subject)", d)
+    with pytest.warns(lmm.SingularFitWarning):     # (so is lme4's: Days' variance 0)
+        two = lmm.lmer("Reaction ~ scale(Days) + (1 | Subject) + (1 | Days)", d)
+    for res in (one, two):
+        assert res.llf == pytest.approx(-892.1747, abs=1e-4)
+        assert res.fe_params["scale(Days)"] == pytest.approx(30.14885, abs=1e-5)
+    sm = lmm.mixedlm("Reaction ~ scale(Days)", d, groups="Subject").fit()
+    assert sm.fe_params["scale(Days)"] == pytest.approx(30.14885 * np.sqrt(179 / 180),
+                                                        rel=1e-6)
+    # new data: the fit's mean and sd, not the new rows'
+    new = d.iloc[:3]
+    np.testing.assert_allclose(one.predict(new), one.fittedvalues.iloc[:3], atol=1e-9)
+    # with eval_env the caller's names are still seen, R's scale still used
+    k = 2.0  # noqa: F841 (read by the formula, through eval_env=0)
+    res = lmm.lmer("Reaction ~ scale(Days) + I(k * (Days > 4)) + (1 | Subject)", d,
+                   eval_env=0)
+    assert "I(k * (Days > 4))" in res.fe_params.index
+    direct = lmm.lmer("Reaction ~ scale(Days) + I(2.0 * (Days > 4)) + (1 | Subject)", d)
+    assert res.llf == pytest.approx(direct.llf, abs=1e-10)

@@ -26,8 +26,9 @@ names too (``log``, ``exp``, ``sqrt``, ``abs``, ``floor``, ...), R's names
 orthogonal polynomials, a stateful transform), and patsy's ``I``, ``Q``, ``C``,
 the contrasts (``Treatment``, ``Sum``, ``Helmert``, ``Poly``, ``Diff``,
 ``ContrastMatrix``), the stateful transforms ``center``, ``standardize``,
-``scale`` (patsy's: divided by the standard deviation with ddof=0, not R's
-ddof=1) and the splines ``bs``, ``cr``, ``cc``, ``te``.
+``scale`` (patsy's, divided by the standard deviation with ddof=0, in
+statsmodels-style formulas; R's, ddof=1, in lme4-style ones: `lme4_environment`)
+and the splines ``bs``, ``cr``, ``cc``, ``te``.
 
 Anything else (other names, such as variables of the calling frame, other
 attributes, dunder names other than columns, subscripts, lambdas,
@@ -178,6 +179,46 @@ class _Poly:
                 p_prev, p = p, (values - alpha[k]) * p - (norm2[k + 1] / norm2[k]) * p_prev
                 out[:, k] = p / np.sqrt(norm2[k + 2])
         return out
+
+
+class _RScale:
+    """R's ``scale(x, center=TRUE, scale=TRUE)`` for lme4-style formulas: each column
+    minus its mean, divided by its standard deviation with R's n - 1 (patsy's
+    ``scale``, which statsmodels-style formulas keep, divides by the n version).  A
+    stateful transform: the statistics are those of the model's rows, reused for new
+    data."""
+
+    def __init__(self):
+        self._chunks = []
+        self._mean = self._sd = self._rms = None
+
+    @staticmethod
+    def _values(x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"scale() needs a numeric column, got {x.dtype}")
+        x = np.asarray(x, dtype=float)
+        return x[:, None] if x.ndim == 1 else x
+
+    def memorize_chunk(self, x, center=True, scale=True):
+        self._chunks.append(self._values(x))
+
+    def memorize_finish(self):
+        x = np.concatenate(self._chunks)
+        self._chunks = []
+        n = max(len(x) - 1, 1)
+        self._mean = x.mean(axis=0)
+        # R: the sd (n - 1) when centring; the root mean square (n - 1) when not
+        self._sd = np.sqrt(np.sum((x - self._mean) ** 2, axis=0) / n)
+        self._rms = np.sqrt(np.sum(x * x, axis=0) / n)
+
+    def transform(self, x, center=True, scale=True):
+        out = self._values(x).copy()
+        if center:
+            out -= self._mean
+        if scale:
+            out /= self._sd if center else self._rms
+        return out[:, 0] if np.ndim(x) == 1 else out
 
 
 # R's names for the same elementwise functions
@@ -634,7 +675,7 @@ def model_desc(formula, columns, env=None, what="formula"):
     ...
     ValueError: the formula "y ~ __import__('os').getcwd()": '__import__' is refused ...
     """
-    restricted = env is None or env is _RESTRICTED_ENV
+    restricted = env is None or isinstance(env, _RestrictedEnvironment)
     # (messages show the formula as the user wrote it: without the placeholder
     # response of formulas that have none, such as fit_many's "~ x")
     shown = formula.replace(PLACEHOLDER_RESPONSE + " ", "").replace(PLACEHOLDER_RESPONSE, "")
@@ -676,6 +717,9 @@ class _CallerEnvironment(patsy.EvalEnvironment):
 
 
 _RESTRICTED_ENV = _RestrictedEnvironment([_NAMESPACE])
+# lme4-style formulas read R's meaning where R and patsy differ (scale's sd)
+_R_SEMANTICS = {"scale": patsy.stateful_transform(_RScale)}
+_R_RESTRICTED_ENV = _RestrictedEnvironment([_R_SEMANTICS, _NAMESPACE])
 
 
 def _outside_lmm(frame):
@@ -709,7 +753,7 @@ def environment(eval_env):
     """
     if eval_env is None:
         return _RESTRICTED_ENV
-    if eval_env is _RESTRICTED_ENV or type(eval_env) is _CallerEnvironment:
+    if isinstance(eval_env, _RestrictedEnvironment) or type(eval_env) is _CallerEnvironment:
         return eval_env         # resolved already (by an outer lmm function)
     if isinstance(eval_env, patsy.EvalEnvironment):
         return _CallerEnvironment(eval_env._namespaces + [_NAMESPACE], eval_env.flags)
@@ -736,5 +780,20 @@ def environment(eval_env):
 
 
 def is_restricted(env):
-    """Whether `env` (from `environment`) is the checked, default one."""
-    return env is _RESTRICTED_ENV
+    """Whether formulas in `env` (from `environment`) are checked against the
+    whitelist."""
+    return isinstance(env, _RestrictedEnvironment)
+
+
+def lme4_environment(eval_env):
+    """`environment(eval_env)` for lme4-style formulas: R's meaning of the functions
+    where it differs from patsy's (``scale``: R's sd with n - 1), in front of the
+    registry; a caller's namespace (eval_env=) still comes first."""
+    env = environment(eval_env)
+    if env is _RESTRICTED_ENV:
+        return _R_RESTRICTED_ENV
+    if type(env) is _CallerEnvironment and not any(ns is _R_SEMANTICS
+                                                   for ns in env._namespaces):
+        spaces = [ns for ns in env._namespaces if ns is not _NAMESPACE]
+        return _CallerEnvironment(spaces + [_R_SEMANTICS, _NAMESPACE], env.flags)
+    return env
