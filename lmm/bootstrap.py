@@ -181,6 +181,19 @@ class BootstrapResults:
         return (f"<BootstrapResults: {len(self)} replicates, {self.n_singular} singular, "
                 f"{self.n_not_converged} not converged>")
 
+    def summary_frame(self, level=0.95):
+        """Estimate, bootstrap sd and percentile interval of each quantity."""
+        ci = self.conf_int(level)
+        return pd.DataFrame({"estimate": self.estimates, "bootstrap_sd": self.sd(),
+                             "lower": ci["lower"], "upper": ci["upper"]})
+
+    def _repr_html_(self):
+        caption = (f"Parametric bootstrap: {len(self)} replicates, {self.n_singular} "
+                   f"singular, {self.n_not_converged} not converged; 95% percentile "
+                   "intervals")
+        table = self.summary_frame().to_html(float_format=lambda v: f"{v:.4g}")
+        return f"<p>{caption}</p>{table}"
+
 
 def shortest_interval(values, level=0.95):
     """The shortest interval [v_i, v_{i+k-1}] of the sorted values holding

@@ -13,6 +13,7 @@ chi-square distributions with df - 1 and df degrees of freedom (Self and
 Liang 1987; Stram and Lee 1994), reported as `pvalue_mixture`.
 """
 
+import html
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -45,6 +46,20 @@ class LRTestResult:
                          f"chi2({self.df}): {self.pvalue_mixture:.4g}")
         lines.extend(f"  note: {n}" for n in self.notes)
         return "\n".join(lines)
+
+    def _repr_html_(self):
+        """The test as a small HTML table, for notebooks."""
+        rows = [("criterion", self.criterion),
+                ("log-likelihood, restricted", f"{self.llf_restricted:.4f}"),
+                ("log-likelihood, full", f"{self.llf_full:.4f}"),
+                ("statistic", f"{self.statistic:.4f}"), ("df", str(self.df)),
+                ("p-value", f"{self.pvalue:.4g}")]
+        if np.isfinite(self.pvalue_mixture):
+            rows.append(("p-value, 50:50 chi-square mixture", f"{self.pvalue_mixture:.4g}"))
+        rows.extend(("note", n) for n in self.notes)
+        body = "".join(f"<tr><th style='text-align:left'>{html.escape(k)}</th>"
+                       f"<td>{html.escape(v)}</td></tr>" for k, v in rows)
+        return f"<table><caption>Likelihood-ratio test</caption>{body}</table>"
 
 
 def _same_fixed_effects(a, b):

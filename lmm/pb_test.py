@@ -52,6 +52,13 @@ class PBTestResult:
         """The bootstrap p-value."""
         return float(self.table.loc["PBtest", "p_value"])
 
+    def _repr_html_(self):
+        caption = (f"Parametric-bootstrap likelihood-ratio test: {len(self.reference)} "
+                   f"samples, {self.n_positive} positive, {self.n_extreme} above the "
+                   "observed statistic")
+        table = self.table.to_html(float_format=lambda v: f"{v:.4g}", na_rep="")
+        return f"<p>{caption}</p>{table}"
+
     def __repr__(self):
         return (f"<PBTestResult: LRT {self.table.loc['LRT', 'stat']:.4g} on "
                 f"{int(self.table.loc['LRT', 'df'])} df, bootstrap p = {self.pvalue:.4g} "

@@ -1,0 +1,57 @@
+"""Notebook displays (_repr_html_) of the results objects other than fits: the
+likelihood-ratio test, the bootstrap, the parametric-bootstrap test, many responses.
+Each must show its own numbers (checked against the objects' attributes)."""
+
+import re
+
+import numpy as np
+import pytest
+
+import lmm
+
+
+@pytest.fixture(scope="module")
+def fits():
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    return (lmm.lmer("Weight ~ Time + (1 | Pig)", d),
+            lmm.lmer("Weight ~ Time + Evit + (1 | Pig)", d), d)
+
+
+def _cells(html):
+    return re.findall(r"<t[dh][^>]*>([^<]*)</t[dh]>", html)
+
+
+def test_lrtest_display(fits):
+    small, large, _ = fits
+    t = lmm.lrtest(small, large)
+    html = t._repr_html_()
+    cells = _cells(html)
+    assert f"{t.statistic:.4f}" in cells and str(t.df) in cells
+    assert f"{t.pvalue:.4g}" in cells and f"{t.llf_full:.4f}" in cells
+    assert any("refit" in c or "ML" in c for c in cells)       # the note or criterion
+
+
+def test_bootstrap_display(fits):
+    _, large, _ = fits
+    boot = large.bootstrap(30, seed=1)
+    html = boot._repr_html_()
+    assert "30 replicates" in html
+    frame = boot.summary_frame()
+    assert list(frame.columns) == ["estimate", "bootstrap_sd", "lower", "upper"]
+    np.testing.assert_allclose(frame["bootstrap_sd"], boot.sd()[frame.index])
+    assert f"{frame.loc['sigma', 'bootstrap_sd']:.4g}" in _cells(html)
+
+
+def test_pb_test_display(fits):
+    small, large, _ = fits
+    t = lmm.pb_test(small, large, nboot=20, seed=1)
+    html = t._repr_html_()
+    assert "20 samples" in html and f"{t.n_extreme} above" in html
+    assert f"{t.pvalue:.4g}" in _cells(html)
+
+
+def test_many_responses_display(fits):
+    _, _, d = fits
+    res = lmm.fit_many("~ Time", d, responses=d[["Weight"]], groups="Pig", progress=False)
+    html = res._repr_html_()
+    assert "Weight" in html and "llf" in html
