@@ -27,3 +27,25 @@ def test_readme_python_blocks_run_in_order(tmp_path):
                           cwd=tmp_path, timeout=600)
     last = [line for line in proc.stdout.splitlines() if line.startswith("--- block")]
     assert proc.returncode == 0, (last[-1:], proc.stderr[-3000:])
+
+
+def docs_blocks():
+    """The literal blocks (``::``) of the documentation's pages, page by page."""
+    out = []
+    for page in sorted((README.parent / "docs").glob("*.rst")):
+        text = page.read_text()
+        for match in re.finditer(r"::\n\n((?:    .*\n|\n)+)", text):
+            lines = [line[4:] for line in match.group(1).splitlines()]
+            out.append((page.name, "\n".join(lines).strip() + "\n"))
+    return out
+
+
+def test_docs_code_blocks_run(tmp_path):
+    blocks = docs_blocks()
+    assert blocks, "the docs have code blocks"
+    for name, code in blocks:
+        path = tmp_path / "block.py"
+        path.write_text(code)
+        proc = subprocess.run([sys.executable, str(path)], capture_output=True, text=True,
+                              cwd=tmp_path, timeout=300)
+        assert proc.returncode == 0, (name, code, proc.stderr[-2000:])
