@@ -402,12 +402,9 @@ class MixedLMResults(MixedModelResults):
         columns = self._re_form_columns(re_form)
         fe = self.solution["fe_params"]
         frame = isinstance(exog, pd.DataFrame)
-        model_offset = getattr(m, "offset", None)
         if exog is None:
             x, index = m.exog, m.row_labels
             out = x @ fe
-            if model_offset is not None:
-                out = out + model_offset
             if columns:
                 b = self._modes[0][m.group_codes][:, columns]
                 out = out + np.einsum("ij,ij->i", m.exog_re[:, columns], b)
@@ -425,18 +422,12 @@ class MixedLMResults(MixedModelResults):
                     raise ValueError(f"exog must have {self.k_fe} columns, got {x.shape[1]}")
                 index = exog.index if frame else None
             out = x @ fe
-            if offset is not None:
-                offset = np.asarray(offset, dtype=float)
-                if offset.shape != out.shape:
-                    raise ValueError(f"offset must have one value per row of the new data "
-                                     f"({len(out)}), got shape {offset.shape}")
-                out = out + offset
-            elif model_offset is not None:
-                from .formula.design import new_data_offset
-
-                out = out + new_data_offset(m, exog)
             if columns:
                 out = out + self._new_data_effects(exog, columns, allow_new_levels)
+        if offset is not None or getattr(m, "offset", None) is not None:
+            from .formula.design import prediction_offset
+
+            out = out + prediction_offset(m, exog, offset, len(out))
         if se_fit:
             se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self.solution["vcov_fe"], x), 0, None))
             return pd.DataFrame({"fit": out, "se_fit": se}, index=index)

@@ -700,17 +700,13 @@ class MultiTermModel:
         r0 = self._yr
         out = [t.structure.start_theta() for t in self.terms]
         fitted = {k: np.zeros(len(r0)) for k in scalar}
-        # (the level counts depend on the design only: kept for the refits of
-        # `with_response`, which share this dict)
-        counts = self.__dict__.setdefault("_level_counts", {})
         for _sweep in range(2 if backfit else 1):
             for k in scalar:
                 t = self.terms[k]
-                if k not in counts:
-                    count = np.bincount(t.codes, minlength=t.n_levels).astype(float)
-                    counts[k] = (count, (len(r0) - float(count @ count) / len(r0)))
+                # (the rows per level: the group blocks' sizes, made with the products)
+                count = np.diff(self._grouped[k][1]).astype(float)
                 r = r0 - sum(fitted[j] for j in scalar if j != k) if backfit else r0
-                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels, counts[k])
+                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels, count)
                 if rel is not None:
                     out[k] = np.array([rel])
         return np.concatenate(out)
@@ -914,18 +910,17 @@ class MultiTermModel:
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
-def _one_way_anova(r, codes, n_levels, counts):
+def _one_way_anova(r, codes, n_levels, count):
     """One-way analysis of variance of r by the level codes: the relative
     standard deviation of the level effects (clipped to [0.05, 1000], None if
     the within-level mean square vanishes) and the shrunken level means, per
-    row.  `counts`: (rows per level, n - sum(count^2) / n)."""
+    row.  `count`: the rows per level."""
     n = len(r)
-    count, spread = counts
     total = np.bincount(codes, weights=r, minlength=n_levels)
     ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
     msw = (float(r @ r) - ssb) / max(n - n_levels, 1)
     msb = ssb / (n_levels - 1)
-    n0 = spread / (n_levels - 1)
+    n0 = (n - float(count @ count) / n) / (n_levels - 1)
     if not (msw > 0 and n0 > 0):
         return None, np.zeros(n)
     rel = float(np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0))
@@ -1309,7 +1304,7 @@ class MultiTermResults(MixedModelResults):
         statsmodels-style model, for the model's own data); with `se_fit`, a
         DataFrame with columns fit and se_fit.
         """
-        from .formula.design import factor_codes, new_data_offset, transform_exog
+        from .formula.design import factor_codes, prediction_offset, transform_exog
 
         m = self.model
         lme4_style = m.lmer_formula is not None
@@ -1334,8 +1329,6 @@ class MultiTermResults(MixedModelResults):
         if exog is None:
             x, index = m.exog, m.row_labels
             out = x @ fe
-            if m.offset is not None:
-                out = out + m.offset
             for k in chosen:
                 term, modes = m.terms[k], self.solution["modes"][k]
                 out = out + np.einsum("ij,ij->i", term.z, modes[term.codes])
@@ -1368,15 +1361,8 @@ class MultiTermResults(MixedModelResults):
                                      "(pass allow_new_levels=True to give it zero random "
                                      "effects)")
                 out[known] += np.einsum("ij,ij->i", z[known], modes[rows[known]])
-        if exog is not None:
-            if offset is not None:
-                offset = np.asarray(offset, dtype=float)
-                if offset.shape != out.shape:
-                    raise ValueError(f"offset must have one value per row of the new data "
-                                     f"({len(out)}), got shape {offset.shape}")
-                out = out + offset
-            elif m.offset is not None:
-                out = out + new_data_offset(m, exog)
+        if offset is not None or m.offset is not None:
+            out = out + prediction_offset(m, exog, offset, len(out))
         if se_fit:
             se = np.sqrt(np.clip(np.einsum("ij,jk,ik->i", x, self.solution["vcov_fe"], x), 0, None))
             return pd.DataFrame({"fit": out, "se_fit": se}, index=index)

@@ -161,6 +161,9 @@ def test_offset_terms_and_offset_keyword_agree_and_shift_the_response():
         by_values.predict(new)
     np.testing.assert_allclose(by_values.predict(new, offset=new["o"]),
                                c.predict(new) + new["o"], atol=1e-9)
+    np.testing.assert_allclose(by_values.predict(), by_values.fittedvalues, atol=1e-9)
+    with pytest.raises(TypeError, match="newdata"):
+        by_values.predict(offset=d["o"])
 
 
 def test_weighted_fit_keeps_its_digits_when_the_response_is_shifted():

@@ -473,3 +473,8 @@ def test_predict_on_new_data_reads_an_offset_given_by_name(sleep):
     with pytest.raises(ValueError, match="offset="):
         res.predict(new)
     np.testing.assert_allclose(res.predict(new, offset=new["o"]), want, rtol=1e-7)
+    # the model's own rows have their offset: one passed without new rows is refused,
+    # not silently ignored
+    np.testing.assert_allclose(res.predict(), res.fittedvalues, rtol=1e-12)
+    with pytest.raises(TypeError, match="newdata"):
+        res.predict(offset=sleep["o"])

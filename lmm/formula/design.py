@@ -796,10 +796,24 @@ def multi_from_vc_formula(cls, formula, data, groups, re_formula, vc_formula, mi
                            offset=offset)
 
 
-def new_data_offset(model, data):
-    """The offset of new rows: evaluated from the model's `offset_terms` (an offset
-    given by name or by offset() terms) on `data`, a DataFrame; otherwise an error
-    asking for it."""
+def prediction_offset(model, data, offset, n):
+    """The offset of a prediction's n rows (None when there is none): the model's own
+    for its own rows (`data` None; an `offset` is then an error, not ignored); for new
+    rows `offset` if given, else the model's `offset_terms` (an offset given by name or
+    by offset() terms) evaluated on `data`, a DataFrame, else an error asking for it."""
+    if data is None:
+        if offset is not None:
+            raise TypeError("offset= is the offset of new rows: pass it with newdata (the "
+                            "model's own rows have their offset)")
+        return getattr(model, "offset", None)
+    if offset is not None:
+        offset = np.asarray(offset, dtype=float)
+        if offset.shape != (n,):
+            raise ValueError(f"offset must have one value per row of the new data ({n}), "
+                             f"got shape {offset.shape}")
+        return offset
+    if getattr(model, "offset", None) is None:
+        return None
     terms = getattr(model, "offset_terms", None)
     if terms is None or not isinstance(data, pd.DataFrame):
         raise ValueError("the model was fitted with an offset given as values: pass the "
