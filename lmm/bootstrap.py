@@ -47,7 +47,7 @@ def simulate(results, nsim=1, seed=None, conditioned=None):
     >>> res.simulate(3, seed=1).shape
     (861, 3)
     """
-    nsim = _count(nsim, "nsim")
+    nsim = positive_count(nsim, "nsim")
     m = results.model
     if hasattr(m, "terms"):
         return _simulate_terms(results, nsim, seed, conditioned or {})
@@ -107,7 +107,9 @@ def _simulate_terms(results, nsim, seed, conditioned):
     return out
 
 
-def _count(value, what):
+def positive_count(value, what):
+    """`value` as an int, or a ValueError naming `what` if it is not a positive integer
+    (a bool or a float such as 100.0 is refused: they are usually mistakes)."""
     if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
         raise ValueError(f"{what} must be a positive integer, got {value!r}")
     return int(value)
@@ -222,7 +224,7 @@ def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, ex
     >>> list(boot.replicates.columns)[:3]
     ['Intercept', 'Time', 'sigma']
     """
-    nboot = _count(nboot, "nboot")
+    nboot = positive_count(nboot, "nboot")
     m = results.model
     if hasattr(m, "terms"):
         return _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor, client,
@@ -312,7 +314,7 @@ def _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor=None, clie
     parallel = n_jobs != 1 or executor is not None or client is not None
     if chunk_size is None:
         chunk_size = max(1, -(-nboot // (8 * max(int(n_jobs), 1)))) if parallel else nboot
-    chunk_size = _count(chunk_size, "chunk_size")
+    chunk_size = positive_count(chunk_size, "chunk_size")
     chunks = [y[:, i:i + chunk_size] for i in range(0, nboot, chunk_size)]
     n_chunks = len(chunks)
     args = ([m] * n_chunks, chunks, [results.reml] * n_chunks)

@@ -17,7 +17,7 @@ import pandas as pd
 from scipy import special
 
 from ._threads import quiet_warnings
-from .bootstrap import simulate
+from .bootstrap import positive_count, simulate
 from .lrt import lrtest, refit_ml
 
 
@@ -114,8 +114,7 @@ def pb_test(small, large, nboot=1000, seed=None, n_jobs=1):
     >>> list(t.table.index)
     ['LRT', 'PBtest']
     """
-    if isinstance(nboot, bool) or not isinstance(nboot, int | np.integer) or nboot < 1:
-        raise ValueError(f"nboot must be a positive integer, got {nboot!r}")
+    nboot = positive_count(nboot, "nboot")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         observed = lrtest(small, large, refit=True)
@@ -124,6 +123,6 @@ def pb_test(small, large, nboot=1000, seed=None, n_jobs=1):
         raise ValueError("the two fits must be of the same response on the same rows")
     small_ml = small if not small.reml else refit_ml(small)
     large_ml = large if not large.reml else refit_ml(large)
-    y = simulate(small_ml, int(nboot), seed)
+    y = simulate(small_ml, nboot, seed)
     stats = 2.0 * (_refit_loglik(large_ml, y, n_jobs) - _refit_loglik(small_ml, y, n_jobs))
     return PBTestResult(float(observed.statistic), int(observed.df), stats)

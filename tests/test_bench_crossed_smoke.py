@@ -4,29 +4,14 @@ The bench package is loaded from its path, as in tests/test_bench_smoke.py, so t
 installed lmm is the one benchmarked.
 """
 
-import importlib
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load_crossed():
-    if "bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "bench", BENCH / "__init__.py", submodule_search_locations=[str(BENCH)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench"] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module("bench.crossed")
+from bench_loader import load_bench
 
 
 def test_quick_run_times_small_cases(tmp_path, capsys):
-    crossed = _load_crossed()
+    crossed = load_bench("crossed")
     out = tmp_path / "crossed.json"
     assert crossed.main(["--quick", "--no-r", "--out", str(out)]) == 0
     run = json.loads(out.read_text())

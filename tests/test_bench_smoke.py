@@ -5,28 +5,14 @@ from its path, without putting the source tree (whose lmm/ has no compiled
 core) on sys.path, so the installed lmm is the one benchmarked.
 """
 
-import importlib.util
 import json
 import math
-import sys
-from pathlib import Path
 
-BENCH = Path(__file__).resolve().parents[1] / "bench"
-
-
-def _load_bench():
-    if "bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "bench", BENCH / "__init__.py", submodule_search_locations=[str(BENCH)]
-        )
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench"] = module
-        spec.loader.exec_module(module)
-    return importlib.import_module("bench.cli")
+from bench_loader import load_bench
 
 
 def test_quick_run_writes_lmm_timings(tmp_path, capsys):
-    cli = _load_bench()
+    cli = load_bench("cli")
     out = tmp_path / "latest.json"
     assert cli.main(["--quick", "--no-r", "--no-statsmodels", "--out", str(out)]) == 0
     run = json.loads(out.read_text())

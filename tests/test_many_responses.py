@@ -282,20 +282,11 @@ def test_response_cross_products_kernel(case):
 
 def test_bench_quick_run(tmp_path):
     """bench/many.py's quickest run (lmm only) completes and writes its JSON."""
-    import importlib
-    import importlib.util
     import json
-    import sys
-    from pathlib import Path
 
-    bench_dir = Path(__file__).resolve().parents[1] / "bench"
-    if "bench" not in sys.modules:
-        spec = importlib.util.spec_from_file_location(
-            "bench", bench_dir / "__init__.py", submodule_search_locations=[str(bench_dir)])
-        module = importlib.util.module_from_spec(spec)
-        sys.modules["bench"] = module
-        spec.loader.exec_module(module)
-    many = importlib.import_module("bench.many")
+    from bench_loader import load_bench
+
+    many = load_bench("many")
     out = tmp_path / "many.json"
     assert many.main(["--quick", "--no-r", "--no-statsmodels", "--out", str(out)]) == 0
     run = json.loads(out.read_text())
