@@ -79,9 +79,11 @@ cdef double _envelope(const double* a, Py_ssize_t n, intp_t* first) noexcept nog
     return work
 
 
-cdef int _cholesky_rows(double* a, Py_ssize_t n, const intp_t* first) noexcept nogil:
+cdef int _cholesky_rows(double* a, const intp_t* row_base, Py_ssize_t n,
+                        const intp_t* first) noexcept nogil:
     """In-place lower Cholesky factor of the n x n matrix whose lower triangle is
-    stored row-major in `a`, within its envelope (dot-product form, rows
+    stored by rows in `a` (row i's entry in column j at a[row_base[i] + j], for
+    first[i] <= j <= i), within its envelope (dot-product form, rows
     contiguous).  L has M's envelope: row i of L is zero before first[i], so
     nested terms, whose part of M is block-diagonal but for the fixed-effects
     rows, cost O(m) rather than O(m^3).  Returns 0, or k > 0 if the leading minor
@@ -91,10 +93,10 @@ cdef int _cholesky_rows(double* a, Py_ssize_t n, const intp_t* first) noexcept n
     cdef double* ri
     cdef double* rj
     for i in range(n):
-        ri = a + i * n
+        ri = a + row_base[i]
         fi = first[i]
         for j in range(fi, i):
-            rj = a + j * n
+            rj = a + row_base[j]
             k0 = fi if fi > first[j] else first[j]
             ri[j] = (ri[j] - _dot(ri + k0, rj + k0, j - k0)) / rj[j]
         s = ri[i] - _dot(ri + fi, ri + fi, i - fi)
@@ -162,7 +164,7 @@ cdef double _eliminate(
     const intp_t[::1] pair_offsets, const intp_t[::1] pair_col, const intp_t[::1] pair_term,
     const intp_t[::1] pair_valoff, const double[::1] pair_values,
     const double[:, :, ::1] lam_rest, const intp_t[::1] q_rest, int width,
-    double* work, intp_t* idx, double[:, ::1] M,
+    double* work, intp_t* idx, double* data, const intp_t* row_base,
 ) noexcept nogil:
     cdef double* al = work                  # Z'Z Lambda_1 (q1 x q1)
     cdef double* chol = al + q1 * q1         # L_l
@@ -174,7 +176,7 @@ cdef double _eliminate(
     if q1 == 1:
         return _eliminate_scalar(lam1[0], p, n1, m, ztz1, ztx1, zty1, pair_offsets, pair_col,
                                  pair_term, pair_valoff, pair_values, lam_rest, q_rest,
-                                 kmat, idx, M)
+                                 kmat, idx, data, row_base)
     for lev in range(n1):
         _level_factor(&ztz1[lev, 0, 0], lam1, q1, al, chol)
         for j in range(q1):
@@ -199,7 +201,7 @@ cdef double _eliminate(
         idx[w] = m + p
         w += 1
         _solve_lower(chol, q1, kmat, w, False)
-        _subtract_gram(kmat, q1, w, idx, &M[0, 0], M.shape[1])
+        _subtract_gram(kmat, q1, w, idx, data, row_base)
     return logdet
 
 
@@ -209,7 +211,7 @@ cdef double _eliminate_scalar(
     const intp_t[::1] pair_offsets, const intp_t[::1] pair_col, const intp_t[::1] pair_term,
     const intp_t[::1] pair_valoff, const double[::1] pair_values,
     const double[:, :, ::1] lam_rest, const intp_t[::1] q_rest,
-    double* kmat, intp_t* idx, double[:, ::1] M,
+    double* kmat, intp_t* idx, double* data, const intp_t* row_base,
 ) noexcept nogil:
     """`_eliminate` for a first term with one effect (a random intercept, the usual
     case): each level's factor is the scalar sqrt(1 + lambda^2 z'z), and its row
@@ -241,14 +243,14 @@ cdef double _eliminate_scalar(
         kmat[w] = scale * zty1[lev, 0]
         idx[w] = m + p
         w += 1
-        _subtract_gram(kmat, 1, w, idx, &M[0, 0], M.shape[1])
+        _subtract_gram(kmat, 1, w, idx, data, row_base)
     return logdet
 
 
 cdef inline void _subtract_gram(const double* kmat, int q1, int w, const intp_t* idx,
-                                double* mp, Py_ssize_t ld) noexcept nogil:
+                                double* data, const intp_t* row_base) noexcept nogil:
     """M[idx[a], idx[c]] -= (K'K)[a, c] for a >= c (idx increasing), K q1 x w
-    column-major, M row-major with leading dimension ld.  The first term is
+    column-major, M's row i at data + row_base[i].  The first term is
     nearly always one or two effects: those get their own loops (a general
     loop over q1 costs several times the arithmetic there)."""
     cdef int a, c, j
@@ -256,19 +258,19 @@ cdef inline void _subtract_gram(const double* kmat, int q1, int w, const intp_t*
     cdef double* row
     if q1 == 1:
         for a in range(w):
-            row = mp + idx[a] * ld
+            row = data + row_base[idx[a]]
             k0 = kmat[a]
             for c in range(a + 1):
                 row[idx[c]] -= k0 * kmat[c]
     elif q1 == 2:
         for a in range(w):
-            row = mp + idx[a] * ld
+            row = data + row_base[idx[a]]
             k0, k1 = kmat[2 * a], kmat[2 * a + 1]
             for c in range(a + 1):
                 row[idx[c]] -= k0 * kmat[2 * c] + k1 * kmat[2 * c + 1]
     else:
         for a in range(w):
-            row = mp + idx[a] * ld
+            row = data + row_base[idx[a]]
             for c in range(a + 1):
                 s = 0.0
                 for j in range(q1):
@@ -343,13 +345,16 @@ def first_term_condvar(
     const intp_t[::1] pair_offsets, const intp_t[::1] pair_col,
     const intp_t[::1] pair_term, const intp_t[::1] pair_valoff,
     const double[::1] pair_values, const double[:, :, ::1] lam_rest,
-    const intp_t[::1] q_rest, Py_ssize_t max_width, const double[:, ::1] s_inv,
+    const intp_t[::1] q_rest, Py_ssize_t max_width, const double[::1] s_inv,
+    const intp_t[::1] s_inv_base,
 ):
     """Diagonal blocks of A^{-1} for the first term's levels (lme4's condVar, over scale).
 
     (A^{-1})_ll = L_l^{-T} (I + C_l S^{-1} C_l') L_l^{-1}, with C_l = L_l^{-1} A21_l'
     over the columns of the other terms level l meets, and S^{-1} the inverse
-    of the other terms' Schur complement (m x m).
+    of the other terms' Schur complement: its entry (i, j), j <= i, at
+    s_inv[s_inv_base[i] + j] (`MultiCriterion.rest_inverse`; the entries read,
+    the pairs of columns one level meets, lie in S's envelope).
 
     Returns
     -------
@@ -373,7 +378,7 @@ def first_term_condvar(
     cdef double* kmat = tmp + q1 * width
     cdef double* ks = kmat + q1 * width            # (S^-1 C')  w x q1
     cdef double* mid = ks + width * q1             # q1 x q1
-    cdef Py_ssize_t lev
+    cdef Py_ssize_t lev, ia, ic
     cdef int j, k, c, a, w
     cdef double s
     with nogil:
@@ -388,7 +393,11 @@ def first_term_condvar(
                 for j in range(q1):
                     s = 0.0
                     for c in range(w):
-                        s += s_inv[idx[a], idx[c]] * kmat[j + c * q1]
+                        ia, ic = idx[a], idx[c]
+                        if ia >= ic:
+                            s += s_inv[s_inv_base[ia] + ic] * kmat[j + c * q1]
+                        else:
+                            s += s_inv[s_inv_base[ic] + ia] * kmat[j + c * q1]
                     ks[a + j * width] = s
             for k in range(q1):
                 for j in range(q1):
@@ -534,6 +543,14 @@ cdef class MultiCriterion:
     log_weights : sum of the logs of the prior weights (0 without): the products
         are those of rows scaled by sqrt(w), whose criterion is the weighted
         model's plus this sum
+    envelope : (m + p + 1,) intp, optional
+        M's structural envelope (row i's first column that any evaluation can make
+        nonzero, `lmm.several_factors` computes it from the blocks and pairs).
+        Given, M is stored packed, row i holding only its columns envelope[i]..i,
+        so memory and work are linear in the levels when the envelope is narrow
+        (nested terms: the other terms' part of M is block-diagonal but for the
+        fixed-effects rows); without, M is a dense square, its envelope found
+        from its values at each evaluation, and factored by LAPACK when wide.
 
     The Python layer (lmm.several_factors) builds and checks every array: offsets and
     indices within bounds, blocks inside M.
@@ -543,7 +560,7 @@ cdef class MultiCriterion:
     cdef readonly int q1, width
     cdef readonly long n_evaluations
     cdef readonly double logdet1, rss
-    cdef readonly object matrix
+    cdef readonly bint packed
     cdef const double[:, :, ::1] ztz1
     cdef const double[:, :, ::1] ztx1
     cdef const double[:, ::1] zty1
@@ -571,7 +588,8 @@ cdef class MultiCriterion:
     cdef const intp_t[::1] qs
     cdef double[:, :, ::1] lam_rest
     cdef double[::1] lam1
-    cdef double[:, ::1] M
+    cdef double[::1] data            # M's lower triangle, row i from row_base[i] + first[i]
+    cdef intp_t[::1] row_base        # M[i, j] is data[row_base[i] + j]
     cdef double[::1] work
     cdef double[::1] tmp
     cdef double[::1] point
@@ -582,7 +600,7 @@ cdef class MultiCriterion:
                  pair_values, q_rest, Py_ssize_t max_width, rest_levels, rr_row, rr_col,
                  rr_tr, rr_tc, rr_valoff, rr_values, zrx, zry, xtx, xty, double yty,
                  theta_term, theta_row, theta_col, qs, Py_ssize_t nobs, double log_x_scale,
-                 double log_weights=0.0):
+                 double log_weights=0.0, envelope=None):
         self.ztz1, self.ztx1, self.zty1 = ztz1, ztx1, zty1
         self.pair_offsets, self.pair_col, self.pair_term = pair_offsets, pair_col, pair_term
         self.pair_valoff, self.pair_values, self.q_rest = pair_valoff, pair_values, q_rest
@@ -604,13 +622,25 @@ cdef class MultiCriterion:
         self.width = <int>max_width
         self.lam_rest = np.zeros((max(self.n_terms - 1, 1), self.qmax, self.qmax))
         self.lam1 = np.zeros(self.q1 * self.q1)
-        self.matrix = np.zeros((self.dim, self.dim))
-        self.M = self.matrix
+        self.packed = envelope is not None
+        if self.packed:
+            first = np.ascontiguousarray(envelope, dtype=np.intp)
+            rows = np.arange(self.dim, dtype=np.intp)
+            if first.shape != (self.dim,) or np.any(first < 0) or np.any(first > rows):
+                raise ValueError("envelope must hold, for each row i of M, a column in [0, i]")
+            widths = rows - first + 1
+            starts = np.concatenate([[0], np.cumsum(widths)[:-1]]).astype(np.intp)
+            self.first = first.copy()
+            self.row_base = starts - first
+            self.data = np.zeros(int(widths.sum()))
+        else:
+            self.first = np.zeros(self.dim, dtype=np.intp)
+            self.row_base = np.arange(self.dim, dtype=np.intp) * self.dim
+            self.data = np.zeros(self.dim * self.dim)
         self.work = np.zeros(2 * self.q1 * self.q1 + 2 * self.q1 * self.width + 8)
         self.tmp = np.zeros(self.qmax * self.qmax)
         self.point = np.zeros(max(self.n_theta, 1))
         self.idx = np.zeros(self.width, dtype=np.intp)
-        self.first = np.zeros(self.dim, dtype=np.intp)
         self.n_evaluations = 0
 
     cdef void _set_theta(self, const double* theta) noexcept nogil:
@@ -639,9 +669,14 @@ cdef class MultiCriterion:
         cdef const double* v
         cdef double* tmp = &self.tmp[0]       # V Lambda_c (q_r x q_c)
         cdef char uplo = b'U'
+        cdef double* d = &self.data[0]
+        cdef const intp_t* base = &self.row_base[0]
         self._set_theta(theta)
-        for i in range(dim):
-            memset(&self.M[i, 0], 0, (i + 1) * sizeof(double))
+        if self.packed:
+            memset(d, 0, self.data.shape[0] * sizeof(double))
+        else:
+            for i in range(dim):
+                memset(d + base[i], 0, (i + 1) * sizeof(double))
         # the other terms' blocks: Lambda_r' V Lambda_c (Lambdas lower-triangular)
         for b in range(self.rr_row.shape[0]):
             tr, tc = <int>self.rr_tr[b], <int>self.rr_tc[b]
@@ -661,7 +696,7 @@ cdef class MultiCriterion:
                     acc = 0.0
                     for s in range(i, qr):
                         acc += self.lam_rest[tr, s, i] * tmp[s * qc + j]
-                    self.M[r0 + i, c0 + j] = acc
+                    d[base[r0 + i] + c0 + j] = acc
         # Lambda_k' Z_k'X and Lambda_k' Z_k'y in the rows below
         o = 0
         for k in range(self.n_terms - 1):
@@ -674,32 +709,38 @@ cdef class MultiCriterion:
                         acc = 0.0
                         for s in range(i, qr):
                             acc += self.lam_rest[k, s, i] * self.zrx[r0 + s, j]
-                        self.M[m + j, r0 + i] = acc
+                        d[base[m + j] + r0 + i] = acc
                     acc = 0.0
                     for s in range(i, qr):
                         acc += self.lam_rest[k, s, i] * self.zry[r0 + s]
-                    self.M[m + p, r0 + i] = acc
+                    d[base[m + p] + r0 + i] = acc
             o += nl * qr
         for i in range(m):
-            self.M[i, i] += 1.0
+            d[base[i] + i] += 1.0
         for i in range(p):
             for j in range(i + 1):
-                self.M[m + i, m + j] = self.xtx[i, j]
-            self.M[m + p, m + i] = self.xty[i]
-        self.M[m + p, m + p] = self.yty
+                d[base[m + i] + m + j] = self.xtx[i, j]
+            d[base[m + p] + m + i] = self.xty[i]
+        d[base[m + p] + m + p] = self.yty
         self.logdet1 = _eliminate(&self.lam1[0], self.q1, <int>p, self.n1, m, self.ztz1,
                                   self.ztx1, self.zty1, self.pair_offsets, self.pair_col,
                                   self.pair_term, self.pair_valoff, self.pair_values,
                                   self.lam_rest, self.q_rest, self.width, &self.work[0],
-                                  &self.idx[0], self.M)
+                                  &self.idx[0], d, base)
+        if self.packed:         # the structural envelope, narrow by construction
+            return _cholesky_rows(d, base, dim, &self.first[0])
         # the envelope loops when M is small or sparse enough, else LAPACK
-        work = _envelope(&self.M[0, 0], dim, &self.first[0])
+        work = _envelope(d, dim, &self.first[0])
         if dim < LOOP_CHOLESKY_ORDER or work < <double>dim * dim * dim / 48.0:
-            return _cholesky_rows(&self.M[0, 0], dim, &self.first[0])
+            return _cholesky_rows(d, base, dim, &self.first[0])
         # the row-major lower triangle is LAPACK's column-major upper one: dpotrf('U')
         # leaves U = L' there, i.e. L in the row-major lower triangle
-        dpotrf(&uplo, &n, &self.M[0, 0], &n, &info)
+        dpotrf(&uplo, &n, d, &n, &info)
         return info
+
+    cdef inline double _at(self, Py_ssize_t i, Py_ssize_t j) noexcept nogil:
+        """M[i, j] (or its factor's), j within row i's envelope."""
+        return self.data[self.row_base[i] + j]
 
     cdef double _deviance(self, const double* theta, bint reml) noexcept nogil:
         cdef Py_ssize_t m = self.m, p = self.p, i
@@ -708,9 +749,9 @@ cdef class MultiCriterion:
         if self._fill_and_factor(theta) != 0:
             return INFINITY
         for i in range(m):
-            logdet += log(self.M[i, i])
+            logdet += log(self._at(i, i))
         logdet = self.logdet1 + 2.0 * logdet
-        rss = self.M[m + p, m + p] * self.M[m + p, m + p]
+        rss = self._at(m + p, m + p) * self._at(m + p, m + p)
         self.rss = rss
         if not rss > 0.0:
             return INFINITY
@@ -718,7 +759,7 @@ cdef class MultiCriterion:
         dev = logdet + nu * (1.0 + log(2.0 * M_PI * rss / nu))
         if reml:
             for i in range(p):
-                logdet_x += log(self.M[m + i, m + i])
+                logdet_x += log(self._at(m + i, m + i))
             dev += 2.0 * logdet_x - 2.0 * self.log_x_scale
         return dev - self.log_weights
 
@@ -762,18 +803,18 @@ cdef class MultiCriterion:
         cdef double* row
         with nogil:
             for i in range(p - 1, -1, -1):
-                acc = self.M[m + p, m + i]
+                acc = self._at(m + p, m + i)
                 for j in range(i + 1, p):
-                    acc -= self.M[m + j, m + i] * beta[j]
-                beta[i] = acc / self.M[m + i, m + i]
+                    acc -= self._at(m + j, m + i) * beta[j]
+                beta[i] = acc / self._at(m + i, m + i)
             # W = L_X^-1 (lower), then W'W
             for j in range(p):
-                w[j, j] = 1.0 / self.M[m + j, m + j]
+                w[j, j] = 1.0 / self._at(m + j, m + j)
                 for i in range(j + 1, p):
                     acc = 0.0
                     for k in range(j, i):
-                        acc += self.M[m + i, m + k] * w[k, j]
-                    w[i, j] = -acc / self.M[m + i, m + i]
+                        acc += self._at(m + i, m + k) * w[k, j]
+                    w[i, j] = -acc / self._at(m + i, m + i)
             for i in range(p):
                 for j in range(p):
                     acc = 0.0
@@ -781,16 +822,79 @@ cdef class MultiCriterion:
                         acc += w[k, i] * w[k, j]
                     inv[i, j] = acc
             for j in range(m):
-                acc = self.M[m + p, j]
+                acc = self._at(m + p, j)
                 for i in range(p):
-                    acc -= self.M[m + i, j] * beta[i]
+                    acc -= self._at(m + i, j) * beta[i]
                 u[j] = acc
+            # (row j of L is zero before first[j])
             for j in range(m - 1, -1, -1):
-                row = &self.M[j, 0]
+                row = &self.data[0] + self.row_base[j]
                 u[j] = u[j] / row[j]
-                for i in range(j):
+                for i in range(self.first[j], j):
                     u[i] -= row[i] * u[j]
-        return beta_arr, inv_arr, u_arr, self.M[m + p, m + p] * self.M[m + p, m + p]
+        return beta_arr, inv_arr, u_arr, self._at(m + p, m + p) * self._at(m + p, m + p)
+
+    def rest_inverse(self):
+        """Entries of S^{-1} (S the other terms' Schur complement, M's leading m x m
+        block) at the last evaluation's theta: within the envelope of S's factor when
+        M is packed (Takahashi's recurrence: every entry the conditional variances
+        need, the other terms' own blocks and the pairs a first-term level meets,
+        lies there), the whole inverse otherwise (by LAPACK).
+
+        Returns
+        -------
+        (values, row_base): S^{-1}[i, j] for j <= i is values[row_base[i] + j].
+        """
+        cdef Py_ssize_t m = self.m, i, j, k, a, b, r, c
+        cdef double s, ljj
+        if m == 0:
+            return np.zeros(1), np.zeros(0, dtype=np.intp)
+        if not self.packed:
+            from scipy.linalg import cho_solve
+
+            chol = np.asarray(self.data).reshape(self.dim, self.dim)[:m, :m]
+            inverse = cho_solve((chol, True), np.eye(m))
+            return inverse.reshape(-1), np.arange(m, dtype=np.intp) * m
+        # the columns of L's envelope: rows k > j with first[k] <= j, increasing
+        count_arr = np.zeros(m + 1, dtype=np.intp)
+        cdef intp_t[::1] count = count_arr
+        for k in range(m):
+            for j in range(self.first[k], k):
+                count[j + 1] += 1
+        col_ptr_arr = np.cumsum(count_arr).astype(np.intp)
+        cdef intp_t[::1] col_ptr = col_ptr_arr
+        col_rows_arr = np.zeros(col_ptr[m], dtype=np.intp)
+        cdef intp_t[::1] col_rows = col_rows_arr
+        fill_arr = col_ptr_arr[:m].copy()
+        cdef intp_t[::1] fill = fill_arr
+        values_arr = np.zeros(self.data.shape[0])
+        cdef double[::1] z = values_arr
+        cdef const intp_t[::1] base = self.row_base
+        with nogil:
+            for k in range(m):
+                for j in range(self.first[k], k):
+                    col_rows[fill[j]] = k
+                    fill[j] += 1
+            # Z L = L^{-T}: for i >= j, Z_ij = (delta_ij / L_jj - sum_{k > j} Z_ik L_kj) / L_jj,
+            # columns from the last; the Z_ik needed lie in the envelope already done
+            for j in range(m - 1, -1, -1):
+                ljj = self._at(j, j)
+                for a in range(col_ptr[j], col_ptr[j + 1]):
+                    i = col_rows[a]
+                    s = 0.0
+                    for b in range(col_ptr[j], col_ptr[j + 1]):
+                        k = col_rows[b]
+                        if i >= k:
+                            s += z[base[i] + k] * self._at(k, j)
+                        else:
+                            s += z[base[k] + i] * self._at(k, j)
+                    z[base[i] + j] = -s / ljj
+                s = 0.0
+                for b in range(col_ptr[j], col_ptr[j + 1]):
+                    k = col_rows[b]
+                    s += z[base[k] + j] * self._at(k, j)
+                z[base[j] + j] = (1.0 / ljj - s) / ljj
+        return values_arr, np.asarray(self.row_base[:m]).copy()
 
     cdef double _fd(self, const double* th, const double* hh, bint reml, double* g,
                     double* hess, double* plus, double f0) noexcept nogil:

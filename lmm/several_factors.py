@@ -52,7 +52,13 @@ from .optimize import (
 )
 from .prior_weights import row_vector, rows_to_drop
 
-# dense Schur complements above this order would need a sparse Cholesky
+# M (the other terms' Schur complement bordered by the fixed effects and the
+# response) is stored packed, row by row within its structural envelope, when that
+# holds at most this fraction of a dense lower triangle (nested terms: linear in
+# the levels), else as a dense square factored by LAPACK
+PACKED_MAX_FRACTION = 0.25
+# a dense M above this order, or a packed one above its square in entries, would
+# need a sparse Cholesky with a fill-reducing order (crossed terms with many levels)
 MAX_DENSE_ORDER = 6000
 # Finite-difference Newton steps only with few theta entries: one step's
 # derivatives take 1 + 2n + n(n - 1)/2 evaluations.  (The compiled criterion's
@@ -313,11 +319,6 @@ class MultiTermModel:
         sizes = [t.n_levels * t.q for t in rest]
         self.rest_offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         m = int(self.rest_offsets[-1])
-        if m > MAX_DENSE_ORDER:
-            raise NotImplementedError(
-                f"the random-effect terms other than the largest have {m} effects; the dense "
-                f"Schur complement is limited to {MAX_DENSE_ORDER} so far"
-            )
         self.m = m
         zrx = np.zeros((m, p))
         zry = np.zeros(m)
@@ -407,7 +408,55 @@ class MultiTermModel:
                                      for k, t in enumerate(self.terms)])
         self._rr = rr
         self._theta_term = theta_term.astype(np.intp)
+        self._envelope = self._packed_envelope()
         self._make_criterion()
+
+    def _packed_envelope(self):
+        """M's structural envelope (row i's first column any evaluation can fill: its
+        own level's block, the blocks of Z_R'Z_R, the pairs of columns a first-term
+        level meets, the fixed-effects rows in full) when it is narrow enough to
+        store packed (`PACKED_MAX_FRACTION`), else None (a dense M)."""
+        m, p = self.m, self.k_fe
+        dim = m + p + 1
+        first = np.arange(dim, dtype=np.intp)
+        first[m:] = 0
+
+        def lower(rows_start, widths, cols):
+            """first[rows_start[b] + 0..widths[b]-1] = min(first, cols[b])"""
+            if len(rows_start) == 0:
+                return
+            total = int(widths.sum())
+            within = np.arange(total) - np.repeat(np.cumsum(widths) - widths, widths)
+            np.minimum.at(first, np.repeat(rows_start, widths) + within,
+                          np.repeat(cols, widths))
+
+        for k, term in enumerate(self.terms[1:]):
+            o, q = int(self.rest_offsets[k]), term.q
+            starts = o + np.arange(term.n_levels, dtype=np.intp) * q
+            lower(starts, np.full(term.n_levels, q), starts)
+        rr = self._rr
+        between = rr["rr_row"] != rr["rr_col"]
+        lower(rr["rr_row"][between], self.q_rest[rr["rr_tr"][between]], rr["rr_col"][between])
+        counts = np.diff(self.pair_offsets)
+        if len(self.pair_col):
+            nonempty = np.flatnonzero(counts)
+            level_min = np.minimum.reduceat(self.pair_col, self.pair_offsets[nonempty])
+            lower(self.pair_col, self.q_rest[self.pair_term],
+                  np.repeat(level_min, counts[nonempty]))
+        entries = int(np.sum(np.arange(dim) - first + 1))
+        if entries > PACKED_MAX_FRACTION * dim * (dim + 1) / 2:
+            if dim > MAX_DENSE_ORDER:
+                raise NotImplementedError(
+                    f"the random-effect terms other than the largest have {m} effects that "
+                    f"cross: their dense Schur complement is limited to order "
+                    f"{MAX_DENSE_ORDER} so far (nested terms have no such limit)")
+            return None
+        if entries > MAX_DENSE_ORDER ** 2:
+            raise NotImplementedError(
+                f"the Schur complement of the random-effect terms other than the largest "
+                f"needs {entries} entries even packed; the limit is {MAX_DENSE_ORDER ** 2} "
+                f"so far")
+        return first
 
     def _make_criterion(self):
         """The compiled criterion, in the conditioned coordinates, from the products."""
@@ -424,6 +473,7 @@ class MultiTermModel:
             np.array([t.q for t in self.terms], dtype=np.intp), self.nobs,
             float(np.sum(np.log(self.x_scale))),
             0.0 if self.weights is None else float(np.sum(np.log(self.weights))),
+            self._envelope,
         )
         self.criterion = UserCriterion(self)
 
@@ -495,18 +545,11 @@ class MultiTermModel:
         return lam_rest
 
     def _factor(self, theta, reml=True):
-        """(Cholesky factor of M at theta, the first term's log-determinant, the
-        criterion), or None where M is not positive definite.
-
-        The factor is the criterion's own work matrix (lower triangle; the upper
-        one is never written and stays zero), not a copy: it is valid until the
-        next evaluation.  (A copy would double the fit's peak memory on large
-        crossed models.)"""
-        crit = self._criterion
-        dev = crit.deviance(np.asarray(theta, dtype=float), reml)
-        if not np.isfinite(dev):
-            return None
-        return crit.matrix, crit.logdet1, dev
+        """The criterion at theta, its factor of M left in the compiled criterion
+        (what `estimates` and `rest_inverse` read until the next evaluation), or None
+        where M is not positive definite."""
+        dev = self._criterion.deviance(np.asarray(theta, dtype=float), reml)
+        return dev if np.isfinite(dev) else None
 
     def fixed_effect_profile_deviance(self, column, value, free=None, start=None):
         """The ML deviance (-2 log-likelihood) minimized over every other parameter
@@ -561,7 +604,7 @@ class MultiTermModel:
         theta = np.asarray(theta, dtype=float) if conditioned else self._to_conditioned(theta)
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
-        _, _, dev = self._factor(theta, reml)
+        dev = self._factor(theta, reml)
         p, n = self.k_fe, self.nobs
         beta_s, xvx_inv, u_rest, rss = self._criterion.estimates()
         scale = rss / (n - p if reml else n)
@@ -596,10 +639,9 @@ class MultiTermModel:
         rss and log|X'V^-1X| are known.
         """
         theta = self._to_conditioned(np.asarray(theta_user, dtype=float))
-        out = self._factor(theta, reml)
-        if out is None:
+        dev_profiled = self._factor(theta, reml)
+        if dev_profiled is None:
             raise np.linalg.LinAlgError("the criterion is not finite at theta")
-        dev_profiled = out[2]
         _, xvx_inv, _, rss = self._criterion.estimates()
         n, p = self.nobs, self.k_fe
         nu = n - p if reml else n
@@ -638,23 +680,27 @@ class MultiTermModel:
     def _conditional_covariances(self, theta, reml):
         lams = self._lams(theta)
         lam_rest = self._lam_rest(lams)
-        chol, _, _ = self._factor(theta, reml)
-        m, p, n = self.m, self.k_fe, self.nobs
-        l_s = chol[:m, :m]
-        scale = chol[m + p, m + p] ** 2 / (n - p if reml else n)
-        s_inv = linalg.cho_solve((l_s, True), np.eye(m)) if m else np.zeros((0, 0))
+        self._factor(theta, reml)
+        p, n = self.k_fe, self.nobs
+        scale = self._criterion.rss / (n - p if reml else n)
+        # the entries of S^-1 the variances need (all of them when M is dense)
+        s_inv, s_inv_base = self._criterion.rest_inverse()
         a_inv1 = _several_factors.first_term_condvar(
             lams[0], self.ztz1, self.pair_offsets, self.pair_col, self.pair_term,
             self.pair_valoff, self.pair_values, lam_rest, self.q_rest, self.max_width,
-            np.ascontiguousarray(s_inv) if m else np.zeros((1, 1)),
+            s_inv, s_inv_base,
         )
         factors = self._user_factors(lams)
         condvar = [scale * factors[0] @ a_inv1 @ factors[0].T]
         for k, (term, lam) in enumerate(zip(self.terms[1:], factors[1:])):
-            o, q = self.rest_offsets[k], term.q
+            o, q = int(self.rest_offsets[k]), term.q
             nl = term.n_levels
-            square = s_inv[o:o + nl * q, o:o + nl * q].reshape(nl, q, nl, q)
-            blocks = square[np.arange(nl), :, np.arange(nl), :]     # (nl, q, q)
+            # each level's own block: rows and columns o + l q + (0..q-1)
+            start = o + np.arange(nl) * q
+            r = start[:, None, None] + np.arange(q)[None, :, None]
+            c = start[:, None, None] + np.arange(q)[None, None, :]
+            row, col = np.maximum(r, c), np.minimum(r, c)
+            blocks = s_inv[s_inv_base[row] + col]                   # (nl, q, q)
             condvar.append(scale * lam @ blocks @ lam.T)
         return condvar
 

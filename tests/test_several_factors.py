@@ -115,9 +115,21 @@ def _dense_deviance(y, x, terms, lams, reml):
     return dev + (np.linalg.slogdet(xvx)[1] if reml else 0.0)
 
 
+@pytest.fixture(params=["auto", "packed", "square"])
+def storage(request, monkeypatch):
+    """M's storage: as the engine chooses (packed when its envelope is narrow), or
+    forced packed or dense square; every layout must give the same numbers."""
+    from lmm import several_factors
+
+    if request.param != "auto":
+        monkeypatch.setattr(several_factors, "PACKED_MAX_FRACTION",
+                            1.0 if request.param == "packed" else 0.0)
+    return request.param
+
+
 @pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
 @pytest.mark.parametrize("layout", ["crossed", "nested", "vector_and_scalar", "three"])
-def test_engine_matches_dense_brute_force(layout, reml):
+def test_engine_matches_dense_brute_force(layout, reml, storage):
     rng = np.random.default_rng(4)
     n = 240
     x = np.column_stack([np.ones(n), rng.normal(size=n)])
@@ -167,11 +179,29 @@ def _check_against_dense(model, y, x, reml, rng):
         expected_modes = np.array([g @ term.z[term.codes == lev].T @ r[term.codes == lev]
                                    for lev in range(term.n_levels)])
         np.testing.assert_allclose(modes, expected_modes, rtol=1e-7, atol=1e-10)
+    # conditional covariances (lme4's condVar): scale Lambda (A^-1)_ll Lambda' with
+    # A = Lambda'Z'Z Lambda + I over every term's effects, from the dense Z
+    blocks, columns = [], 0
+    for term, lam in zip(model.terms, lams):
+        q = term.z.shape[1]
+        zk = np.zeros((len(y), term.n_levels * q))
+        for j in range(q):
+            zk[np.arange(len(y)), term.codes * q + j] = term.z[:, j]
+        blocks.append((zk @ np.kron(np.eye(term.n_levels), lam), columns, q, lam))
+        columns += term.n_levels * q
+    zl = np.hstack([b[0] for b in blocks])
+    a_inv = np.linalg.inv(zl.T @ zl + np.eye(columns))
+    condvar = model.conditional_covariances(theta, reml)
+    for (_, start, q, lam), term, got in zip(blocks, model.terms, condvar):
+        want = np.array([sol["scale"] * lam @ a_inv[start + lev * q:start + (lev + 1) * q,
+                                                      start + lev * q:start + (lev + 1) * q]
+                         @ lam.T for lev in range(term.n_levels)])
+        np.testing.assert_allclose(got, want, rtol=1e-8, atol=1e-12)
 
 
 @pytest.mark.parametrize("reml", [True, False], ids=["reml", "ml"])
 @pytest.mark.parametrize("layout", ["crossed", "nested"])
-def test_large_other_terms_match_dense_brute_force(layout, reml):
+def test_large_other_terms_match_dense_brute_force(layout, reml, storage):
     # more than LOOP_CHOLESKY_ORDER other effects: crossed, M is dense and goes to
     # LAPACK; nested, M is block-diagonal but for the fixed-effects rows and the
     # envelope loops factor it
@@ -193,6 +223,8 @@ def test_large_other_terms_match_dense_brute_force(layout, reml):
                   CovarianceStructure(2))]
     model = MultiTermModel(y, x, terms, ["Intercept", "x"])
     assert model.m > 160
+    packed = model._criterion.packed
+    assert packed == (storage == "packed" or (storage == "auto" and layout == "nested"))
     _check_against_dense(model, y, x, reml, rng)
 
 
