@@ -845,7 +845,7 @@ cdef class MultiCriterion:
         -------
         (values, row_base): S^{-1}[i, j] for j <= i is values[row_base[i] + j].
         """
-        cdef Py_ssize_t m = self.m, i, j, k, a, b, r, c
+        cdef Py_ssize_t m = self.m, i, j, k, a, b
         cdef double s, ljj
         if m == 0:
             return np.zeros(1), np.zeros(0, dtype=np.intp)
