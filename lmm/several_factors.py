@@ -200,15 +200,17 @@ class MultiTermModel:
         self._x_intercept = int(ones[0]) if ones.size else None
         self._x_mean = np.zeros(p)
         self._y_shift = 0.0
-        xc = x
         if self._x_intercept is not None:
             self._x_mean = x.mean(axis=0) if w is None else w @ x / w_total
             self._x_mean[self._x_intercept] = 0.0
-            xc = x - self._x_mean
-        xw = xc if root is None else xc * root[:, None]
-        xtx_diag = np.einsum("ij,ij->j", xw, xw)
+        # one new n x p array, centred, weighted and scaled in place (peak memory of
+        # large models: each copy of the design is a sixth of the input or more)
+        xs = x - self._x_mean
+        if root is not None:
+            xs *= root[:, None]
+        xtx_diag = np.einsum("ij,ij->j", xs, xs)
         self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / w_total, 1.0))
-        xs = xw * self.x_scale
+        xs *= self.x_scale
         gram = xs.T @ xs
         zero = np.flatnonzero(np.diag(gram) == 0)
         if zero.size:

@@ -589,7 +589,9 @@ def factor_codes(frame, group, column_codes=None):
         missing |= codes < 0
         key = key * (len(labels) + 1) + codes + 1
         names.append([str(v) for v in labels])
-    combos, inverse = np.unique(key[~missing], return_inverse=True)
+    # (hashing, not np.unique's sort: a sort's copies are the peak memory of a large
+    # nested model; the labels' order is set below)
+    inverse, combos = pd.factorize(key[~missing] if missing.any() else key)
     parts = []
     rest = combos
     for labels in reversed(names):
@@ -721,7 +723,7 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
             names.extend(z_names)
         codes, labels = factor_codes(frame, group, column_codes)
         terms.append(Term(group_names.get(group, group), codes, labels,
-                          np.column_stack(cols), names,
+                          cols[0] if len(cols) == 1 else np.column_stack(cols), names,
                           default_structure(len(names), tuple(map(tuple, blocks))), designs))
     return cls(np.array(y, dtype=float), x, terms, x_names, endog_name=parsed.response,
                formula=formula, row_labels=row_labels, lmer_formula=parsed,
