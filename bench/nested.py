@@ -1,0 +1,220 @@
+"""Nested grouping factors at scale: ``y ~ x + (1 | school/class)``, lmm vs lme4.
+
+``python -m bench.nested`` (see bench/README.md, "Nested factors at scale").
+
+The data (`nested_schools`): S schools, 5 classes in each, 10 pupils in each class
+(S = 2,000: 10^5 rows; S = 20,000: 10^6 rows, an ordinary national education data
+set), y = 1 + x / 2 + school effect (sd 0.8) + class effect (sd 0.5) + noise (sd 1),
+rows shuffled.  Both tools fit the same REML model from the same rows.
+
+* lmm: ``lmm.lmer(formula, data)`` in a fresh process per size (so that its peak
+  memory is its own): one untimed warm-up fit of a small case, then `--reps`
+  timed fits (``time.perf_counter()``, formula and DataFrame to results), and the
+  RSS high-water mark of one more fit (VmHWM after clear_refs, as bench/memory.py)
+  against the input's size (``memory_usage(deep=True)`` of the model's columns).
+* lme4: the persistent Rscript session of bench/crossed.py reads the same rows
+  from a CSV file (grouping columns as factors) and times ``lmer(...)`` once with
+  ``system.time()`` after an untimed warm-up fit at the smaller size only (at
+  20,000 schools one fit takes lme4 most of a minute).
+* Agreement: lmm's REML log-likelihood minus lme4's.
+"""
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "nested.json"
+FORMULA = "y ~ x + (1 | school/class)"
+SIZES = (2_000, 20_000)
+# issue 21's targets: at most this fraction of lme4's time, peak at most this
+# multiple of the input
+TIME_TARGET = 1 / 10
+MEMORY_TARGET = 3.0
+
+
+def nested_schools(n_schools, classes_per_school=5, rows_per_class=10, seed=2026):
+    """The benchmark's data: integer school and class labels (class labels unique
+    across schools), x standard normal, y as in the module's docstring.
+
+    >>> d = nested_schools(3)
+    >>> len(d), d["school"].nunique(), d["class"].nunique()
+    (150, 3, 15)
+    """
+    rng = np.random.default_rng(seed)
+    n_classes = n_schools * classes_per_school
+    n = n_classes * rows_per_class
+    klass = np.repeat(np.arange(n_classes), rows_per_class)
+    school = klass // classes_per_school
+    x = rng.standard_normal(n)
+    y = (1.0 + 0.5 * x + 0.8 * rng.standard_normal(n_schools)[school]
+         + 0.5 * rng.standard_normal(n_classes)[klass] + rng.standard_normal(n))
+    order = rng.permutation(n)
+    return pd.DataFrame({"y": y[order], "x": x[order], "school": school[order],
+                         "class": klass[order]})
+
+
+def input_bytes(data):
+    return int(data[["y", "x", "school", "class"]].memory_usage(index=False, deep=True).sum())
+
+
+# ---------------------------------------------------------------------------
+# lmm, in a fresh process per size
+# ---------------------------------------------------------------------------
+
+_BOOT = (
+    "import importlib.util, sys\n"
+    "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
+    " submodule_search_locations=[sys.argv[2]])\n"
+    "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
+    "spec.loader.exec_module(mod)\n"
+    "from bench.nested import lmm_main\n"
+    "raise SystemExit(lmm_main(sys.argv[3:]))\n"
+)
+
+
+def _fit(data):
+    import lmm
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        t0 = time.perf_counter()
+        res = lmm.lmer(FORMULA, data)
+        seconds = time.perf_counter() - t0
+    return seconds, res, sorted({str(w.message) for w in caught})
+
+
+def lmm_main(argv):
+    """Print one JSON object: lmm's timed fits of size argv[0], argv[1] reps, and the
+    peak memory of one more fit."""
+    from .memory import _release_free_memory, _reset_high_water_mark, _status_bytes
+
+    size, reps = int(argv[0]), int(argv[1])
+    _fit(nested_schools(50))                              # warm-up: imports, kernels
+    data = nested_schools(size)
+    times, res = [], None
+    for _ in range(reps):
+        seconds, res, messages = _fit(data)
+        times.append(seconds)
+    out = {"size": size, "nobs": len(data), "seconds": times,
+           "median": statistics.median(times), "llf": float(res.llf),
+           "converged": bool(res.converged), "messages": messages,
+           "packed": bool(res.model._criterion.packed),
+           "input_bytes": input_bytes(data)}
+    # around the fit: the modes as DataFrames, and their conditional variances
+    t0 = time.perf_counter()
+    res.ranef()
+    out["ranef_seconds"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    res.model.conditional_covariances(res.theta)
+    out["condvar_seconds"] = time.perf_counter() - t0
+    del res
+    _release_free_memory()
+    if _reset_high_water_mark():
+        before = _status_bytes("VmRSS")["VmRSS"]
+        _fit(data)
+        peak = _status_bytes("VmHWM")["VmHWM"]
+        out.update(peak_extra_bytes=peak - before,
+                   memory_method="VmHWM after clear_refs=5 minus VmRSS before the fit")
+    print(json.dumps(out))
+    return 0
+
+
+def run_lmm(size, reps):
+    pkg = Path(__file__).resolve().parent
+    proc = subprocess.run([sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg),
+                           str(size), str(reps)], capture_output=True, text=True,
+                          cwd=tempfile.gettempdir())
+    if proc.returncode != 0:
+        return {"size": size, "error": proc.stderr.strip()[-2000:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+# ---------------------------------------------------------------------------
+# lme4
+# ---------------------------------------------------------------------------
+
+def run_lme4(session, size, workdir):
+    from .crossed import Case
+
+    data = nested_schools(size)
+    path = Path(workdir) / f"nested_{size}.csv"
+    data.to_csv(path, index=False)
+    case = Case(f"nested_{size}", "large", str(path), FORMULA, ("school", "class"), "nested")
+    session.load(case, warmup=size <= SIZES[0])
+    return session.fit()
+
+
+# ---------------------------------------------------------------------------
+
+def parse_args(argv=None):
+    p = argparse.ArgumentParser(prog="python -m bench.nested",
+                                description="lmm.lmer vs lme4::lmer on (1 | school/class).")
+    p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
+                   help="numbers of schools (default: 2000 20000)")
+    p.add_argument("--reps", type=int, default=3, help="lmm's timed fits per size")
+    p.add_argument("--no-r", action="store_true", help="lmm only")
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    return p.parse_args(argv)
+
+
+def format_report(result):
+    lines = ["| schools | rows | lmm s | lme4 s | lmm / lme4 | lmm llf - lme4 llf "
+             "| lmm peak / input | ranef s | condVar s |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for row in result["rows"]:
+        mine, r = row["lmm"], row.get("lme4") or {}
+        if "error" in mine:
+            lines.append(f"| {row['size']} | | error: {mine['error'][-200:]} |")
+            continue
+        ratio = f"1/{r['seconds'] / mine['median']:.0f}" if r.get("seconds") else "-"
+        diff = f"{mine['llf'] - r['llf']:+.2e}" if "llf" in r else "-"
+        peak = (f"{mine['peak_extra_bytes'] / mine['input_bytes']:.1f}"
+                if "peak_extra_bytes" in mine else "-")
+        lines.append(f"| {row['size']:,} | {mine['nobs']:,} | {mine['median']:.2f} | "
+                     f"{r.get('seconds', float('nan')):.1f} | {ratio} | {diff} | {peak} | "
+                     f"{mine['ranef_seconds']:.2f} | {mine['condvar_seconds']:.2f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    rows = []
+    session = None
+    with tempfile.TemporaryDirectory() as workdir:
+        if not args.no_r:
+            from .crossed import Lme4Session
+
+            session = Lme4Session(workdir)
+            if not session.available:
+                print(f"lme4 skipped: {session.reason}", file=sys.stderr)
+                session = None
+        try:
+            for size in args.sizes:
+                row = {"size": size, "lmm": run_lmm(size, args.reps)}
+                if session is not None:
+                    row["lme4"] = run_lme4(session, size, workdir)
+                rows.append(row)
+        finally:
+            if session is not None:
+                session.close()
+    result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "formula": FORMULA, "rows": rows,
+              "versions": session.versions if session is not None else {}}
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=2))
+    print(format_report(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
