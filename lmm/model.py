@@ -413,23 +413,33 @@ class MixedLM:
 
         self.endog, self.exog, self.exog_re = y, x, z
         self.weights, self.offset = weights, offset
-        self.exog_re_names = re_names
         self.row_labels = row_labels
-        self.nobs = self.n_totobs = n
-        self.k_fe = x.shape[1]
-        self.k_re = z.shape[1]
-        self.k_re2 = self.k_re * (self.k_re + 1) // 2
-        self.k_vc = 0
-        self.reml = True
 
         # -- groups: code, sort into contiguous blocks ---------------------------
         if blocks is None:
             blocks = _coded_products(y_fit, x, z, groups_arr, weights)
         codes, labels, pr = blocks
         self.group_codes = codes
+        self.groups = groups_arr
+        self.group_offsets, self.row_order = pr["offsets"], pr["order"]
+        log_weights = 0.0 if weights is None else float(np.log(weights).sum())
+        self._set_products(pr, labels, re_names, n, x.shape[1], z.shape[1], log_weights,
+                           missing)
+
+    def _set_products(self, pr, labels, re_names, n, k_fe, k_re, log_weights, missing):
+        """The model's statistics, shapes and checks from `_core.model_products`'s
+        dict `pr` (or the same made by merging chunks' statistics,
+        `lmm.dask_frames`), the sorted group labels and the sum of the logs of the
+        prior weights (0 without)."""
+        self.exog_re_names = re_names
+        self.nobs = self.n_totobs = n
+        self.k_fe = k_fe
+        self.k_re = k_re
+        self.k_re2 = self.k_re * (self.k_re + 1) // 2
+        self.k_vc = 0
+        self.reml = True
         self._group_label_values = labels
         self.n_groups = len(labels)
-        self.groups = groups_arr
         if n == 0:
             raise ValueError("the data have no rows" + (
                 " left after dropping those with missing values" if missing == "drop" else ""))
@@ -444,8 +454,7 @@ class MixedLM:
                 f"effects ({self.n_groups} groups x {self.k_re}); the random effects would "
                 "be unidentifiable with the residual"
             )
-        self.group_sizes, self.group_offsets, self.row_order = \
-            pr["sizes"], pr["offsets"], pr["order"]
+        self.group_sizes = pr["sizes"]
         # The products are those of the centred design (`_core.model_products`):
         # X and y centred when X has an intercept, Z's columns when Z has one.
         ztz, xtx, ztz_all = pr["ztz"], pr["xtx"], pr["ztz_all"]
@@ -459,8 +468,9 @@ class MixedLM:
         # (weighted: each group's sum of weights, their total, and the
         # likelihood's sum(log(weights)) term; unweighted, the row counts)
         self._weight_sums = pr["weight_sums"]
-        self._weight_total = n if weights is None else float(pr["weight_sums"].sum())
-        self._log_weights = 0.0 if weights is None else float(np.log(weights).sum())
+        self._weight_total = n if pr["weight_sums"] is None else \
+            float(pr["weight_sums"].sum())
+        self._log_weights = log_weights
 
         dep = _dependent_columns(xtx, self.exog_names, pr["x_clear"])
         if dep:
