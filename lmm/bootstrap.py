@@ -51,6 +51,9 @@ def simulate(results, nsim=1, seed=None, conditioned=None):
     m = results.model
     if hasattr(m, "terms"):
         return _simulate_terms(results, nsim, seed, conditioned or {})
+    from .dask_frames import requires_rows
+
+    requires_rows(m, "simulating responses (and the bootstrap)")
     x, z, codes = m.exog, m.exog_re, m.group_codes
     mean = x @ np.asarray(results.fe_params, dtype=float)
     offset = getattr(m, "offset", None)

@@ -70,6 +70,16 @@ def lmer(formula, data, REML=True, missing="none", subset=None, eval_env=None,
     -2217.0475
     """
     if not isinstance(data, pd.DataFrame):           # (no call for pandas data)
+        from .dask_frames import is_dask_frame
+
+        if is_dask_frame(data):
+            if subset is not None:
+                raise NotImplementedError("subset= with a Dask DataFrame: filter the frame "
+                                          "first (dask_df[mask])")
+            model = MixedLM.from_lmer(formula, data, missing=missing, weights=weights,
+                                      offset=offset, **({} if eval_env is None else
+                                                        {"eval_env": eval_env}))
+            return model.fit(reml=bool(REML), **fit_kwargs)
         data = to_pandas(data)
     if fit_kwargs:
         for name in list(fit_kwargs):

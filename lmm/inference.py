@@ -31,6 +31,19 @@ from . import anova_contrasts
 DDF_METHODS = ("satterthwaite", "kenward-roger", "residual", None)
 
 
+
+def _design_gram(model):
+    """X'X of the user's fixed-effects design (unweighted, as lmerTest's contrasts
+    take it): from the rows, or from the statistics of a fit from a Dask frame."""
+    if model.exog is not None:
+        x = np.asarray(model.exog, dtype=float)
+        return x.T @ x
+    if model.dask_source.weights is not None:
+        raise NotImplementedError("type I and II tests of a weighted fit from a Dask "
+                                  "DataFrame are not supported yet")
+    return np.asarray(model.cross_products.xtx, dtype=float)
+
+
 def _richardson(f, x, i, h, r=4):
     """Central-difference derivative of f along coordinate i, Richardson-extrapolated
     over r halvings of h (numDeriv's scheme); f returns an ndarray."""
@@ -374,8 +387,8 @@ class FixedEffectTests:
         else:
             terms = anova_contrasts.model_terms(self.model.design_info)
             if type in (2, "II"):
-                x = np.asarray(self.model.exog, dtype=float)
-                contrasts = anova_contrasts.type2_contrasts(x.T @ x, terms, p)
+                contrasts = anova_contrasts.type2_contrasts(_design_gram(self.model), terms,
+                                                            p)
             else:
                 contrasts = anova_contrasts.type3_contrasts(self.model.design_info,
                                                             terms, p)
@@ -410,6 +423,6 @@ class FixedEffectTests:
         if sorted(order) != sorted(slices):
             raise NotImplementedError("type I tests: the design's terms could not be "
                                       "matched with the formula's")
-        x = np.asarray(m.exog, dtype=float)
+        gram = _design_gram(m)
         return anova_contrasts.type1_contrasts(
-            x.T @ x, [(name, slices[name]) for name in order], x.shape[1])
+            gram, [(name, slices[name]) for name in order], gram.shape[1])

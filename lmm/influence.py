@@ -44,6 +44,9 @@ def _centred_design(x):
 
 
 def hat_values_one_factor(results):
+    from .dask_frames import requires_rows
+
+    requires_rows(results.model, "hat values (and Cook's distances)")
     """Diagonal of the hat matrix of a one-factor fit (lmm.results.MixedLMResults)."""
     m = results.model
     st = m.statistics                      # products of the centred design

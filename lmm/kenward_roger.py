@@ -125,6 +125,9 @@ def _cross_products(vinv, terms):
 
 
 def _one_factor_pieces(results):
+    from .dask_frames import requires_rows
+
+    requires_rows(results.model, "Kenward-Roger's degrees of freedom")
     """_Pieces of a one-factor fit, V block by block (groups of one size batched)."""
     model = results.model
     x, z = _root_weighted(model, np.asarray(model.exog, dtype=float),

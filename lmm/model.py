@@ -423,14 +423,37 @@ class MixedLM:
         self.groups = groups_arr
         self.group_offsets, self.row_order = pr["offsets"], pr["order"]
         log_weights = 0.0 if weights is None else float(np.log(weights).sum())
-        self._set_products(pr, labels, re_names, n, x.shape[1], z.shape[1], log_weights,
+        self.re_blocks = None
+        self.lmer_formula = None
+        self.re_term_columns = None
+        self.set_statistics(pr, labels, re_names, n, x.shape[1], z.shape[1], log_weights,
                            missing)
 
-    def _set_products(self, pr, labels, re_names, n, k_fe, k_re, log_weights, missing):
-        """The model's statistics, shapes and checks from `_core.model_products`'s
-        dict `pr` (or the same made by merging chunks' statistics,
-        `lmm.dask_frames`), the sorted group labels and the sum of the logs of the
-        prior weights (0 without)."""
+    def set_statistics(self, pr, labels, re_names, n, k_fe, k_re, log_weights, missing):
+        """Set the model's statistics, shapes and checks (for advanced use).
+
+        Parameters
+        ----------
+        pr : dict
+            As `_core.model_products` returns it (the centred products by group, the
+            column sums, the centre, which columns are ones), or the same made by
+            merging chunks' statistics (`lmm.dask_frames`).
+        labels : the sorted group labels
+        re_names : the random effects' names
+        n, k_fe, k_re : rows, fixed effects, random effects per group
+        log_weights : float
+            The sum of the logs of the prior weights (0 without).
+        missing : str
+            Only for the wording of the errors.
+
+        Examples
+        --------
+        >>> import lmm
+        >>> d = lmm.datasets.get_rdataset("sleepstudy", "lme4").data
+        >>> md = lmm.MixedLM.from_lmer("Reaction ~ Days + (Days | Subject)", d)
+        >>> md.n_groups, md.nobs
+        (18, 180)
+        """
         self.exog_re_names = re_names
         self.nobs = self.n_totobs = n
         self.k_fe = k_fe
@@ -487,9 +510,6 @@ class MixedLM:
             )
         self.re_ones = pr["ones"]
         self._deviances = {}
-        self.re_blocks = None
-        self.lmer_formula = None
-        self.re_term_columns = None
 
     @cached_property
     def statistics(self):
@@ -577,6 +597,14 @@ class MixedLM:
         ...                               re_formula="~Time")
         """
         if not isinstance(data, pd.DataFrame):       # (no call for pandas data)
+            from .dask_frames import is_dask_frame, model_from_dask
+
+            if is_dask_frame(data):
+                if args:
+                    raise TypeError("unexpected positional arguments after missing")
+                return model_from_dask(cls, data, formula=formula, re_formula=re_formula,
+                                       vc_formula=vc_formula, subset=subset,
+                                       missing=missing, **kwargs)
             data = to_pandas(data)
         groups = kwargs.get("groups")
         if groups is not None and type(groups).__module__.startswith("polars"):
@@ -870,6 +898,11 @@ class MixedLM:
         ['(Intercept)', 'Time']
         """
         if not isinstance(data, pd.DataFrame):       # (no call for pandas data)
+            from .dask_frames import is_dask_frame, model_from_dask
+
+            if is_dask_frame(data):
+                return model_from_dask(cls, data, lmer_formula=formula, missing=missing,
+                                       **kwargs)
             data = to_pandas(data)
         if "scale" in formula:
             # (R's meaning of the functions where it differs from patsy's: lme4-style
@@ -903,6 +936,15 @@ class MixedLM:
         column = int(column)
         if not 0 <= column < self.k_fe:
             raise IndexError(f"column {column} out of range for {self.k_fe} fixed effects")
+        if getattr(self, "dask_source", None) is not None:
+            # (a fit from a Dask frame has statistics, not rows: moved there)
+            from .dask_frames import profile_submodel
+
+            sub = profile_submodel(self, column, value)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = sub.fit(reml=False, free=free, start_params=start)
+            return -2.0 * res.llf, res.params_object
         keep = [k for k in range(self.k_fe) if k != column]
         held = float(value) * self.exog[:, column]
         offset = held if self.offset is None else self.offset + held

@@ -342,12 +342,21 @@ class MixedLMResults(MixedModelResults):
 
     @property
     def fittedvalues(self):
-        """Fitted values including the random effects (as statsmodels)."""
+        """Fitted values including the random effects (as statsmodels); a Dask Series
+        for a model fitted from a Dask DataFrame (computed when asked)."""
+        if getattr(self.model, "dask_source", None) is not None:
+            from .dask_frames import lazy_fitted
+
+            return lazy_fitted(self)
         return pd.Series(self._fitted, index=self.model.row_labels)
 
     @property
     def resid(self):
-        """Residuals: endog minus `fittedvalues`."""
+        """Residuals: endog minus `fittedvalues` (a Dask Series from a Dask frame)."""
+        if getattr(self.model, "dask_source", None) is not None:
+            from .dask_frames import lazy_fitted
+
+            return lazy_fitted(self, resid=True)
         return pd.Series(self.model.endog - self._fitted, index=self.model.row_labels)
 
     def predict(self, exog=None, re_form=_DEFAULT, allow_new_levels=False, se_fit=False,
@@ -403,6 +412,10 @@ class MixedLMResults(MixedModelResults):
         fe = self.solution["fe_params"]
         frame = isinstance(exog, pd.DataFrame)
         if exog is None:
+            from .dask_frames import requires_rows
+
+            requires_rows(m, "predict() on the model's own rows (use fittedvalues, a Dask "
+                             "series, or pass newdata)")
             x, index = m.exog, m.row_labels
             out = x @ fe
             if columns:

@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from bench_loader import load_bench
 
 import lmm
-from bench_loader import load_bench
 
 REF = json.loads((Path(__file__).parent / "data" / "lme4_nested_large.json").read_text())
 

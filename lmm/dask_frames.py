@@ -1,0 +1,406 @@
+"""One model from a Dask DataFrame: rows reduced to statistics where they live.
+
+A model with one grouping factor needs only its per-group cross-products
+(lmm.statistics), and those of separate chunks of rows merge exactly.  So
+``lmm.lmer(formula, dask_df)`` and ``lmm.mixedlm(formula, dask_df, groups=...)``
+never bring the rows to the client:
+
+1. one pass computes what coding the rows needs: the sorted labels of the
+   grouping factor and the levels of every categorical column the formula uses;
+2. a template model is built in memory on a *skeleton* frame holding those
+   labels and levels (its designs, names, covariance blocks are the model's:
+   the same front end as in-memory fits, so the columns are the same);
+3. each partition builds its rows' designs through the template's
+   (`transform_exog`), codes its groups against the labels, and reduces them to
+   `GroupedStatistics` about its own means; the statistics of the partitions
+   are merged in a tree on the cluster (a group split across partitions adds
+   up); only the merged statistics are computed back;
+4. the model is the template's with the merged statistics in place of its
+   (`MixedLM.set_statistics`): fitting, summaries, inference and profiles use
+   nothing else.  Fitted values and residuals come back as Dask series,
+   computed partition by partition when asked for.
+
+Formula functions whose values depend on the whole column (``center``,
+``scale``, ``poly``, splines) cannot be built partition by partition from the
+skeleton: they are refused with an error that says so.  Models with several
+grouping factors from a Dask frame are not supported yet.
+
+It uses the active ``dask.distributed`` client when there is one (Dask's
+default), Dask's default scheduler otherwise; ``pip install lmm[dask]``.
+"""
+
+import re
+
+import numpy as np
+import pandas as pd
+
+from .statistics import GroupedStatistics
+
+# formula functions whose values need statistics of the whole column
+_WHOLE_COLUMN = re.compile(r"\b(center|standardize|scale|poly|bs|ns|cr|cc|te)\s*\(")
+
+
+def is_dask_frame(obj):
+    """True for a dask.dataframe.DataFrame (without importing Dask otherwise)."""
+    module = type(obj).__module__
+    return module.startswith("dask") and hasattr(obj, "to_delayed") and \
+        hasattr(obj, "npartitions")
+
+
+def _compute(*collections):
+    """dask.compute, the only way results reach the client (the tests watch it)."""
+    import dask
+
+    return dask.compute(*collections)
+
+
+def _used_columns(dask_df, texts):
+    """The frame's columns that the formula texts name (as whole words)."""
+    joined = " ".join(t for t in texts if isinstance(t, str))
+    return [c for c in dask_df.columns
+            if re.search(rf"(?<![\w.]){re.escape(str(c))}(?![\w.])", joined)]
+
+
+def _is_categorical(dtype):
+    return not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
+
+
+def _skeleton(meta, levels, group, n_rows, seed=0):
+    """A frame of n_rows rows with the columns of `meta`: each categorical column
+    (and the grouping column) cycles through all its levels in a shuffled order,
+    numeric columns are standard normal (only the coding is taken from it)."""
+    rng = np.random.default_rng(seed)
+    columns = {}
+    for c in meta.columns:
+        if c in levels:
+            values = np.asarray(levels[c], dtype=object)
+            reps = np.resize(np.arange(len(values)), n_rows)
+            if c != group:
+                reps = rng.permutation(reps)
+            col = pd.Series(values[reps])
+            dtype = meta[c].dtype
+            if isinstance(dtype, pd.CategoricalDtype):
+                col = col.astype(pd.CategoricalDtype(sorted(levels[c])))
+            elif pd.api.types.is_numeric_dtype(dtype) or pd.api.types.is_bool_dtype(dtype):
+                col = col.astype(dtype)
+            columns[c] = col
+        else:
+            columns[c] = pd.Series(rng.standard_normal(n_rows))
+    return pd.DataFrame(columns)
+
+
+class DaskSource:
+    """How a partition's rows become the model's arrays: the template's designs,
+    the group labels, the response, weights and offset columns.
+
+    Parameters
+    ----------
+    dask_df : dask.dataframe.DataFrame
+    template : MixedLM built on the skeleton
+    response, group : column names
+    weights, offset : column names or None
+    missing : 'none' or 'drop'
+    used : the columns the model reads
+    """
+
+    def __init__(self, dask_df, template, response, group, weights, offset, missing, used):
+        self.dask_df = dask_df
+        self.design_info = template.design_info
+        self.design_info_re = template.design_info_re
+        self.k_re = template.k_re
+        self.labels = pd.Index(template.group_labels)
+        self.response, self.group = response, group
+        self.weights, self.offset = weights, offset
+        self.missing = missing
+        self.used = used
+
+    def rows(self, part):
+        """(y, X, Z, codes, weights, offset) of a partition (pandas DataFrame)."""
+        from .formula.design import transform_exog
+
+        part = part[self.used]
+        bad = part.isna().any(axis=1).to_numpy()
+        if bad.any():
+            if self.missing != "drop":
+                cols = [c for c in self.used if part[c].isna().any()]
+                raise ValueError(f"missing values (NaN) in {cols}; pass missing='drop' to "
+                                 "drop those rows")
+            part = part.loc[~bad]
+        y = part[self.response].to_numpy(dtype=float)
+        x = np.asarray(transform_exog(self.design_info, part), dtype=float)
+        if self.design_info_re is None:
+            z = np.ones((len(part), self.k_re))
+        else:
+            z = np.asarray(transform_exog(self.design_info_re, part), dtype=float)
+        codes = self.labels.get_indexer(part[self.group])
+        if np.any(codes < 0):
+            raise ValueError(f"a partition has labels of {self.group!r} not seen in the first "
+                             "pass (was the frame changed?)")
+        w = None if self.weights is None else part[self.weights].to_numpy(dtype=float)
+        o = None if self.offset is None else part[self.offset].to_numpy(dtype=float)
+        for name, v in (("weights", w), ("offset", o), ("the response", y)):
+            if v is not None and not np.all(np.isfinite(v)):
+                raise ValueError(f"{name} must be finite")
+        if w is not None and np.any(w <= 0):
+            raise ValueError("weights must be positive on a Dask frame (drop the rows with "
+                             "zero weight first)")
+        return y, x, z, codes, w, o
+
+    def statistics(self, part):
+        """A partition's reduction: its statistics about its own means (columns of
+        ones left unshifted), which columns are all ones, sum of log weights."""
+        y, x, z, codes, w, o = self.rows(part)
+        y_fit = y if o is None else y - o
+        n = len(y)
+        x_ones = np.all(x == 1.0, axis=0) if n else np.ones(x.shape[1], dtype=bool)
+        z_ones = np.all(z == 1.0, axis=0) if n else np.ones(z.shape[1], dtype=bool)
+        if n:
+            x_shift = np.where(x_ones, 0.0, np.average(x, 0, w))
+            z_shift = np.where(z_ones, 0.0, np.average(z, 0, w))
+            y_shift = float(np.average(y_fit, weights=w))
+        else:
+            x_shift, z_shift, y_shift = np.zeros(x.shape[1]), np.zeros(z.shape[1]), 0.0
+        st = GroupedStatistics.from_rows(x, z, y_fit, codes, len(self.labels), x_shift,
+                                         z_shift, y_shift, w)
+        if w is None and self.weights is not None:
+            st = _with_weight_sums(st)
+        return {"stats": st, "x_ones": x_ones, "z_ones": z_ones,
+                "log_weights": 0.0 if w is None else float(np.log(w).sum())}
+
+
+def _with_weight_sums(st):
+    """(an empty weighted partition: zero weight sums, so that it merges)"""
+    import dataclasses
+
+    return dataclasses.replace(st, weight_sums=np.zeros(len(st.group_sizes)))
+
+
+def _merge(a, b):
+    return {"stats": a["stats"].merge(b["stats"]), "x_ones": a["x_ones"] & b["x_ones"],
+            "z_ones": a["z_ones"] & b["z_ones"],
+            "log_weights": a["log_weights"] + b["log_weights"]}
+
+
+def _tree_reduce(source):
+    """The partitions' statistics merged pairwise in a tree of delayed tasks."""
+    import dask
+
+    level = [dask.delayed(source.statistics)(p) for p in source.dask_df.to_delayed()]
+    merge = dask.delayed(_merge)
+    while len(level) > 1:
+        level = [merge(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    (out,) = _compute(level[0])
+    return out
+
+
+def _products(st, x_ones, z_ones):
+    """The dict `MixedLM.set_statistics` takes, from merged statistics `st` (and
+    which columns of X and Z are all ones): centred as an in-memory model is (X and
+    y about their means when X has a column of ones, Z when Z has one; otherwise
+    unshifted: a shift without an intercept to absorb it would change the model)."""
+    x_intercept = int(np.flatnonzero(x_ones)[0]) if x_ones.any() else -1
+    z_intercept = int(np.flatnonzero(z_ones)[0]) if z_ones.any() else -1
+    x_shift = st.x_shift if x_intercept >= 0 else np.zeros_like(st.x_shift)
+    y_shift = st.y_shift if x_intercept >= 0 else 0.0
+    z_shift = st.z_shift if z_intercept >= 0 else np.zeros_like(st.z_shift)
+    if x_intercept >= 0:
+        x_shift = x_shift.copy()
+        x_shift[x_intercept] = 0.0
+    if z_intercept >= 0:
+        z_shift = z_shift.copy()
+        z_shift[z_intercept] = 0.0
+    st = st.recentred(x_shift, z_shift, y_shift)
+    sizes = np.asarray(st.group_sizes, dtype=np.intp)
+    return st, {
+        "sizes": sizes, "offsets": np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp),
+        "ztz": st.ztz, "ztx": st.ztx, "zty": st.zty, "xtx": st.xtx, "xty": st.xty,
+        "yty": st.yty, "ztz_all": st.ztz.sum(axis=0), "x_sum": st.x_sum, "z_sum": st.z_sum,
+        "y_sum": st.y_sum, "y_shift": st.y_shift, "x_shift": st.x_shift,
+        "z_shift": st.z_shift, "x_intercept": x_intercept, "z_intercept": z_intercept,
+        "weight_sums": st.weight_sums, "x_clear": False, "z_clear": False, "ones": z_ones,
+    }
+
+
+def _discover(dask_df, used, group):
+    """One pass: the sorted labels of the grouping column and the levels of the
+    categorical columns (with their row count)."""
+    meta = dask_df._meta
+    cats = [c for c in used if c == group or _is_categorical(meta[c].dtype)]
+    tasks = [dask_df[c].dropna().unique() for c in cats]
+    found = _compute(*tasks) if tasks else ()
+    levels = {}
+    for c, values in zip(cats, found):
+        values = pd.unique(np.asarray(values, dtype=object))
+        try:
+            values = sorted(values)
+        except TypeError:
+            values = sorted(values, key=str)
+        levels[c] = values
+    return levels
+
+
+def model_from_dask(cls, dask_df, lmer_formula=None, formula=None, groups=None,
+                    re_formula=None, missing="none", weights=None, offset=None, **kwargs):
+    """A MixedLM (`cls`) whose statistics are reduced from a Dask DataFrame.
+
+    Either `lmer_formula` (lme4 syntax, one grouping factor) or statsmodels'
+    `formula` with `groups` (a column name) and `re_formula`.  `weights` and
+    `offset`: column names.  See the module's docstring.
+
+    Examples
+    --------
+    >>> import dask.dataframe as dd, lmm  # doctest: +SKIP
+    >>> d = lmm.datasets.get_rdataset("sleepstudy", "lme4").data  # doctest: +SKIP
+    >>> dask_df = dd.from_pandas(d, npartitions=4)  # doctest: +SKIP
+    >>> lmm.lmer("Reaction ~ Days + (Days | Subject)", dask_df).llf  # doctest: +SKIP
+    """
+    from .formula.lme4 import parse as parse_lmer
+
+    if kwargs.pop("subset", None) is not None:
+        raise NotImplementedError("subset= with a Dask DataFrame: filter the frame first "
+                                  "(dask_df[mask])")
+    if kwargs.get("vc_formula") is not None:
+        raise NotImplementedError("variance components (vc_formula) from a Dask DataFrame "
+                                  "are not supported yet")
+    kwargs.pop("vc_formula", None)
+    if kwargs.get("eval_env") is not None:
+        raise NotImplementedError("eval_env with a Dask DataFrame: the formula may use only "
+                                  "the frame's columns")
+    kwargs.pop("eval_env", None)
+    kwargs.pop("use_sparse", None)
+    if kwargs:
+        raise TypeError(f"unexpected keyword arguments: {sorted(kwargs)}")
+    if missing not in ("none", "drop", "raise"):
+        raise ValueError(f"missing must be 'none', 'drop' or 'raise', got {missing!r}")
+    for name, value in (("weights", weights), ("offset", offset)):
+        if value is not None and not isinstance(value, str):
+            raise TypeError(f"{name} of a Dask DataFrame model must be a column name, got "
+                            f"{type(value).__name__}")
+        if value is not None and value not in dask_df.columns:
+            raise ValueError(f"{name} column {value!r} is not in the data")
+    if lmer_formula is not None:
+        parsed = parse_lmer(lmer_formula)
+        if not parsed.single_factor:
+            raise NotImplementedError("models with several grouping factors from a Dask "
+                                      "DataFrame are not supported yet")
+        texts = [lmer_formula]
+        group = parsed.group
+        response = parsed.response
+    else:
+        if not isinstance(groups, str):
+            raise TypeError("groups of a Dask DataFrame model must be a column name")
+        texts = [formula, re_formula]
+        group = groups
+        response = formula.split("~", 1)[0].strip()
+    if "offset(" in " ".join(t for t in texts if t):
+        raise NotImplementedError("offset() terms with a Dask DataFrame: pass offset= the "
+                                  "column's name")
+    whole = [m.group(1) for t in texts if t for m in [_WHOLE_COLUMN.search(t)] if m]
+    if whole:
+        raise NotImplementedError(
+            f"{whole[0]}() needs statistics of the whole column, which a Dask DataFrame's "
+            "partitions cannot give the formula: compute the column first (dask_df.assign("
+            "...)) or fit in memory")
+    if group not in dask_df.columns:
+        raise ValueError(f"groups column {group!r} is not in the data")
+    if response not in dask_df.columns:
+        raise ValueError(f"the response {response!r} is not a column of the data (a Dask "
+                         "frame's response must be a column)")
+    used = _used_columns(dask_df, texts + [group])
+    used += [c for c in (weights, offset) if c is not None and c not in used]
+    levels = _discover(dask_df, used, group)
+    n_levels = max(len(v) for v in levels.values())
+    if len(levels[group]) < 2:
+        raise ValueError(f"a mixed model needs at least two groups; {group!r} has "
+                         f"{len(levels[group])} distinct value(s)")
+    meta = dask_df._meta[used]
+    # enough rows for any random-effects design of a few columns to be identified
+    skeleton = _skeleton(meta, levels, group, max(8 * n_levels, 400))
+    if lmer_formula is not None:
+        template = cls.from_lmer(lmer_formula, skeleton)
+    else:
+        template = cls.from_formula(formula, skeleton, re_formula=re_formula, groups=group)
+    if template.design_info is None:
+        raise NotImplementedError("this formula's design cannot be rebuilt partition by "
+                                  "partition")
+    source = DaskSource(dask_df, template, response, group, weights, offset,
+                        "drop" if missing == "drop" else "none", used)
+    reduced = _tree_reduce(source)
+    md = object.__new__(type(template))
+    md.__dict__.update(template.__dict__)
+    for name in ("endog", "exog", "exog_re", "groups", "group_codes", "row_order",
+                 "row_labels", "weights", "offset"):
+        setattr(md, name, None)
+    md.dask_source = source
+    md.offset_terms = (offset,) if offset is not None else None
+    _adopt(md, reduced["stats"], reduced["x_ones"], reduced["z_ones"],
+           reduced["log_weights"], missing)
+    return md
+
+
+def _adopt(md, stats, x_ones, z_ones, log_weights, missing="none"):
+    """Give `md` (a MixedLM without rows) the statistics `stats`."""
+    stats, pr = _products(stats, x_ones, z_ones)
+    md.__dict__.pop("statistics", None)
+    md.__dict__.pop("cross_products", None)
+    md.group_offsets = pr["offsets"]
+    md._x_ones, md._log_weights_total = np.asarray(x_ones), log_weights
+    md.set_statistics(pr, md.group_labels, list(md.exog_re_names), stats.nobs,
+                     stats.x_sum.shape[1], stats.z_sum.shape[1], log_weights, missing)
+
+
+def profile_submodel(md, column, value):
+    """The model of lme4's profile of fixed effect `column` at `value`, from the
+    statistics alone: the column moves into the offset (y - value x_c), its
+    products into the response's; a model that loses its intercept is
+    uncentred (exactly, by `GroupedStatistics.recentred`)."""
+    import dataclasses
+
+    st, v, c = md.statistics, float(value), int(column)
+    keep = [k for k in range(st.xtx.shape[0]) if k != c]
+    moved = dataclasses.replace(
+        st,
+        x_shift=st.x_shift[keep], y_shift=st.y_shift - v * st.x_shift[c],
+        x_sum=st.x_sum[:, keep], y_sum=st.y_sum - v * st.x_sum[:, c],
+        ztx=st.ztx[:, :, keep], zty=st.zty - v * st.ztx[:, :, c],
+        xtx=st.xtx[np.ix_(keep, keep)], xty=st.xty[keep] - v * st.xtx[keep, c],
+        yty=float(st.yty - 2.0 * v * st.xty[c] + v * v * st.xtx[c, c]))
+    sub = object.__new__(type(md))
+    sub.__dict__.update(md.__dict__)
+    sub.exog_names = [md.exog_names[k] for k in keep]
+    sub.design_info = None
+    _adopt(sub, moved, md._x_ones[keep], md.re_ones, md._log_weights_total)
+    return sub
+
+
+# -- what needs the rows: lazily, partition by partition, or refused ---------------
+
+def requires_rows(model, what):
+    """NotImplementedError for `what` on a model fitted from a Dask frame (which
+    holds statistics, not rows); nothing for an in-memory model."""
+    if getattr(model, "dask_source", None) is not None:
+        raise NotImplementedError(
+            f"{what} needs the model's rows, which a fit from a Dask DataFrame does not "
+            "hold (fitted values and residuals come back as Dask series); fit the rows "
+            "in memory for it")
+
+
+def _partition_fitted(part, source, fe_params, modes, with_resid):
+    y, x, z, codes, _, o = source.rows(part)
+    fitted = x @ fe_params + np.einsum("ij,ij->i", z, modes[codes])
+    if o is not None:
+        fitted = fitted + o
+    index = part.index if source.missing != "drop" else \
+        part.index[~part[source.used].isna().any(axis=1).to_numpy()]
+    return pd.Series(y - fitted if with_resid else fitted, index=index)
+
+
+def lazy_fitted(results, resid=False):
+    """Fitted values (or residuals) of a model fitted from a Dask frame: a Dask
+    Series, computed partition by partition."""
+    source = results.model.dask_source
+    fe = np.asarray(results.solution["fe_params"], dtype=float)
+    modes = np.asarray(results.random_effects_array, dtype=float)
+    return source.dask_df.map_partitions(_partition_fitted, source, fe, modes, resid,
+                                         meta=pd.Series(dtype=float))

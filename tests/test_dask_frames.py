@@ -1,0 +1,187 @@
+"""One model from a Dask DataFrame (issue 21): the partitions reduce their rows to
+statistics, merged on the cluster; the fit equals the in-memory fit of the same rows.
+
+The expected numbers are the in-memory fits of the same rows (themselves checked
+against lme4 elsewhere); the partitions are uneven, split groups and miss levels.
+"""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import lmm
+
+dd = pytest.importorskip("dask.dataframe")
+distributed = pytest.importorskip("distributed")
+
+
+def uneven(data, sizes, seed=0):
+    """A Dask frame of `data`'s rows shuffled, in partitions of the given sizes (the
+    last takes the rest; a size of 0 makes an empty partition)."""
+    shuffled = data.sample(frac=1.0, random_state=seed)
+    cuts = [0, *np.cumsum(sizes), len(data)]
+    chunks = [shuffled.iloc[a:b] for a, b in zip(cuts[:-1], cuts[1:])]
+    return dd.concat([dd.from_pandas(c, npartitions=1, sort=False) for c in chunks])
+
+
+@pytest.fixture(scope="module")
+def client():
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # the cluster's own start-up chatter
+        cluster = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                           host="127.0.0.1", dashboard_address=None)
+    with distributed.Client(cluster) as c:
+        yield c
+    cluster.close()
+
+
+@pytest.fixture(scope="module")
+def sleep():
+    return lmm.datasets.get_rdataset("sleepstudy", "lme4").data
+
+
+@pytest.fixture(scope="module")
+def diet():
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data.copy()
+    d["Evit"] = d["Evit"].astype(str)
+    i = np.arange(len(d))
+    d["w"] = 1.0 + (i % 3)
+    d["o"] = 0.1 * (i % 5)
+    return d
+
+
+def _same_fit(got, want):
+    assert got.llf == pytest.approx(want.llf, rel=1e-9)
+    np.testing.assert_allclose(got.fe_params.to_numpy(), want.fe_params.to_numpy(), rtol=1e-8)
+    assert list(got.fe_params.index) == list(want.fe_params.index)
+    np.testing.assert_allclose(got.bse_fe.to_numpy(), want.bse_fe.to_numpy(), rtol=1e-7)
+    np.testing.assert_allclose(np.asarray(got.cov_re), np.asarray(want.cov_re), rtol=1e-7)
+    assert got.scale == pytest.approx(want.scale, rel=1e-8)
+    np.testing.assert_allclose(got.random_effects_array, want.random_effects_array,
+                               rtol=1e-7, atol=1e-9)
+    assert got.nobs == want.nobs and got.converged
+
+
+def test_random_slopes_on_a_local_cluster_equal_the_in_memory_fit(client, sleep):
+    f = "Reaction ~ Days + (Days | Subject)"
+    want = lmm.lmer(f, sleep)
+    # 7 partitions: one row, an empty one, large and small ones; every subject's rows
+    # are spread over several, and most partitions lack some subjects
+    dask_df = uneven(sleep, [1, 0, 60, 7, 3, 80])
+    assert dask_df.npartitions == 7
+    got = lmm.lmer(f, dask_df)
+    _same_fit(got, want)
+    # what needs the rows comes back lazily, as Dask series
+    fitted = got.fittedvalues
+    assert isinstance(fitted, dd.Series)
+    pd.testing.assert_series_equal(fitted.compute().sort_index(),
+                                   want.fittedvalues.sort_index(), check_names=False,
+                                   rtol=1e-8)
+    np.testing.assert_allclose(got.resid.compute().sort_index(),
+                               want.resid.sort_index(), rtol=1e-6, atol=1e-8)
+    # inference and intervals from the statistics alone (the fixed effects' profile
+    # moves the column into the response's products)
+    np.testing.assert_allclose(got.coef_table().to_numpy(dtype=float),
+                               want.coef_table().to_numpy(dtype=float), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(got.conf_int(method="profile"))[:2],
+                               np.asarray(want.conf_int(method="profile"))[:2], rtol=1e-7)
+    # the template's covariance blocks travel with the statistics: uncorrelated effects
+    f = "Reaction ~ Days + (Days || Subject)"
+    _same_fit(lmm.lmer(f, dask_df), lmm.lmer(f, sleep))
+    # new data predict through the same design
+    np.testing.assert_allclose(got.predict(sleep.iloc[:5]), want.predict(sleep.iloc[:5]),
+                               rtol=1e-9)
+
+
+def test_statsmodels_api_with_factors_weights_and_offset(client, diet):
+    f = "Weight ~ Time + C(Evit)"
+    want = lmm.mixedlm(f, diet, groups="Pig", re_formula="~Time", weights="w",
+                       offset="o").fit()
+    dask_df = uneven(diet, [5, 300, 2, 100, 11], seed=3)
+    got = lmm.mixedlm(f, dask_df, groups="Pig", re_formula="~Time", weights="w",
+                      offset="o").fit()
+    _same_fit(got, want)
+    lme4_style = lmm.lmer("Weight ~ Time + C(Evit) + (Time | Pig)", dask_df, weights="w",
+                          offset="o")
+    assert lme4_style.llf == pytest.approx(want.llf, rel=1e-9)
+
+
+def test_missing_values_are_refused_or_dropped_as_in_memory(sleep):
+    f = "Reaction ~ Days + (Days | Subject)"
+    holes = sleep.copy()
+    holes.loc[[3, 50, 51], "Reaction"] = np.nan
+    holes.loc[7, "Days"] = np.nan
+    dask_df = uneven(holes, [40, 40, 40])
+    with pytest.raises(ValueError, match="missing values"):
+        lmm.lmer(f, dask_df)
+    got = lmm.lmer(f, dask_df, missing="drop")
+    _same_fit(got, lmm.lmer(f, holes.dropna()))
+
+
+def test_shifted_and_rescaled_data_keep_their_digits(sleep):
+    """The partitions' statistics are centred before they are summed and moved
+    exactly when merged: a response offset by 1e8 changes only the intercept."""
+    f = "Reaction ~ Days + (Days | Subject)"
+    base = lmm.lmer(f, uneven(sleep, [20, 70]))
+    shifted = lmm.lmer(f, uneven(sleep.assign(Reaction=sleep["Reaction"] + 1e8), [20, 70]))
+    assert shifted.llf == pytest.approx(base.llf, abs=1e-6)
+    assert shifted.fe_params["Intercept"] - 1e8 == pytest.approx(base.fe_params["Intercept"],
+                                                                 abs=1e-5)
+    assert shifted.fe_params["Days"] == pytest.approx(base.fe_params["Days"], rel=1e-8)
+
+
+def test_the_client_receives_statistics_not_rows(monkeypatch):
+    """Every computation brought back to the client: the group labels, then the merged
+    statistics; their size is that of the groups, not of the rows."""
+    from lmm import dask_frames
+    from lmm.statistics import GroupedStatistics
+
+    rng = np.random.default_rng(5)
+    n, groups = 40_000, 40
+    g = rng.integers(0, groups, n)
+    x = rng.standard_normal(n)
+    data = pd.DataFrame({"y": 1 + x + rng.standard_normal(groups)[g] + rng.standard_normal(n),
+                         "x": x, "g": g})
+    received = []
+    real = dask_frames._compute
+
+    def watched(*collections):
+        out = real(*collections)
+        received.extend(out)
+        return out
+
+    monkeypatch.setattr(dask_frames, "_compute", watched)
+    dask_df = dd.from_pandas(data, npartitions=8)
+    res = lmm.lmer("y ~ x + (1 | g)", dask_df)
+    assert res.nobs == n
+    nbytes = 0
+    for item in received:
+        if isinstance(item, dict):
+            assert isinstance(item["stats"], GroupedStatistics)
+            nbytes += sum(np.asarray(v).nbytes for v in vars(item["stats"]).values()
+                          if v is not None)
+        else:
+            assert len(item) == groups          # the labels
+            nbytes += np.asarray(item).nbytes
+    assert len(received) == 2
+    assert nbytes < data.memory_usage(deep=True).sum() / 50
+
+
+def test_what_cannot_be_done_on_a_dask_frame_says_so(sleep):
+    dask_df = dd.from_pandas(sleep, npartitions=3)
+    with pytest.raises(NotImplementedError, match="whole column"):
+        lmm.lmer("Reaction ~ scale(Days) + (1 | Subject)", dask_df)
+    with pytest.raises(NotImplementedError, match="several grouping factors"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject) + (1 | Days)", dask_df)
+    with pytest.raises(NotImplementedError, match="subset"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", dask_df, subset=sleep["Days"] > 1)
+    with pytest.raises(TypeError, match="column name"):
+        lmm.lmer("Reaction ~ Days + (1 | Subject)", dask_df, weights=np.ones(len(sleep)))
+    with pytest.raises(ValueError, match="'nope'"):
+        lmm.lmer("Reaction ~ Days + (1 | nope)", dask_df)
+    res = lmm.lmer("Reaction ~ Days + (1 | Subject)", dask_df)
+    for call in (res.simulate, res.predict, lambda: res.coef_table(ddf="Kenward-Roger")):
+        with pytest.raises(NotImplementedError, match="rows"):
+            call()
