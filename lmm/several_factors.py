@@ -287,35 +287,30 @@ class MultiTermModel:
     def _products(self):
         """Every cross-product the compiled criterion needs, of the conditioned
         designs, once."""
-        xs, yr = self._xs, self._yr
-        p = xs.shape[1]
-        t1, rest = self.terms[0], self.terms[1:]
-        zc = self._z_conditioned
-
         # each term's rows level by level (a counting sort), once
-        grouped = []
+        self._grouped = []
         for t in self.terms:
             _, offsets, order = _core.group_blocks(t.codes, t.n_levels)
-            grouped.append((order, offsets))
-        self._grouped = grouped
+            self._grouped.append((order, offsets))
+        self._assemble(row_products(self.terms, self._grouped, self._xs,
+                                    self._z_conditioned, self._yr))
+
+    def _assemble(self, products):
+        """The compiled criterion's arrays from the products of the conditioned rows
+        (`row_products`, or the sum of several chunks' products)."""
+        p = self.k_fe
+        t1, rest = self.terms[0], self.terms[1:]
 
         def per_level(k):
-            order, offsets = grouped[k]
-            return _core.cross_products(xs, zc[k], yr, order, offsets)
+            return products["per_level"][k]
 
         def pairs(k_a, k_b):
-            """Level pairs of terms k_a, k_b sharing rows: (levels of a, levels of b,
-            values (npairs, q_b, q_a)), sorted by a then b."""
-            ta, tb = self.terms[k_a], self.terms[k_b]
-            order, offsets = grouped[k_a]
-            pair_offsets, level_b, values = _several_factors.pair_sums(
-                order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
-                zc[k_a], zc[k_b])
-            level_a = np.repeat(np.arange(ta.n_levels, dtype=np.intp), np.diff(pair_offsets))
-            return level_a, level_b, values
+            return products["pairs"][k_a, k_b]
 
-        self.ztz1, self.ztx1, self.zty1, xtx, xty, yty = per_level(0)
-        self.xtx, self.xty, self.yty = xtx, xty, float(yty)
+        self._level_counts = products["counts"]
+        self._level_sums = products["level_sums"]
+        self.ztz1, self.ztx1, self.zty1 = per_level(0)
+        self.xtx, self.xty, self.yty = products["xtx"], products["xty"], float(products["yty"])
         # the other terms: the blocks of Z_R'Z_R in M's lower triangle (each level's
         # own block, and the levels of two terms that share rows), Z_R'X, Z_R'y
         sizes = [t.n_levels * t.q for t in rest]
@@ -326,7 +321,7 @@ class MultiTermModel:
         zry = np.zeros(m)
         rr_row, rr_col, rr_tr, rr_tc, rr_values = [], [], [], [], []
         for k, term in enumerate(rest):
-            ztz, ztx, zty, _, _, _ = per_level(k + 1)
+            ztz, ztx, zty = per_level(k + 1)
             o, q = self.rest_offsets[k], term.q
             starts = o + np.arange(term.n_levels) * q
             rr_row.append(starts)
@@ -512,6 +507,8 @@ class MultiTermModel:
                 o = new.rest_offsets[k - 1]
                 zry[o:o + term.n_levels * term.q] = zty.reshape(-1)
         new.zry = zry
+        new._level_sums = [np.bincount(t.codes, weights=yr, minlength=t.n_levels)
+                           for t in new.terms]
         with blas_threads():
             new._make_criterion()
         return new
@@ -747,14 +744,20 @@ class MultiTermModel:
     def _anova_start(self, scalar, backfit):
         r0 = self._yr
         out = [t.structure.start_theta() for t in self.terms]
-        fitted = {k: np.zeros(len(r0)) for k in scalar}
+        fitted = {k: np.zeros(self.nobs) for k in scalar}
         for _sweep in range(2 if backfit else 1):
             for k in scalar:
                 t = self.terms[k]
-                # (the rows per level: the group blocks' sizes, made with the products)
-                count = np.diff(self._grouped[k][1]).astype(float)
-                r = r0 - sum(fitted[j] for j in scalar if j != k) if backfit else r0
-                rel, fitted[k] = _one_way_anova(r, t.codes, t.n_levels, count)
+                # (the rows per level and the response's sums: made with the products)
+                count = self._level_counts[k]
+                if backfit:
+                    r = r0 - sum(fitted[j] for j in scalar if j != k)
+                    total, rr = np.bincount(t.codes, weights=r, minlength=t.n_levels), r @ r
+                else:
+                    total, rr = self._level_sums[k], self.yty
+                rel, means = _one_way_anova(total, float(rr), count)
+                if backfit:
+                    fitted[k] = means[t.codes]
                 if rel is not None:
                     out[k] = np.array([rel])
         return np.concatenate(out)
@@ -790,7 +793,7 @@ class MultiTermModel:
         """
         # the least-squares residual's sum of squares: zero, to rounding, when the fixed
         # effects fit the response exactly (a constant response): no variance is left
-        if not float(self._yr @ self._yr) > 1e-13 * self._y_sum_of_squares:
+        if not self.yty > 1e-13 * self._y_sum_of_squares:
             raise ValueError(
                 f"the response ({self.endog_names}) is fitted exactly by the fixed effects "
                 "(for example, it is constant): the residual variance is zero and no mixed "
@@ -958,22 +961,80 @@ class MultiTermModel:
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
-def _one_way_anova(r, codes, n_levels, count):
-    """One-way analysis of variance of r by the level codes: the relative
-    standard deviation of the level effects (clipped to [0.05, 1000], None if
-    the within-level mean square vanishes) and the shrunken level means, per
-    row.  `count`: the rows per level."""
-    n = len(r)
-    total = np.bincount(codes, weights=r, minlength=n_levels)
+def row_products(terms, grouped, xs, z_conditioned, yr):
+    """The products of conditioned rows that a several-term model's criterion is
+    made of, as a dict: for each term its per-level Z'Z, Z'X, Z'y (`per_level`), its
+    rows per level (`counts`) and per-level sums of the response (`level_sums`); for
+    each two terms a < b the level pairs that share rows with their Z_b'Z_a
+    (`pairs[a, b]`: levels of a, levels of b, values (npairs, q_b, q_a), sorted by a
+    then b); X'X, X'y, y'y.  Chunks of rows conditioned alike give products that add
+    (`merge_products`).
+
+    `grouped`: each term's (row order, level offsets) (`_core.group_blocks`)."""
+    per_level, counts, level_sums = [], [], []
+    xtx = xty = yty = None
+    for k, (order, offsets) in enumerate(grouped):
+        ztz, ztx, zty, xtx_k, xty_k, yty_k = _core.cross_products(xs, z_conditioned[k], yr,
+                                                                  order, offsets)
+        if k == 0:      # (the first term's row order: as `with_response` sums them)
+            xtx, xty, yty = xtx_k, xty_k, yty_k
+        per_level.append((ztz, ztx, zty))
+        counts.append(np.diff(offsets).astype(float))
+        level_sums.append(np.bincount(terms[k].codes, weights=yr, minlength=terms[k].n_levels))
+    pairs = {}
+    for a in range(len(terms)):
+        order, offsets = grouped[a]
+        for b in range(a + 1, len(terms)):
+            tb = terms[b]
+            pair_offsets, level_b, values = _several_factors.pair_sums(
+                order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
+                z_conditioned[a], z_conditioned[b])
+            level_a = np.repeat(np.arange(terms[a].n_levels, dtype=np.intp),
+                                np.diff(pair_offsets))
+            pairs[a, b] = (level_a, level_b, values)
+    return {"per_level": per_level, "counts": counts, "level_sums": level_sums,
+            "pairs": pairs, "xtx": xtx, "xty": xty, "yty": float(yty)}
+
+
+def merge_products(a, b):
+    """The products of two chunks of rows conditioned alike (`row_products`): sums,
+    the level pairs of either (a pair in both adds)."""
+    pairs = {}
+    for key, (la, lb, va) in a["pairs"].items():
+        la2, lb2, vb = b["pairs"][key]
+        level_a = np.concatenate([la, la2])
+        level_b = np.concatenate([lb, lb2])
+        width = int(max(lb.max(initial=-1), lb2.max(initial=-1))) + 1
+        joint = level_a.astype(np.int64) * width + level_b
+        keys, inverse = np.unique(joint, return_inverse=True)
+        values = np.zeros((len(keys),) + va.shape[1:])
+        np.add.at(values, inverse.reshape(-1), np.concatenate([va, vb]))
+        pairs[key] = ((keys // width).astype(np.intp), (keys % width).astype(np.intp), values)
+    return {
+        "per_level": [tuple(u + v for u, v in zip(pa, pb))
+                      for pa, pb in zip(a["per_level"], b["per_level"])],
+        "counts": [u + v for u, v in zip(a["counts"], b["counts"])],
+        "level_sums": [u + v for u, v in zip(a["level_sums"], b["level_sums"])],
+        "pairs": pairs, "xtx": a["xtx"] + b["xtx"], "xty": a["xty"] + b["xty"],
+        "yty": a["yty"] + b["yty"]}
+
+
+def _one_way_anova(total, rr, count):
+    """One-way analysis of variance of a vector r by levels, from its sums per level
+    (`total`), its sum of squares `rr` and the rows per level (`count`): the
+    relative standard deviation of the level effects (clipped to [0.05, 1000],
+    None if the within-level mean square vanishes) and the shrunken level means."""
+    n_levels = len(count)
+    n = float(count.sum())
     ssb = float(np.sum(total ** 2 / np.maximum(count, 1.0)))
-    msw = (float(r @ r) - ssb) / max(n - n_levels, 1)
+    msw = (rr - ssb) / max(n - n_levels, 1)
     msb = ssb / (n_levels - 1)
     n0 = (n - float(count @ count) / n) / (n_levels - 1)
     if not (msw > 0 and n0 > 0):
-        return None, np.zeros(n)
+        return None, np.zeros(n_levels)
     rel = float(np.clip(np.sqrt(max(msb - msw, 0.0) / n0 / msw), 0.05, 1000.0))
     shrink = count * rel ** 2 / (1.0 + count * rel ** 2)
-    return rel, (shrink * total / np.maximum(count, 1.0))[codes]
+    return rel, shrink * total / np.maximum(count, 1.0)
 
 
 class UserCriterion:
