@@ -83,6 +83,9 @@ def simulate(results, nsim=1, seed=None, conditioned=None):
 
 
 def _simulate_terms(results, nsim, seed, conditioned):
+    from .dask_frames import requires_rows
+
+    requires_rows(results.model, "simulating responses (and the bootstrap)")
     """`simulate` for several grouping factors (lmm.several_factors.MultiTermResults): each
     term's effects drawn per level (or held at `conditioned[k]`, its modes), in the
     terms' order, then the residuals."""

@@ -282,8 +282,17 @@ def model_from_dask(cls, dask_df, lmer_formula=None, formula=None, groups=None,
     if lmer_formula is not None:
         parsed = parse_lmer(lmer_formula)
         if not parsed.single_factor:
-            raise NotImplementedError("models with several grouping factors from a Dask "
-                                      "DataFrame are not supported yet")
+            if "offset(" in lmer_formula:
+                raise NotImplementedError("offset() terms with a Dask DataFrame: pass "
+                                          "offset= the column's name")
+            whole = _WHOLE_COLUMN.search(lmer_formula)
+            if whole:
+                raise NotImplementedError(
+                    f"{whole.group(1)}() needs statistics of the whole column, which a Dask "
+                    "DataFrame's partitions cannot give the formula: compute the column "
+                    "first (dask_df.assign(...)) or fit in memory")
+            return multi_model_from_dask(cls, dask_df, parsed, lmer_formula, missing,
+                                         weights, offset)
         texts = [lmer_formula]
         group = parsed.group
         response = parsed.response
@@ -403,4 +412,320 @@ def lazy_fitted(results, resid=False):
     fe = np.asarray(results.solution["fe_params"], dtype=float)
     modes = np.asarray(results.random_effects_array, dtype=float)
     return source.dask_df.map_partitions(_partition_fitted, source, fe, modes, resid,
+                                         meta=pd.Series(dtype=float))
+
+
+# -- several grouping factors ------------------------------------------------------
+
+def _group_values(part, groups, missing):
+    """Per partition: for each grouping factor its distinct values (one column) or
+    labels (an interaction, lmm's "a:b" strings), as a set."""
+    from .formula.design import factor_codes
+
+    out = []
+    for g in groups:
+        cols = g.split(":")
+        rows = part[cols].dropna() if missing == "drop" else part[cols]
+        if len(cols) == 1:
+            out.append(set(pd.unique(rows[cols[0]].to_numpy())))
+        else:
+            out.append(set(factor_codes(rows.reset_index(drop=True), g)[1]))
+    return out
+
+
+def _union(a, b):
+    return [x | y for x, y in zip(a, b)]
+
+
+def _sorted_labels(values, single):
+    """lmm's level order: a column's values sorted (as pandas' factorize sorts), then
+    as strings; an interaction's labels sorted as strings."""
+    values = list(values)
+    if single:
+        try:
+            values = sorted(values)
+        except TypeError:
+            values = sorted(values, key=str)
+        return [str(v) for v in values]
+    return sorted(values)
+
+
+class MultiDaskSource:
+    """A partition's rows as a several-term model's arrays (the template's designs,
+    each term's labels) and their conditioned products."""
+
+    def __init__(self, dask_df, template, terms, response, weights, offset, missing, used):
+        self.dask_df = dask_df
+        self.design_info = template.design_info
+        self.terms = terms
+        self.response, self.weights, self.offset = response, weights, offset
+        self.missing, self.used = missing, used
+
+    def rows(self, part):
+        from .formula.design import factor_codes, transform_exog
+
+        part = part[self.used]
+        bad = part.isna().any(axis=1).to_numpy()
+        if bad.any():
+            if self.missing != "drop":
+                cols = [c for c in self.used if part[c].isna().any()]
+                raise ValueError(f"missing values (NaN) in {cols}; pass missing='drop' to "
+                                 "drop those rows")
+            part = part.loc[~bad]
+        part = part.reset_index(drop=True)
+        y = part[self.response].to_numpy(dtype=float)
+        x = np.asarray(transform_exog(self.design_info, part), dtype=float)
+        zs, codes = [], []
+        for term in self.terms:
+            zs.append(np.ascontiguousarray(np.column_stack(
+                [transform_exog(d, part) for d in term.designs]), dtype=float))
+            part_codes, part_labels = factor_codes(part, term.group)
+            position = pd.Index(term.labels).get_indexer(part_labels)
+            codes.append(np.ascontiguousarray(position[part_codes], dtype=np.intp))
+        w = None if self.weights is None else part[self.weights].to_numpy(dtype=float)
+        o = None if self.offset is None else part[self.offset].to_numpy(dtype=float)
+        for name, v in (("weights", w), ("offset", o), ("the response", y)):
+            if v is not None and not np.all(np.isfinite(v)):
+                raise ValueError(f"{name} must be finite")
+        if w is not None and np.any(w <= 0):
+            raise ValueError("weights must be positive on a Dask frame (drop the rows with "
+                             "zero weight first)")
+        return y if o is None else y - o, x, zs, codes, w, o
+
+    # pass 1: what the conditioning needs (means, spreads, columns of ones)
+    def moments(self, part):
+        y, x, zs, _, w, _ = self.rows(part)
+        n = len(y)
+        wt = np.ones(n) if w is None else w
+        mass = float(wt.sum())
+        x_mean = wt @ x / mass if n else np.zeros(x.shape[1])
+        out = {"n": n, "mass": mass, "x_mean": x_mean,
+               "x_m2": wt @ (x - x_mean) ** 2 if n else np.zeros(x.shape[1]),
+               "x_ones": np.all(x == 1.0, axis=0), "y_sum": float(wt @ y),
+               "log_weights": 0.0 if w is None else float(np.log(w).sum()), "z": []}
+        for z in zs:
+            z_mean = z.mean(axis=0) if n else np.zeros(z.shape[1])
+            out["z"].append({"mean": z_mean, "m2": ((z - z_mean) ** 2).sum(axis=0),
+                             "sq": (z * z).sum(axis=0), "ones": np.all(z == 1.0, axis=0)})
+        return out
+
+    # pass 2: the Gram matrix of the conditioned design, and its products with y
+    def gram(self, part, x_mean, x_scale, y_shift):
+        y, x, _, _, w, _ = self.rows(part)
+        xs, yc = _conditioned(x, y, w, x_mean, x_scale, y_shift)
+        return {"gram": xs.T @ xs, "xty": xs.T @ yc, "yy": float(yc @ yc)}
+
+    # pass 3: the products of the criterion
+    def products(self, part, x_mean, x_scale, y_shift, beta_ols, t_maps, z_intercepts):
+        import dataclasses
+
+        from .multi_products import row_products
+
+        y, x, zs, codes, w, _ = self.rows(part)
+        if len(y) == 0:
+            return None
+        xs, yc = _conditioned(x, y, w, x_mean, x_scale, y_shift)
+        yr = yc - xs @ beta_ols
+        root = None if w is None else np.sqrt(w)
+        zc, grouped, terms = [], [], []
+        for term, z, c, t in zip(self.terms, zs, codes, t_maps):
+            zt = z if t is None else z @ t
+            if root is not None:
+                zt = zt * root[:, None]
+            zc.append(np.ascontiguousarray(zt))
+            _, offsets, order = _core_group_blocks(c, term.n_levels)
+            grouped.append((order, offsets))
+            terms.append(dataclasses.replace(term, codes=c, z=z))
+        intercepts = [t.q == 1 and bool(i[0]) for t, i in zip(self.terms, z_intercepts)]
+        return row_products(terms, grouped, np.ascontiguousarray(xs), zc, yr, intercepts,
+                            w is not None)
+
+
+def _core_group_blocks(codes, n_levels):
+    from . import _core
+
+    return _core.group_blocks(codes, n_levels)
+
+
+def _conditioned(x, y, w, x_mean, x_scale, y_shift):
+    xs = (x - x_mean) * x_scale
+    yc = y - y_shift
+    if w is not None:
+        root = np.sqrt(w)
+        xs = xs * root[:, None]
+        yc = yc * root
+    return xs, yc
+
+
+def _merge_moments(a, b):
+    """Pass 1's statistics of two chunks (Chan et al.'s update for the spreads)."""
+    def spread(ma, mb, mean_a, mean_b, na, nb):
+        if na == 0 or nb == 0:
+            return ma + mb
+        d = mean_b - mean_a
+        return ma + mb + d * d * na * nb / (na + nb)
+
+    def mean(mean_a, mean_b, na, nb):
+        return (na * mean_a + nb * mean_b) / (na + nb) if na + nb else mean_a
+
+    out = {"n": a["n"] + b["n"], "mass": a["mass"] + b["mass"],
+           "x_mean": mean(a["x_mean"], b["x_mean"], a["mass"], b["mass"]),
+           "x_m2": spread(a["x_m2"], b["x_m2"], a["x_mean"], b["x_mean"], a["mass"],
+                          b["mass"]),
+           "x_ones": a["x_ones"] & b["x_ones"], "y_sum": a["y_sum"] + b["y_sum"],
+           "log_weights": a["log_weights"] + b["log_weights"], "z": []}
+    for za, zb in zip(a["z"], b["z"]):
+        out["z"].append({"mean": mean(za["mean"], zb["mean"], a["n"], b["n"]),
+                         "m2": spread(za["m2"], zb["m2"], za["mean"], zb["mean"], a["n"],
+                                      b["n"]),
+                         "sq": za["sq"] + zb["sq"], "ones": za["ones"] & zb["ones"]})
+    return out
+
+
+def _merge_sums(a, b):
+    return {k: a[k] + b[k] for k in a}
+
+
+def _merge_products(a, b):
+    from .multi_products import merge_products
+
+    if a is None or b is None:
+        return b if a is None else a
+    return merge_products(a, b)
+
+
+def _reduce(dask_df, function, merge, *args):
+    """function(partition, *args) for every partition, merged in a tree; computed."""
+    import dask
+
+    level = [dask.delayed(function)(p, *args) for p in dask_df.to_delayed()]
+    merge = dask.delayed(merge)
+    while len(level) > 1:
+        level = [merge(level[i], level[i + 1]) if i + 1 < len(level) else level[i]
+                 for i in range(0, len(level), 2)]
+    (out,) = _compute(level[0])
+    return out
+
+
+def multi_model_from_dask(cls, dask_df, parsed, formula, missing="none", weights=None,
+                          offset=None):
+    """A several-term model (`lmm.several_factors.MultiTermModel`) whose products are
+    reduced from a Dask DataFrame in three passes: the conditioning's moments (and
+    every term's levels), the conditioned design's Gram matrix (the least-squares
+    start of the response), then the per-level and level-pair products, each merged
+    in a tree on the cluster (chunks conditioned alike add).  `cls`: the MixedLM
+    class, whose ``from_lmer`` builds the template (a MultiTermModel)."""
+    import dataclasses
+
+    from ._threads import blas_threads
+    from .covariance import Reparametrization
+    from .multi_products import check_fixed_rank
+
+    groups = list(parsed.groups)
+    group_cols = sorted({c for g in groups for c in g.split(":")})
+    for c in group_cols:
+        if c not in dask_df.columns:
+            raise ValueError(f"grouping factor column {c!r} is not in the data")
+    response = parsed.response
+    if response not in dask_df.columns:
+        raise ValueError(f"the response {response!r} is not a column of the data (a Dask "
+                         "frame's response must be a column)")
+    used = _used_columns(dask_df, [formula] + group_cols)
+    used += [c for c in (weights, offset) if c is not None and c not in used]
+    # pass 0: the levels of the categorical columns and of every grouping factor
+    levels = _discover(dask_df, [c for c in used if c not in group_cols], None)
+    found = _reduce(dask_df, _group_values, _union, groups, missing)
+    labels = {g: _sorted_labels(v, ":" not in g) for g, v in zip(groups, found)}
+    # the template: the formula's designs, names and covariance structures, on a
+    # skeleton with every categorical level and a few of each grouping column's values
+    # (the grouping columns' values in the skeleton: three of the column's type, enough
+    # for the designs; the terms' levels are the data's, set below)
+    for c in group_cols:
+        numeric = not _is_categorical(dask_df._meta[c].dtype)
+        levels[c] = [0, 1, 2] if numeric else ["g0", "g1", "g2"]
+    n_rows = max(8 * max(len(v) for v in levels.values()), 400)
+    skeleton = _skeleton(dask_df._meta[used], levels, None, n_rows)
+    template = cls.from_lmer(formula, skeleton)
+    if not hasattr(template, "terms") or template.design_info is None:
+        raise NotImplementedError("this formula's design cannot be rebuilt partition by "
+                                  "partition")
+    by_group = {t.group: t for t in template.terms}
+    terms = [dataclasses.replace(by_group[g], codes=np.zeros(0, dtype=np.intp),
+                                 labels=labels[g], z=np.zeros((0, by_group[g].q)))
+             for g in groups]
+    terms = sorted(terms, key=lambda t: -t.n_levels)        # (lme4's order, stable)
+    source = MultiDaskSource(dask_df, template, terms, response, weights, offset,
+                             "drop" if missing == "drop" else "none", used)
+    # pass 1: the conditioning (as MultiTermModel's _condition_* do from rows)
+    mom = _reduce(dask_df, source.moments, _merge_moments)
+    n, p = mom["n"], len(template.exog_names)
+    if n == 0:
+        raise ValueError("the data have no rows")
+    for t in terms:
+        if t.n_levels < 2:
+            raise ValueError(f"the grouping factor {t.group!r} has only one level")
+        if t.n_levels * t.q >= n:
+            raise ValueError(f"the term for {t.group!r} has {t.n_levels * t.q} random effects "
+                             f"for {n} observations: unidentifiable with the residual")
+    ones = np.flatnonzero(mom["x_ones"])
+    x_intercept = int(ones[0]) if ones.size else None
+    x_mean = np.zeros(p)
+    y_shift = 0.0
+    if x_intercept is not None:
+        x_mean = mom["x_mean"].copy()
+        x_mean[x_intercept] = 0.0
+        y_shift = mom["y_sum"] / mom["mass"]
+    # the weighted sum of squares of x - x_mean, from the spread about the mean
+    x_ss = mom["x_m2"] + mom["mass"] * (mom["x_mean"] - x_mean) ** 2
+    x_scale = 1.0 / np.sqrt(np.where(x_ss > 0, x_ss / mom["mass"], 1.0))
+    reparams, t_maps, z_intercepts = [], [], []
+    for t, zm in zip(terms, mom["z"]):
+        col_sd = np.sqrt(zm["m2"] / n)
+        col_rms = np.sqrt(zm["sq"] / n)
+        reparam = Reparametrization(t.structure, zm["mean"], col_sd, col_rms, zm["ones"])
+        reparams.append(reparam)
+        z_intercepts.append(zm["ones"])
+        t_maps.append(None if np.array_equal(reparam.t, np.eye(t.q)) else reparam.t)
+    # pass 2: the Gram matrix and the least-squares start
+    g = _reduce(dask_df, source.gram, _merge_sums, x_mean, x_scale, y_shift)
+    check_fixed_rank(g["gram"], template.exog_names)
+    beta_ols = np.linalg.solve(g["gram"], g["xty"]) if p else np.zeros(0)
+    # pass 3: the criterion's products
+    products = _reduce(dask_df, source.products, _merge_products, x_mean, x_scale, y_shift,
+                       beta_ols, t_maps, z_intercepts)
+    md = object.__new__(type(template))
+    md.__dict__.update(
+        weights=None, offset=None, sum_log_weights=mom["log_weights"],
+        offset_terms=(offset,) if offset is not None else None, endog=None, exog=None,
+        exog_names=list(template.exog_names), endog_names=template.endog_names,
+        formula=template.formula, lmer_formula=template.lmer_formula,
+        design_info=template.design_info, vc_names=[], nobs=n, k_fe=p, row_labels=None,
+        terms=terms, _x_intercept=x_intercept, _x_mean=x_mean, _y_shift=y_shift,
+        x_scale=x_scale, _xs=None, _gram=g["gram"], beta_ols=beta_ols, _yr=None,
+        _y_sum_of_squares=g["yy"], _reparams=reparams, _z_conditioned=None,
+        _z_intercepts=z_intercepts, _grouped=None, dask_source=source)
+    with blas_threads():
+        md.assemble(products)
+    return md
+
+
+def _partition_multi_fitted(part, source, fe_params, modes, with_resid):
+    index = part.index
+    if source.missing == "drop":
+        index = index[~part[source.used].isna().any(axis=1).to_numpy()]
+    y_fit, x, zs, codes, _, o = source.rows(part)
+    fitted = x @ fe_params
+    for z, c, b in zip(zs, codes, modes):
+        fitted = fitted + np.einsum("ij,ij->i", z, b[c])
+    if with_resid:
+        return pd.Series(y_fit - fitted, index=index)
+    return pd.Series(fitted if o is None else fitted + o, index=index)
+
+
+def lazy_multi_fitted(results, resid=False):
+    """`lazy_fitted` for several grouping factors."""
+    source = results.model.dask_source
+    fe = np.asarray(results.solution["fe_params"], dtype=float)
+    modes = [np.asarray(b, dtype=float) for b in results.solution["modes"]]
+    return source.dask_df.map_partitions(_partition_multi_fitted, source, fe, modes, resid,
                                          meta=pd.Series(dtype=float))

@@ -180,6 +180,9 @@ def _term_design(term):
 
 
 def _several_factor_pieces(results):
+    from .dask_frames import requires_rows
+
+    requires_rows(results.model, "Kenward-Roger's degrees of freedom")
     """_Pieces of a several-factor fit from the dense n x n V."""
     model = results.model
     n = model.nobs

@@ -42,6 +42,7 @@ from .covariance import Reparametrization
 from .exceptions import ConvergenceWarning, SingularFitWarning
 from .fitted import MixedModelResults
 from .formula.lme4 import parse_re_form, term_key
+from .multi_products import check_fixed_rank, row_products
 from .optimize import (
     SINGULAR_TOLERANCE,
     OptimumCheck,
@@ -124,6 +125,7 @@ class MultiTermModel:
             terms = [dataclasses.replace(t, codes=np.asarray(t.codes)[keep],
                                          z=np.asarray(t.z)[keep]) for t in terms]
         self.weights, self.offset = weights, offset
+        self.sum_log_weights = 0.0 if weights is None else float(np.sum(np.log(weights)))
         self.offset_terms = offset_terms
         self.endog = endog
         self.exog = exog
@@ -212,19 +214,7 @@ class MultiTermModel:
         self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / w_total, 1.0))
         xs *= self.x_scale
         gram = xs.T @ xs
-        zero = np.flatnonzero(np.diag(gram) == 0)
-        if zero.size:
-            raw_zero = np.all(x[:, zero] == 0.0, axis=0)
-            what = "are all zero" if raw_zero.all() else \
-                "are constant (collinear with the intercept) or all zero"
-            raise ValueError("the fixed-effects design is rank deficient: columns "
-                             f"{[self.exog_names[i] for i in zero]} {what}")
-        if p > 1:       # one nonzero column is full rank
-            norm = np.sqrt(np.diag(gram))
-            ev, v = np.linalg.eigh(gram / np.outer(norm, norm))
-            if ev[0] < 1e-10 * ev[-1]:
-                dep = [self.exog_names[i] for i in np.flatnonzero(np.abs(v[:, 0]) > 1e-6)]
-                raise ValueError(f"the fixed-effects design is rank deficient: columns {dep}")
+        check_fixed_rank(gram, self.exog_names, lambda zero: np.all(x[:, zero] == 0.0, axis=0))
         self._xs, self._gram = xs, gram
         self._condition_response()
 
@@ -253,7 +243,7 @@ class MultiTermModel:
         blocks, where centring would change the model) only scaled to unit root
         mean square.  theta in these coordinates is what the optimizer and the
         optimum check see; `_to_user` / `_to_conditioned` map it."""
-        self._reparams, self._z_conditioned = [], []
+        self._reparams, self._z_conditioned, self._z_intercepts = [], [], []
         for t in self.terms:
             z = t.z
             n = len(z)
@@ -263,6 +253,7 @@ class MultiTermModel:
             intercept = np.all(z == 1.0, axis=0)
             reparam = Reparametrization(t.structure, col_mean, col_sd, col_rms, intercept)
             self._reparams.append(reparam)
+            self._z_intercepts.append(intercept)
             zt = z if np.array_equal(reparam.t, np.eye(t.q)) else z @ reparam.t
             if self.weights is not None:
                 zt = zt * np.sqrt(self.weights)[:, None]
@@ -292,10 +283,12 @@ class MultiTermModel:
         for t in self.terms:
             _, offsets, order = _core.group_blocks(t.codes, t.n_levels)
             self._grouped.append((order, offsets))
-        self._assemble(row_products(self.terms, self._grouped, self._xs,
-                                    self._z_conditioned, self._yr))
+        intercepts = [t.q == 1 and bool(i[0]) for t, i in zip(self.terms, self._z_intercepts)]
+        self.assemble(row_products(self.terms, self._grouped, self._xs,
+                                    self._z_conditioned, self._yr, intercepts,
+                                    self.weights is not None))
 
-    def _assemble(self, products):
+    def assemble(self, products):
         """The compiled criterion's arrays from the products of the conditioned rows
         (`row_products`, or the sum of several chunks' products)."""
         p = self.k_fe
@@ -309,6 +302,8 @@ class MultiTermModel:
 
         self._level_counts = products["counts"]
         self._level_sums = products["level_sums"]
+        self._pair_counts = products["pair_counts"]
+        self._pair_levels = products["pairs"]
         self.ztz1, self.ztx1, self.zty1 = per_level(0)
         self.xtx, self.xty, self.yty = products["xtx"], products["xty"], float(products["yty"])
         # the other terms: the blocks of Z_R'Z_R in M's lower triangle (each level's
@@ -469,8 +464,7 @@ class MultiTermModel:
             np.concatenate([t.structure.theta_cols for t in self.terms]).astype(np.intp),
             np.array([t.q for t in self.terms], dtype=np.intp), self.nobs,
             float(np.sum(np.log(self.x_scale))),
-            0.0 if self.weights is None else float(np.sum(np.log(self.weights))),
-            self._envelope,
+            self.sum_log_weights, self._envelope,
         )
         self.criterion = UserCriterion(self)
 
@@ -486,6 +480,9 @@ class MultiTermModel:
         >>> res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)  # doctest: +SKIP
         >>> res.model.with_response(d["diameter"] * 2).fit().fe_params  # doctest: +SKIP
         """
+        from .dask_frames import requires_rows
+
+        requires_rows(self, "with_response (and the bootstrap)")
         endog = np.ascontiguousarray(endog, dtype=float)
         if endog.shape != (self.nobs,):
             raise ValueError(f"endog must have shape ({self.nobs},), got {endog.shape}")
@@ -566,6 +563,9 @@ class MultiTermModel:
         >>> md = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d).model  # doctest: +SKIP
         >>> md.fixed_effect_profile_deviance(0, 22.97)[0]  # doctest: +SKIP
         """
+        from .dask_frames import requires_rows
+
+        requires_rows(self, "the profile of a fixed effect with several grouping factors")
         column = int(column)
         if not 0 <= column < self.k_fe:
             raise IndexError(f"column {column} out of range for {self.k_fe} fixed effects")
@@ -731,7 +731,7 @@ class MultiTermModel:
         and keeps Newton steps away from the region of negative curvature that
         lme4's start can lead them into (InstEval).
         """
-        scalar = [k for k, t in enumerate(self.terms) if t.q == 1 and np.all(t.z == 1.0)]
+        scalar = [k for k, t in enumerate(self.terms) if t.q == 1 and self._z_intercepts[k][0]]
         alone = self._anova_start(scalar, backfit=False)
         if len(scalar) < 2 or self._x_intercept is None:
             return alone
@@ -742,22 +742,35 @@ class MultiTermModel:
         return alone
 
     def _anova_start(self, scalar, backfit):
-        r0 = self._yr
+        """The one-way ANOVA estimates of `_start_conditioned`, from the products: each
+        term's rows per level, the response's per-level sums and sum of squares, and
+        for backfitting the rows each two terms' levels share (the other terms'
+        shrunken level means are subtracted through them)."""
         out = [t.structure.start_theta() for t in self.terms]
-        fitted = {k: np.zeros(self.nobs) for k in scalar}
+        means = {k: np.zeros(self.terms[k].n_levels) for k in scalar}
+        sums, counts = self._level_sums, self._level_counts
+
+        def shared(k, j, values_j):
+            """per level of k, the sum over its rows of values_j[level of j]"""
+            a, b = min(k, j), max(k, j)
+            level_a, level_b, _ = self._pair_levels[a, b]
+            count = self._pair_counts[a, b]
+            mine, other = (level_a, level_b) if k == a else (level_b, level_a)
+            return np.bincount(mine, count * values_j[other], minlength=len(counts[k]))
+
         for _sweep in range(2 if backfit else 1):
             for k in scalar:
-                t = self.terms[k]
-                # (the rows per level and the response's sums: made with the products)
-                count = self._level_counts[k]
+                total, rr = sums[k], self.yty
                 if backfit:
-                    r = r0 - sum(fitted[j] for j in scalar if j != k)
-                    total, rr = np.bincount(t.codes, weights=r, minlength=t.n_levels), r @ r
-                else:
-                    total, rr = self._level_sums[k], self.yty
-                rel, means = _one_way_anova(total, float(rr), count)
-                if backfit:
-                    fitted[k] = means[t.codes]
+                    # r = y_r - sum_j f_j, f_j the other terms' shrunken means by row
+                    others = [j for j in scalar if j != k]
+                    total = total - sum(shared(k, j, means[j]) for j in others)
+                    rr = rr - 2.0 * sum(float(sums[j] @ means[j]) for j in others)
+                    for j in others:
+                        for i in others:
+                            rr += float(counts[j] @ means[j] ** 2) if i == j else \
+                                float(means[i] @ shared(i, j, means[j]))
+                rel, means[k] = _one_way_anova(total, float(rr), counts[k])
                 if rel is not None:
                     out[k] = np.array([rel])
         return np.concatenate(out)
@@ -961,64 +974,6 @@ class MultiTermModel:
         return optimize.minimize(fun, theta0, method=method, bounds=bounds, options=options)
 
 
-def row_products(terms, grouped, xs, z_conditioned, yr):
-    """The products of conditioned rows that a several-term model's criterion is
-    made of, as a dict: for each term its per-level Z'Z, Z'X, Z'y (`per_level`), its
-    rows per level (`counts`) and per-level sums of the response (`level_sums`); for
-    each two terms a < b the level pairs that share rows with their Z_b'Z_a
-    (`pairs[a, b]`: levels of a, levels of b, values (npairs, q_b, q_a), sorted by a
-    then b); X'X, X'y, y'y.  Chunks of rows conditioned alike give products that add
-    (`merge_products`).
-
-    `grouped`: each term's (row order, level offsets) (`_core.group_blocks`)."""
-    per_level, counts, level_sums = [], [], []
-    xtx = xty = yty = None
-    for k, (order, offsets) in enumerate(grouped):
-        ztz, ztx, zty, xtx_k, xty_k, yty_k = _core.cross_products(xs, z_conditioned[k], yr,
-                                                                  order, offsets)
-        if k == 0:      # (the first term's row order: as `with_response` sums them)
-            xtx, xty, yty = xtx_k, xty_k, yty_k
-        per_level.append((ztz, ztx, zty))
-        counts.append(np.diff(offsets).astype(float))
-        level_sums.append(np.bincount(terms[k].codes, weights=yr, minlength=terms[k].n_levels))
-    pairs = {}
-    for a in range(len(terms)):
-        order, offsets = grouped[a]
-        for b in range(a + 1, len(terms)):
-            tb = terms[b]
-            pair_offsets, level_b, values = _several_factors.pair_sums(
-                order, offsets, np.ascontiguousarray(tb.codes, dtype=np.intp), tb.n_levels,
-                z_conditioned[a], z_conditioned[b])
-            level_a = np.repeat(np.arange(terms[a].n_levels, dtype=np.intp),
-                                np.diff(pair_offsets))
-            pairs[a, b] = (level_a, level_b, values)
-    return {"per_level": per_level, "counts": counts, "level_sums": level_sums,
-            "pairs": pairs, "xtx": xtx, "xty": xty, "yty": float(yty)}
-
-
-def merge_products(a, b):
-    """The products of two chunks of rows conditioned alike (`row_products`): sums,
-    the level pairs of either (a pair in both adds)."""
-    pairs = {}
-    for key, (la, lb, va) in a["pairs"].items():
-        la2, lb2, vb = b["pairs"][key]
-        level_a = np.concatenate([la, la2])
-        level_b = np.concatenate([lb, lb2])
-        width = int(max(lb.max(initial=-1), lb2.max(initial=-1))) + 1
-        joint = level_a.astype(np.int64) * width + level_b
-        keys, inverse = np.unique(joint, return_inverse=True)
-        values = np.zeros((len(keys),) + va.shape[1:])
-        np.add.at(values, inverse.reshape(-1), np.concatenate([va, vb]))
-        pairs[key] = ((keys // width).astype(np.intp), (keys % width).astype(np.intp), values)
-    return {
-        "per_level": [tuple(u + v for u, v in zip(pa, pb))
-                      for pa, pb in zip(a["per_level"], b["per_level"])],
-        "counts": [u + v for u, v in zip(a["counts"], b["counts"])],
-        "level_sums": [u + v for u, v in zip(a["level_sums"], b["level_sums"])],
-        "pairs": pairs, "xtx": a["xtx"] + b["xtx"], "xty": a["xty"] + b["xty"],
-        "yty": a["yty"] + b["yty"]}
-
-
 def _one_way_anova(total, rr, count):
     """One-way analysis of variance of a vector r by levels, from its sums per level
     (`total`), its sum of squares `rr` and the rows per level (`count`): the
@@ -1147,7 +1102,10 @@ class MultiTermResults(MixedModelResults):
                                               client, chunk_size)
 
     def _hat_values(self):
+        from .dask_frames import requires_rows
+
         m = self.model
+        requires_rows(m, "hat values (and Cook's distances)")
         blocks = [(t.z, t.codes, t.n_levels) for t in m.terms]
         return influence.hat_values_dense(m.exog, blocks, self.solution["cov_re"], self.scale,
                                           m.weights)
@@ -1436,6 +1394,10 @@ class MultiTermResults(MixedModelResults):
         fe = self.solution["fe_params"]
         frame = isinstance(exog, pd.DataFrame)
         if exog is None:
+            from .dask_frames import requires_rows
+
+            requires_rows(m, "predict() on the model's own rows (use fittedvalues, a Dask "
+                             "series, or pass newdata)")
             x, index = m.exog, m.row_labels
             out = x @ fe
             for k in chosen:
@@ -1505,10 +1467,18 @@ class MultiTermResults(MixedModelResults):
 
     @property
     def fittedvalues(self):
+        if getattr(self.model, "dask_source", None) is not None:
+            from .dask_frames import lazy_multi_fitted
+
+            return lazy_multi_fitted(self)
         return pd.Series(self.predict(re_form=None, newdata=None), index=self.model.row_labels)
 
     @property
     def resid(self):
+        if getattr(self.model, "dask_source", None) is not None:
+            from .dask_frames import lazy_multi_fitted
+
+            return lazy_multi_fitted(self, resid=True)
         return pd.Series(self.model.endog - np.asarray(self.predict(re_form=None)),
                          index=self.model.row_labels)
 
