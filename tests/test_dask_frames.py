@@ -132,18 +132,34 @@ def test_shifted_and_rescaled_data_keep_their_digits(sleep):
     assert shifted.fe_params["Days"] == pytest.approx(base.fe_params["Days"], rel=1e-8)
 
 
-def test_the_client_receives_statistics_not_rows(monkeypatch):
-    """Every computation brought back to the client: the group labels, then the merged
-    statistics; their size is that of the groups, not of the rows."""
-    from lmm import dask_frames
+def _nbytes(obj):
+    """Bytes of what the client received: arrays, and containers of them."""
     from lmm.statistics import GroupedStatistics
+
+    if isinstance(obj, GroupedStatistics):
+        return sum(_nbytes(v) for v in vars(obj).values())
+    if isinstance(obj, dict):
+        return sum(_nbytes(v) for v in obj.values())
+    if isinstance(obj, list | tuple | set):
+        return sum(_nbytes(v) for v in obj) + 8 * len(obj)
+    if isinstance(obj, np.ndarray | pd.Index | pd.Series):
+        return int(np.asarray(obj).nbytes)
+    return 8
+
+
+@pytest.mark.parametrize("formula", ["y ~ x + (1 | g)", "y ~ x + (1 + x | g) + (1 | h)"])
+def test_the_client_receives_statistics_not_rows(monkeypatch, formula):
+    """Everything computed back to the client (labels, moments, Gram matrices, merged
+    statistics) is of the size of the levels and the design, not of the rows."""
+    from lmm import dask_frames
 
     rng = np.random.default_rng(5)
     n, groups = 40_000, 40
     g = rng.integers(0, groups, n)
+    h = rng.integers(0, 25, n)
     x = rng.standard_normal(n)
-    data = pd.DataFrame({"y": 1 + x + rng.standard_normal(groups)[g] + rng.standard_normal(n),
-                         "x": x, "g": g})
+    data = pd.DataFrame({"y": 1 + x + rng.standard_normal(groups)[g] + rng.standard_normal(25)[h]
+                         + rng.standard_normal(n), "x": x, "g": g, "h": h})
     received = []
     real = dask_frames._compute
 
@@ -153,20 +169,13 @@ def test_the_client_receives_statistics_not_rows(monkeypatch):
         return out
 
     monkeypatch.setattr(dask_frames, "_compute", watched)
-    dask_df = dd.from_pandas(data, npartitions=8)
-    res = lmm.lmer("y ~ x + (1 | g)", dask_df)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")     # (a slope variance near zero: singular)
+        res = lmm.lmer(formula, dd.from_pandas(data, npartitions=8))
     assert res.nobs == n
-    nbytes = 0
-    for item in received:
-        if isinstance(item, dict):
-            assert isinstance(item["stats"], GroupedStatistics)
-            nbytes += sum(np.asarray(v).nbytes for v in vars(item["stats"]).values()
-                          if v is not None)
-        else:
-            assert len(item) == groups          # the labels
-            nbytes += np.asarray(item).nbytes
-    assert len(received) == 2
-    assert nbytes < data.memory_usage(deep=True).sum() / 50
+    assert received
+    # (crossed: the 40 x 25 level pairs' products are the largest part)
+    assert _nbytes(received) < data.memory_usage(deep=True).sum() / 20
 
 
 def test_what_cannot_be_done_on_a_dask_frame_says_so(sleep):
@@ -183,3 +192,48 @@ def test_what_cannot_be_done_on_a_dask_frame_says_so(sleep):
     for call in (res.simulate, res.predict, lambda: res.coef_table(ddf="Kenward-Roger")):
         with pytest.raises(NotImplementedError, match="rows"):
             call()
+
+
+DATA = __import__("pathlib").Path(__file__).parent / "data"
+
+
+def _same_multi_fit(got, want, theta_rtol=1e-6):
+    assert got.llf == pytest.approx(want.llf, rel=1e-9)
+    np.testing.assert_allclose(got.fe_params.to_numpy(), want.fe_params.to_numpy(), rtol=1e-8,
+                               atol=1e-10)
+    np.testing.assert_allclose(got.bse_fe.to_numpy(), want.bse_fe.to_numpy(), rtol=1e-6)
+    np.testing.assert_allclose(got.theta, want.theta, rtol=theta_rtol, atol=1e-9)
+    assert got.nobs == want.nobs
+    for (g1, a), (g2, b) in zip(got.ranef().items(), want.ranef().items()):
+        assert g1 == g2
+        assert list(a.index) == list(b.index)
+        np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", [
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", {}),
+    ("multi_crossed_sim", "y ~ x + (1 + x | g1) + (1 | g2)", {"weights": "w2", "offset": "o"}),
+    ("multi_nested_sim", "y ~ x + (1 + x | school) + (1 | school:class)", {}),
+    ("pastes", "strength ~ 1 + (1 | batch/cask)", {}),
+], ids=lambda c: c[0])
+def test_crossed_and_nested_factors_on_a_local_cluster(client, case):
+    name, formula, kwargs = case
+    data = pd.read_csv(DATA / f"{name}.csv")
+    if kwargs:
+        i = np.arange(len(data))
+        data = data.assign(w2=0.5 + (i % 4) / 2, o=0.1 * (i % 5))
+    want = lmm.lmer(formula, data, **kwargs)
+    dask_df = uneven(data, [2, 0, len(data) // 3, 5], seed=4)
+    got = lmm.lmer(formula, dask_df, **kwargs)
+    _same_multi_fit(got, want)
+    fitted = got.fittedvalues.compute().sort_index()
+    np.testing.assert_allclose(fitted, want.fittedvalues.sort_index(), rtol=1e-6)
+    np.testing.assert_allclose(got.resid.compute().sort_index(), want.resid.sort_index(),
+                               rtol=1e-4, atol=1e-6)
+    # inference from the products: lmerTest's Satterthwaite table
+    np.testing.assert_allclose(got.coef_table().to_numpy(dtype=float),
+                               want.coef_table().to_numpy(dtype=float), rtol=1e-5)
+    cv_got = got.model.conditional_covariances(got.theta)
+    cv_want = want.model.conditional_covariances(want.theta)
+    for a, b in zip(cv_got, cv_want):
+        np.testing.assert_allclose(a, b, rtol=1e-5)
