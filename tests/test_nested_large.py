@@ -2,7 +2,7 @@
 with 2,000 and 20,000 schools (10^5 and 10^6 rows) against lme4.
 
 Reference: tests/data/lme4_nested_large.json, made by tests/data/lme4_nested_large.R
-(lme4 1.1-31, the better of nloptwrap and bobyqa) on bench/nested.py's data, which the
+(lme4 1.1-31, the better of nloptwrap and bobyqa) on bench/large_factors.py's data, which the
 test regenerates (its sum of y is checked first, so a change of the generator is told
 apart from a change of the fit).  The brute-force checks of the packed storage that
 these fits use are in tests/test_several_factors.py.
@@ -24,7 +24,7 @@ REF = json.loads((Path(__file__).parent / "data" / "lme4_nested_large.json").rea
 @pytest.mark.parametrize("schools", [2000, 20000])
 def test_nested_model_matches_lme4(schools):
     ref = REF[f"schools_{schools}"]
-    data = load_bench("nested").nested_schools(schools)
+    data = load_bench("large_factors").nested_schools(schools)
     assert len(data) == ref["nobs"]
     assert data["y"].sum() == pytest.approx(ref["sum_y"], rel=1e-12)
     with warnings.catch_warnings():

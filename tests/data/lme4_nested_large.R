@@ -1,10 +1,10 @@
 # lme4 reference fits of y ~ x + (1 | school/class) at 2,000 and 20,000 schools
 # (10^5 and 10^6 rows; issue 21); writes JSON.
 # usage, from the repository root:
-#   python -c "from bench.nested import nested_schools as f; \
+#   python -c "from bench.large_factors import nested_schools as f; \
 #     [f(s).to_csv(f'/tmp/nested_{s}.csv', index=False) for s in (2000, 20000)]"
 #   Rscript tests/data/lme4_nested_large.R /tmp tests/data/lme4_nested_large.json
-# The data come from bench/nested.py's generator (numpy's default_rng, seed 2026);
+# The data come from bench/large_factors.py's generator (numpy's default_rng, seed 2026);
 # sum_y lets the test see that it regenerates the same rows.  Each size is fitted
 # with lme4's default optimizer and with bobyqa; the best log-likelihood is kept.
 suppressMessages({library(lme4); library(jsonlite)})

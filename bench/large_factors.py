@@ -1,11 +1,17 @@
-"""Nested grouping factors at scale: ``y ~ x + (1 | school/class)``, lmm vs lme4.
+"""Grouping factors with many levels: nested and crossed, lmm vs lme4.
 
-``python -m bench.nested`` (see bench/README.md, "Nested factors at scale").
+``python -m bench.large_factors`` (see bench/README.md, "Factors with many levels").
 
-The data (`nested_schools`): S schools, 5 classes in each, 10 pupils in each class
-(S = 2,000: 10^5 rows; S = 20,000: 10^6 rows, an ordinary national education data
-set), y = 1 + x / 2 + school effect (sd 0.8) + class effect (sd 0.5) + noise (sd 1),
-rows shuffled.  Both tools fit the same REML model from the same rows.
+The cases:
+
+* nested (`nested_schools`): ``y ~ x + (1 | school/class)``, S schools, 5 classes in
+  each, 10 pupils in each class (S = 2,000: 10^5 rows; S = 20,000: 10^6 rows, an
+  ordinary national education data set), y = 1 + x / 2 + school effect (sd 0.8) +
+  class effect (sd 0.5) + noise (sd 1), rows shuffled;
+* crossed (`crossed_factors`): ``y ~ x + (1 | a) + (1 | b)`` with 10,000 and 2,000
+  levels met at random by 10^6 rows (effects sd 0.7 and 0.4, noise sd 1).
+
+Both tools fit the same REML model from the same rows.
 
 * lmm: ``lmm.lmer(formula, data)`` in a fresh process per size (so that its peak
   memory is its own): one untimed warm-up fit of a small case, then `--reps`
@@ -33,8 +39,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "nested.json"
+DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "large_factors.json"
 FORMULA = "y ~ x + (1 | school/class)"
+CROSSED_FORMULA = "y ~ x + (1 | a) + (1 | b)"
 SIZES = (2_000, 20_000)
 # issue 21's targets: at most this fraction of lme4's time, peak at most this
 # multiple of the input
@@ -63,8 +70,31 @@ def nested_schools(n_schools, classes_per_school=5, rows_per_class=10, seed=2026
                          "class": klass[order]})
 
 
+def crossed_factors(n_a=10_000, n_b=2_000, rows=1_000_000, seed=2026):
+    """The crossed case's data: integer labels a and b drawn at random per row.
+
+    >>> d = crossed_factors(30, 20, 600)
+    >>> len(d), d["a"].nunique() <= 30
+    (600, True)
+    """
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, n_a, rows)
+    b = rng.integers(0, n_b, rows)
+    x = rng.standard_normal(rows)
+    y = (1.0 + 0.5 * x + 0.7 * rng.standard_normal(n_a)[a] + 0.4 * rng.standard_normal(n_b)[b]
+         + rng.standard_normal(rows))
+    return pd.DataFrame({"y": y, "x": x, "a": a, "b": b})
+
+
+def case_data(case):
+    """(formula, data, grouping columns) of a case: a number of schools, or "crossed"."""
+    if case == "crossed":
+        return CROSSED_FORMULA, crossed_factors(), ("a", "b")
+    return FORMULA, nested_schools(int(case)), ("school", "class")
+
+
 def input_bytes(data):
-    return int(data[["y", "x", "school", "class"]].memory_usage(index=False, deep=True).sum())
+    return int(data.memory_usage(index=False, deep=True).sum())
 
 
 # ---------------------------------------------------------------------------
@@ -77,35 +107,35 @@ _BOOT = (
     " submodule_search_locations=[sys.argv[2]])\n"
     "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
     "spec.loader.exec_module(mod)\n"
-    "from bench.nested import lmm_main\n"
+    "from bench.large_factors import lmm_main\n"
     "raise SystemExit(lmm_main(sys.argv[3:]))\n"
 )
 
 
-def _fit(data):
+def _fit(data, formula=FORMULA):
     import lmm
 
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         t0 = time.perf_counter()
-        res = lmm.lmer(FORMULA, data)
+        res = lmm.lmer(formula, data)
         seconds = time.perf_counter() - t0
     return seconds, res, sorted({str(w.message) for w in caught})
 
 
 def lmm_main(argv):
-    """Print one JSON object: lmm's timed fits of size argv[0], argv[1] reps, and the
+    """Print one JSON object: lmm's timed fits of case argv[0], argv[1] reps, and the
     peak memory of one more fit."""
     from .memory import _release_free_memory, _reset_high_water_mark, _status_bytes
 
-    size, reps = int(argv[0]), int(argv[1])
+    case, reps = argv[0], int(argv[1])
     _fit(nested_schools(50))                              # warm-up: imports, kernels
-    data = nested_schools(size)
+    formula, data, _ = case_data(case)
     times, res = [], None
     for _ in range(reps):
-        seconds, res, messages = _fit(data)
+        seconds, res, messages = _fit(data, formula)
         times.append(seconds)
-    out = {"size": size, "nobs": len(data), "seconds": times,
+    out = {"case": case, "nobs": len(data), "seconds": times,
            "median": statistics.median(times), "llf": float(res.llf),
            "converged": bool(res.converged), "messages": messages,
            "packed": bool(res.model._criterion.packed),
@@ -121,7 +151,7 @@ def lmm_main(argv):
     _release_free_memory()
     if _reset_high_water_mark():
         before = _status_bytes("VmRSS")["VmRSS"]
-        _fit(data)
+        _fit(data, formula)
         peak = _status_bytes("VmHWM")["VmHWM"]
         out.update(peak_extra_bytes=peak - before,
                    memory_method="VmHWM after clear_refs=5 minus VmRSS before the fit")
@@ -129,13 +159,13 @@ def lmm_main(argv):
     return 0
 
 
-def run_lmm(size, reps):
+def run_lmm(case, reps):
     pkg = Path(__file__).resolve().parent
     proc = subprocess.run([sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg),
-                           str(size), str(reps)], capture_output=True, text=True,
+                           str(case), str(reps)], capture_output=True, text=True,
                           cwd=tempfile.gettempdir())
     if proc.returncode != 0:
-        return {"size": size, "error": proc.stderr.strip()[-2000:]}
+        return {"case": case, "error": proc.stderr.strip()[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
@@ -143,24 +173,25 @@ def run_lmm(size, reps):
 # lme4
 # ---------------------------------------------------------------------------
 
-def run_lme4(session, size, workdir):
+def run_lme4(session, case, workdir):
     from .crossed import Case
 
-    data = nested_schools(size)
-    path = Path(workdir) / f"nested_{size}.csv"
+    formula, data, groups = case_data(case)
+    path = Path(workdir) / f"case_{case}.csv"
     data.to_csv(path, index=False)
-    case = Case(f"nested_{size}", "large", str(path), FORMULA, ("school", "class"), "nested")
-    session.load(case, warmup=size <= SIZES[0])
+    session.load(Case(f"case_{case}", "large", str(path), formula, groups, "large"),
+                 warmup=case == str(SIZES[0]))
     return session.fit()
 
 
 # ---------------------------------------------------------------------------
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.nested",
-                                description="lmm.lmer vs lme4::lmer on (1 | school/class).")
-    p.add_argument("--sizes", type=int, nargs="+", default=list(SIZES),
-                   help="numbers of schools (default: 2000 20000)")
+    p = argparse.ArgumentParser(prog="python -m bench.large_factors",
+                                description="lmm.lmer vs lme4::lmer, factors with many levels.")
+    p.add_argument("--cases", nargs="+", default=[*map(str, SIZES), "crossed"],
+                   help="numbers of schools of the nested case, or 'crossed' "
+                        "(default: 2000 20000 crossed)")
     p.add_argument("--reps", type=int, default=3, help="lmm's timed fits per size")
     p.add_argument("--no-r", action="store_true", help="lmm only")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
@@ -168,19 +199,21 @@ def parse_args(argv=None):
 
 
 def format_report(result):
-    lines = ["| schools | rows | lmm s | lme4 s | lmm / lme4 | lmm llf - lme4 llf "
+    lines = ["| case | rows | lmm s | lme4 s | lmm / lme4 | lmm llf - lme4 llf "
              "| lmm peak / input | ranef s | condVar s |",
              "|---|---|---|---|---|---|---|---|---|"]
     for row in result["rows"]:
         mine, r = row["lmm"], row.get("lme4") or {}
         if "error" in mine:
-            lines.append(f"| {row['size']} | | error: {mine['error'][-200:]} |")
+            lines.append(f"| {row['case']} | | error: {mine['error'][-200:]} |")
             continue
         ratio = f"1/{r['seconds'] / mine['median']:.0f}" if r.get("seconds") else "-"
         diff = f"{mine['llf'] - r['llf']:+.2e}" if "llf" in r else "-"
         peak = (f"{mine['peak_extra_bytes'] / mine['input_bytes']:.1f}"
                 if "peak_extra_bytes" in mine else "-")
-        lines.append(f"| {row['size']:,} | {mine['nobs']:,} | {mine['median']:.2f} | "
+        name = "crossed 10,000 x 2,000" if row["case"] == "crossed" else \
+            f"nested, {int(row['case']):,} schools"
+        lines.append(f"| {name} | {mine['nobs']:,} | {mine['median']:.2f} | "
                      f"{r.get('seconds', float('nan')):.1f} | {ratio} | {diff} | {peak} | "
                      f"{mine['ranef_seconds']:.2f} | {mine['condvar_seconds']:.2f} |")
     return "\n".join(lines)
@@ -199,16 +232,16 @@ def main(argv=None):
                 print(f"lme4 skipped: {session.reason}", file=sys.stderr)
                 session = None
         try:
-            for size in args.sizes:
-                row = {"size": size, "lmm": run_lmm(size, args.reps)}
+            for case in args.cases:
+                row = {"case": case, "lmm": run_lmm(case, args.reps)}
                 if session is not None:
-                    row["lme4"] = run_lme4(session, size, workdir)
+                    row["lme4"] = run_lme4(session, case, workdir)
                 rows.append(row)
         finally:
             if session is not None:
                 session.close()
     result = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-              "formula": FORMULA, "rows": rows,
+              "formulas": {"nested": FORMULA, "crossed": CROSSED_FORMULA}, "rows": rows,
               "versions": session.versions if session is not None else {}}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(result, indent=2))
