@@ -15,6 +15,8 @@ on the cross-products (the compiled profiled criterion gives the deviance for
 any covariance), and the ends of the interval are found by root finding.
 """
 
+import math
+
 import numpy as np
 import pandas as pd
 from scipy import special
@@ -193,7 +195,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
                     return value - dev_min - cut
 
                 ends.append(_find_end(excess, phi_hat[i], direction, param.lower[i],
-                                      param.upper[i]))
+                                      param.upper[i], cut))
             else:
                 # a correlation: scale-free, so the endpoint is the extreme of
                 # the correlation over the region where the profiled deviance
@@ -202,7 +204,7 @@ def profile_intervals(results, level=0.95, criterion="ML"):
                 end = _correlation_end(res.criterion, pair, theta_hat, dev_min + cut, direction)
                 if end is None:
                     end = _profile_end(fun, phi_hat, i, param.lower, param.upper,
-                                       dev_min + cut, direction)
+                                       dev_min + cut, direction, cut)
                 ends.append(end)
         rows.append((phi_hat[i], ends[0], ends[1]))
     labels = param.labels()
@@ -258,7 +260,7 @@ def _is_constrained_extreme(rho, dev, theta, slack, lower, h=1e-7):
     return den > 0 and abs(g_dev @ g_rho) / den > 1 - 1e-6
 
 
-def _profile_end(fun, phi_hat, i, lower, upper, limit, direction):
+def _profile_end(fun, phi_hat, i, lower, upper, limit, direction, cut=None):
     """The end beyond phi_hat[i] (in `direction`) where the deviance `fun`,
     minimized over the other parameters (`_profile_value`, each point started
     from the last), reaches `limit`."""
@@ -269,14 +271,60 @@ def _profile_end(fun, phi_hat, i, lower, upper, limit, direction):
         cache["start"] = phi
         return val - limit
 
-    return _find_end(excess, phi_hat[i], direction, lower[i], upper[i])
+    return _find_end(excess, phi_hat[i], direction, lower[i], upper[i], cut)
 
 
-def _find_end(excess, x_hat, direction, lo, hi):
-    """The point beyond x_hat (in `direction`) where excess crosses zero."""
+def _find_end(excess, x_hat, direction, lo, hi, cut=None):
+    """The point beyond x_hat (in `direction`) where excess crosses zero.
+
+    With `cut` (excess = the deviance's rise over its minimum, less cut): secant
+    steps on zeta = sqrt(excess + cut), the profile's signed root, which is nearly
+    linear in the parameter (exactly so for a quadratic deviance): from a first step
+    of a hundredth of the estimate, a few profile evaluations reach the end, where
+    bracketing and Brent's method (the fallback, and the method without `cut`) take
+    ten to twenty.  Each evaluation is a fit: on 2 x 10^5 groups, a fifth of a
+    second."""
+    if cut is not None:
+        end = _secant_end(excess, x_hat, direction, lo, hi, cut)
+        if end is not None:
+            return end
+    return _bracketed_end(excess, x_hat, direction, lo, hi)
+
+
+def _secant_end(excess, x_hat, direction, lo, hi, cut, tol=1e-9, max_steps=12):
+    """`_find_end`'s secant steps on zeta; None when they do not settle (the
+    caller brackets instead)."""
+    target = math.sqrt(cut)
+    edge = lo if direction < 0 else hi
+    x_prev, z_prev = x_hat, 0.0
+    x = x_hat + direction * max(abs(x_hat) * 1e-2, 1e-4)
+    for _ in range(max_steps):
+        if (x - edge) * direction >= 0:
+            x = edge
+        f = excess(x)
+        if not np.isfinite(f):
+            return None
+        if abs(f) <= tol:
+            return float(x)
+        if x == edge and f < 0:
+            return float(edge)          # within the cut-off to the bound
+        z = math.sqrt(max(f + cut, 0.0))
+        slope = (z - z_prev) / (x - x_prev) if x != x_prev else 0.0
+        if not slope * direction > 0:       # (zeta must rise outward)
+            return None
+        step = (target - z) / slope
+        # (at most four times the distance so far, outward)
+        limit = 4.0 * abs(x - x_hat)
+        step = float(np.clip(step, -limit, limit))
+        x_prev, z_prev, x = x, z, x + step
+        if (x - x_hat) * direction <= 0:
+            return None
+    return None
+
+
+def _bracketed_end(excess, x_hat, direction, lo, hi):
     from scipy import optimize  # (0.15 s at import: when needed)
-    step = max(abs(x_hat) * 0.1, 1e-3) if np.isfinite(hi) or direction < 0 else \
-        max(abs(x_hat) * 0.1, 1e-3)
+    step = max(abs(x_hat) * 0.1, 1e-3)
     a = x_hat
     for _ in range(60):
         b = a + direction * step
@@ -414,7 +462,7 @@ def multi_profile_intervals(results, level=0.95, criterion="ML"):
     cut = special.chdtri(1, 1.0 - level)
     rows = []
     for i in range(param.n):
-        ends = [_profile_end(fun, phi_hat, i, param.lower, param.upper, dev_min + cut, d)
+        ends = [_profile_end(fun, phi_hat, i, param.lower, param.upper, dev_min + cut, d, cut)
                 for d in (-1, 1)]
         rows.append((phi_hat[i], ends[0], ends[1]))
     return pd.DataFrame(rows, index=param.labels, columns=["estimate", "lower", "upper"])
