@@ -68,7 +68,8 @@ def measure(name, formula, data):
 
 
 def main(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.around_fit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.around_fit",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--out", type=Path, default=DEFAULT_OUT)
     args = p.parse_args(argv)
     rows = [measure("one factor, 2 x 10^5 groups", *one_factor()),

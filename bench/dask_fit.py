@@ -127,7 +127,8 @@ def in_memory(files):
 
 
 def parse_args(argv=None):
-    p = argparse.ArgumentParser(prog="python -m bench.dask_fit", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(prog="python -m bench.dask_fit",
+                                description=__doc__.split("\n")[0])
     p.add_argument("--rows", type=int, default=50_000_000)
     p.add_argument("--groups", type=int, default=100_000)
     p.add_argument("--subset-files", type=int, default=10)

@@ -1495,7 +1495,17 @@ class MultiTermResults(MixedModelResults):
         ...                   "a": list("vvwwxxyyzz"), "b": list("pqpqpqpqpq")})
         >>> print(lmm.lmer("y ~ 1 + (1 | a) + (1 | b)", d).summary())  # doctest: +SKIP
         """
-        from .summary import Summary, fit_title, fixed_effects_lines, multi_statsmodels_summary
+        from .summary import (
+            Summary,
+            fit_title,
+            fixed_effect_correlation_lines,
+            fixed_effects_lines,
+            lme4_html,
+            lme4_name,
+            multi_statsmodels_summary,
+            random_effects_lines,
+            scaled_residual_lines,
+        )
 
         if style == "statsmodels":
             return multi_statsmodels_summary(self, alpha=alpha)
@@ -1513,19 +1523,29 @@ class MultiTermResults(MixedModelResults):
         else:
             lines.append(f"AIC {self.aic:.1f}  BIC {self.bic:.1f}  logLik {self.llf:.1f}")
         lines.append("")
+        if self.model.endog is not None:     # (a fit from a Dask frame has no rows here)
+            lines.extend(scaled_residual_lines(self.resid.to_numpy(), self.scale))
+            lines.append("")
         lines.append("Random effects:")
-        vc = self.varcorr()
-        vc[["var1", "var2"]] = vc[["var1", "var2"]].astype(object).where(
-            vc[["var1", "var2"]].notna(), "")
-        lines.append(vc.to_string(index=False))
-        groups = ", ".join(f"{t.group}, {t.n_levels}" for t in self.model.terms)
+        lines.extend(random_effects_lines(self.varcorr()))
+        # (lme4: "groups:  school:class, 200; school, 40")
+        groups = "; ".join(f"{t.group}, {t.n_levels}" for t in self.model.terms)
         lines.append(f"Number of obs: {self.nobs}, groups:  {groups}")
         lines.append("")
         if self.k_fe:
             lines.extend(fixed_effects_lines(self, ddf))
+            if self.k_fe > 1:
+                lines.append("")
+                lines.extend(fixed_effect_correlation_lines(
+                    self.solution["vcov_fe"], [lme4_name(n) for n in self.fe_params.index]))
         else:
             lines.append("No fixed effect coefficients")
-        return Summary("\n".join(lines) + "\n")
+        if self.singular_messages:
+            lines.append("boundary (singular) fit: " + "; ".join(self.singular_messages))
+        if not self.converged:
+            lines.append("Convergence warning: " + "; ".join(self.optimizer["messages"]))
+        text = "\n".join(lines) + "\n"
+        return Summary(text, html=lme4_html(self, lines, groups))
 
     def __repr__(self):
         return f"<MultiTermResults: {self.method}, llf={self.llf:.4f}>"

@@ -161,18 +161,30 @@ def _statsmodels_html(title, info_cells, names, header, cells):
             f"<table class='simpletable'>{params}</table>")
 
 
-def _lme4_name(name):
+def lme4_name(name):
     return "(Intercept)" if name == "Intercept" else str(name)
 
 
-def _format_common(values, digits=4):
+def _format_common(values, digits=4, drop_zeros=False):
     """Format numbers with the decimals R's format() gives a column: enough for
-    every value to show `digits` significant digits, the same for all."""
+    every value to show `digits` significant digits, the same for all; with
+    `drop_zeros`, as R's print of a variance table: a value's trailing zeros do
+    not count (0.6780 needs three decimals)."""
     values = np.asarray(values, dtype=float)
     finite = np.abs(values[np.isfinite(values) & (values != 0)])
     if finite.size == 0:
         return [f"{v:g}" for v in values]
-    decimals = int(np.clip(np.max(digits - 1 - np.floor(np.log10(finite))), 0, 10))
+    # (R: each value rounded to `digits` significant digits, its trailing zeros
+    # dropped; the column takes the most decimals any value then needs)
+    needed = []
+    for v in finite:
+        places = int(np.clip(digits - 1 - np.floor(np.log10(v)), 0, 10))
+        text = f"{v:.{places}f}"
+        if drop_zeros and "." in text:
+            text = text.rstrip("0")
+            places = len(text.split(".")[1])
+        needed.append(places)
+    decimals = max(needed)
     out = [f"{v:.{decimals}f}" for v in values]
     width = max(len(o) for o in out)
     return [o.rjust(width) for o in out]
@@ -217,7 +229,7 @@ def fit_title(res, ddf):
 def fixed_effects_lines(res, ddf):
     """The "Fixed effects:" table: lme4's (Estimate, Std. Error, t value), with
     lmerTest's df and Pr(>|t|) and significance codes when ddf is given."""
-    names = [_lme4_name(n) for n in res.fe_params.index]
+    names = [lme4_name(n) for n in res.fe_params.index]
     if ddf is None:
         fe = res.fe_params.to_numpy()
         se = res.bse_fe.to_numpy()
@@ -261,14 +273,51 @@ def lme4_summary(res, ddf=None):
         cols = [_column([v], h) for v, h in zip(vals, heads)]
         lines.extend("  " + ln for ln in _join_columns(cols, "   "))
     lines.append("")
-    scaled = res.resid.to_numpy() / np.sqrt(res.scale)
-    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])
-    lines.append("Scaled residuals: ")
-    cols = [_column([f"{v:.4f}"], h) for v, h in zip(q, ["Min", "1Q", "Median", "3Q", "Max"])]
-    lines.extend(_join_columns(cols))
+    if res.model.endog is not None:     # (a fit from a Dask frame has no rows here)
+        lines.extend(scaled_residual_lines(res.resid.to_numpy(), res.scale))
+        lines.append("")
+    lines.append("Random effects:")
+    lines.extend(random_effects_lines(res.varcorr()))
+    lines.append(f"Number of obs: {res.nobs}, groups:  {m.group_name}, {res.n_groups}")
     lines.append("")
 
-    vc = res.varcorr()
+    fe = res.fe_params.to_numpy()
+    fe_names = [lme4_name(n) for n in res.fe_params.index]
+    lines.extend(fixed_effects_lines(res, ddf))
+    if len(fe) > 1:
+        lines.append("")
+        lines.extend(fixed_effect_correlation_lines(res.solution["vcov_fe"], fe_names))
+    if res.singular_messages:
+        lines.append("boundary (singular) fit: " + "; ".join(res.singular_messages))
+    if not res.converged:
+        lines.append("Convergence warning: " + "; ".join(res.optimizer["messages"]))
+    text = "\n".join(lines) + "\n"
+    return Summary(text, html=lme4_html(res, lines, f"{res.model.group_name}, {res.n_groups}"))
+
+
+def scaled_residual_lines(resid, scale):
+    """lme4's "Scaled residuals:" quantiles."""
+    scaled = np.asarray(resid, dtype=float) / np.sqrt(scale)
+    q = np.quantile(scaled, [0, 0.25, 0.5, 0.75, 1.0])
+    cols = [_column([f"{v:.4f}"], h) for v, h in zip(q, ["Min", "1Q", "Median", "3Q", "Max"])]
+    return ["Scaled residuals: ", *_join_columns(cols)]
+
+
+def fixed_effect_correlation_lines(vcov_fe, fe_names):
+    """lme4's "Correlation of Fixed Effects:" table (lower triangle)."""
+    d = np.sqrt(np.diag(vcov_fe))
+    corr = vcov_fe / np.outer(d, d)
+    short = ["(Intr)" if n == "(Intercept)" else n[:6] for n in fe_names]
+    cols = [_column(fe_names[1:], "", "left")]
+    for k in range(len(fe_names) - 1):
+        cols.append(_column([f"{corr[i, k]:.3f}" if i > k else ""
+                             for i in range(1, len(fe_names))], short[k], "right"))
+    return ["Correlation of Fixed Effects:", *_join_columns(cols)]
+
+
+def random_effects_lines(vc):
+    """lme4's random-effects table (Groups, Name, Variance, Std.Dev., Corr) from a
+    `varcorr()` frame, one block of rows per grouping factor, the residual last."""
     groups, names, variances, sds, corrs = [], [], [], [], []
     for grp in vc["grp"].unique():
         block = vc[vc["grp"] == grp]
@@ -284,36 +333,11 @@ def lme4_summary(res, ddf=None):
                    ["sdcor"].iloc[0] for k in range(i)]
             corrs.append(" ".join(f"{c:5.2f}" for c in cor))
     table = [_column(groups, "Groups", "left"), _column(names, "Name", "left"),
-             _column(_format_common(variances), "Variance", "left"),
-             _column(_format_common(sds), "Std.Dev.", "left")]
+             _column(_format_common(variances, drop_zeros=True), "Variance", "left"),
+             _column(_format_common(sds, drop_zeros=True), "Std.Dev.", "left")]
     if any(corrs):
         table.append(_column(corrs, "Corr", "left"))
-    lines.append("Random effects:")
-    lines.extend(" " + ln for ln in _join_columns(table))
-    lines.append(f"Number of obs: {res.nobs}, groups:  {m.group_name}, {res.n_groups}")
-    lines.append("")
-
-    fe = res.fe_params.to_numpy()
-    fe_names = [_lme4_name(n) for n in res.fe_params.index]
-    lines.extend(fixed_effects_lines(res, ddf))
-    if len(fe) > 1:
-        vc_fe = res.solution["vcov_fe"]
-        d = np.sqrt(np.diag(vc_fe))
-        corr = vc_fe / np.outer(d, d)
-        short = ["(Intr)" if n == "(Intercept)" else n[:6] for n in fe_names]
-        lines.append("")
-        lines.append("Correlation of Fixed Effects:")
-        cols = [_column(fe_names[1:], "", "left")]
-        for k in range(len(fe) - 1):
-            cols.append(_column([f"{corr[i, k]:.3f}" if i > k else "" for i in range(1, len(fe))],
-                                short[k], "right"))
-        lines.extend(_join_columns(cols))
-    if res.singular_messages:
-        lines.append("boundary (singular) fit: " + "; ".join(res.singular_messages))
-    if not res.converged:
-        lines.append("Convergence warning: " + "; ".join(res.optimizer["messages"]))
-    text = "\n".join(lines) + "\n"
-    return Summary(text, html=_lme4_html(res, lines))
+    return [" " + ln for ln in _join_columns(table)]
 
 
 def lme4_formula(res):
@@ -332,22 +356,22 @@ def lme4_formula(res):
     return fixed + " + " + " + ".join(terms)
 
 
-def _lme4_html(res, lines):
-    """The lme4 summary as HTML tables (random effects, fixed effects)."""
+def lme4_html(res, lines, groups):
+    """The lme4 summary as HTML tables (random effects, fixed effects); `groups` is
+    the "groups:" text (factor, levels; ...)."""
     import html
 
     vc = res.varcorr()
     fe = res.fe_params.to_numpy()
     se = res.bse_fe.to_numpy()
     fixed = pd.DataFrame({"Estimate": fe, "Std. Error": se, "t value": fe / se},
-                         index=[_lme4_name(n) for n in res.fe_params.index])
+                         index=[lme4_name(n) for n in res.fe_params.index])
     head = "<br/>".join(html.escape(ln) for ln in lines[:2])
     crit = (f"REML criterion at convergence: {res.REMLcrit:.1f}" if res.reml
             else f"logLik: {res.llf:.1f}, AIC: {-2 * res.llf + 2 * res.n_params:.1f}")
     return (f"<p>{head}<br/>{html.escape(crit)}</p>"
             f"<p><b>Random effects</b></p>{vc.to_html(index=False, na_rep='')}"
-            f"<p>Number of obs: {res.nobs}, groups: {html.escape(str(res.model.group_name))}, "
-            f"{res.n_groups}</p>"
+            f"<p>Number of obs: {res.nobs}, groups: {html.escape(groups)}</p>"
             f"<p><b>Fixed effects</b></p>{fixed.to_html(float_format=lambda v: f'{v:.5g}')}")
 
 

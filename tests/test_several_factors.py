@@ -272,7 +272,7 @@ def test_summary_lists_every_term(fits):
     text = str(res.summary())
     assert f"REML criterion at convergence: {best['criterion']:.1f}" in text
     assert "batch:cask" in text and "Residual" in text and "None" not in text
-    assert "Number of obs: 60, groups:  batch:cask, 30, batch, 10" in text
+    assert "Number of obs: 60, groups:  batch:cask, 30; batch, 10" in text
 
 
 def test_predict_new_data_and_new_levels():
@@ -551,3 +551,25 @@ def test_fixed_effect_profile_intervals_match_lme4(case, level):
     ours = [n.replace("(Intercept)", "Intercept") for n in names]
     np.testing.assert_allclose(ci.loc[ours].iloc[:, 0], lower, rtol=1e-5)
     np.testing.assert_allclose(ci.loc[ours].iloc[:, 1], upper, rtol=1e-5)
+
+
+def test_summary_prints_lme4s_random_effects_table():
+    """The random-effects block of summary() is lme4's, as R prints it
+    (tests/data/lme4_summary_ranef.json, made by tests/data/lme4_summary_ranef_ref.R):
+    the same rows and numbers; lmm names an interaction in the formula's order."""
+    ref = json.loads((DATA / "lme4_summary_ranef.json").read_text())
+    for name, case in ref.items():
+        text = str(lmm.lmer(case["formula"], pd.read_csv(DATA / f"{name}.csv")).summary())
+        lines = text.splitlines()
+        start = lines.index("Random effects:") + 1
+        stop = next(i for i, ln in enumerate(lines) if ln.startswith("Number of obs:"))
+
+        def token(t):
+            word = t.rstrip(",;")
+            return (_key(word), t[len(word):]) if ":" in word.strip(":") else t
+
+        def tokens(rows):
+            return [[token(t) for t in row.split()] for row in rows]
+
+        assert tokens(lines[start:stop]) == tokens(case["table"]), name
+        assert tokens([lines[stop]]) == tokens([case["groups_line"]]), name
