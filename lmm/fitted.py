@@ -143,6 +143,19 @@ class MixedModelResults(inference.FixedEffectTests, influence.InfluenceMeasures)
 
         return plot_caterpillar(self, re_ix=re_ix, ax=ax, level=level, factor=factor)
 
+    def plot_ranef(self, level=0.95):
+        """Caterpillar panels of every factor and effect (lme4's dotplot of ranef);
+        see `lmm.plotting.plot_ranef`."""
+        from .plotting import plot_ranef
+
+        return plot_ranef(self, level=level)
+
+    def plot_qq(self, which="random effects", factor=None, re_ix=0, ax=None):
+        """Normal QQ plot of random effects or residuals; see `lmm.plotting.plot_qq`."""
+        from .plotting import plot_qq
+
+        return plot_qq(self, which=which, factor=factor, re_ix=re_ix, ax=ax)
+
     def plot_resid_fitted(self, ax=None):
         """Residuals against fitted values; see `lmm.plotting.plot_resid_fitted`."""
         from .plotting import plot_resid_fitted
