@@ -20,6 +20,7 @@ import pandas as pd
 
 from ._threads import quiet_warnings
 from .confint import MultiSdCorParametrization, SdCorParametrization
+from .many_responses import progress_bar
 
 
 def _effects_factor(cov_re):
@@ -214,7 +215,7 @@ def shortest_interval(values, level=0.95):
     return float(v[i]), float(v[i + k - 1])
 
 
-def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=False, executor=None,
+def parametric_bootstrap(results, nboot, seed=None, n_jobs=1, progress=None, executor=None,
                          client=None, chunk_size=None):
     """Refit the model to `nboot` responses simulated from it (see the module
     docstring); returns `BootstrapResults`.  `n_jobs`, `executor`, `client` and
@@ -320,19 +321,42 @@ def _bootstrap_terms(results, nboot, seed, n_jobs, progress, executor=None, clie
     parallel = n_jobs != 1 or executor is not None or client is not None
     if chunk_size is None:
         chunk_size = max(1, -(-nboot // (8 * max(int(n_jobs), 1)))) if parallel else nboot
+    bar = progress_bar(progress, nboot, unit="replicates", desc="bootstrap")
+    if bar is not None and not parallel and chunk_size >= nboot:
+        chunk_size = max(1, -(-nboot // 50))     # (a bar that moves: 50 steps)
     chunk_size = positive_count(chunk_size, "chunk_size")
     chunks = [y[:, i:i + chunk_size] for i in range(0, nboot, chunk_size)]
     n_chunks = len(chunks)
     args = ([m] * n_chunks, chunks, [results.reml] * n_chunks)
-    if client is not None:
-        parts = client.gather(client.map(_refit_chunk, *args))
-    elif executor is not None:
-        parts = list(executor.map(_refit_chunk, *args))
-    elif n_jobs != 1:
-        with ThreadPoolExecutor(max_workers=int(n_jobs)) as pool:
-            parts = list(pool.map(_refit_chunk, *args))
-    else:
-        parts = [_refit_chunk(*(a[0] for a in args))]
+    try:
+        if client is not None:
+            from distributed import as_completed
+
+            futures = client.map(_refit_chunk, *args)
+            index = {f.key: i for i, f in enumerate(futures)}
+            parts = [None] * n_chunks
+            for future in as_completed(futures):
+                parts[index[future.key]] = future.result()
+                if bar is not None:
+                    bar.update(chunks[index[future.key]].shape[1])
+        else:
+            if executor is not None:
+                done = executor.map(_refit_chunk, *args)
+            elif n_jobs != 1:
+                pool = ThreadPoolExecutor(max_workers=int(n_jobs))
+                done = pool.map(_refit_chunk, *args)
+            else:
+                done = map(_refit_chunk, *args)
+            parts = []
+            for part in done:           # (in order: the bar moves as chunks finish)
+                parts.append(part)
+                if bar is not None:
+                    bar.update(len(part))
+            if executor is None and n_jobs != 1:
+                pool.shutdown()
+    finally:
+        if bar is not None:
+            bar.close()
     out = [o for part in parts for o in part]
     values = np.array([o[0] for o in out])
     labels = sdcor.labels                      # (sd/cor entries, then sigma)

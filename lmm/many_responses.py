@@ -442,7 +442,9 @@ def _interactive():
         return False
 
 
-def _progress_bar(progress, total):
+def progress_bar(progress, total, unit="responses", desc="fit_many"):
+    """A tqdm.auto bar (a notebook widget in Jupyter) of `total` steps, or None: off
+    with progress=False, and by default (None) outside interactive sessions."""
     if progress is False or (progress is None and not _interactive()):
         return None
     try:
@@ -452,7 +454,7 @@ def _progress_bar(progress, total):
             raise ImportError("progress=True needs tqdm (pip install tqdm, or "
                               "lmm[progress])") from None
         return None
-    return tqdm(total=total, unit="responses", desc="fit_many", leave=False)
+    return tqdm(total=total, unit=unit, desc=desc, leave=False)
 
 
 # ---------------------------------------------------------------------------
@@ -548,7 +550,7 @@ def fit_responses(model, Y, names, reml=True, weights=None, n_jobs=1, executor=N
     elif executor is not None and not isinstance(executor, Executor):
         raise TypeError("executor must be a concurrent.futures.Executor or 'processes'")
     spans = _chunks(m, chunk_size, _workers(n_jobs, executor, client), remote, design)
-    bar = _progress_bar(progress, m)
+    bar = progress_bar(progress, m)
     try:
         if client is not None:
             d_future = client.scatter(design, broadcast=True, hash=False)

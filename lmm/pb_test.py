@@ -19,6 +19,7 @@ from scipy import special
 from ._threads import quiet_warnings
 from .bootstrap import positive_count, simulate
 from .lrt import lrtest, refit_ml
+from .many_responses import progress_bar
 
 
 class PBTestResult:
@@ -65,8 +66,9 @@ class PBTestResult:
                 f"({len(self.reference)} samples)>")
 
 
-def _refit_loglik(res_ml, y, n_jobs):
-    """The ML log-likelihood of the model of `res_ml` refitted to each column of y."""
+def _refit_loglik(res_ml, y, n_jobs, bar=None):
+    """The ML log-likelihood of the model of `res_ml` refitted to each column of y
+    (a progress `bar`, if given, advanced per refit)."""
     m = res_ml.model
     if not hasattr(m, "terms"):
         if res_ml.structure.blocks != m.covariance_structure().blocks:
@@ -74,9 +76,15 @@ def _refit_loglik(res_ml, y, n_jobs):
                 "pb_test of a fit with free= is not supported; write the uncorrelated "
                 "effects in lme4's syntax, lmm.lmer('y ~ x + (x || g)', data)")
         table = m.fit_many(y, reml=False, n_jobs=n_jobs, progress=False).table
+        if bar is not None:
+            bar.update(y.shape[1])
         return table["llf"].to_numpy(dtype=float)
+
     def refit(r):
-        return m.with_response(y[:, r]).fit(reml=False).llf   # (the design's products shared)
+        llf = m.with_response(y[:, r]).fit(reml=False).llf   # (the design's products shared)
+        if bar is not None:
+            bar.update(1)       # (tqdm's update is thread-safe)
+        return llf
 
     with quiet_warnings():        # (thread-safe: catch_warnings is not)
         if n_jobs == 1:
@@ -85,7 +93,7 @@ def _refit_loglik(res_ml, y, n_jobs):
             return np.array(list(pool.map(refit, range(y.shape[1]))))
 
 
-def pb_test(small, large, nboot=1000, seed=None, n_jobs=1):
+def pb_test(small, large, nboot=1000, seed=None, n_jobs=1, progress=None):
     """Parametric-bootstrap likelihood-ratio test of `small` within `large`.
 
     Parameters
@@ -99,6 +107,9 @@ def pb_test(small, large, nboot=1000, seed=None, n_jobs=1):
         Reproducible whatever `n_jobs` is (the responses are drawn first).
     n_jobs : int
         Threads for the refits.
+    progress : bool, optional
+        A progress bar of the 2 x nboot refits (tqdm.auto: a widget in notebooks); by
+        default on in interactive sessions when tqdm is installed.
 
     Returns
     -------
@@ -124,5 +135,11 @@ def pb_test(small, large, nboot=1000, seed=None, n_jobs=1):
     small_ml = small if not small.reml else refit_ml(small)
     large_ml = large if not large.reml else refit_ml(large)
     y = simulate(small_ml, nboot, seed)
-    stats = 2.0 * (_refit_loglik(large_ml, y, n_jobs) - _refit_loglik(small_ml, y, n_jobs))
+    bar = progress_bar(progress, 2 * nboot, unit="refits", desc="pb_test")
+    try:
+        stats = 2.0 * (_refit_loglik(large_ml, y, n_jobs, bar)
+                       - _refit_loglik(small_ml, y, n_jobs, bar))
+    finally:
+        if bar is not None:
+            bar.close()
     return PBTestResult(float(observed.statistic), int(observed.df), stats)

@@ -519,12 +519,13 @@ class MixedLMResults(MixedModelResults):
         return bootstrap.simulate(self, nsim, seed, conditioned)
 
     def bootstrap(self, nboot, seed=None, n_jobs=1, executor=None, client=None,
-                  chunk_size=None, progress=False):
+                  chunk_size=None, progress=None):
         """Parametric bootstrap (lme4's ``bootMer``, MixedModels.jl's
         ``parametricbootstrap``): the model refitted to `nboot` simulated responses
         by the many-responses fitter.  Returns `lmm.bootstrap.BootstrapResults`
         (``replicates``, ``sd()``, ``conf_int(level, method)``); reproducible for a
-        seed whatever n_jobs is.
+        seed whatever n_jobs is.  `progress`: a tqdm.auto bar (a widget in notebooks),
+        by default on in interactive sessions when tqdm is installed.
 
         Examples
         --------

@@ -1092,10 +1092,11 @@ class MultiTermResults(MixedModelResults):
         return bootstrap.simulate(self, nsim, seed, conditioned)
 
     def bootstrap(self, nboot, seed=None, n_jobs=1, executor=None, client=None,
-                  chunk_size=None, progress=False):
+                  chunk_size=None, progress=None):
         """Parametric bootstrap (lme4's ``bootMer``): the model refitted to `nboot`
         simulated responses (`lmm.bootstrap.parametric_bootstrap`); reproducible for a
-        seed whatever n_jobs is."""
+        seed whatever n_jobs is.  `progress`: a tqdm.auto bar (a widget in notebooks),
+        by default on in interactive sessions when tqdm is installed."""
         from . import bootstrap
 
         return bootstrap.parametric_bootstrap(self, nboot, seed, n_jobs, progress, executor,

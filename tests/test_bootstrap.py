@@ -287,3 +287,23 @@ def test_bootstrap_of_a_weighted_one_factor_fit_refits_the_weighted_model():
                                                                 rel=1e-6)
     with pytest.raises(NotImplementedError, match="offset"):
         lmm.lmer("Reaction ~ Days + (Days | Subject)", s, offset=s["Days"]).bootstrap(2)
+
+
+def test_progress_bars_of_the_bootstrap_and_pb_test(capsys):
+    """tqdm.auto bars (issue 22) on request; the replicates do not depend on them."""
+    import pandas as pd
+
+    pytest.importorskip("tqdm")
+    d = pd.read_csv(__import__("pathlib").Path(__file__).parent / "data" / "penicillin.csv")
+    res = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d)
+    quiet = res.bootstrap(6, seed=3, progress=False)
+    assert capsys.readouterr().err == ""
+    for n_jobs in (1, 2):
+        shown = res.bootstrap(6, seed=3, progress=True, n_jobs=n_jobs)
+        assert "bootstrap" in capsys.readouterr().err
+        pd.testing.assert_frame_equal(shown.replicates, quiet.replicates)
+    small = lmm.lmer("diameter ~ 1 + (1 | plate)", d)
+    a = lmm.pb_test(small, res, nboot=4, seed=1, progress=True)
+    assert "pb_test" in capsys.readouterr().err
+    b = lmm.pb_test(small, res, nboot=4, seed=1, progress=False)
+    np.testing.assert_allclose(a.reference, b.reference)
