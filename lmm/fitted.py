@@ -31,6 +31,56 @@ from . import inference, influence
 from .optimize import optimization_record
 
 
+class RandomEffects(dict):
+    """statsmodels' ``random_effects``: a dict of one pandas Series per group (the
+    conditional modes), with a readable display (the first and last groups as a
+    table) instead of a dict's repr of every Series.  ``to_frame()`` (or the results'
+    ``ranef()``, which is faster) gives the DataFrame.
+
+    Examples
+    --------
+    >>> import lmm
+    >>> d = lmm.datasets.get_rdataset("sleepstudy", "lme4").data
+    >>> re = lmm.lmer("Reaction ~ Days + (Days | Subject)", d).random_effects
+    >>> isinstance(re, dict), len(re)
+    (True, 18)
+    """
+
+    _SHOWN = 5      # groups shown at each end
+
+    def to_frame(self):
+        """One row per group, one column per random effect."""
+        return pd.DataFrame(list(self.values()), index=pd.Index(list(self.keys())))
+
+    def _preview(self):
+        keys = list(self.keys())
+        if len(keys) <= 2 * self._SHOWN:
+            return self.to_frame(), False
+        ends = keys[:self._SHOWN] + keys[-self._SHOWN:]
+        return pd.DataFrame([self[k] for k in ends], index=pd.Index(ends)), True
+
+    def _caption(self):
+        first = next(iter(self.values()), None)
+        effects = 0 if first is None else len(first)
+        return (f"RandomEffects: {len(self)} groups x {effects} effects (a dict of "
+                "Series; .to_frame() for the table)")
+
+    def __repr__(self):
+        frame, cut = self._preview()
+        if not cut:
+            return f"{self._caption()}\n{frame.to_string()}"
+        lines = frame.to_string().splitlines()
+        head = lines[:1 + self._SHOWN]
+        return "\n".join([self._caption(), *head, "...", *lines[1 + self._SHOWN:]])
+
+    def _repr_html_(self):
+        import html
+
+        frame, cut = self._preview()
+        note = f" (the first and last {self._SHOWN})" if cut else ""
+        return f"<p>{html.escape(self._caption())}{note}</p>{frame.to_html()}"
+
+
 class MixedModelResults(inference.FixedEffectTests, influence.InfluenceMeasures):
     """Base class of every fitted linear mixed model's results.
 

@@ -15,7 +15,7 @@ import pandas as pd
 from scipy import special
 
 from . import inference, influence
-from .fitted import MixedModelResults
+from .fitted import MixedModelResults, RandomEffects
 from .formula.lme4 import parse_re_form, term_key
 from .optimize import SINGULAR_TOLERANCE
 from .params import MixedLMParams
@@ -315,8 +315,8 @@ class MixedLMResults(MixedModelResults):
         # once per group, several times the time at 2e5 groups)
         names = pd.Index(self.model.exog_re_names)
         modes = self._modes[0]
-        return {lab: pd.Series(modes[g], index=names)
-                for g, lab in enumerate(self.model.group_labels)}
+        return RandomEffects((lab, pd.Series(modes[g], index=names))
+                             for g, lab in enumerate(self.model.group_labels))
 
     @cached_property
     def random_effects_cov(self):

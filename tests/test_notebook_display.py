@@ -5,6 +5,7 @@ Each must show its own numbers (checked against the objects' attributes)."""
 import re
 
 import numpy as np
+import pandas as pd
 import pytest
 
 import lmm
@@ -55,3 +56,22 @@ def test_many_responses_display(fits):
     res = lmm.fit_many("~ Time", d, responses=d[["Weight"]], groups="Pig", progress=False)
     html = res._repr_html_()
     assert "Weight" in html and "llf" in html
+
+
+def test_random_effects_keep_statsmodels_type_with_a_readable_display():
+    import lmm
+
+    d = lmm.datasets.get_rdataset("dietox", "geepack").data
+    res = lmm.lmer("Weight ~ Time + (Time | Pig)", d)
+    re = res.random_effects
+    assert isinstance(re, dict) and len(re) == 72
+    first = next(iter(re.values()))
+    assert isinstance(first, pd.Series) and list(first.index) == ["(Intercept)", "Time"]
+    text = repr(re)
+    assert len(text.splitlines()) <= 13 and "72 groups x 2 effects" in text
+    html = re._repr_html_()
+    assert "<table" in html and "first and last 5" in html
+    frame = re.to_frame()
+    ranef = next(iter(res.ranef().values()))
+    np.testing.assert_allclose(frame.to_numpy(), ranef.to_numpy())
+    assert list(frame.index) == list(ranef.index)
