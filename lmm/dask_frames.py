@@ -20,10 +20,13 @@ never bring the rows to the client:
    nothing else.  Fitted values and residuals come back as Dask series,
    computed partition by partition when asked for.
 
-Formula functions whose values depend on the whole column (``center``,
-``scale``, ``poly``, splines) cannot be built partition by partition from the
-skeleton: they are refused with an error that says so.  Models with several
-grouping factors from a Dask frame are not supported yet.
+Formula functions whose values depend on the whole column: ``center(x)``,
+``scale(x)`` and ``standardize(x)`` of a column by name are supported (a first pass
+finds the column's mean and standard deviation, merged exactly across partitions,
+and the skeleton's column is given them, so that the template memorizes the
+data's); ``poly``, splines and such functions of expressions are refused with an
+error that says so.  Several grouping factors take three passes
+(`multi_model_from_dask`).
 
 It uses the active ``dask.distributed`` client when there is one (Dask's
 default), Dask's default scheduler otherwise; ``pip install lmm[dask]``.
@@ -38,6 +41,82 @@ from .statistics import GroupedStatistics
 
 # formula functions whose values need statistics of the whole column
 _WHOLE_COLUMN = re.compile(r"\b(center|standardize|scale|poly|bs|ns|cr|cc|te)\s*\(")
+# ... those of them supported on a Dask frame: applied to a column by name, they need
+# only its mean and standard deviation, which combine exactly across partitions
+_CENTRE_SCALE = re.compile(r"\b(center|standardize|scale)\s*\(\s*([A-Za-z_][\w.]*)\s*\)")
+
+
+def _centred_columns(texts, lme4_style):
+    """{column: ddof of the standard deviation its transform divides by (None: only
+    centred)} for the formula texts' center(x), scale(x), standardize(x); a
+    NotImplementedError for any other whole-column function (or one applied to
+    an expression)."""
+    out = {}
+    for text in texts:
+        if not text:
+            continue
+        supported = {m.start(): m for m in _CENTRE_SCALE.finditer(text)}
+        for m in _WHOLE_COLUMN.finditer(text):
+            if m.start() not in supported:
+                raise NotImplementedError(
+                    f"{m.group(1)}() needs statistics of the whole column, which a Dask "
+                    "DataFrame's partitions cannot give the formula (center(), scale() "
+                    "and standardize() of a column by name can be): compute the column "
+                    "first (dask_df.assign(...)) or fit in memory")
+        for m in supported.values():
+            function, column = m.group(1), m.group(2)
+            # (lme4-style formulas: R's scale, n - 1; patsy's scale and standardize: n)
+            ddof = None if function == "center" else \
+                (1 if function == "scale" and lme4_style else 0)
+            if column in out and None not in (out[column], ddof) and out[column] != ddof:
+                raise NotImplementedError(f"{column!r} is standardized two ways in the "
+                                          "formula: compute the columns first")
+            out[column] = ddof if out.get(column) is None else out[column]
+    return out
+
+
+def _column_moments(part, columns, used, missing):
+    """Per partition: (rows, mean, sum of squares about it) of each column."""
+    if missing == "drop":
+        part = part.loc[~part[used].isna().any(axis=1)]
+    out = {}
+    for c in columns:
+        v = part[c].to_numpy(dtype=float)
+        mean = float(v.mean()) if len(v) else 0.0
+        out[c] = (len(v), mean, float(((v - mean) ** 2).sum()))
+    return out
+
+
+def _merge_column_moments(a, b):
+    out = {}
+    for c in a:
+        (na, ma, sa), (nb, mb, sb) = a[c], b[c]
+        n = na + nb
+        if n == 0:
+            out[c] = a[c]
+            continue
+        d = mb - ma
+        out[c] = (n, ma + d * nb / n, sa + sb + d * d * na * nb / n)
+    return out
+
+
+def _skeleton_moments(dask_df, texts, lme4_style, used, missing):
+    """{column: (mean, sd, ddof)} that the skeleton's column must have for its
+    centring and scaling to be the data's (see `_centred_columns`)."""
+    columns = _centred_columns(texts, lme4_style)
+    if not columns:
+        return {}
+    for c in columns:
+        if c not in dask_df.columns:
+            raise ValueError(f"column {c!r} is not in the data")
+    moments = _reduce(dask_df, _column_moments, _merge_column_moments, list(columns), used,
+                      missing)
+    out = {}
+    for c, ddof in columns.items():
+        n, mean, ss = moments[c]
+        d = 0 if ddof is None else ddof
+        out[c] = (mean, np.sqrt(ss / max(n - d, 1)), d)
+    return out
 
 
 def is_dask_frame(obj):
@@ -65,10 +144,14 @@ def _is_categorical(dtype):
     return not (pd.api.types.is_numeric_dtype(dtype) and not pd.api.types.is_bool_dtype(dtype))
 
 
-def _skeleton(meta, levels, group, n_rows, seed=0):
+def _skeleton(meta, levels, group, n_rows, seed=0, moments=None):
     """A frame of n_rows rows with the columns of `meta`: each categorical column
     (and the grouping column) cycles through all its levels in a shuffled order,
-    numeric columns are standard normal (only the coding is taken from it)."""
+    numeric columns are standard normal (only the coding is taken from it), but
+    for the columns of `moments` ({column: (mean, sd, ddof)}), which have exactly
+    that mean and standard deviation: the formula's centring and scaling of them,
+    memorized on the skeleton, are then the data's."""
+    moments = moments or {}
     rng = np.random.default_rng(seed)
     columns = {}
     for c in meta.columns:
@@ -85,8 +168,52 @@ def _skeleton(meta, levels, group, n_rows, seed=0):
                 col = col.astype(dtype)
             columns[c] = col
         else:
-            columns[c] = pd.Series(rng.standard_normal(n_rows))
+            values = rng.standard_normal(n_rows)
+            if c in moments:
+                mean, sd, ddof = moments[c]
+                values = (values - values.mean()) / values.std(ddof=ddof)
+                values = mean + sd * values
+            columns[c] = pd.Series(values)
     return pd.DataFrame(columns)
+
+
+def _group_placeholders(meta, group_cols, skeleton):
+    """The skeleton's grouping columns: three values of the column's kind, cycled
+    (the designs do not depend on them; the terms' levels are the data's)."""
+    for c in group_cols:
+        numeric = not _is_categorical(meta[c].dtype)
+        values = np.array([0, 1, 2] if numeric else ["g0", "g1", "g2"], dtype=object)
+        col = pd.Series(np.resize(values, len(skeleton)))
+        skeleton[c] = col.astype(meta[c].dtype) if numeric else col
+    return skeleton
+
+
+def _build_template(cls, skeleton, lmer_formula=None, formula=None, re_formula=None,
+                    group=None):
+    """The in-memory model of the formula on the skeleton (its designs, names and
+    covariance structures are the Dask model's)."""
+    if lmer_formula is not None:
+        return cls.from_lmer(lmer_formula, skeleton)
+    return cls.from_formula(formula, skeleton, re_formula=re_formula, groups=group)
+
+
+class _Template:
+    """The template model, rebuilt from its recipe in each process that needs it:
+    patsy's designs (the formula functions' ones) do not pickle, a small skeleton
+    and the formula do."""
+
+    def __init__(self, recipe, model=None):
+        self._recipe = recipe          # a picklable callable: functools.partial(...)
+        self._model = model
+
+    @property
+    def model(self):
+        if self._model is None:
+            self._model = self._recipe()
+        return self._model
+
+    def __getstate__(self):
+        return {"_recipe": self._recipe, "_model": None}
 
 
 class DaskSource:
@@ -103,12 +230,12 @@ class DaskSource:
     used : the columns the model reads
     """
 
-    def __init__(self, dask_df, template, response, group, weights, offset, missing, used):
+    def __init__(self, dask_df, template, labels, response, group, weights, offset, missing,
+                 used):
         self.dask_df = dask_df
-        self.design_info = template.design_info
-        self.design_info_re = template.design_info_re
-        self.k_re = template.k_re
-        self.labels = pd.Index(template.group_labels)
+        self.template = template        # a _Template
+        self.k_re = template.model.k_re
+        self.labels = pd.Index(labels)
         self.response, self.group = response, group
         self.weights, self.offset = weights, offset
         self.missing = missing
@@ -127,11 +254,12 @@ class DaskSource:
                                  "drop those rows")
             part = part.loc[~bad]
         y = part[self.response].to_numpy(dtype=float)
-        x = np.asarray(transform_exog(self.design_info, part), dtype=float)
-        if self.design_info_re is None:
+        template = self.template.model
+        x = np.asarray(transform_exog(template.design_info, part), dtype=float)
+        if template.design_info_re is None:
             z = np.ones((len(part), self.k_re))
         else:
-            z = np.asarray(transform_exog(self.design_info_re, part), dtype=float)
+            z = np.asarray(transform_exog(template.design_info_re, part), dtype=float)
         codes = self.labels.get_indexer(part[self.group])
         if np.any(codes < 0):
             raise ValueError(f"a partition has labels of {self.group!r} not seen in the first "
@@ -285,12 +413,7 @@ def model_from_dask(cls, dask_df, lmer_formula=None, formula=None, groups=None,
             if "offset(" in lmer_formula:
                 raise NotImplementedError("offset() terms with a Dask DataFrame: pass "
                                           "offset= the column's name")
-            whole = _WHOLE_COLUMN.search(lmer_formula)
-            if whole:
-                raise NotImplementedError(
-                    f"{whole.group(1)}() needs statistics of the whole column, which a Dask "
-                    "DataFrame's partitions cannot give the formula: compute the column "
-                    "first (dask_df.assign(...)) or fit in memory")
+            _centred_columns([lmer_formula], True)        # (the refusals, early)
             return multi_model_from_dask(cls, dask_df, parsed, lmer_formula, missing,
                                          weights, offset)
         texts = [lmer_formula]
@@ -305,12 +428,7 @@ def model_from_dask(cls, dask_df, lmer_formula=None, formula=None, groups=None,
     if "offset(" in " ".join(t for t in texts if t):
         raise NotImplementedError("offset() terms with a Dask DataFrame: pass offset= the "
                                   "column's name")
-    whole = [m.group(1) for t in texts if t for m in [_WHOLE_COLUMN.search(t)] if m]
-    if whole:
-        raise NotImplementedError(
-            f"{whole[0]}() needs statistics of the whole column, which a Dask DataFrame's "
-            "partitions cannot give the formula: compute the column first (dask_df.assign("
-            "...)) or fit in memory")
+    _centred_columns(texts, lmer_formula is not None)     # (the refusals, early)
     if group not in dask_df.columns:
         raise ValueError(f"groups column {group!r} is not in the data")
     if response not in dask_df.columns:
@@ -319,25 +437,30 @@ def model_from_dask(cls, dask_df, lmer_formula=None, formula=None, groups=None,
     used = _used_columns(dask_df, texts + [group])
     used += [c for c in (weights, offset) if c is not None and c not in used]
     levels = _discover(dask_df, used, group)
-    n_levels = max(len(v) for v in levels.values())
     if len(levels[group]) < 2:
         raise ValueError(f"a mixed model needs at least two groups; {group!r} has "
                          f"{len(levels[group])} distinct value(s)")
+    import functools
+
     meta = dask_df._meta[used]
-    # enough rows for any random-effects design of a few columns to be identified
-    skeleton = _skeleton(meta, levels, group, max(8 * n_levels, 400))
-    if lmer_formula is not None:
-        template = cls.from_lmer(lmer_formula, skeleton)
-    else:
-        template = cls.from_formula(formula, skeleton, re_formula=re_formula, groups=group)
-    if template.design_info is None:
+    moments = _skeleton_moments(dask_df, texts, lmer_formula is not None, used, missing)
+    labels = levels.pop(group)
+    n_levels = max([len(v) for v in levels.values()], default=1)
+    # (the grouping column with three placeholder values: the designs need no more)
+    skeleton = _group_placeholders(meta, [group], _skeleton(
+        meta.drop(columns=[group]), levels, None, max(8 * n_levels, 400), moments=moments))
+    template = _Template(functools.partial(_build_template, cls, skeleton, lmer_formula,
+                                           formula, re_formula, group))
+    if template.model.design_info is None:
         raise NotImplementedError("this formula's design cannot be rebuilt partition by "
                                   "partition")
-    source = DaskSource(dask_df, template, response, group, weights, offset,
+    source = DaskSource(dask_df, template, labels, response, group, weights, offset,
                         "drop" if missing == "drop" else "none", used)
     reduced = _tree_reduce(source)
-    md = object.__new__(type(template))
-    md.__dict__.update(template.__dict__)
+    md = object.__new__(type(template.model))
+    md.__dict__.update(template.model.__dict__)
+    md.__dict__.pop("group_labels", None)
+    md._group_label_values = np.asarray(labels)
     for name in ("endog", "exog", "exog_re", "groups", "group_codes", "row_order",
                  "row_labels", "weights", "offset"):
         setattr(md, name, None)
@@ -355,7 +478,7 @@ def _adopt(md, stats, x_ones, z_ones, log_weights, missing="none"):
     md.__dict__.pop("cross_products", None)
     md.group_offsets = pr["offsets"]
     md._x_ones, md._log_weights_total = np.asarray(x_ones), log_weights
-    md.set_statistics(pr, md.group_labels, list(md.exog_re_names), stats.nobs,
+    md.set_statistics(pr, md._group_label_values, list(md.exog_re_names), stats.nobs,
                      stats.x_sum.shape[1], stats.z_sum.shape[1], log_weights, missing)
 
 
@@ -456,8 +579,8 @@ class MultiDaskSource:
 
     def __init__(self, dask_df, template, terms, response, weights, offset, missing, used):
         self.dask_df = dask_df
-        self.design_info = template.design_info
-        self.terms = terms
+        self.template = template        # a _Template
+        self.terms = terms              # (their designs are the template's)
         self.response, self.weights, self.offset = response, weights, offset
         self.missing, self.used = missing, used
 
@@ -474,11 +597,13 @@ class MultiDaskSource:
             part = part.loc[~bad]
         part = part.reset_index(drop=True)
         y = part[self.response].to_numpy(dtype=float)
-        x = np.asarray(transform_exog(self.design_info, part), dtype=float)
+        template = self.template.model
+        x = np.asarray(transform_exog(template.design_info, part), dtype=float)
+        designs = {t.group: t.designs for t in template.terms}
         zs, codes = [], []
         for term in self.terms:
             zs.append(np.ascontiguousarray(np.column_stack(
-                [transform_exog(d, part) for d in term.designs]), dtype=float))
+                [transform_exog(d, part) for d in designs[term.group]]), dtype=float))
             part_codes, part_labels = factor_codes(part, term.group)
             position = pd.Index(term.labels).get_indexer(part_labels)
             codes.append(np.ascontiguousarray(position[part_codes], dtype=np.intp))
@@ -637,24 +762,28 @@ def multi_model_from_dask(cls, dask_df, parsed, formula, missing="none", weights
     found = _reduce(dask_df, _group_values, _union, groups, missing)
     labels = {g: _sorted_labels(v, ":" not in g) for g, v in zip(groups, found)}
     # the template: the formula's designs, names and covariance structures, on a
-    # skeleton with every categorical level and a few of each grouping column's values
-    # (the grouping columns' values in the skeleton: three of the column's type, enough
-    # for the designs; the terms' levels are the data's, set below)
-    for c in group_cols:
-        numeric = not _is_categorical(dask_df._meta[c].dtype)
-        levels[c] = [0, 1, 2] if numeric else ["g0", "g1", "g2"]
-    n_rows = max(8 * max(len(v) for v in levels.values()), 400)
-    skeleton = _skeleton(dask_df._meta[used], levels, None, n_rows)
-    template = cls.from_lmer(formula, skeleton)
+    # skeleton with every categorical level and three placeholder values of each
+    # grouping column (the terms' levels are the data's, set below)
+    import functools
+
+    meta = dask_df._meta[used]
+    n_rows = max(8 * max([len(v) for v in levels.values()], default=1), 400)
+    moments = _skeleton_moments(dask_df, [formula], True, used, missing)
+    skeleton = _group_placeholders(meta, group_cols, _skeleton(
+        meta.drop(columns=group_cols), levels, None, n_rows, moments=moments))
+    holder = _Template(functools.partial(_build_template, cls, skeleton, formula))
+    template = holder.model
     if not hasattr(template, "terms") or template.design_info is None:
         raise NotImplementedError("this formula's design cannot be rebuilt partition by "
                                   "partition")
     by_group = {t.group: t for t in template.terms}
+    # (the terms travel to the workers without the designs, which the template holds)
     terms = [dataclasses.replace(by_group[g], codes=np.zeros(0, dtype=np.intp),
-                                 labels=labels[g], z=np.zeros((0, by_group[g].q)))
+                                 labels=labels[g], z=np.zeros((0, by_group[g].q)),
+                                 designs=None)
              for g in groups]
     terms = sorted(terms, key=lambda t: -t.n_levels)        # (lme4's order, stable)
-    source = MultiDaskSource(dask_df, template, terms, response, weights, offset,
+    source = MultiDaskSource(dask_df, holder, terms, response, weights, offset,
                              "drop" if missing == "drop" else "none", used)
     # pass 1: the conditioning (as MultiTermModel's _condition_* do from rows)
     mom = _reduce(dask_df, source.moments, _merge_moments)
@@ -700,7 +829,8 @@ def multi_model_from_dask(cls, dask_df, parsed, formula, missing="none", weights
         exog_names=list(template.exog_names), endog_names=template.endog_names,
         formula=template.formula, lmer_formula=template.lmer_formula,
         design_info=template.design_info, vc_names=[], nobs=n, k_fe=p, row_labels=None,
-        terms=terms, _x_intercept=x_intercept, _x_mean=x_mean, _y_shift=y_shift,
+        terms=[dataclasses.replace(t, designs=by_group[t.group].designs) for t in terms],
+        _x_intercept=x_intercept, _x_mean=x_mean, _y_shift=y_shift,
         x_scale=x_scale, _xs=None, _gram=g["gram"], beta_ols=beta_ols, _yr=None,
         _y_sum_of_squares=g["yy"], _reparams=reparams, _z_conditioned=None,
         _z_intercepts=z_intercepts, _grouped=None, dask_source=source)

@@ -181,7 +181,7 @@ def test_the_client_receives_statistics_not_rows(monkeypatch, formula):
 def test_what_cannot_be_done_on_a_dask_frame_says_so(sleep):
     dask_df = dd.from_pandas(sleep, npartitions=3)
     with pytest.raises(NotImplementedError, match="whole column"):
-        lmm.lmer("Reaction ~ scale(Days) + (1 | Subject)", dask_df)
+        lmm.lmer("Reaction ~ bs(Days, df=3) + (1 | Subject)", dask_df)
     with pytest.raises(NotImplementedError, match="subset"):
         lmm.lmer("Reaction ~ Days + (1 | Subject)", dask_df, subset=sleep["Days"] > 1)
     with pytest.raises(TypeError, match="column name"):
@@ -237,3 +237,29 @@ def test_crossed_and_nested_factors_on_a_local_cluster(client, case):
     cv_want = want.model.conditional_covariances(want.theta)
     for a, b in zip(cv_got, cv_want):
         np.testing.assert_allclose(a, b, rtol=1e-5)
+
+
+def test_centring_and_scaling_in_the_formula_are_the_datas(sleep):
+    """center(x), scale(x) (R's, in lme4-style formulas; patsy's in statsmodels-style
+    ones) and standardize(x) on a Dask frame: the partitions' statistics give the
+    whole column's mean and sd, as in memory."""
+    shifted = sleep.assign(Days=sleep["Days"] + 1e6)      # (digits kept: centred moments)
+    dask_df = uneven(shifted, [30, 1, 60])
+    for f in ["Reaction ~ scale(Days) + (scale(Days) | Subject)",
+              "Reaction ~ center(Days) + (1 | Subject) + (0 + center(Days) | Subject)"]:
+        want = lmm.lmer(f, shifted)
+        got = lmm.lmer(f, dask_df)
+        _same_fit(got, want)
+    want = lmm.mixedlm("Reaction ~ standardize(Days)", shifted, groups="Subject",
+                       re_formula="~scale(Days)").fit()
+    got = lmm.mixedlm("Reaction ~ standardize(Days)", dask_df, groups="Subject",
+                      re_formula="~scale(Days)").fit()
+    _same_fit(got, want)
+    # several factors: the same pass
+    d = pd.read_csv(DATA / "penicillin.csv").assign(z=lambda t: np.arange(len(t)) % 7)
+    f = "diameter ~ scale(z) + (1 | plate) + (1 | sample)"
+    _same_multi_fit(lmm.lmer(f, uneven(d, [10, 50])), lmm.lmer(f, d))
+    for bad in ["Reaction ~ poly(Days, 2) + (1 | Subject)",
+                "Reaction ~ scale(Days * 2) + (1 | Subject)"]:
+        with pytest.raises(NotImplementedError, match="whole column"):
+            lmm.lmer(bad, dask_df)
