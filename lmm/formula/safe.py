@@ -71,6 +71,7 @@ Examples
 """
 
 import ast
+import math
 import numbers
 import sys
 import types
@@ -181,6 +182,98 @@ class _Poly:
         return out
 
 
+def _linpack_qty(a, y):
+    """Q' y for the Householder QR of `a` (m x k, full column rank) as R's ``qr()``
+    makes it (LINPACK's dqrdc2, no pivoting, and dqrsl): the columns of Q beyond the
+    first k are not unique, and R's ``ns`` keeps them, so its reflectors are followed."""
+    a = np.array(a, dtype=float)
+    y = np.array(y, dtype=float)
+    m, k = a.shape
+    for j in range(k):
+        norm = float(np.linalg.norm(a[j:, j]))
+        if norm == 0.0:
+            continue
+        if a[j, j] != 0.0:
+            norm = math.copysign(norm, a[j, j])
+        a[j:, j] /= norm
+        a[j, j] += 1.0
+        u = a[j:, j]
+        for c in range(j + 1, k):
+            a[j:, c] -= (u @ a[j:, c]) / u[0] * u
+        y[j:] -= np.outer(u, u @ y[j:]) / u[0]
+    return y
+
+
+class _RNaturalSpline:
+    """R's ``splines::ns(x, df, knots, intercept=FALSE)``: the natural cubic spline
+    basis (cubic B-splines on the boundary knots repeated four times and the
+    interior knots, constrained to zero second derivatives at the boundary knots
+    through the QR decomposition R uses), linear beyond the boundary.  Without
+    `knots`, df - 1 - intercept interior knots at the quantiles of x.  A stateful
+    transform: the knots are the model's rows', reused for new data."""
+
+    def __init__(self):
+        self._chunks = []
+        self._knots = self._boundary = None
+        self._intercept = False
+
+    @staticmethod
+    def _values(x):
+        x = np.asarray(x)
+        if x.dtype.kind not in "biuf":
+            raise TypeError(f"ns() needs a numeric column, got {x.dtype}")
+        return np.asarray(x, dtype=float).ravel()
+
+    def memorize_chunk(self, x, df=None, knots=None, intercept=False):
+        self._chunks.append(self._values(x))
+        self._args = (df, knots, intercept)
+
+    def memorize_finish(self):
+        x = np.concatenate(self._chunks)
+        self._chunks = []
+        self._setup(x, *self._args)
+
+    def _setup(self, x, df, knots, intercept):
+        boundary = np.array([x.min(), x.max()])
+        if knots is None:
+            if df is None:
+                raise ValueError("ns() needs df= or knots=")
+            n_interior = int(df) - 1 - int(bool(intercept))
+            if n_interior < 0:
+                raise ValueError(f"ns(): df={df} is too small")
+            probs = np.linspace(0.0, 1.0, n_interior + 2)[1:-1]
+            knots = np.quantile(x, probs) if n_interior else np.zeros(0)
+        self._knots = np.sort(np.asarray(knots, dtype=float).ravel())
+        self._boundary = boundary
+        self._intercept = bool(intercept)
+        from scipy.interpolate import BSpline
+
+        self._t = np.sort(np.concatenate([np.repeat(boundary, 4), self._knots]))
+        n_basis = len(self._t) - 4
+        self._spline = BSpline(self._t, np.eye(n_basis), 3, extrapolate=True)
+        const = self._spline(boundary, nu=2)                  # (2, n_basis)
+        if not self._intercept:
+            const = const[:, 1:]
+        self._const = const
+
+    def _basis(self, x):
+        lo, hi = self._boundary
+        inside = np.clip(x, lo, hi)
+        basis = self._spline(inside)
+        # (R: beyond the boundary, the tangent at the boundary knot)
+        for edge, mask in ((lo, x < lo), (hi, x > hi)):
+            if mask.any():
+                slope = self._spline(np.array([edge]), nu=1)[0]
+                basis[mask] = self._spline(np.array([edge]))[0] + \
+                    np.outer(x[mask] - edge, slope)
+        if not self._intercept:
+            basis = basis[:, 1:]
+        return _linpack_qty(self._const.T, basis.T).T[:, 2:]
+
+    def transform(self, x, df=None, knots=None, intercept=False):
+        return self._basis(self._values(x))
+
+
 class _RScale:
     """R's ``scale(x, center=TRUE, scale=TRUE)`` for lme4-style formulas: each column
     minus its mean, divided by its standard deviation with R's n - 1 (patsy's
@@ -227,6 +320,7 @@ _R_FUNCTIONS = {
     "acos": np.arccos, "atan": np.arctan, "asinh": np.arcsinh, "acosh": np.arccosh,
     "atanh": np.arctanh, "pmin": np.minimum, "pmax": np.maximum,
     "factor": patsy.builtins.C, "poly": patsy.stateful_transform(_Poly),
+    "ns": patsy.stateful_transform(_RNaturalSpline),
 }
 
 # patsy's functions: I (identity), Q (a column by name), C (a categorical with
@@ -282,7 +376,7 @@ def register(name, function, numpy=False):
 _NUMPY_NAMES = set(NUMPY_FUNCTIONS + NUMPY_CONSTANTS)
 # numpy's and R's elementwise functions: numbers in, numbers out
 _ELEMENTWISE = {getattr(np, name) for name in NUMPY_FUNCTIONS} | {
-    f for name, f in _R_FUNCTIONS.items() if name not in ("factor", "poly")}
+    f for name, f in _R_FUNCTIONS.items() if name not in ("factor", "poly", "ns")}
 _NAMESPACE["np"] = _NAMESPACE["numpy"] = _numpy_namespace()
 for _name in NUMPY_FUNCTIONS:
     register(_name, getattr(np, _name))
