@@ -79,14 +79,14 @@ def test_type3_contrasts_are_sas_type3_hypotheses(dietox):
 
     def cell(a, b):
         row = np.zeros(len(names))
-        row[names.index("Intercept")] = 1
+        row[names.index("(Intercept)")] = 1       # (R's names: lme4-style formula)
         if a:
-            row[names.index(f"Evit[T.{['Evit000', 'Evit100', 'Evit200'][a]}]")] = 1
+            row[names.index(f"Evit{['Evit000', 'Evit100', 'Evit200'][a]}")] = 1
         if b:
-            row[names.index(f"Cu[T.{['Cu000', 'Cu035', 'Cu175'][b]}]")] = 1
+            row[names.index(f"Cu{['Cu000', 'Cu035', 'Cu175'][b]}")] = 1
         if a and b:
-            row[names.index(f"Evit[T.{['Evit000', 'Evit100', 'Evit200'][a]}]:"
-                            f"Cu[T.{['Cu000', 'Cu035', 'Cu175'][b]}]")] = 1
+            row[names.index(f"Evit{['Evit000', 'Evit100', 'Evit200'][a]}:"
+                            f"Cu{['Cu000', 'Cu035', 'Cu175'][b]}")] = 1
         return row
 
     marginal = [np.mean([cell(a, b) for b in range(3)], axis=0) for a in range(3)]

@@ -54,9 +54,9 @@ def _formula(case):
 
 
 def _r_name(name):
-    """lmm's (patsy's) name of a fixed effect in R's spelling."""
-    return name.replace("C(Evit)[T.", "Evit").rstrip("]").replace("Intercept", "(Intercept)") \
-        .replace("((Intercept))", "(Intercept)")
+    """lmm's name of a fixed effect in R's spelling: lme4-style fits carry R's names,
+    C(Evit) is R's factor column Evit."""
+    return name.replace("C(Evit)", "Evit")
 
 
 def _in_r_order(tab, ref):

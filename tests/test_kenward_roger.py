@@ -70,10 +70,9 @@ def _data(case):
 
 
 def _r_name(name):
-    """lmm's (patsy's) name of a fixed effect in R's spelling."""
-    if name == "Intercept":
-        return "(Intercept)"
-    return name.replace("C(Evit)[T.", "Evit").rstrip("]")
+    """lmm's name of a fixed effect in R's spelling: lme4-style fits carry R's names,
+    C(Evit) is R's factor column Evit."""
+    return name.replace("C(Evit)", "Evit")
 
 
 def _r_positions(res, ref):

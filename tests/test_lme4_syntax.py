@@ -116,7 +116,7 @@ def test_top_level_bar_is_lme4s_shorthand():
     explicit = lmm.lmer("Reaction ~ 1 + (Days | Subject)", d)
     assert short.llf == pytest.approx(explicit.llf, abs=1e-10)
     assert short.llf == pytest.approx(-884.92245193, abs=1e-7)
-    assert list(short.fe_params.index) == ["Intercept"]
+    assert list(short.fe_params.index) == ["(Intercept)"]
     assert short.fe_params.iloc[0] == pytest.approx(257.761773, abs=2e-5)
     pen = pd.read_csv(Path(__file__).parent / "data" / "penicillin.csv")
     a = lmm.lmer("diameter ~ 1 | plate", pen)

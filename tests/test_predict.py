@@ -35,7 +35,7 @@ def test_new_data_with_the_fits_rows_gives_the_fitted_values(two_terms, dietox):
 def test_re_form_chooses_terms(two_terms, dietox):
     new = dietox.iloc[:4]
     fe = two_terms.fe_params
-    fixed = fe["Intercept"] + fe["Time"] * new["Time"].to_numpy()
+    fixed = fe["(Intercept)"] + fe["Time"] * new["Time"].to_numpy()
     re = two_terms.random_effects
     b0 = np.array([re[p].iloc[0] for p in new["Pig"]])
     b1 = np.array([re[p].iloc[1] for p in new["Pig"]])

@@ -172,7 +172,7 @@ def test_weighted_fit_keeps_its_digits_when_the_response_is_shifted():
     a = lmm.lmer(f, d, weights="w2")
     b = lmm.lmer(f, d.assign(y=d["y"] + 1e8), weights="w2")
     np.testing.assert_allclose(b.theta, a.theta, rtol=1e-6)
-    assert b.fe_params["Intercept"] - 1e8 == pytest.approx(a.fe_params["Intercept"],
+    assert b.fe_params["(Intercept)"] - 1e8 == pytest.approx(a.fe_params["(Intercept)"],
                                                           abs=1e-6)
     assert b.llf == pytest.approx(a.llf, abs=1e-6)
 
@@ -207,8 +207,8 @@ def test_satterthwaite_and_profile_run_on_weighted_crossed_fits():
     tab = res.coef_table()
     assert np.isfinite(tab["df"]).all()
     ci = res.conf_int(method="profile")
-    est = res.fe_params["Intercept"]
-    assert ci.loc["Intercept", 0] < est < ci.loc["Intercept", 1]
+    est = res.fe_params["(Intercept)"]
+    assert ci.loc["(Intercept)", 0] < est < ci.loc["(Intercept)", 1]
 
 
 def test_simulate_draws_from_the_weighted_model_with_its_offset():
@@ -225,7 +225,7 @@ def test_simulate_draws_from_the_weighted_model_with_its_offset():
     var = res.scale / m.weights
     for term in m.terms:
         var = var + float(res.cov_re[term.group].iloc[0, 0])
-    mean = res.fe_params["Intercept"] + o
+    mean = res.fe_params["(Intercept)"] + o
     se_mean = np.sqrt(var / nsim)
     assert np.all(np.abs(sims.mean(axis=1) - mean) < 5 * se_mean)
     rel = sims.var(axis=1, ddof=1) / var - 1
@@ -246,7 +246,7 @@ def test_bootstrap_of_a_weighted_crossed_fit_refits_the_weighted_model():
     y = res.simulate(3, seed=2)
     for r in range(3):
         direct = lmm.lmer(f, d.assign(diameter=y[:, r]), weights="w", offset="o")
-        assert boot.replicates["Intercept"].iloc[r] == pytest.approx(
-            direct.fe_params["Intercept"], rel=1e-7)
+        assert boot.replicates["(Intercept)"].iloc[r] == pytest.approx(
+            direct.fe_params["(Intercept)"], rel=1e-7)
         assert boot.replicates["sigma"].iloc[r] == pytest.approx(
             math.sqrt(direct.scale), rel=1e-5)

@@ -21,6 +21,7 @@ from ..covariance import default_structure
 from ..prior_weights import row_vector, rows_to_drop
 from ..terms import Term
 from . import fast, safe
+from .lme4 import r_column_name
 
 
 def _desc(formula, data, what, env):
@@ -477,6 +478,8 @@ def model_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None, *
         cls, parsed.fixed_formula, data, parsed.group, re_formula=parsed.re_formula(),
         missing=missing, re_intercept_name="(Intercept)", eval_env=eval_env, **kwargs,
     )
+    # (lme4-style models name their fixed effects as R's model.matrix does)
+    md.exog_names = [r_column_name(n) for n in md.exog_names]
     names = list(md.exog_re_names)
     blocks, used, term_columns = [], set(), []
     for term in parsed.terms:
@@ -608,7 +611,7 @@ def factor_codes(frame, group, column_codes=None):
 
 
 def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
-                    group_names=None, vc_names=None, **kwargs):
+                    group_names=None, vc_names=None, r_names=True, **kwargs):
     """A several-factor model (`cls`, a MultiTermModel) from a parsed lme4 formula.
 
     Bar terms on the same factor are merged into one term whose covariance is
@@ -704,6 +707,8 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
     if y.dtype.kind not in "iuf":
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
     x, x_names, x_design = _design_of(fixed_rhs, frame, "formula", env, plans[fixed_rhs])
+    if r_names:     # (lme4-style models name their fixed effects as R does)
+        x_names = [r_column_name(n) for n in x_names]
     terms = []
     for group in parsed.groups:
         bars = [t for t in parsed.terms if t.group == group]
@@ -795,7 +800,7 @@ def multi_from_vc_formula(cls, formula, data, groups, re_formula, vc_formula, mi
     parsed = lme4.LmerFormula(response, fixed or "1", tuple(terms))
     return multi_from_lmer(cls, parsed, formula, frame, missing, eval_env=eval_env,
                            group_names=names, vc_names=sorted(vc_formula), weights=weights,
-                           offset=offset)
+                           offset=offset, r_names=False)
 
 
 def prediction_offset(model, data, offset, n):

@@ -8,6 +8,7 @@ is fitted by the one-factor core (lmm.model.MixedLM); with several, nested
 (``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``) or crossed, by lmm.several_factors.
 """
 
+import re
 from dataclasses import dataclass
 
 from .fast import split_top
@@ -182,3 +183,34 @@ def parse_re_form(re_form):
     if text in ("0", "-1", "NA", ""):
         return []
     return list(parse("__y__ ~ 0 + " + text).terms)
+
+
+_CODED_LEVEL = re.compile(r"^(?P<factor>.*)\[(?:T\.)?(?P<level>[^\[\]]*)\]$")
+
+
+def r_column_name(name):
+    """R's name (``model.matrix``'s) of a fixed-effects column patsy names `name`:
+    ``(Intercept)``, a factor's treatment column ``SexFemale`` for ``Sex[T.Female]``
+    (or ``Sex[Female]``, a factor coded in full), the k-th column of a function of
+    several columns ``poly(x, 2)1`` for ``poly(x, 2)[0]`` (R counts from 1),
+    interactions part by part (``Time:SexFemale``); anything else as it is.
+
+    Examples
+    --------
+    >>> r_column_name("Intercept"), r_column_name("Time:Sex[T.Female]")
+    ('(Intercept)', 'Time:SexFemale')
+    """
+    if name == "Intercept":
+        return "(Intercept)"
+    parts = []
+    for part in name.split(":"):
+        m = _CODED_LEVEL.match(part)
+        if m is None:
+            parts.append(part)
+            continue
+        factor, level = m.group("factor"), m.group("level")
+        categorical = factor.startswith(("C(", "factor("))
+        if factor.endswith(")") and not categorical and level.isdigit() and "[T." not in part:
+            level = str(int(level) + 1)         # (a column of poly(), ns(), ...)
+        parts.append(factor + level)
+    return ":".join(parts)

@@ -1,0 +1,52 @@
+"""lme4-style formulas carry R's fixed-effects names and coding (issue 22): treatment
+contrasts on the sorted levels, ``(Intercept)``, ``EvitEvit100``, interactions part by
+part, against R's model.matrix and lme4's fixef.  statsmodels-style formulas keep
+patsy's names.
+
+Reference: tests/data/r_model_matrix.json, made by tests/data/r_model_matrix_ref.R
+(R 4.2.2, lme4 1.1-31) on lmm's copy of dietox.
+"""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lmm
+from lmm.formula.lme4 import r_column_name
+
+REF = json.loads((Path(__file__).parent / "data" / "r_model_matrix.json").read_text())
+
+
+@pytest.mark.parametrize("case", REF, ids=lambda c: c["formula"])
+def test_names_and_columns_are_rs(case, dietox):
+    res = lmm.lmer(case["formula"], dietox)
+    names = list(res.fe_params.index)
+    assert sorted(names) == sorted(case["columns"])
+    # column by column (R orders factor and numeric terms differently), the same values
+    x = np.asarray(res.model.exog)[:30]
+    r = np.array(case["first_rows"], dtype=float)
+    for j, name in enumerate(names):
+        np.testing.assert_array_equal(x[:, j], r[:, case["columns"].index(name)], name)
+    assert res.llf == pytest.approx(case["loglik"], abs=1e-6)
+    want = dict(zip(case["fixef_names"], case["fixef"]))
+    np.testing.assert_allclose(res.fe_params.to_numpy(), [want[n] for n in names],
+                               rtol=1e-6, atol=1e-8)
+
+
+def test_statsmodels_style_models_keep_patsys_names(dietox):
+    res = lmm.mixedlm("Weight ~ Time + Evit", dietox, groups="Pig").fit()
+    assert list(res.fe_params.index) == ["Intercept", "Evit[T.Evit100]", "Evit[T.Evit200]",
+                                         "Time"]
+
+
+def test_r_column_names():
+    assert r_column_name("Intercept") == "(Intercept)"
+    assert r_column_name("Sex[T.Female]") == "SexFemale"
+    assert r_column_name("Evit[Evit000]") == "EvitEvit000"
+    assert r_column_name("Time:C(g)[T.b]") == "Time:C(g)b"
+    assert r_column_name("np.log(x)") == "np.log(x)"
+    assert r_column_name("poly(x, 2)[0]") == "poly(x, 2)1"
+    assert r_column_name("C(g)[T.3]") == "C(g)3"
+    assert r_column_name("C(g)[3]") == "C(g)3"
