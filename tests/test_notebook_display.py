@@ -75,3 +75,16 @@ def test_random_effects_keep_statsmodels_type_with_a_readable_display():
     ranef = next(iter(res.ranef().values()))
     np.testing.assert_allclose(frame.to_numpy(), ranef.to_numpy())
     assert list(frame.index) == list(ranef.index)
+
+
+def test_several_factor_fit_display_has_lme4s_tables():
+    from pathlib import Path
+
+    d = pd.read_csv(Path(__file__).parent / "data" / "multi_nested_sim.csv")
+    res = lmm.lmer("y ~ x + (1 + x | school) + (1 | school:class)", d)
+    html = res._repr_html_()
+    assert html.count("<table") == 2                    # random and fixed effects
+    assert "Random effects" in html and "Fixed effects" in html
+    assert "school:class, 200; school, 40" in html
+    for name in ("(Intercept)", "x", "Residual"):
+        assert name in html
