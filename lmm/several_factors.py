@@ -156,6 +156,13 @@ class MultiTermModel:
                 raise ValueError(f"the codes of {t.group!r} must lie in [0, {t.n_levels})")
             if not np.all(np.isfinite(t.z)):
                 raise ValueError(f"the design of the term for {t.group!r} must be finite")
+        # random intercepts share one column of ones (each is a row's worth of memory)
+        ones = None
+        for t in terms:
+            if t.z.shape[1] == 1 and np.all(t.z == 1.0):
+                if ones is None:
+                    ones = t.z
+                t.z = ones
         self.k_fe = self.exog.shape[1]
         self.row_labels = row_labels if row_labels is not None else pd.RangeIndex(self.nobs)
         # lme4's order: terms by number of levels, largest first (stable)
@@ -176,6 +183,18 @@ class MultiTermModel:
         self._condition_fixed_effects()
         self._condition_random_effects()
         self._products()
+        # (the conditioned design and response are rebuilt when needed, by
+        # `with_response`: not kept, they would be a third of a large model's memory)
+        self._xs = self._yr = None
+
+    def _conditioned_design(self):
+        """The conditioned fixed-effects design, as `_condition_fixed_effects` made it
+        (the same operations in the same order: the same numbers)."""
+        xs = self.exog - self._x_mean
+        if self.weights is not None:
+            xs *= np.sqrt(self.weights)[:, None]
+        xs *= self.x_scale
+        return xs
 
     def _condition_fixed_effects(self):
         """The optimizer's fixed-effects design and response, an exact
@@ -229,7 +248,7 @@ class MultiTermModel:
         yc = y - self._y_shift
         if w is not None:
             yc = yc * np.sqrt(w)
-        xs = self._xs
+        xs = self._xs if self._xs is not None else self._conditioned_design()
         # (no fixed effects, as in y ~ 0 + (1 | a) + (1 | b): y itself)
         self.beta_ols = np.linalg.solve(self._gram, xs.T @ yc) if xs.shape[1] else \
             np.zeros(0)
@@ -493,7 +512,8 @@ class MultiTermModel:
         new.__dict__.update(self.__dict__)
         new.endog = endog
         new._condition_response()
-        xs, yr, zc = new._xs, new._yr, new._z_conditioned
+        xs, yr, zc = new._conditioned_design(), new._yr, new._z_conditioned
+        new._yr = None
         zry = np.zeros(new.m)
         for k, (order, offsets) in enumerate(new._grouped):
             _, _, zty, _, xty, yty = _core.cross_products(xs, zc[k], yr, order, offsets)
@@ -520,7 +540,7 @@ class MultiTermModel:
     def __setstate__(self, state):
         self.__dict__.update(state)
         with blas_threads():
-            self._products()
+            self._setup()
 
     # -- one evaluation ----------------------------------------------------------
     def _lams(self, theta):
