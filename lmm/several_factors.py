@@ -583,12 +583,14 @@ class MultiTermModel:
         >>> md = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", d).model  # doctest: +SKIP
         >>> md.fixed_effect_profile_deviance(0, 22.97)[0]  # doctest: +SKIP
         """
-        from .dask_frames import requires_rows
-
-        requires_rows(self, "the profile of a fixed effect with several grouping factors")
         column = int(column)
         if not 0 <= column < self.k_fe:
             raise IndexError(f"column {column} out of range for {self.k_fe} fixed effects")
+        if self.exog is None:       # (a fit from a Dask frame: from its products)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = self.profile_submodel(column, value).fit(reml=False, start=start)
+            return -2.0 * res.llf, res.theta
         keep = [k for k in range(self.k_fe) if k != column]
         held = float(value) * self.exog[:, column]
         sub = MultiTermModel(self.endog, self.exog[:, keep], list(self.terms),
@@ -599,6 +601,83 @@ class MultiTermModel:
             warnings.simplefilter("ignore")
             res = sub.fit(reml=False, start=start)
         return -2.0 * res.llf, res.theta
+
+    def profile_submodel(self, column, value):
+        """The model of lme4's profile of fixed effect `column` at `value` (the column
+        moved into the offset), from this model's products, without the rows.
+
+        The submodel's conditioned design is this one's times a matrix M (its columns
+        but `column`, uncentred when `column` is the intercept) and its response this
+        one's plus X_s a; so its least-squares residual is y_r + X_s delta, and every
+        product follows from the stored ones: Z'y_r' = Z'y_r + Z'X_s delta, y_r'y_r' =
+        y_r'y_r + 2 delta'X_s'y_r + delta'G delta (no cancellation: y_r is orthogonal
+        to X_s).  The same model as the one `fixed_effect_profile_deviance` builds from
+        the rows (tests/test_dask_frames.py compares them).
+        """
+        c, v = int(column), float(value)
+        p = self.k_fe
+        keep = [k for k in range(p) if k != c]
+        s, gram, beta = self.x_scale, self._gram, self.beta_ols
+        icpt = self._x_intercept
+        a = np.zeros(p)
+        if c == icpt:
+            # the columns uncentred: x_j sqrt(w) = X_s[:, j] / s_j + m_j X_s[:, 0] / s_0
+            mass = float(self.nobs) if self.weights is None else float(self.weights.sum())
+            m = self._x_mean
+            new_scale = np.array([1.0 / np.sqrt(gram[j, j] / (s[j] ** 2 * mass) + m[j] ** 2)
+                                  if gram[j, j] / s[j] ** 2 + mass * m[j] ** 2 > 0 else 1.0
+                                  for j in keep])
+            M = np.zeros((p, len(keep)))
+            for col, j in enumerate(keep):
+                M[j, col] = new_scale[col] / s[j]
+                M[c, col] = new_scale[col] * m[j] / s[c]
+            a[c] = (self._y_shift - v) / s[c]
+            sub_icpt, sub_mean, sub_shift = None, np.zeros(len(keep)), 0.0
+        else:
+            M = np.eye(p)[:, keep]
+            new_scale = s[keep]
+            a[c] = -v / s[c]
+            sub_icpt = None if icpt is None else keep.index(icpt)
+            sub_mean = self._x_mean[keep]
+            sub_shift = self._y_shift - v * self._x_mean[c] if icpt is not None else 0.0
+        gram_sub = M.T @ gram @ M
+        xty_c = gram @ (beta + a)                      # X_s' y_c' in this model's columns
+        beta_sub = np.linalg.solve(gram_sub, M.T @ xty_c) if keep else np.zeros(0)
+        delta = beta + a - M @ beta_sub                # y_r' = y_r + X_s delta
+        sub = object.__new__(type(self))
+        sub.__dict__.update(self.__dict__)
+        sub.__dict__.pop("_criterion", None)
+        sub.exog_names = [self.exog_names[k] for k in keep]
+        sub.k_fe = len(keep)
+        sub.design_info = None
+        sub.x_scale, sub._x_intercept, sub._x_mean, sub._y_shift = \
+            new_scale, sub_icpt, sub_mean, sub_shift
+        sub._gram, sub.beta_ols = gram_sub, beta_sub
+        sub._y_sum_of_squares = float(self._y_sum_of_squares + 2.0 * a @ (gram @ beta)
+                                      + a @ gram @ a)
+        sub.ztx1 = np.ascontiguousarray(self.ztx1 @ M)
+        sub.zty1 = np.ascontiguousarray(self.zty1 + self.ztx1 @ delta)
+        sub.zrx = np.ascontiguousarray(self.zrx @ M)
+        sub.zry = np.ascontiguousarray(self.zry + self.zrx @ delta)
+        sub.xtx = np.ascontiguousarray(gram_sub)
+        sub.xty = np.ascontiguousarray(M.T @ (self.xty + gram @ delta))
+        sub.yty = float(self.yty + 2.0 * delta @ self.xty + delta @ gram @ delta)
+        # the ANOVA start's per-level sums of the residual (exact for unweighted random
+        # intercepts, whose Z'X_s are the levels' sums of X_s; a start otherwise)
+        sums = []
+        for k, t in enumerate(self.terms):
+            if k == 0:
+                level_x = self.ztx1[:, 0, :]
+            else:
+                o = self.rest_offsets[k - 1]
+                level_x = self.zrx[o:o + t.n_levels * t.q].reshape(t.n_levels, t.q, p)[:, 0]
+            sums.append(self._level_sums[k] + level_x @ delta)
+        sub._level_sums = sums
+        sub.max_width = self.max_width - 1
+        sub._envelope = sub._packed_envelope()          # (M has one row fewer)
+        with blas_threads():
+            sub._make_criterion()
+        return sub
 
     def deviance_function(self, reml=True):
         """The profiled criterion as a function of lme4's theta (lme4's ``devfun``):

@@ -263,3 +263,35 @@ def test_centring_and_scaling_in_the_formula_are_the_datas(sleep):
                 "Reaction ~ scale(Days * 2) + (1 | Subject)"]:
         with pytest.raises(NotImplementedError, match="whole column"):
             lmm.lmer(bad, dask_df)
+
+
+@pytest.mark.parametrize("name, formula, weighted", [
+    ("multi_crossed_sim", "y ~ x + (1 + x | g1) + (1 | g2)", True),
+    ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)", False),
+    ("multi_nested_sim", "y ~ x + (1 + x | school) + (1 | school:class)", False),
+])
+def test_fixed_effect_profile_from_the_products_is_the_rows(name, formula, weighted):
+    """The several-factor profile of a fixed effect built from the products (what a
+    fit from a Dask frame uses) is the model built from the rows: intercept and slope
+    columns, at the estimate and two standard errors away, weighted too."""
+    data = pd.read_csv(DATA / f"{name}.csv")
+    kwargs = {"weights": 0.5 + (np.arange(len(data)) % 4) / 2} if weighted else {}
+    md = lmm.lmer(formula, data, **kwargs).model
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ml = md.fit(reml=False)
+        for c in range(md.k_fe):
+            for v in (ml.fe_params.iloc[c], ml.fe_params.iloc[c] + 2 * ml.bse_fe.iloc[c]):
+                rows = md.fixed_effect_profile_deviance(c, v)[0]
+                products = -2.0 * md.profile_submodel(c, v).fit(reml=False).llf
+                assert products == pytest.approx(rows, abs=1e-8)
+
+
+def test_several_factor_profile_intervals_on_a_dask_frame(client):
+    data = pd.read_csv(DATA / "multi_crossed_sim.csv")
+    f = "y ~ x + (1 + x | g1) + (1 | g2)"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        want = lmm.lmer(f, data).conf_int(method="profile")
+        got = lmm.lmer(f, uneven(data, [100, 7, 500])).conf_int(method="profile")
+    np.testing.assert_allclose(np.asarray(got)[:2], np.asarray(want)[:2], rtol=1e-6)
