@@ -540,7 +540,10 @@ class MultiTermModel:
     def __setstate__(self, state):
         self.__dict__.update(state)
         with blas_threads():
-            self._setup()
+            if self.exog is None:       # (a model of products alone: from a Dask frame)
+                self._make_criterion()
+            else:
+                self._setup()
 
     # -- one evaluation ----------------------------------------------------------
     def _lams(self, theta):

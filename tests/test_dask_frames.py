@@ -295,3 +295,18 @@ def test_several_factor_profile_intervals_on_a_dask_frame(client):
         want = lmm.lmer(f, data).conf_int(method="profile")
         got = lmm.lmer(f, uneven(data, [100, 7, 500])).conf_int(method="profile")
     np.testing.assert_allclose(np.asarray(got)[:2], np.asarray(want)[:2], rtol=1e-6)
+
+
+def test_fits_from_a_dask_frame_pickle(sleep):
+    import pickle
+
+    one = lmm.lmer("Reaction ~ Days + (Days | Subject)", uneven(sleep, [50, 60]))
+    pen = pd.read_csv(DATA / "penicillin.csv")
+    several = lmm.lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", uneven(pen, [40, 40]))
+    for res in (one, several):
+        back = pickle.loads(pickle.dumps(res))
+        assert back.llf == res.llf
+        np.testing.assert_allclose(back.fe_params, res.fe_params)
+        # the model still fits (its compiled criterion is rebuilt)
+        assert back.model.fit().llf == pytest.approx(res.llf, abs=1e-9)
+        np.testing.assert_allclose(back.fittedvalues.compute(), res.fittedvalues.compute())
