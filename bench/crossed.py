@@ -31,7 +31,6 @@ import re
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -254,15 +253,6 @@ class Lme4Session:
 # memory (large cases, lmm only, in a fresh process)
 # ---------------------------------------------------------------------------
 
-_BOOT = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
-    " submodule_search_locations=[sys.argv[2]])\n"
-    "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
-    "spec.loader.exec_module(mod)\n"
-    "from bench.crossed import memory_main\n"
-    "raise SystemExit(memory_main(sys.argv[3:]))\n"
-)
 
 
 def memory_main(argv):
@@ -287,7 +277,6 @@ def memory_main(argv):
     return 0
 
 
-_LOAD_BOOT = _BOOT.replace("memory_main", "load_main")
 
 
 def load_main(argv):
@@ -304,10 +293,11 @@ def load_main(argv):
 def measure_under_load(case, data, cwd, reps=LOADED_REPS):
     """lmm's fits of case while a second process fits it in a loop: their times,
     and the competitor's start-up (it is started and stopped here)."""
-    pkg = Path(__file__).resolve().parent
-    proc = subprocess.Popen([sys.executable, "-c", _LOAD_BOOT, str(pkg / "__init__.py"),
-                             str(pkg), case.id], stdout=subprocess.PIPE,
-                            stderr=subprocess.DEVNULL, text=True, cwd=cwd)
+    from .memory import boot_command
+
+    proc = subprocess.Popen(boot_command("crossed", "load_main", case.id),
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+                            cwd=cwd)
     try:
         line = proc.stdout.readline()     # after its data load and first fit
         if line.strip() != "ready":
@@ -321,9 +311,10 @@ def measure_under_load(case, data, cwd, reps=LOADED_REPS):
 
 
 def measure_memory(case, cwd):
-    pkg = Path(__file__).resolve().parent
-    proc = subprocess.run([sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg),
-                           case.id], capture_output=True, text=True, cwd=cwd)
+    from .memory import boot_command
+
+    proc = subprocess.run(boot_command("crossed", "memory_main", case.id),
+                          capture_output=True, text=True, cwd=cwd)
     if proc.returncode != 0:
         return {"case": case.id, "error": proc.stderr.strip()[-1000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -21,7 +21,6 @@ import argparse
 import json
 import resource
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -96,22 +95,13 @@ def client_main(argv):
     return 0
 
 
-_BOOT = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
-    " submodule_search_locations=[sys.argv[2]])\n"
-    "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
-    "spec.loader.exec_module(mod)\n"
-    "from bench.dask_fit import client_main\n"
-    "raise SystemExit(client_main(sys.argv[3:]))\n"
-)
 
 
 def run_client(files, worker_memory):
-    pkg = Path(__file__).resolve().parent
-    proc = subprocess.run([sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg),
-                           worker_memory, *map(str, files)], capture_output=True, text=True,
-                          cwd=tempfile.gettempdir())
+    from .memory import boot_command
+
+    proc = subprocess.run(boot_command("dask_fit", "client_main", worker_memory, *files),
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         return {"error": proc.stderr.strip()[-3000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])

@@ -101,15 +101,6 @@ def input_bytes(data):
 # lmm, in a fresh process per size
 # ---------------------------------------------------------------------------
 
-_BOOT = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
-    " submodule_search_locations=[sys.argv[2]])\n"
-    "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
-    "spec.loader.exec_module(mod)\n"
-    "from bench.large_factors import lmm_main\n"
-    "raise SystemExit(lmm_main(sys.argv[3:]))\n"
-)
 
 
 def _fit(data, formula=FORMULA):
@@ -160,10 +151,10 @@ def lmm_main(argv):
 
 
 def run_lmm(case, reps):
-    pkg = Path(__file__).resolve().parent
-    proc = subprocess.run([sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg),
-                           str(case), str(reps)], capture_output=True, text=True,
-                          cwd=tempfile.gettempdir())
+    from .memory import boot_command
+
+    proc = subprocess.run(boot_command("large_factors", "lmm_main", case, reps),
+                          capture_output=True, text=True, cwd=tempfile.gettempdir())
     if proc.returncode != 0:
         return {"case": case, "error": proc.stderr.strip()[-2000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])

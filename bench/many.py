@@ -29,7 +29,6 @@ import platform
 import shutil
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 import warnings
@@ -198,15 +197,6 @@ def time_lme4_refit(data, Y, workdir):
 # memory (in a fresh process)
 # ---------------------------------------------------------------------------
 
-_BOOT = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
-    " submodule_search_locations=[sys.argv[2]])\n"
-    "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
-    "spec.loader.exec_module(mod)\n"
-    "from bench.many import memory_main\n"
-    "raise SystemExit(memory_main(sys.argv[3:]))\n"
-)
 
 
 def memory_main(argv):
@@ -234,11 +224,10 @@ def memory_main(argv):
 
 
 def measure_memory(n, n_jobs, cwd):
-    pkg = Path(__file__).resolve().parent
-    proc = subprocess.run(
-        [sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg), str(n), str(n_jobs)],
-        capture_output=True, text=True, cwd=cwd,
-    )
+    from .memory import boot_command
+
+    proc = subprocess.run(boot_command("many", "memory_main", n, n_jobs), capture_output=True,
+                          text=True, cwd=cwd)
     if proc.returncode != 0:
         return {"n": n, "error": proc.stderr.strip()[-1000:]}
     return json.loads(proc.stdout.strip().splitlines()[-1])

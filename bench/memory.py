@@ -24,17 +24,23 @@ from pathlib import Path
 
 from .cases import input_bytes, load_data, make_scale_data, scale_case
 
-# Loads the bench package from its path (without putting the source tree,
-# which holds an uncompiled lmm/, on sys.path), then runs main(argv).
-_BOOT = (
-    "import importlib.util, sys\n"
-    "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
-    " submodule_search_locations=[sys.argv[2]])\n"
-    "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
-    "spec.loader.exec_module(mod)\n"
-    "from bench.memory import main\n"
-    "raise SystemExit(main(sys.argv[3:]))\n"
-)
+
+def boot_command(module, function, *args):
+    """The argv of a fresh interpreter that runs ``bench.<module>.<function>(args)`` and
+    exits with its return value.  The bench package is loaded from its path, without
+    putting the source tree (which holds an uncompiled lmm/) on sys.path, so the
+    installed lmm is the one measured."""
+    pkg = Path(__file__).resolve().parent
+    code = (
+        "import importlib.util, sys\n"
+        "spec = importlib.util.spec_from_file_location('bench', sys.argv[1],"
+        " submodule_search_locations=[sys.argv[2]])\n"
+        "mod = importlib.util.module_from_spec(spec); sys.modules['bench'] = mod\n"
+        "spec.loader.exec_module(mod)\n"
+        f"from bench.{module} import {function}\n"
+        f"raise SystemExit({function}(sys.argv[3:]))\n"
+    )
+    return [sys.executable, "-c", code, str(pkg / "__init__.py"), str(pkg), *map(str, args)]
 
 
 def _status_bytes(*keys):
@@ -98,11 +104,8 @@ def measure(n):
 
 def measure_in_subprocess(n, cwd):
     """`measure(n)` in a fresh interpreter (a clean baseline); None with a reason on failure."""
-    pkg = Path(__file__).resolve().parent
-    proc = subprocess.run(
-        [sys.executable, "-c", _BOOT, str(pkg / "__init__.py"), str(pkg), str(n)],
-        capture_output=True, text=True, cwd=cwd,
-    )
+    proc = subprocess.run(boot_command("memory", "main", n), capture_output=True, text=True,
+                          cwd=cwd)
     if proc.returncode != 0:
         return {"n": n, "error": proc.stderr.strip()[-1000:]}
     return json.loads(proc.stdout)
