@@ -216,6 +216,40 @@ class _Template:
         return {"_recipe": self._recipe, "_model": None}
 
 
+def _complete_rows(part, used, missing):
+    """The partition's model columns, its rows with a missing value dropped
+    (missing='drop') or refused with the columns named."""
+    part = part[used]
+    bad = part.isna().any(axis=1).to_numpy()
+    if bad.any():
+        if missing != "drop":
+            cols = [c for c in used if part[c].isna().any()]
+            raise ValueError(f"missing values (NaN) in {cols}; pass missing='drop' to "
+                             "drop those rows")
+        part = part.loc[~bad]
+    return part
+
+
+def _weights_and_offset(part, weights, offset, y):
+    """The partition's weights and offset columns (None when not given), checked with
+    its response."""
+    w = None if weights is None else part[weights].to_numpy(dtype=float)
+    o = None if offset is None else part[offset].to_numpy(dtype=float)
+    for name, v in (("weights", w), ("offset", o), ("the response", y)):
+        if v is not None and not np.all(np.isfinite(v)):
+            raise ValueError(f"{name} must be finite")
+    if w is not None and np.any(w <= 0):
+        raise ValueError("weights must be positive on a Dask frame (drop the rows with "
+                         "zero weight first)")
+    return w, o
+
+
+def _unseen(codes, group):
+    if np.any(codes < 0):
+        raise ValueError(f"a partition has labels of {group!r} not seen in the first pass "
+                         "(was the frame changed?)")
+
+
 class DaskSource:
     """How a partition's rows become the model's arrays: the template's designs,
     the group labels, the response, weights and offset columns.
@@ -245,14 +279,7 @@ class DaskSource:
         """(y, X, Z, codes, weights, offset) of a partition (pandas DataFrame)."""
         from .formula.design import transform_exog
 
-        part = part[self.used]
-        bad = part.isna().any(axis=1).to_numpy()
-        if bad.any():
-            if self.missing != "drop":
-                cols = [c for c in self.used if part[c].isna().any()]
-                raise ValueError(f"missing values (NaN) in {cols}; pass missing='drop' to "
-                                 "drop those rows")
-            part = part.loc[~bad]
+        part = _complete_rows(part, self.used, self.missing)
         y = part[self.response].to_numpy(dtype=float)
         template = self.template.model
         x = np.asarray(transform_exog(template.design_info, part), dtype=float)
@@ -261,18 +288,16 @@ class DaskSource:
         else:
             z = np.asarray(transform_exog(template.design_info_re, part), dtype=float)
         codes = self.labels.get_indexer(part[self.group])
-        if np.any(codes < 0):
-            raise ValueError(f"a partition has labels of {self.group!r} not seen in the first "
-                             "pass (was the frame changed?)")
-        w = None if self.weights is None else part[self.weights].to_numpy(dtype=float)
-        o = None if self.offset is None else part[self.offset].to_numpy(dtype=float)
-        for name, v in (("weights", w), ("offset", o), ("the response", y)):
-            if v is not None and not np.all(np.isfinite(v)):
-                raise ValueError(f"{name} must be finite")
-        if w is not None and np.any(w <= 0):
-            raise ValueError("weights must be positive on a Dask frame (drop the rows with "
-                             "zero weight first)")
+        _unseen(codes, self.group)
+        w, o = _weights_and_offset(part, self.weights, self.offset, y)
         return y, x, z, codes, w, o
+
+    def fitted_and_response(self, part, fe_params, modes):
+        """(fitted values with the random effects and the offset, response) of the
+        partition's complete rows."""
+        y, x, z, codes, _, o = self.rows(part)
+        eta = x @ fe_params + np.einsum("ij,ij->i", z, modes[codes])
+        return (eta if o is None else eta + o), y
 
     def statistics(self, part):
         """A partition's reduction: its statistics about its own means (columns of
@@ -519,21 +544,20 @@ def requires_rows(model, what):
 
 
 def _partition_fitted(part, source, fe_params, modes, with_resid):
-    y, x, z, codes, _, o = source.rows(part)
-    fitted = x @ fe_params + np.einsum("ij,ij->i", z, modes[codes])
-    if o is not None:
-        fitted = fitted + o
-    index = part.index if source.missing != "drop" else \
-        part.index[~part[source.used].isna().any(axis=1).to_numpy()]
-    return pd.Series(y - fitted if with_resid else fitted, index=index)
+    """One partition's fitted values (or residuals), indexed by its complete rows."""
+    eta, y = source.fitted_and_response(part, fe_params, modes)
+    index = _complete_rows(part, source.used, source.missing).index
+    return pd.Series(y - eta if with_resid else eta, index=index)
 
 
 def lazy_fitted(results, resid=False):
-    """Fitted values (or residuals) of a model fitted from a Dask frame: a Dask
-    Series, computed partition by partition."""
+    """Fitted values (or residuals) of a model fitted from a Dask frame, one or several
+    grouping factors: a Dask Series, computed partition by partition."""
     source = results.model.dask_source
     fe = np.asarray(results.solution["fe_params"], dtype=float)
-    modes = np.asarray(results.random_effects_array, dtype=float)
+    modes = [np.asarray(b, dtype=float) for b in results.solution["modes"]] \
+        if hasattr(results.model, "terms") else np.asarray(results.random_effects_array,
+                                                              dtype=float)
     return source.dask_df.map_partitions(_partition_fitted, source, fe, modes, resid,
                                          meta=pd.Series(dtype=float))
 
@@ -587,14 +611,7 @@ class MultiDaskSource:
     def rows(self, part):
         from .formula.design import factor_codes, transform_exog
 
-        part = part[self.used]
-        bad = part.isna().any(axis=1).to_numpy()
-        if bad.any():
-            if self.missing != "drop":
-                cols = [c for c in self.used if part[c].isna().any()]
-                raise ValueError(f"missing values (NaN) in {cols}; pass missing='drop' to "
-                                 "drop those rows")
-            part = part.loc[~bad]
+        part = _complete_rows(part, self.used, self.missing)
         part = part.reset_index(drop=True)
         y = part[self.response].to_numpy(dtype=float)
         template = self.template.model
@@ -607,15 +624,17 @@ class MultiDaskSource:
             part_codes, part_labels = factor_codes(part, term.group)
             position = pd.Index(term.labels).get_indexer(part_labels)
             codes.append(np.ascontiguousarray(position[part_codes], dtype=np.intp))
-        w = None if self.weights is None else part[self.weights].to_numpy(dtype=float)
-        o = None if self.offset is None else part[self.offset].to_numpy(dtype=float)
-        for name, v in (("weights", w), ("offset", o), ("the response", y)):
-            if v is not None and not np.all(np.isfinite(v)):
-                raise ValueError(f"{name} must be finite")
-        if w is not None and np.any(w <= 0):
-            raise ValueError("weights must be positive on a Dask frame (drop the rows with "
-                             "zero weight first)")
+            _unseen(codes[-1], term.group)
+        w, o = _weights_and_offset(part, self.weights, self.offset, y)
         return y if o is None else y - o, x, zs, codes, w, o
+
+    def fitted_and_response(self, part, fe_params, modes):
+        """(fitted values with every term's effects and the offset, response)."""
+        y_fit, x, zs, codes, _, o = self.rows(part)
+        eta = x @ fe_params
+        for z, c, b in zip(zs, codes, modes):
+            eta = eta + np.einsum("ij,ij->i", z, b[c])
+        return (eta, y_fit) if o is None else (eta + o, y_fit + o)
 
     # pass 1: what the conditioning needs (means, spreads, columns of ones)
     def moments(self, part):
@@ -837,25 +856,3 @@ def multi_model_from_dask(cls, dask_df, parsed, formula, missing="none", weights
     with blas_threads():
         md.assemble(products)
     return md
-
-
-def _partition_multi_fitted(part, source, fe_params, modes, with_resid):
-    index = part.index
-    if source.missing == "drop":
-        index = index[~part[source.used].isna().any(axis=1).to_numpy()]
-    y_fit, x, zs, codes, _, o = source.rows(part)
-    fitted = x @ fe_params
-    for z, c, b in zip(zs, codes, modes):
-        fitted = fitted + np.einsum("ij,ij->i", z, b[c])
-    if with_resid:
-        return pd.Series(y_fit - fitted, index=index)
-    return pd.Series(fitted if o is None else fitted + o, index=index)
-
-
-def lazy_multi_fitted(results, resid=False):
-    """`lazy_fitted` for several grouping factors."""
-    source = results.model.dask_source
-    fe = np.asarray(results.solution["fe_params"], dtype=float)
-    modes = [np.asarray(b, dtype=float) for b in results.solution["modes"]]
-    return source.dask_df.map_partitions(_partition_multi_fitted, source, fe, modes, resid,
-                                         meta=pd.Series(dtype=float))

@@ -1571,17 +1571,17 @@ class MultiTermResults(MixedModelResults):
     @property
     def fittedvalues(self):
         if getattr(self.model, "dask_source", None) is not None:
-            from .dask_frames import lazy_multi_fitted
+            from .dask_frames import lazy_fitted
 
-            return lazy_multi_fitted(self)
+            return lazy_fitted(self)
         return pd.Series(self.predict(re_form=None, newdata=None), index=self.model.row_labels)
 
     @property
     def resid(self):
         if getattr(self.model, "dask_source", None) is not None:
-            from .dask_frames import lazy_multi_fitted
+            from .dask_frames import lazy_fitted
 
-            return lazy_multi_fitted(self, resid=True)
+            return lazy_fitted(self, resid=True)
         return pd.Series(self.model.endog - np.asarray(self.predict(re_form=None)),
                          index=self.model.row_labels)
 

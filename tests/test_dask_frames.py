@@ -117,7 +117,12 @@ def test_missing_values_are_refused_or_dropped_as_in_memory(sleep):
     with pytest.raises(ValueError, match="missing values"):
         lmm.lmer(f, dask_df)
     got = lmm.lmer(f, dask_df, missing="drop")
-    _same_fit(got, lmm.lmer(f, holes.dropna()))
+    want = lmm.lmer(f, holes.dropna())
+    _same_fit(got, want)
+    # the fitted values are those of the complete rows, by their labels
+    fitted = got.fittedvalues.compute().sort_index()
+    pd.testing.assert_index_equal(fitted.index, want.fittedvalues.sort_index().index)
+    np.testing.assert_allclose(fitted, want.fittedvalues.sort_index(), rtol=1e-8)
 
 
 def test_shifted_and_rescaled_data_keep_their_digits(sleep):
