@@ -43,6 +43,15 @@ def residuals(results, type="response", scaled=False):
     if type not in _TYPES:
         raise ValueError(f"type must be one of {_TYPES}, got {type!r}")
     model = results.model
+    source = getattr(model, "dask_source", None)
+    if source is not None:
+        # (a fit from a Dask frame: the residuals as its lazy Dask series)
+        if type == "pearson" and source.weights is not None:
+            from .dask_frames import requires_rows
+
+            requires_rows(model, "Pearson residuals of a weighted fit")
+        r = results.resid
+        return r / np.sqrt(results.scale) if scaled else r
     r = np.asarray(model.endog, dtype=float) - np.asarray(results.fittedvalues, dtype=float)
     weights = getattr(model, "weights", None)
     if type == "pearson" and weights is not None:

@@ -106,6 +106,12 @@ def test_statsmodels_api_with_factors_weights_and_offset(client, diet):
     lme4_style = lmm.lmer("Weight ~ Time + C(Evit) + (Time | Pig)", dask_df, weights="w",
                           offset="o")
     assert lme4_style.llf == pytest.approx(want.llf, rel=1e-9)
+    # residuals: lazy, scaled as asked; Pearson's need the rows' weights: refused
+    scaled = got.residuals(scaled=True).compute().sort_index()
+    np.testing.assert_allclose(scaled, want.residuals(scaled=True).sort_index(), rtol=1e-6,
+                               atol=1e-8)
+    with pytest.raises(NotImplementedError, match="Pearson"):
+        got.resid_pearson()
 
 
 def test_missing_values_are_refused_or_dropped_as_in_memory(sleep):
