@@ -187,13 +187,15 @@ class MultiTermModel:
         # `with_response`: not kept, they would be a third of a large model's memory)
         self._xs = self._yr = None
 
-    def _conditioned_design(self):
-        """The conditioned fixed-effects design, as `_condition_fixed_effects` made it
-        (the same operations in the same order: the same numbers)."""
+    def _conditioned_design(self, scaled=True):
+        """The conditioned fixed-effects design: centred, rows times sqrt(w), columns
+        times x_scale (`scaled`); what `_condition_fixed_effects` makes and
+        `with_response` rebuilds, by the same operations."""
         xs = self.exog - self._x_mean
         if self.weights is not None:
             xs *= np.sqrt(self.weights)[:, None]
-        xs *= self.x_scale
+        if scaled:
+            xs *= self.x_scale
         return xs
 
     def _condition_fixed_effects(self):
@@ -215,7 +217,6 @@ class MultiTermModel:
         # prior weights enter as rows scaled by sqrt(w) (V = Z G Z' + scale W^-1 becomes
         # Z* G Z*' + scale I); the means, the scales and the least squares are weighted
         w = self.weights
-        root = None if w is None else np.sqrt(w)
         w_total = float(n) if w is None else float(w.sum())
         ones = np.flatnonzero(np.all(x == 1.0, axis=0)) if n else np.zeros(0, dtype=int)
         self._x_intercept = int(ones[0]) if ones.size else None
@@ -226,9 +227,7 @@ class MultiTermModel:
             self._x_mean[self._x_intercept] = 0.0
         # one new n x p array, centred, weighted and scaled in place (peak memory of
         # large models: each copy of the design is a sixth of the input or more)
-        xs = x - self._x_mean
-        if root is not None:
-            xs *= root[:, None]
+        xs = self._conditioned_design(scaled=False)
         xtx_diag = np.einsum("ij,ij->j", xs, xs)
         self.x_scale = 1.0 / np.sqrt(np.where(xtx_diag > 0, xtx_diag / w_total, 1.0))
         xs *= self.x_scale
