@@ -904,9 +904,9 @@ class MixedLM:
                 return model_from_dask(cls, data, lmer_formula=formula, missing=missing,
                                        **kwargs)
             data = to_pandas(data)
-        if "scale" in formula:
-            # (R's meaning of the functions where it differs from patsy's: lme4-style
-            # formulas only; statsmodels-style ones keep patsy's)
+        if formula_safe.uses_r_semantics(formula):
+            # (R's meaning of the functions where it differs from patsy's, and R's
+            # TRUE/FALSE: lme4-style formulas only; statsmodels-style ones keep patsy's)
             kwargs["eval_env"] = formula_safe.lme4_environment(kwargs.get("eval_env"))
         parsed = parse_lmer(formula)
         if not parsed.single_factor:

@@ -248,7 +248,7 @@ def test_caret_in_lmer_is_the_power(data):
     # days 0, 1, 2, 4 as XOR would give 2, 3, 0, 6: the column must be the square
     md = lmm.MixedLM.from_lmer("y ~ x + I(x^2) + (1 | g)", d)
     np.testing.assert_array_equal(md.exog[:, 2], d["x"].to_numpy() ** 2)
-    assert md.exog_names[2] == "I(x ^ 2)"
+    assert md.exog_names[2] == "I(x^2)"         # (R's name of the column)
     res = lmm.lmer("y ~ x + I(x^2) + (1 | g)", d)
     ref = lmm.lmer("y ~ x + x2 + (1 | g)", d)
     assert res.llf == pytest.approx(ref.llf, rel=1e-12, abs=1e-9)
@@ -258,7 +258,8 @@ def test_caret_in_lmer_is_the_power(data):
     md = lmm.MixedLM.from_lmer("y ~ x + (1 + log(w^2) | g)", d)
     np.testing.assert_allclose(md.exog_re[:, 1], 2 * np.log(d["w"].to_numpy()), rtol=1e-13)
     md = lmm.MixedLM.from_lmer("y ~ x + (1 | g) + (0 + I(w^3) | h)", d)
-    np.testing.assert_array_equal(md.terms[1].z[:, 0], d["w"].to_numpy() ** 3)
+    # (R's ^ is C's pow(), numpy's ** of 3 multiplies: they may round 1 ulp apart)
+    np.testing.assert_allclose(md.terms[1].z[:, 0], d["w"].to_numpy() ** 3, rtol=1e-15)
 
 
 def test_caret_in_crossed_lmer_is_the_power(data):
@@ -284,6 +285,19 @@ def test_caret_in_mixedlm_is_the_power(data):
     # with eval_env as well (nobody means XOR)
     md = lmm.mixedlm("y ~ I(x^2)", d, groups="g", eval_env={})
     np.testing.assert_array_equal(md.exog[:, 1], d["x"].to_numpy() ** 2)
+
+
+def test_caret_has_rs_precedence(data):
+    # R's ^ binds tighter than unary minus and +, and is right associative; Python's
+    # xor binds looser than +: I(x + x^2) must not be (x + x)^2
+    x, w = data["x"].to_numpy(), data["w"].to_numpy()
+    for make in (lambda f: lmm.mixedlm("y ~ " + f, data, groups="g"),
+                 lambda f: lmm.MixedLM.from_lmer("y ~ " + f + " + (1 | g)", data)):
+        np.testing.assert_array_equal(make("I(x + x^2)").exog[:, 1], x + x ** 2)
+        np.testing.assert_array_equal(make("I(-x^2)").exog[:, 1], -(x ** 2))
+        np.testing.assert_allclose(make("I(w^-1)").exog[:, 1], 1 / w, rtol=1e-15)
+        np.testing.assert_allclose(make("I(2^x^2)").exog[:, 1], 2.0 ** (x ** 2), rtol=1e-15)
+        np.testing.assert_allclose(make("I((w^2)^0.5)").exog[:, 1], w, rtol=1e-15)
 
 
 def test_caret_at_formula_level_is_the_interaction_power(data):

@@ -29,14 +29,42 @@ def _desc(formula, data, what, env):
     return safe.model_desc(formula, data.columns, env, what)
 
 
-def _dmatrices(desc, data, env, NA_action):
-    """(response or None, design) DataFrames of a ModelDesc."""
+def _dmatrices(desc, data, env, NA_action, memorize=None):
+    """(response or None, design) DataFrames of a ModelDesc.
+
+    `memorize`: the frame the numeric stateful transforms (``scale``, ``poly``,
+    ``ns``, ...) take their statistics from, when not `data` itself: the rows before
+    those with missing values were dropped, as R's model.frame does (its factors'
+    levels are still those of `data`: R drops the unused levels)."""
+    if memorize is not None:
+        lists = [desc.lhs_termlist, desc.rhs_termlist] if desc.lhs_termlist else \
+            [desc.rhs_termlist]
+        infos = [_numeric_states_from(kept, full) for kept, full in zip(
+            patsy.design_matrix_builders(lists, lambda: iter([data]), env, NA_action="drop"),
+            patsy.design_matrix_builders(lists, lambda: iter([memorize]), env,
+                                         NA_action="drop"))]
+        mats = patsy.build_design_matrices(infos, data, NA_action=NA_action,
+                                           return_type="dataframe")
+        return tuple(mats) if desc.lhs_termlist else (None, mats[0])
     if desc.lhs_termlist:
         return patsy.dmatrices(desc, data, eval_env=env, NA_action=NA_action,
                                return_type="dataframe")
     rhs = patsy.ModelDesc([], desc.rhs_termlist)
     return None, patsy.dmatrix(rhs, data, eval_env=env, NA_action=NA_action,
                                return_type="dataframe")
+
+
+def _numeric_states_from(kept, full):
+    """The DesignInfo `kept` with its numeric factors' memorized states (a stateful
+    transform's statistics) taken from `full`, built on more rows."""
+    factor_infos = dict(kept.factor_infos)
+    for factor, info in kept.factor_infos.items():
+        other = full.factor_infos.get(factor)
+        if info.type == "numerical" and other is not None \
+                and other.num_columns == info.num_columns:
+            factor_infos[factor] = other
+    return patsy.DesignInfo(kept.column_names, factor_infos=factor_infos,
+                            term_codings=kept.term_codings)
 
 
 def _check_column_names(data, texts):
@@ -85,11 +113,12 @@ def _refuse_implicit_factors(design, data):
             fast.refuse_implicit_factor(name, data[name], list(info.categories))
 
 
-def _build(formula, data, what, env):
-    """(response or None, design) of a formula through patsy, as DataFrames."""
+def _build(formula, data, what, env, memorize=None):
+    """(response or None, design) of a formula through patsy, as DataFrames
+    (`memorize`: see `_dmatrices`)."""
     desc = _desc(formula, data, what, env)
     try:
-        y, x = _dmatrices(desc, data, env, "raise")
+        y, x = _dmatrices(desc, data, env, "raise", memorize)
         _refuse_implicit_factors(x, data)
         return y, x
     except patsy.PatsyError as exc:
@@ -276,7 +305,8 @@ def _weights_offset(data, kwargs, subset, missing):
 
 
 def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
-                       missing="none", re_intercept_name=None, eval_env=None, **kwargs):
+                       missing="none", re_intercept_name=None, eval_env=None,
+                       memorize_all_rows=False, **kwargs):
     """Build a MixedLM (or subclass `cls`) from formulas, statsmodels' way.
 
     The random-effects intercept is named after the group (statsmodels'
@@ -410,10 +440,14 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     _desc(formula, frame, "formula", env)       # (refused or unparsable: before any work)
     if re_formula is not None:
         _desc(re_formula, frame, "re_formula", env)
+    memorize = None
     if missing == "drop":
         bad = _missing_rows(frame, [formula, re_formula], env) | pd.isna(groups)
         if bad.any():
             keep = ~bad
+            # (lme4-style models: R's scale(), poly(), ns() keep the statistics of
+            # every row, missing='drop' or not, as R's model.frame does)
+            memorize = frame if memorize_all_rows else None
             frame = frame.loc[keep].reset_index(drop=True)
             groups = groups[keep]
             row_labels = row_labels[keep]
@@ -421,11 +455,11 @@ def model_from_formula(cls, formula, data, groups, re_formula=None, subset=None,
     if pd.isna(groups).any():
         raise ValueError("missing values in groups; pass missing='drop' to drop those rows")
 
-    y, x = _build(formula, frame, "formula", env)
+    y, x = _build(formula, frame, "formula", env, memorize)
     if y.shape[1] != 1:
         raise ValueError(f"the response of {formula!r} must be a single numeric column")
     if re_formula is not None:
-        _, z = _build(re_formula, frame, "re_formula", env)
+        _, z = _build(re_formula, frame, "re_formula", env, memorize)
         re_names = [c.replace("Intercept", re_intercept_name or group_name) for c in z.columns]
         z_info = z.design_info
     else:
@@ -476,7 +510,8 @@ def model_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None, *
     # first caller outside lmm, wherever it is resolved)
     md = model_from_formula(
         cls, parsed.fixed_formula, data, parsed.group, re_formula=parsed.re_formula(),
-        missing=missing, re_intercept_name="(Intercept)", eval_env=eval_env, **kwargs,
+        missing=missing, re_intercept_name="(Intercept)", eval_env=eval_env,
+        memorize_all_rows=True, **kwargs,
     )
     # (lme4-style models name their fixed effects as R's model.matrix does)
     md.exog_names = [r_column_name(n) for n in md.exog_names]
@@ -505,17 +540,18 @@ def model_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None, *
     return md
 
 
-def _design_of(rhs, frame, what, env, planned=None):
+def _design_of(rhs, frame, what, env, planned=None, memorize=None):
     """(matrix, column names, design) of a right-hand side: fast path, else patsy.
 
-    `planned`: the fast path's plan for `rhs` on `frame`, if already made.
+    `planned`: the fast path's plan for `rhs` on `frame`, if already made;
+    `memorize`: see `_dmatrices`.
     The design (a FastDesign or patsy's DesignInfo) rebuilds the matrix for
     new data with the same coding (`transform_exog`)."""
     if planned is None:
         planned = fast.plan(rhs, frame)
     if planned is not None:
         return planned.matrix(frame), list(planned.column_names), planned
-    _, mat = _build("~" + rhs, frame, what, env)
+    _, mat = _build("~" + rhs, frame, what, env, memorize)
     return mat.to_numpy(dtype=float), list(mat.columns), mat.design_info
 
 
@@ -695,7 +731,11 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
                              "those rows")
     if weight_drop is not None:
         bad = bad | weight_drop
+    # (lme4-style models: R's scale(), poly(), ns() keep the statistics of every row,
+    # as R's model.frame does; the variance-component formulas keep patsy's)
+    memorize = None
     if bad.any():
+        memorize = frame if r_names else None
         frame = frame.loc[~bad].reset_index(drop=True)
         row_labels = row_labels[~bad]
         weights = None if weights is None else weights[~bad]
@@ -706,7 +746,8 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
     y = _column_array(frame, parsed.response)
     if y.dtype.kind not in "iuf":
         raise TypeError(f"the response {parsed.response!r} must be numeric, got {y.dtype}")
-    x, x_names, x_design = _design_of(fixed_rhs, frame, "formula", env, plans[fixed_rhs])
+    x, x_names, x_design = _design_of(fixed_rhs, frame, "formula", env, plans[fixed_rhs],
+                                      memorize)
     if r_names:     # (lme4-style models name their fixed effects as R does)
         x_names = [r_column_name(n) for n in x_names]
     terms = []
@@ -715,7 +756,7 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
         cols, names, blocks, designs = [], [], [], []
         for bar in bars:
             z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term", env,
-                                              plans[bar.expr])
+                                              plans[bar.expr], memorize)
             designs.append(z_design)
             z_names = ["(Intercept)" if n == "Intercept" else n for n in z_names]
             clash = set(z_names) & set(names)

@@ -19,7 +19,9 @@ patsy's conventions reproduced here:
   names ``f[T.level]`` (``f[level]`` for full coding), ``C(f)[T.level]``.
 """
 
+import io
 import re
+import tokenize
 from functools import lru_cache
 
 import numpy as np
@@ -190,6 +192,36 @@ class FastDesign:
         return x
 
     transform = matrix
+
+
+def caret_as_power(code):
+    """`code` with each ``^`` operator (outside strings) spelled ``**``, and
+    whether there was one.
+
+    R's ``^`` is a power that binds tighter than unary minus and is right
+    associative: exactly Python's ``**``, whereas Python parses ``^`` as a
+    bitwise xor below ``+`` (``I(Time + Time^2)`` would be ``(Time + Time)^2``).
+    Replacing the token, not rewriting the parsed tree, gets R's grouping.
+
+    Examples
+    --------
+    >>> caret_as_power("I(Time + Time^2)")
+    ('I(Time + Time**2)', True)
+    """
+    if "^" not in code:
+        return code, False
+    try:
+        tokens = list(tokenize.generate_tokens(io.StringIO(code).readline))
+    except (tokenize.TokenError, SyntaxError):
+        return code, False
+    line_starts = [0]
+    for line in code.splitlines(keepends=True):
+        line_starts.append(line_starts[-1] + len(line))
+    carets = [line_starts[t.start[0] - 1] + t.start[1] for t in tokens
+              if t.type == tokenize.OP and t.string == "^"]
+    for offset in reversed(carets):
+        code = code[:offset] + "**" + code[offset + 1:]
+    return code, bool(carets)
 
 
 def split_top(expr, seps):

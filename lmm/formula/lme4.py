@@ -8,10 +8,11 @@ is fitted by the one-factor core (lmm.model.MixedLM); with several, nested
 (``(1 | a/b)`` means ``(1 | a) + (1 | a:b)``) or crossed, by lmm.several_factors.
 """
 
+import ast
 import re
 from dataclasses import dataclass
 
-from .fast import split_top
+from .fast import caret_as_power, split_top
 
 
 @dataclass(frozen=True)
@@ -185,6 +186,94 @@ def parse_re_form(re_form):
     return list(parse("__y__ ~ 0 + " + text).terms)
 
 
+# R's operators by precedence (R's ?Syntax), highest first, and how deparse() spaces
+# them; a Python operator's R spelling (** is R's ^, read as ** by caret_as_power;
+# // is R's %/%)
+_R_BINARY = {
+    ast.Pow: ("^", 9), ast.Mod: (" %% ", 6),
+    ast.FloorDiv: (" %/% ", 6), ast.Mult: (" * ", 5), ast.Div: ("/", 5),
+    ast.Add: (" + ", 4), ast.Sub: (" - ", 4), ast.BitAnd: (" & ", 1),
+    ast.BitOr: (" | ", 0),
+}
+_R_UNARY = {ast.USub: ("-", 8), ast.UAdd: ("+", 8), ast.Not: ("!", 2), ast.Invert: ("!", 2)}
+_R_COMPARE = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+              ast.GtE: ">="}
+_R_COMPARE_PRECEDENCE = 3
+_R_ATOM = 10
+
+
+def _r_constant(value):
+    if value is True or value is False:
+        return "TRUE" if value else "FALSE"
+    if value is None:
+        return "NULL"
+    if isinstance(value, str):
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    if isinstance(value, float):
+        return f"{value:.15g}"      # (R's deparse: 15 significant digits, 1 for 1.0)
+    return repr(value)
+
+
+def _r_deparse(node):
+    """(text, precedence) of an expression's AST as R's deparse() prints it."""
+    if isinstance(node, ast.Constant):
+        return _r_constant(node.value), _R_ATOM
+    if isinstance(node, ast.Name):
+        return node.id, _R_ATOM
+    if isinstance(node, ast.Attribute):
+        return f"{_r_deparse(node.value)[0]}.{node.attr}", _R_ATOM
+    if isinstance(node, ast.Call):
+        args = [_r_deparse(a)[0] for a in node.args]
+        args += [f"{k.arg} = {_r_deparse(k.value)[0]}" for k in node.keywords]
+        return f"{_r_deparse(node.func)[0]}({', '.join(args)})", _R_ATOM
+    if isinstance(node, ast.BinOp) and type(node.op) in _R_BINARY:
+        op, level = _R_BINARY[type(node.op)]
+        right_assoc = level == 9
+        left = _r_operand(node.left, level, tighter=right_assoc)
+        if right_assoc and isinstance(node.right, ast.UnaryOp):
+            right = _r_deparse(node.right)[0]       # (R: Time^-1, no parentheses)
+        else:
+            right = _r_operand(node.right, level, tighter=not right_assoc)
+        return left + op + right, level
+    if isinstance(node, ast.UnaryOp) and type(node.op) in _R_UNARY:
+        op, level = _R_UNARY[type(node.op)]
+        return op + _r_operand(node.operand, level, tighter=False), level
+    if isinstance(node, ast.Compare) and len(node.ops) == 1 \
+            and type(node.ops[0]) in _R_COMPARE:
+        level = _R_COMPARE_PRECEDENCE
+        return (_r_operand(node.left, level, tighter=False) + f" {_R_COMPARE[type(node.ops[0])]} "
+                + _r_operand(node.comparators[0], level, tighter=True)), level
+    if isinstance(node, ast.Tuple | ast.List):
+        return "c(" + ", ".join(_r_deparse(e)[0] for e in node.elts) + ")", _R_ATOM
+    raise ValueError(f"no R spelling for {type(node).__name__}")
+
+
+def _r_operand(node, level, tighter):
+    """An operand of an operator of precedence `level`, in parentheses where R needs
+    them (`tighter`: the side where an operand of equal precedence needs them too)."""
+    text, inner = _r_deparse(node)
+    if inner < level or (tighter and inner == level):
+        return f"({text})"
+    return text
+
+
+def r_expression(code):
+    """R's spelling (deparse) of one factor's code as patsy normalizes it:
+    ``ns(Days, df=3)`` -> ``ns(Days, df = 3)``, ``exp(Time / 10)`` -> ``exp(Time/10)``,
+    ``I(x ** 2)`` -> ``I(x^2)``; code that is not a Python expression unchanged.
+
+    Examples
+    --------
+    >>> r_expression("ns(Days, df=3, intercept=True)"), r_expression("I(Time ^ -1)")
+    ('ns(Days, df = 3, intercept = TRUE)', 'I(Time^-1)')
+    """
+    try:
+        return _r_deparse(ast.parse(caret_as_power(code.strip())[0], mode="eval").body)[0]
+    except (SyntaxError, ValueError, RecursionError):
+        return code
+
+
+_PLAIN_NAME = re.compile(r"^[A-Za-z_.][A-Za-z0-9_.]*$")
 _CODED_LEVEL = re.compile(r"^(?P<factor>.*)\[(?:T\.)?(?P<level>[^\[\]]*)\]$")
 
 
@@ -204,11 +293,14 @@ def r_column_name(name):
         return "(Intercept)"
     parts = []
     for part in name.split(":"):
-        m = _CODED_LEVEL.match(part)
-        if m is None:
+        if _PLAIN_NAME.match(part):
             parts.append(part)
             continue
-        factor, level = m.group("factor"), m.group("level")
+        m = _CODED_LEVEL.match(part)
+        if m is None:
+            parts.append(r_expression(part))
+            continue
+        factor, level = r_expression(m.group("factor")), m.group("level")
         categorical = factor.startswith(("C(", "factor("))
         if factor.endswith(")") and not categorical and level.isdigit() and "[T." not in part:
             level = str(int(level) + 1)         # (a column of poly(), ns(), ...)

@@ -73,6 +73,7 @@ Examples
 import ast
 import math
 import numbers
+import re
 import sys
 import types
 from collections.abc import Mapping
@@ -82,6 +83,8 @@ import numpy as np
 import patsy
 import patsy.builtins
 from patsy.eval import VarLookupDict
+
+from .fast import caret_as_power
 
 __all__ = ["FUNCTIONS", "NUMPY_FUNCTIONS", "environment", "model_desc", "register"]
 
@@ -120,6 +123,13 @@ def _r_round(x, digits=0):
     return np.round(x, digits)
 
 
+def _observed(x):
+    """The values of x that are not missing: R's ``ns`` and ``scale`` compute their
+    statistics from those (R's ``poly`` refuses missing values; lmm's ignores them, so
+    that ``missing='drop'`` drops the rows instead of failing)."""
+    return x[~np.isnan(x)]
+
+
 class _Poly:
     """R's ``poly(x, degree, raw=FALSE)``: `degree` columns of orthonormal
     polynomials of x (``raw=True``: x, x**2, ...).
@@ -152,7 +162,7 @@ class _Poly:
         self._degree, self._raw = int(degree), raw
 
     def memorize_finish(self):
-        x = np.concatenate(self._chunks)
+        x = _observed(np.concatenate(self._chunks))
         self._chunks = []
         if self._raw:
             return
@@ -229,8 +239,10 @@ class _RNaturalSpline:
         self._args = (df, knots, intercept)
 
     def memorize_finish(self):
-        x = np.concatenate(self._chunks)
+        x = _observed(np.concatenate(self._chunks))
         self._chunks = []
+        if len(x) == 0:
+            raise ValueError("ns(): x has no values that are not missing")
         self._setup(x, *self._args)
 
     def _setup(self, x, df, knots, intercept):
@@ -299,11 +311,14 @@ class _RScale:
     def memorize_finish(self):
         x = np.concatenate(self._chunks)
         self._chunks = []
-        n = max(len(x) - 1, 1)
-        self._mean = x.mean(axis=0)
+        # (R: each column's statistics over its values that are not missing)
+        observed = ~np.isnan(x)
+        n = np.maximum(observed.sum(axis=0) - 1, 1)
+        with np.errstate(invalid="ignore"):
+            self._mean = np.nansum(x, axis=0) / np.maximum(observed.sum(axis=0), 1)
         # R: the sd (n - 1) when centring; the root mean square (n - 1) when not
-        self._sd = np.sqrt(np.sum((x - self._mean) ** 2, axis=0) / n)
-        self._rms = np.sqrt(np.sum(x * x, axis=0) / n)
+        self._sd = np.sqrt(np.nansum((x - self._mean) ** 2, axis=0) / n)
+        self._rms = np.sqrt(np.nansum(x * x, axis=0) / n)
 
     def transform(self, x, center=True, scale=True):
         out = self._values(x).copy()
@@ -378,6 +393,9 @@ _NUMPY_NAMES = set(NUMPY_FUNCTIONS + NUMPY_CONSTANTS)
 _ELEMENTWISE = {getattr(np, name) for name in NUMPY_FUNCTIONS} | {
     f for name, f in _R_FUNCTIONS.items() if name not in ("factor", "poly", "ns")}
 _NAMESPACE["np"] = _NAMESPACE["numpy"] = _numpy_namespace()
+# what R's ^ inside an expression evaluates as (`_FloatPower`)
+R_POWER = "_lmm_r_power"
+_NAMESPACE[R_POWER] = np.float_power
 for _name in NUMPY_FUNCTIONS:
     register(_name, getattr(np, _name))
 for _name, _function in _R_FUNCTIONS.items():
@@ -394,7 +412,7 @@ class _Refused(Exception):
 
 
 _BINARY = (ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
-           ast.BitXor, ast.BitAnd, ast.BitOr)
+           ast.BitAnd, ast.BitOr)
 _UNARY = (ast.UAdd, ast.USub, ast.Invert, ast.Not)
 _COMPARE = (ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE)
 _CONSTANT_TYPES = (int, float, complex, str, bool, type(None))
@@ -470,7 +488,7 @@ def _check_operands(node):
         if isinstance(side, ast.List | ast.Tuple) or (
                 isinstance(side, ast.Constant) and not isinstance(side.value, numbers.Number)):
             raise _Refused("arithmetic on a string, list or tuple", _source(node))
-    if isinstance(node.op, ast.Pow | ast.BitXor) and _python_number(node.left) \
+    if isinstance(node.op, ast.Pow) and _python_number(node.left) \
             and _python_number(node.right):
         small = all(isinstance(side, ast.Constant) for side in (node.left, node.right)) \
             and abs(node.right.value) <= _MAX_CONSTANT_EXPONENT
@@ -599,13 +617,16 @@ class _Checker:
             self.quoted.add(node.args[0].value)
 
 
-class _PowerForXor(ast.NodeTransformer):
-    """``a ^ b`` -> ``a ** b``: R's meaning of ^ inside expressions."""
+class _FloatPower(ast.NodeTransformer):
+    """``a ** b`` -> ``_lmm_r_power(a, b)``: R's ^ (read as ``**``, see
+    `caret_as_power`) is a power in floating point (``Time^-1`` of an integer
+    column is 1/Time, where numpy's ``**`` refuses negative powers of integers)."""
 
     def visit_BinOp(self, node):
         self.generic_visit(node)
-        if isinstance(node.op, ast.BitXor):
-            return ast.copy_location(ast.BinOp(node.left, ast.Pow(), node.right), node)
+        if isinstance(node.op, ast.Pow):
+            call = ast.Call(ast.Name(R_POWER, ast.Load()), [node.left, node.right], [])
+            return ast.copy_location(call, node)
         return node
 
 
@@ -615,8 +636,9 @@ def _factor(code, restricted):
 
     Raises _Refused when `restricted` and the expression leaves the whitelist.
     """
+    code, r_power = caret_as_power(code.strip())
     try:
-        tree = ast.parse(code.strip(), mode="eval")
+        tree = ast.parse(code, mode="eval")
     except SyntaxError as exc:
         if restricted:
             raise _Refused(f"Python syntax ({exc.msg})", code) from None
@@ -627,8 +649,8 @@ def _factor(code, restricted):
         checker.visit(tree)
         names, quoted = frozenset(checker.names), frozenset(checker.quoted)
         called = frozenset(checker.called)
-    if any(isinstance(n, ast.BinOp) and isinstance(n.op, ast.BitXor) for n in ast.walk(tree)):
-        code = ast.unparse(_PowerForXor().visit(tree))
+    if r_power:
+        code = ast.unparse(_FloatPower().visit(tree))
     return code, names, quoted, called
 
 
@@ -785,7 +807,9 @@ def model_desc(formula, columns, env=None, what="formula"):
         raise ValueError(f"cannot parse the {what} {shown[:80]!r}...: nested too deeply"
                          ) from None
     if restricted:
-        unknown = sorted(n for n in names if n not in FUNCTIONS and n not in columns)
+        r_constants = _R_CONSTANTS if env is _R_RESTRICTED_ENV else {}
+        unknown = sorted(n for n in names
+                         if n not in FUNCTIONS and n not in columns and n not in r_constants)
         if unknown:
             raise ValueError(
                 f"the {what} {shown!r} uses {', '.join(map(repr, unknown))}, not a column of "
@@ -812,8 +836,11 @@ class _CallerEnvironment(patsy.EvalEnvironment):
 
 _RESTRICTED_ENV = _RestrictedEnvironment([_NAMESPACE])
 # lme4-style formulas read R's meaning where R and patsy differ (scale's sd)
-_R_SEMANTICS = {"scale": patsy.stateful_transform(_RScale)}
+# and R's logical constants (ns(x, df = 3, intercept = TRUE))
+_R_CONSTANTS = {"TRUE": True, "FALSE": False}
+_R_SEMANTICS = {"scale": patsy.stateful_transform(_RScale), **_R_CONSTANTS}
 _R_RESTRICTED_ENV = _RestrictedEnvironment([_R_SEMANTICS, _NAMESPACE])
+_R_SEMANTICS_NAMES = re.compile("|".join(map(re.escape, _R_SEMANTICS)))
 
 
 def _outside_lmm(frame):
@@ -877,6 +904,13 @@ def is_restricted(env):
     """Whether formulas in `env` (from `environment`) are checked against the
     whitelist."""
     return isinstance(env, _RestrictedEnvironment)
+
+
+def uses_r_semantics(formula):
+    """Whether `formula` may name something lme4-style formulas read differently
+    (`lme4_environment`): a cheap test on the text, so that other formulas keep the
+    default environment."""
+    return _R_SEMANTICS_NAMES.search(formula) is not None
 
 
 def lme4_environment(eval_env):
