@@ -53,6 +53,11 @@ def test_r_functions_and_operators_as_written(case, dietox):
     res = lmm.lmer(case["formula"], dietox, missing="drop")
     assert res.nobs == case["nobs"]
     _check_against_r(res, case, exact=False)
+    # the random effects' names are R's too (ranef()'s columns, group by group)
+    ranef = res.ranef()
+    ranef = ranef if isinstance(ranef, dict) else {res.model.group_name: ranef}
+    for group, names in case["re_names"].items():
+        assert list(ranef[group].columns) == list(np.atleast_1d(names)), group
 
 
 def test_statsmodels_style_models_keep_patsys_names(dietox):

@@ -514,12 +514,12 @@ def model_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None, *
         memorize_all_rows=True, **kwargs,
     )
     # (lme4-style models name their fixed effects as R's model.matrix does)
+    # (and their random effects: (Intercept), I(Time^2), EvitEvit100)
     md.exog_names = [r_column_name(n) for n in md.exog_names]
-    names = list(md.exog_re_names)
+    md.exog_re_names = names = [r_column_name(n) for n in md.exog_re_names]
     blocks, used, term_columns = [], set(), []
     for term in parsed.terms:
-        cols = [c.replace("Intercept", "(Intercept)") if c == "Intercept" else c
-                for c in _term_columns(term.expr, data, eval_env)]
+        cols = [r_column_name(c) for c in _term_columns(term.expr, data, eval_env)]
         missing_cols = [c for c in cols if c not in names]
         if missing_cols:
             raise NotImplementedError(
@@ -758,7 +758,8 @@ def multi_from_lmer(cls, parsed, formula, data, missing="none", eval_env=None,
             z, z_names, z_design = _design_of(bar.expr, frame, "random-effect term", env,
                                               plans[bar.expr], memorize)
             designs.append(z_design)
-            z_names = ["(Intercept)" if n == "Intercept" else n for n in z_names]
+            z_names = ([r_column_name(n) for n in z_names] if r_names else
+                       ["(Intercept)" if n == "Intercept" else n for n in z_names])
             clash = set(z_names) & set(names)
             if clash:
                 raise ValueError(f"random effects {sorted(clash)} of {group!r} appear in more "

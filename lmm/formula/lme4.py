@@ -289,7 +289,7 @@ def r_column_name(name):
     >>> r_column_name("Intercept"), r_column_name("Time:Sex[T.Female]")
     ('(Intercept)', 'Time:SexFemale')
     """
-    if name == "Intercept":
+    if name in ("Intercept", "(Intercept)"):
         return "(Intercept)"
     parts = []
     for part in name.split(":"):
