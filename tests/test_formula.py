@@ -1,5 +1,7 @@
 """The fast formula path gives exactly patsy's design matrices and names."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import patsy
@@ -89,6 +91,34 @@ def test_missing_values_in_fast_path(frame):
     assert md.nobs == len(df) - 3
     ref = df.dropna(subset=["x", "f"])
     np.testing.assert_array_equal(md.exog, patsy.dmatrix("x + f", ref))
+
+
+@pytest.mark.parametrize("rhs, read", [
+    ("center(x)", ["x"]), ("standardize(w) + f", ["w"]), ("bs(w, df=4)", ["w"]),
+    ("center(x):C(f)", ["x"]), ("np.log(x + 1)", ["x"])])
+def test_patsys_stateful_transforms_with_missing_drop(frame, rhs, read):
+    # patsy's center/standardize/bs memorize NaN statistics on a column with missing
+    # values, which turned every row missing ("the data have no rows"): the rows
+    # with missing values go first, and the transforms see the complete rows, on
+    # each path (statsmodels style, lme4 style with one and with several factors)
+    df = frame.copy()
+    df.loc[[1, 4, 9], "x"] = np.nan
+    df.loc[[2, 4], "w"] = np.nan
+    df["g2"] = np.arange(len(df)) % 5
+    complete = df.dropna(subset=read)
+    if "log" in rhs:            # (an expression's own NaN: those rows go too)
+        complete = complete[complete["x"] > -1]
+    expected = patsy.dmatrix(rhs, complete, return_type="dataframe")
+    with warnings.catch_warnings():     # (noise data: the fits may be singular)
+        warnings.simplefilter("ignore")
+        models = [lmm.mixedlm(f"y ~ {rhs}", df, groups="g", missing="drop")] + [
+            lmm.lmer(f"y ~ {rhs} + {bars}", df, missing="drop").model
+            for bars in ["(1 | g)", "(1 | g) + (1 | g2)"]]
+    for md in models:
+        assert md.nobs == len(complete)
+        # (same columns in the same order; lme4-style models name them as R does)
+        np.testing.assert_allclose(np.asarray(md.exog), expected.to_numpy(),
+                                   rtol=1e-12, atol=1e-12)
 
 
 def test_model_keeps_its_own_response(frame):

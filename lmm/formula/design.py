@@ -56,12 +56,14 @@ def _dmatrices(desc, data, env, NA_action, memorize=None):
 
 def _numeric_states_from(kept, full):
     """The DesignInfo `kept` with its numeric factors' memorized states (a stateful
-    transform's statistics) taken from `full`, built on more rows."""
+    transform's statistics) taken from `full`, built on more rows, where the
+    transforms ignore missing values (R's poly, ns, scale; patsy's keep `kept`'s)."""
     factor_infos = dict(kept.factor_infos)
     for factor, info in kept.factor_infos.items():
         other = full.factor_infos.get(factor)
         if info.type == "numerical" and other is not None \
-                and other.num_columns == info.num_columns:
+                and other.num_columns == info.num_columns \
+                and safe.memorizes_around_missing(other.state):
             factor_infos[factor] = other
     return patsy.DesignInfo(kept.column_names, factor_infos=factor_infos,
                             term_codings=kept.term_codings)
@@ -87,21 +89,41 @@ def _check_column_names(data, texts):
 
 
 def _missing_rows(data, formulas, env):
-    """Rows with a missing value in a variable used by any of the formulas."""
+    """Rows with a missing value in a variable used by any of the formulas.
+
+    First the columns the formulas read (so that a stateful transform such as
+    patsy's ``center`` does not take NaN statistics from them and turn every row
+    missing), then the formulas evaluated on the other rows (an expression may make
+    a missing value of its own, e.g. ``np.log(x)`` of a negative x)."""
     bad = np.zeros(len(data), dtype=bool)
-    for f in formulas:
-        if f is None:
-            continue
-        desc = _desc(f, data, "formula", env)
+    descs = [_desc(f, data, "formula", env) for f in formulas if f is not None]
+    for column in sorted(set().union(*(_columns_read(d, data.columns) for d in descs)),
+                         key=str):
+        bad |= np.asarray(pd.isna(data[column]), dtype=bool)
+    if bad.all():
+        return bad
+    rows = np.flatnonzero(~bad)
+    complete = data.iloc[rows].reset_index(drop=True) if bad.any() else data
+    for desc in descs:
         try:
-            mats = _dmatrices(desc, data, env, "drop")
+            mats = _dmatrices(desc, complete, env, "drop")
         except patsy.PatsyError as exc:
-            raise ValueError(f"cannot evaluate formula {f!r}: {exc}") from None
+            raise ValueError(f"cannot evaluate formula {desc.describe()!r}: {exc}") from None
         mats = [m for m in mats if m is not None]
-        kept = np.zeros(len(data), dtype=bool)
+        kept = np.zeros(len(rows), dtype=bool)
         kept[mats[0].index.to_numpy()] = True
-        bad |= ~kept
+        bad[rows[~kept]] = True
     return bad
+
+
+def _columns_read(desc, columns):
+    """The columns of the data that a ModelDesc's factors name (bare or by Q("..."))."""
+    names = set(columns)
+    read = set()
+    for term in desc.lhs_termlist + desc.rhs_termlist:
+        for factor in term.factors:
+            read |= safe.names_in(factor.code) & names
+    return read
 
 
 def _refuse_implicit_factors(design, data):

@@ -654,6 +654,26 @@ def _factor(code, restricted):
     return code, names, quoted, called
 
 
+@lru_cache(maxsize=1024)
+def names_in(code):
+    """The names a factor expression reads: bare names and the strings of ``Q("...")``
+    (columns among them; functions too, which callers filter out). Empty when it is
+    not Python."""
+    try:
+        tree = ast.parse(caret_as_power(code.strip())[0], mode="eval")
+    except SyntaxError:
+        return frozenset()
+    names = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name):
+            names.add(node.id)
+        elif isinstance(node, ast.Call) and isinstance(node.func, ast.Name) \
+                and node.func.id == "Q" and node.args \
+                and isinstance(node.args[0], ast.Constant):
+            names.add(node.args[0].value)
+    return frozenset(names)
+
+
 # -- patsy factors that evaluate the checked (and ^-rewritten) code ------------
 
 class _RestrictedEnvironment(patsy.EvalEnvironment):
@@ -904,6 +924,16 @@ def is_restricted(env):
     """Whether formulas in `env` (from `environment`) are checked against the
     whitelist."""
     return isinstance(env, _RestrictedEnvironment)
+
+
+def memorizes_around_missing(state):
+    """Whether a numeric factor's memorized `state` comes only from lmm's own stateful
+    transforms that ignore missing values (R's ``poly``, ``ns``, ``scale``): those may
+    take their statistics from rows that are dropped later; patsy's (``center``,
+    ``bs``, ...) would take NaN for their statistics."""
+    transforms = state.get("transforms", {}).values()
+    return bool(transforms) and all(
+        isinstance(t, _Poly | _RNaturalSpline | _RScale) for t in transforms)
 
 
 def uses_r_semantics(formula):
