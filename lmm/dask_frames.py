@@ -75,13 +75,19 @@ def _centred_columns(texts, lme4_style):
     return out
 
 
-def _column_moments(part, columns, used, missing):
-    """Per partition: (rows, mean, sum of squares about it) of each column."""
-    if missing == "drop":
-        part = part.loc[~part[used].isna().any(axis=1)]
+def _column_moments(part, columns, used, missing, every_row=()):
+    """Per partition: (rows, mean, sum of squares about it) of each column, over the
+    complete rows under missing='drop' (patsy's transforms: the kept rows), or, for
+    the columns of `every_row`, over all their non-missing values (R's scale in
+    lme4-style models: model.frame computes it before na.omit)."""
+    complete = part.loc[~part[used].isna().any(axis=1)] if missing == "drop" else part
     out = {}
     for c in columns:
-        v = part[c].to_numpy(dtype=float)
+        if c in every_row:
+            v = part[c].to_numpy(dtype=float)
+            v = v[~np.isnan(v)]
+        else:
+            v = complete[c].to_numpy(dtype=float)
         mean = float(v.mean()) if len(v) else 0.0
         out[c] = (len(v), mean, float(((v - mean) ** 2).sum()))
     return out
@@ -109,8 +115,10 @@ def _skeleton_moments(dask_df, texts, lme4_style, used, missing):
     for c in columns:
         if c not in dask_df.columns:
             raise ValueError(f"column {c!r} is not in the data")
+    # (R's scale(): ddof 1, lme4-style formulas only)
+    every_row = tuple(c for c, ddof in columns.items() if lme4_style and ddof == 1)
     moments = _reduce(dask_df, _column_moments, _merge_column_moments, list(columns), used,
-                      missing)
+                      missing, every_row)
     out = {}
     for c, ddof in columns.items():
         n, mean, ss = moments[c]

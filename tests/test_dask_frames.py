@@ -266,6 +266,20 @@ def test_centring_and_scaling_in_the_formula_are_the_datas(sleep):
     got = lmm.mixedlm("Reaction ~ standardize(Days)", dask_df, groups="Subject",
                       re_formula="~scale(Days)").fit()
     _same_fit(got, want)
+    # missing='drop' with the response missing in some rows: R's scale() takes every
+    # row's Days (model.frame, before na.omit), patsy's centre and standardize the
+    # complete rows', on Dask as in memory
+    holes = shifted.assign(Reaction=shifted["Reaction"].mask(
+        (np.arange(len(shifted)) % 7 == 0) & (shifted["Days"] > 1e6 + 5)))
+    holey_dask_df = uneven(holes, [30, 1, 60])
+    for f in ["Reaction ~ scale(Days) + (1 | Subject)",
+              "Reaction ~ center(Days) + (1 | Subject)"]:
+        _same_fit(lmm.lmer(f, holey_dask_df, missing="drop"),
+                  lmm.lmer(f, holes, missing="drop"))
+    _same_fit(lmm.mixedlm("Reaction ~ standardize(Days)", holey_dask_df, groups="Subject",
+                          missing="drop").fit(),
+              lmm.mixedlm("Reaction ~ standardize(Days)", holes, groups="Subject",
+                          missing="drop").fit())
     # several factors: the same pass
     d = pd.read_csv(DATA / "penicillin.csv").assign(z=lambda t: np.arange(len(t)) % 7)
     f = "diameter ~ scale(z) + (1 | plate) + (1 | sample)"
