@@ -96,7 +96,8 @@ def _missing_rows(data, formulas, env):
     missing), then the formulas evaluated on the other rows (an expression may make
     a missing value of its own, e.g. ``np.log(x)`` of a negative x)."""
     bad = np.zeros(len(data), dtype=bool)
-    descs = [_desc(f, data, "formula", env) for f in formulas if f is not None]
+    formulas = [f for f in formulas if f is not None]
+    descs = [_desc(f, data, "formula", env) for f in formulas]
     for column in sorted(set().union(*(_columns_read(d, data.columns) for d in descs)),
                          key=str):
         bad |= np.asarray(pd.isna(data[column]), dtype=bool)
@@ -104,11 +105,11 @@ def _missing_rows(data, formulas, env):
         return bad
     rows = np.flatnonzero(~bad)
     complete = data.iloc[rows].reset_index(drop=True) if bad.any() else data
-    for desc in descs:
+    for f, desc in zip(formulas, descs):
         try:
             mats = _dmatrices(desc, complete, env, "drop")
         except patsy.PatsyError as exc:
-            raise ValueError(f"cannot evaluate formula {desc.describe()!r}: {exc}") from None
+            raise ValueError(f"cannot evaluate formula {f!r}: {exc}") from None
         mats = [m for m in mats if m is not None]
         kept = np.zeros(len(rows), dtype=bool)
         kept[mats[0].index.to_numpy()] = True
